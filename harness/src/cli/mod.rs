@@ -1,0 +1,33 @@
+//! Command-line front end: argument parsing and dispatch to one module per subcommand.
+
+mod check;
+mod inspect;
+mod verify;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "kdrill", version, about = "Prove that Linux crash dumping works before the day it is needed")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Boot QEMU guests, crash them, capture the dump with kexec + makedumpfile, and check it
+    Verify(verify::VerifyArgs),
+    /// Check whether this host (or a captured tree) would leave a usable dump if it crashed now
+    Check(check::CheckArgs),
+    /// Print the metadata and kernel log of a crash dump
+    Inspect(inspect::InspectArgs),
+}
+
+/// Runs one subcommand and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Verify(args) => verify::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Inspect(args) => inspect::run(args),
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests that need no VM: the `kdrill` binary's CLI and fixture trees.

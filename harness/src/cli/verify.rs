@@ -1,8 +1,7 @@
-//! `kdrill verify`: run kernel x scenario cases end to end.
+//! `kdrill verify`: run kernel x scenario cases end to end (the logic is `kdrill::verify`).
 
-#[derive(clap::Args, Debug)]
-pub struct VerifyArgs {}
+pub use kdrill::verify::VerifyArgs;
 
-pub fn run(_args: VerifyArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`kdrill verify` is not implemented yet")
+pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
+    kdrill::verify::run(&args)
 }

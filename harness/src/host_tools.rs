@@ -1,0 +1,150 @@
+//! Host programs kdrill runs, the Debian packages that provide them, and installing what is missing.
+
+use std::path::{Path, PathBuf};
+
+/// Every host program the verify loop needs, with the Debian package that provides it.
+pub const VERIFY_TOOLS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("kexec", "kexec-tools"),
+    ("makedumpfile", "makedumpfile"),
+    ("busybox", "busybox-static"),
+    ("mkfs.ext4", "e2fsprogs"),
+    ("debugfs", "e2fsprogs"),
+    ("apt-get", "apt"),
+    ("dpkg-deb", "dpkg"),
+];
+
+/// Folders searched for host programs, beyond `$PATH` (sbin folders are often not on a user's PATH).
+const EXTRA_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{tool}` is not installed: install it with `apt-get install -y {package}` (as root)")]
+pub struct MissingTool {
+    pub tool: String,
+    pub package: String,
+}
+
+/// Finds `tool` on `$PATH` or in the usual sbin/bin folders.
+pub fn find(tool: &str) -> Option<PathBuf> {
+    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    path_dirs
+        .into_iter()
+        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(tool))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Finds `tool`, or says which package provides it.
+pub fn require(tool: &str) -> Result<PathBuf, MissingTool> {
+    find(tool).ok_or_else(|| MissingTool {
+        tool: tool.to_string(),
+        package: package_for(tool).to_string(),
+    })
+}
+
+/// The Debian package that provides `tool` (the tool's own name when unknown).
+pub fn package_for(tool: &str) -> &str {
+    VERIFY_TOOLS
+        .iter()
+        .find(|(t, _)| *t == tool)
+        .map(|(_, p)| *p)
+        .unwrap_or(tool)
+}
+
+/// The packages whose tools are missing, deduplicated, in table order.
+pub fn missing_packages(tools: &[(&str, &str)]) -> Vec<String> {
+    let mut packages: Vec<String> = Vec::new();
+    for (tool, package) in tools {
+        if find(tool).is_none() && !packages.iter().any(|p| p == package) {
+            packages.push(package.to_string());
+        }
+    }
+    packages
+}
+
+/// Makes sure the host has every package `tools` needs: installs them with apt-get when running as
+/// root on a Debian-like system (saying so), otherwise fails with the exact install line.
+pub fn ensure(tools: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing = missing_packages(tools);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let line = format!("apt-get install -y {}", missing.join(" "));
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let has_apt = find("apt-get").is_some() && Path::new("/etc/debian_version").exists();
+    if !(is_root && has_apt) {
+        anyhow::bail!(
+            "missing host packages: {}\n  install them with: sudo {line}",
+            missing.join(", ")
+        );
+    }
+    eprintln!("kdrill: installing missing host packages as root: {line}");
+    run_apt(&["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(missing.iter().map(String::as_str));
+    run_apt(&args)?;
+    let still = missing_packages(tools);
+    anyhow::ensure!(
+        still.is_empty(),
+        "apt-get finished but these packages are still missing: {}",
+        still.join(", ")
+    );
+    Ok(())
+}
+
+fn run_apt(args: &[&str]) -> anyhow::Result<()> {
+    let status = std::process::Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run apt-get: {e}"))?;
+    anyhow::ensure!(
+        status.success(),
+        "`apt-get {}` failed ({status})",
+        args.join(" ")
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tool_names_its_package() {
+        let err = MissingTool {
+            tool: "debugfs".into(),
+            package: package_for("debugfs").into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "`debugfs` is not installed: install it with `apt-get install -y e2fsprogs` (as root)"
+        );
+    }
+
+    #[test]
+    fn missing_packages_are_deduplicated() {
+        let tools = [
+            ("kdrill-no-such-tool-a", "pkg-x"),
+            ("kdrill-no-such-tool-b", "pkg-x"),
+            ("sh", "dash"),
+        ];
+        assert_eq!(missing_packages(&tools), ["pkg-x"]);
+    }
+}

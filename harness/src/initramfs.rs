@@ -1,0 +1,368 @@
+//! Writing the guest's initramfs: newc cpio archives of busybox, kexec, makedumpfile, their shared
+//! libraries, the needed kernel modules and kdrill's `/init`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::host_tools;
+use crate::image::ImageRecipe;
+use crate::modules::{ModuleError, ModuleIndex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    MissingTool(#[from] host_tools::MissingTool),
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    #[error("{path}: {detail}")]
+    Elf { path: PathBuf, detail: String },
+    #[error("shared library `{name}` needed by {needed_by} is not in {dirs}")]
+    MissingLibrary {
+        name: String,
+        needed_by: PathBuf,
+        dirs: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Folders the dynamic loader searches on Debian amd64 (multiarch first).
+const LIBRARY_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+
+/// A newc cpio archive built in memory. Entries get fixed owners and times so the same inputs
+/// always give the same bytes; parent folders are added on demand.
+pub struct Cpio {
+    out: Vec<u8>,
+    dirs: BTreeSet<String>,
+    next_ino: u32,
+}
+
+impl Default for Cpio {
+    fn default() -> Self {
+        Cpio {
+            out: Vec::new(),
+            dirs: BTreeSet::new(),
+            next_ino: 1,
+        }
+    }
+}
+
+impl Cpio {
+    fn entry(&mut self, name: &str, mode: u32, data: &[u8]) {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let builder = cpio::newc::Builder::new(name)
+            .ino(ino)
+            .mode(mode)
+            .uid(0)
+            .gid(0)
+            .nlink(1)
+            .mtime(0);
+        let mut writer = builder.write(&mut self.out, data.len() as u32);
+        // Writing into a Vec cannot fail.
+        writer.write_all(data).expect("write to Vec");
+        writer.finish().expect("write to Vec");
+    }
+
+    fn parents(&mut self, path: &str) {
+        let mut prefix = String::new();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if self.dirs.insert(prefix.clone()) {
+                self.entry(&prefix.clone(), 0o040755, &[]);
+            }
+        }
+    }
+
+    /// Adds a folder (and its parents).
+    pub fn dir(&mut self, path: &str) {
+        let path = path.trim_start_matches('/');
+        self.parents(&format!("{path}/x"));
+    }
+
+    /// Adds a regular file with permission bits `perm` (e.g. 0o755).
+    pub fn file(&mut self, path: &str, perm: u32, data: &[u8]) {
+        let path = path.trim_start_matches('/');
+        self.parents(path);
+        self.entry(path, 0o100000 | (perm & 0o7777), data);
+    }
+
+    /// Adds a symbolic link `path` → `target`.
+    pub fn symlink(&mut self, path: &str, target: &str) {
+        let path = path.trim_start_matches('/');
+        self.parents(path);
+        self.entry(path, 0o120777, target.as_bytes());
+    }
+
+    /// Closes the archive with its trailer and returns the bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        cpio::newc::trailer(&mut self.out).expect("write to Vec");
+        self.out
+    }
+}
+
+/// What a host ELF program needs to run: its interpreter and `DT_NEEDED` libraries.
+pub fn elf_needs(data: &[u8]) -> Result<(Option<String>, Vec<String>), String> {
+    use object::elf::{FileHeader64, DT_NEEDED, PT_INTERP};
+    use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+    use object::Endianness;
+    let header = FileHeader64::<Endianness>::parse(data)
+        .map_err(|e| format!("not a 64-bit ELF file: {e}"))?;
+    let endian = header.endian().map_err(|e| e.to_string())?;
+    let mut interp = None;
+    for segment in header
+        .program_headers(endian, data)
+        .map_err(|e| e.to_string())?
+    {
+        if segment.p_type(endian) == PT_INTERP {
+            let bytes = segment
+                .data(endian, data)
+                .map_err(|_| "bad PT_INTERP".to_string())?;
+            interp = Some(
+                String::from_utf8_lossy(bytes)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            );
+        }
+    }
+    let mut needed = Vec::new();
+    let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+    for section in sections.iter() {
+        if let Some((entries, link)) =
+            object::read::elf::SectionHeader::dynamic(section, endian, data)
+                .map_err(|e| e.to_string())?
+        {
+            let strings = sections
+                .strings(endian, data, link)
+                .map_err(|e| e.to_string())?;
+            for entry in entries {
+                if entry.tag32(endian) == Some(DT_NEEDED) {
+                    let name = entry.string(endian, strings).map_err(|e| e.to_string())?;
+                    needed.push(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
+    }
+    Ok((interp, needed))
+}
+
+/// Every file (host path = guest path) the programs need: their interpreters and the transitive
+/// closure of their shared libraries.
+pub fn library_closure(programs: &[PathBuf]) -> Result<Vec<PathBuf>, ImageError> {
+    let mut found: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut todo: Vec<PathBuf> = programs.to_vec();
+    while let Some(path) = todo.pop() {
+        let data = std::fs::read(&path).map_err(|source| ImageError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let (interp, needed) = elf_needs(&data).map_err(|detail| ImageError::Elf {
+            path: path.clone(),
+            detail,
+        })?;
+        if let Some(interp) = interp {
+            if found.insert(PathBuf::from(&interp)) {
+                todo.push(PathBuf::from(interp));
+            }
+        }
+        for name in needed {
+            let lib = LIBRARY_DIRS
+                .iter()
+                .map(|d| Path::new(d).join(&name))
+                .find(|p| p.exists())
+                .ok_or_else(|| ImageError::MissingLibrary {
+                    name: name.clone(),
+                    needed_by: path.clone(),
+                    dirs: LIBRARY_DIRS.join(", "),
+                })?;
+            if found.insert(lib.clone()) {
+                todo.push(lib);
+            }
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
+/// The part of the guest image shared by both boots, for one kernel.
+pub struct BaseImage {
+    pub cpio: Vec<u8>,
+    /// Modules in load order, as guest paths.
+    pub modules: Vec<String>,
+}
+
+/// Builds the base archive: init, programs, libraries and modules for `modules`' kernel.
+pub fn build_base(
+    recipe: &ImageRecipe,
+    init: &[u8],
+    modules: &ModuleIndex,
+) -> Result<BaseImage, ImageError> {
+    let mut cpio = Cpio::default();
+    for dir in [
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "mnt",
+        "bin",
+        "sbin",
+        "etc/kdrill",
+    ] {
+        cpio.dir(dir);
+    }
+    cpio.file("init", 0o755, init);
+    let mut programs = Vec::new();
+    for binary in &recipe.binaries {
+        let host = host_tools::find(&binary.name).ok_or_else(|| host_tools::MissingTool {
+            tool: binary.name.clone(),
+            package: binary.package.clone(),
+        })?;
+        let data = read(&host)?;
+        // Programs go to /bin, first on the guest's PATH, so no busybox applet shadows them.
+        cpio.file(&format!("bin/{}", binary.name), 0o755, &data);
+        programs.push(host);
+    }
+    for lib in library_closure(&programs)? {
+        let data = read(&lib)?;
+        cpio.file(&lib.to_string_lossy(), 0o755, &data);
+    }
+    let order = modules.load_order(&recipe.modules)?;
+    let mut guest_paths = Vec::new();
+    for name in &order {
+        let guest = format!("/lib/modules/{}/{name}.ko", modules.release);
+        cpio.file(&guest, 0o644, &modules.read(name)?);
+        guest_paths.push(guest);
+    }
+    let list: String = guest_paths.iter().map(|p| format!("{p}\n")).collect();
+    cpio.file("etc/kdrill/modules", 0o644, list.as_bytes());
+    Ok(BaseImage {
+        cpio: cpio.finish(),
+        modules: guest_paths,
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ImageError> {
+    std::fs::read(path).map_err(|source| ImageError::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+/// A one-file archive segment, appended after the base (the kernel unpacks concatenated archives).
+pub fn segment(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut cpio = Cpio::default();
+    for (path, perm, data) in files {
+        cpio.file(path, *perm, data);
+    }
+    cpio.finish()
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    /// A minimal relocatable ELF with one section, for tests.
+    pub fn elf_with_section(name: &str, data: &[u8]) -> Vec<u8> {
+        use object::write::Object;
+        use object::{Architecture, BinaryFormat, Endianness, SectionKind};
+        let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+        let id = obj.add_section(Vec::new(), name.as_bytes().to_vec(), SectionKind::Other);
+        obj.append_section_data(id, data, 1);
+        obj.write().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(archive: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut rest = archive;
+        loop {
+            let mut reader = cpio::newc::Reader::new(rest).unwrap();
+            if reader.entry().is_trailer() {
+                break;
+            }
+            let (name, mode) = (reader.entry().name().to_string(), reader.entry().mode());
+            let mut data = Vec::new();
+            reader.read_to_end(&mut data).unwrap();
+            out.push((name, mode, data));
+            rest = reader.finish().unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn cpio_round_trips_with_parents_first() {
+        let mut cpio = Cpio::default();
+        cpio.file("/usr/bin/tool", 0o755, b"#!x");
+        cpio.symlink("lib64", "usr/lib64");
+        cpio.file("usr/share/a", 0o644, b"");
+        let archive = cpio.finish();
+        assert_eq!(archive.len() % 4, 0);
+        let got: Vec<(String, u32)> = entries(&archive)
+            .into_iter()
+            .map(|(n, m, _)| (n, m))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("usr".to_string(), 0o040755),
+                ("usr/bin".to_string(), 0o040755),
+                ("usr/bin/tool".to_string(), 0o100755),
+                ("lib64".to_string(), 0o120777),
+                ("usr/share".to_string(), 0o040755),
+                ("usr/share/a".to_string(), 0o100644),
+            ]
+        );
+        assert_eq!(entries(&archive)[2].2, b"#!x");
+    }
+
+    #[test]
+    fn same_inputs_same_bytes() {
+        let build = || segment(&[("etc/kdrill/case.env", 0o644, b"A=1\n")]);
+        assert_eq!(build(), build());
+    }
+
+    #[test]
+    fn host_shell_needs_libc_and_the_loader() {
+        // /bin/sh on Debian is dynamically linked dash: it needs libc and ld-linux.
+        let data = std::fs::read("/bin/sh")
+            .or_else(|_| std::fs::read("/usr/bin/dash"))
+            .unwrap();
+        let (interp, needed) = elf_needs(&data).unwrap();
+        assert_eq!(interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+        assert!(needed.iter().any(|n| n == "libc.so.6"), "{needed:?}");
+    }
+
+    #[test]
+    fn library_closure_includes_loader_and_libc() {
+        let libs = library_closure(&[PathBuf::from("/bin/sh")]).unwrap();
+        assert!(libs.iter().any(|p| p.ends_with("libc.so.6")), "{libs:?}");
+        assert!(
+            libs.iter()
+                .any(|p| p == Path::new("/lib64/ld-linux-x86-64.so.2")),
+            "{libs:?}"
+        );
+    }
+
+    #[test]
+    fn elf_needs_refuses_non_elf() {
+        assert!(elf_needs(b"#!/bin/sh\n").is_err());
+    }
+}

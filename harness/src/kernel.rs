@@ -1,0 +1,108 @@
+//! Kernel matrix entries (`kernels/*.yaml`): where a guest kernel comes from and how its guest is sized.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::yaml::{self, YamlError};
+
+/// One kernel of the matrix, as written in `kernels/<id>.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSpec {
+    /// User-facing id, e.g. `debian-6.1`; must equal the file stem.
+    pub id: String,
+    /// Why this kernel is in the matrix.
+    pub why: String,
+    pub source: KernelSource,
+    #[serde(default)]
+    pub guest: GuestSize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KernelSource {
+    /// A Debian binary package fetched with `apt-get download`, pinned by version and checksum.
+    Debian {
+        package: String,
+        version: String,
+        sha256: String,
+    },
+    /// A kernel the user built: a bzImage and its `/lib/modules/<release>` folder.
+    Local { vmlinuz: PathBuf, modules: PathBuf },
+}
+
+/// Guest shape; every default is the smallest that passed on our 2-core machines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestSize {
+    #[serde(default = "default_memory")]
+    pub memory_mib: u32,
+    #[serde(default = "default_cpus")]
+    pub cpus: u32,
+    #[serde(default = "default_crashkernel")]
+    pub crashkernel: String,
+}
+
+fn default_memory() -> u32 {
+    1024
+}
+fn default_cpus() -> u32 {
+    2
+}
+fn default_crashkernel() -> String {
+    "256M".to_string()
+}
+
+impl Default for GuestSize {
+    fn default() -> Self {
+        GuestSize {
+            memory_mib: default_memory(),
+            cpus: default_cpus(),
+            crashkernel: default_crashkernel(),
+        }
+    }
+}
+
+/// Reads `kernels/<id>.yaml` under `root`.
+pub fn load(root: &Path, id: &str) -> Result<KernelSpec, YamlError> {
+    let path = root.join("kernels").join(format!("{id}.yaml"));
+    if !path.is_file() {
+        let known = list_ids(root).join(", ");
+        return Err(YamlError::Invalid {
+            path,
+            message: format!("no such kernel entry; known kernels: {known}"),
+        });
+    }
+    from_file(&path)
+}
+
+/// Parses one kernel entry file and checks that its id matches its file name.
+pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
+    let mut spec: KernelSpec = yaml::load(path)?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if spec.id != stem {
+        return Err(YamlError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "id `{}` differs from the file name `{stem}`: rename one of them",
+                spec.id
+            ),
+        });
+    }
+    if let KernelSource::Local { vmlinuz, modules } = &mut spec.source {
+        // Relative paths in a local entry are relative to the entry's folder.
+        let base = path.parent().unwrap_or(Path::new("."));
+        *vmlinuz = base.join(&*vmlinuz);
+        *modules = base.join(&*modules);
+    }
+    Ok(spec)
+}
+
+/// The ids of every `kernels/*.yaml`, sorted.
+pub fn list_ids(root: &Path) -> Vec<String> {
+    crate::scenario::yaml_stems(&root.join("kernels"))
+}

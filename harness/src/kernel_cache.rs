@@ -1,0 +1,340 @@
+//! Fetching Debian kernel packages into the per-user cache, checked by sha256, and resolving local kernels.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::host_tools;
+use crate::kernel::{KernelSource, KernelSpec};
+
+/// A kernel ready to boot: its bzImage and its `/lib/modules/<release>` folder.
+#[derive(Debug, Clone)]
+pub struct KernelFiles {
+    pub release: String,
+    pub vmlinuz: PathBuf,
+    pub modules: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    MissingTool(#[from] host_tools::MissingTool),
+    #[error("`apt-get download {spec}` failed: {detail}")]
+    Download { spec: String, detail: String },
+    #[error("{path}: sha256 is {actual}, the kernel entry pins {expected}: the archive served another file; check the entry's version and sha256")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("`dpkg-deb -x {deb}` failed: {detail}")]
+    Extract { deb: PathBuf, detail: String },
+    #[error("{path}: {detail}")]
+    Layout { path: PathBuf, detail: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Makes the kernel of `spec` available, fetching and caching it under `cache` when needed.
+pub fn resolve(spec: &KernelSpec, cache: &Path) -> Result<KernelFiles, FetchError> {
+    match &spec.source {
+        KernelSource::Local { vmlinuz, modules } => resolve_local(vmlinuz, modules),
+        KernelSource::Debian {
+            package,
+            version,
+            sha256,
+        } => resolve_debian(package, version, sha256, cache),
+    }
+}
+
+fn resolve_local(vmlinuz: &Path, modules: &Path) -> Result<KernelFiles, FetchError> {
+    if !vmlinuz.is_file() {
+        return Err(FetchError::Layout {
+            path: vmlinuz.into(),
+            detail: "vmlinuz of the local kernel entry does not exist".into(),
+        });
+    }
+    if !modules.is_dir() {
+        return Err(FetchError::Layout {
+            path: modules.into(),
+            detail: "modules folder of the local kernel entry does not exist (give its /lib/modules/<release> folder)".into(),
+        });
+    }
+    let release = modules
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    Ok(KernelFiles {
+        release,
+        vmlinuz: vmlinuz.into(),
+        modules: modules.into(),
+    })
+}
+
+/// Where a Debian package version lives in the cache.
+pub fn debian_dir(cache: &Path, package: &str, version: &str) -> PathBuf {
+    cache
+        .join("kernels")
+        .join(format!("{package}_{}", version.replace(':', "%3a")))
+}
+
+/// Is this Debian kernel already cached (and complete)?
+pub fn is_cached(spec: &KernelSpec, cache: &Path) -> bool {
+    match &spec.source {
+        KernelSource::Debian {
+            package, version, ..
+        } => debian_dir(cache, package, version)
+            .join("complete")
+            .is_file(),
+        KernelSource::Local { .. } => true,
+    }
+}
+
+fn resolve_debian(
+    package: &str,
+    version: &str,
+    sha256: &str,
+    cache: &Path,
+) -> Result<KernelFiles, FetchError> {
+    let dir = debian_dir(cache, package, version);
+    std::fs::create_dir_all(dir.parent().unwrap_or(cache)).map_err(io(cache))?;
+    // Several test processes may ask for the same kernel at once: one fetches, the others wait.
+    let _lock = FileLock::acquire(&dir.with_extension("lock"))?;
+    let stamp = dir.join("complete");
+    if !stamp.is_file() {
+        fetch_debian(package, version, sha256, &dir)?;
+    }
+    let files = layout(&dir.join("root"))?;
+    // The stamp holds the bzImage's sha256 from extraction time: a damaged cache is refetched, not trusted.
+    let recorded = std::fs::read_to_string(&stamp).map_err(io(&stamp))?;
+    let actual = sha256_file(&files.vmlinuz)?;
+    if recorded.trim() != actual {
+        eprintln!(
+            "kdrill: cached {} changed since it was fetched; fetching it again",
+            files.vmlinuz.display()
+        );
+        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        fetch_debian(package, version, sha256, &dir)?;
+        return layout(&dir.join("root"));
+    }
+    Ok(files)
+}
+
+fn fetch_debian(package: &str, version: &str, sha256: &str, dir: &Path) -> Result<(), FetchError> {
+    let apt = host_tools::require("apt-get")?;
+    let dpkg_deb = host_tools::require("dpkg-deb")?;
+    let staging = dir.with_extension("partial");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let spec = format!("{package}={version}");
+    eprintln!("kdrill: fetching {spec} with apt-get download");
+    let mut out = Command::new(&apt)
+        .args(["download", "-q", &spec])
+        .current_dir(&staging)
+        .output()
+        .map_err(io(&apt))?;
+    if !out.status.success()
+        && is_root()
+        && String::from_utf8_lossy(&out.stderr).contains("Unable to locate")
+    {
+        // A fresh machine has no package lists yet; as root we may fetch them.
+        eprintln!("kdrill: apt has no package lists; running apt-get update (as root)");
+        let _ = Command::new(&apt).args(["update", "-qq"]).status();
+        out = Command::new(&apt)
+            .args(["download", "-q", &spec])
+            .current_dir(&staging)
+            .output()
+            .map_err(io(&apt))?;
+    }
+    if !out.status.success() {
+        let mut detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if detail.contains("Unable to locate") || detail.contains("Can't select") {
+            detail.push_str(" (run `apt-get update` as root; if the version is gone from the archive, pin a newer one in the kernel entry)");
+        }
+        return Err(FetchError::Download { spec, detail });
+    }
+    let deb = std::fs::read_dir(&staging)
+        .map_err(io(&staging))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .ok_or_else(|| FetchError::Download {
+            spec: spec.clone(),
+            detail: "apt-get wrote no .deb".into(),
+        })?;
+    let actual = sha256_file(&deb)?;
+    if !actual.eq_ignore_ascii_case(sha256) {
+        return Err(FetchError::Checksum {
+            path: deb,
+            expected: sha256.into(),
+            actual,
+        });
+    }
+    let root = staging.join("root");
+    let out = Command::new(&dpkg_deb)
+        .arg("-x")
+        .arg(&deb)
+        .arg(&root)
+        .output()
+        .map_err(io(&dpkg_deb))?;
+    if !out.status.success() {
+        return Err(FetchError::Extract {
+            deb,
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    // The .deb is 70 MB and everything needed is extracted: drop it.
+    std::fs::remove_file(&deb).map_err(io(&deb))?;
+    let files = layout(&root)?;
+    let digest = sha256_file(&files.vmlinuz)?;
+    std::fs::write(staging.join("complete"), format!("{digest}\n")).map_err(io(&staging))?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io(dir))?;
+    }
+    std::fs::rename(&staging, dir).map_err(io(dir))?;
+    Ok(())
+}
+
+/// Finds `boot/vmlinuz-<release>` and `lib/modules/<release>` in an extracted package.
+fn layout(root: &Path) -> Result<KernelFiles, FetchError> {
+    let boot = root.join("boot");
+    let vmlinuz = std::fs::read_dir(&boot)
+        .map_err(io(&boot))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .ok_or_else(|| FetchError::Layout {
+            path: boot.clone(),
+            detail: "no vmlinuz-* in the package".into(),
+        })?;
+    let release = vmlinuz
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .trim_start_matches("vmlinuz-")
+        .to_string();
+    let modules = root.join("lib/modules").join(&release);
+    if !modules.is_dir() {
+        return Err(FetchError::Layout {
+            path: modules,
+            detail: "the package has no modules for its kernel".into(),
+        });
+    }
+    Ok(KernelFiles {
+        release,
+        vmlinuz,
+        modules,
+    })
+}
+
+/// Hex sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
+    let mut file = File::open(path).map_err(io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// An exclusive `flock` on a file, released on drop.
+struct FileLock(File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock, FetchError> {
+        use std::os::fd::AsRawFd;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(FetchError::Io {
+                path: path.into(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(FileLock(file))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: unlocking our own descriptor; closing would release it too.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_known_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&path).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn layout_finds_vmlinuz_and_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("boot")).unwrap();
+        std::fs::write(dir.path().join("boot/vmlinuz-6.1.0-47-amd64"), b"k").unwrap();
+        std::fs::write(dir.path().join("boot/config-6.1.0-47-amd64"), b"c").unwrap();
+        std::fs::create_dir_all(dir.path().join("lib/modules/6.1.0-47-amd64")).unwrap();
+        let files = layout(dir.path()).unwrap();
+        assert_eq!(files.release, "6.1.0-47-amd64");
+        assert!(files.modules.ends_with("lib/modules/6.1.0-47-amd64"));
+    }
+
+    #[test]
+    fn layout_without_modules_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("boot")).unwrap();
+        std::fs::write(dir.path().join("boot/vmlinuz-9.9"), b"k").unwrap();
+        let err = layout(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no modules for its kernel"), "{err}");
+    }
+}

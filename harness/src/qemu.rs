@@ -1,0 +1,311 @@
+//! Spawning QEMU: the command line (a pure function) and the guest process, one process group per
+//! guest, killed and reaped on every path.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use crate::accel::Accel;
+use crate::deadline::wait_until;
+
+/// Everything that varies between guests.
+#[derive(Debug, Clone)]
+pub struct GuestConfig {
+    pub accel: Accel,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+    /// Raw disk image attached as virtio-blk (`/dev/vda`); none for a probe.
+    pub disk: Option<PathBuf>,
+    /// The human console (guest ttyS0): QEMU writes it to this file.
+    pub serial_log: PathBuf,
+    /// A unix socket on the same console, for sending input (SysRq over serial).
+    pub console_socket: Option<PathBuf>,
+    /// The status channel (guest ttyS1): QEMU writes it to this file.
+    pub status_log: Option<PathBuf>,
+    /// QMP control socket.
+    pub qmp_socket: Option<PathBuf>,
+}
+
+/// The QEMU arguments for `config` (without the program name).
+pub fn command_line(config: &GuestConfig) -> Vec<String> {
+    let path = |p: &Path| p.display().to_string();
+    let mut args: Vec<String> = vec![
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        // A reboot means the guest is done (or broken): exit instead of booting again.
+        "-no-reboot".into(),
+        "-accel".into(),
+        config.accel.qemu_name().into(),
+        "-m".into(),
+        format!("{}M", config.memory_mib),
+        "-smp".into(),
+        config.cpus.to_string(),
+        "-kernel".into(),
+        path(&config.kernel),
+        "-append".into(),
+        config.append.clone(),
+    ];
+    if let Some(initrd) = &config.initrd {
+        args.extend(["-initrd".into(), path(initrd)]);
+    }
+    // ttyS0: the console, logged to a file by QEMU itself, so nothing is lost if kdrill is slow to read.
+    let console = match &config.console_socket {
+        Some(socket) => {
+            format!(
+                "socket,id=console,path={},server=on,wait=off,logfile={}",
+                path(socket),
+                path(&config.serial_log)
+            )
+        }
+        None => format!("file,id=console,path={}", path(&config.serial_log)),
+    };
+    args.extend([
+        "-chardev".into(),
+        console,
+        "-serial".into(),
+        "chardev:console".into(),
+    ]);
+    // ttyS1: the machine-readable status channel.
+    if let Some(status) = &config.status_log {
+        args.extend([
+            "-chardev".into(),
+            format!("file,id=status,path={}", path(status)),
+        ]);
+        args.extend(["-serial".into(), "chardev:status".into()]);
+    }
+    if let Some(disk) = &config.disk {
+        args.extend([
+            "-drive".into(),
+            format!("file={},format=raw,if=virtio,cache=unsafe", path(disk)),
+        ]);
+    }
+    if let Some(qmp) = &config.qmp_socket {
+        args.extend([
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", path(qmp)),
+        ]);
+    }
+    args
+}
+
+/// The shell-quoted command line, as saved in `qemu-cmdline.txt`.
+pub fn shell_line(program: &Path, args: &[String]) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once(program.display().to_string())
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Process groups of live guests, killed by the Ctrl-C handler.
+static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+static INTERRUPT_HANDLER: Once = Once::new();
+
+fn kill_group(pgid: i32) {
+    // SAFETY: sending a signal to a process group we created.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}
+
+/// On Ctrl-C (or SIGTERM), kill every guest and exit 130: QEMU runs in its own process group, so
+/// the terminal's signal does not reach it.
+fn install_interrupt_handler() {
+    INTERRUPT_HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            let groups: Vec<i32> = LIVE_GROUPS
+                .lock()
+                .map(|g| g.iter().copied().collect())
+                .unwrap_or_default();
+            for pgid in groups {
+                kill_group(pgid);
+            }
+            eprintln!("\nkdrill: interrupted; guests killed");
+            std::process::exit(130);
+        });
+    });
+}
+
+/// A running QEMU. Dropping it kills and reaps its whole process group.
+pub struct Guest {
+    child: Child,
+    pgid: i32,
+    exited: Option<ExitStatus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot start {program}")]
+    Start {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create {path}")]
+    Stderr {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Guest {
+    /// Starts `program args` in a new process group, with stderr to `stderr_path`; QEMU gets SIGKILL
+    /// if the thread that started it dies.
+    pub fn spawn(program: &Path, args: &[String], stderr_path: &Path) -> Result<Guest, SpawnError> {
+        install_interrupt_handler();
+        let stderr = File::create(stderr_path).map_err(|source| SpawnError::Stderr {
+            path: stderr_path.into(),
+            source,
+        })?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe; it only sets a flag on the new process.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        // Register under the lock before the child can be orphaned by a Ctrl-C.
+        let mut live = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+        let child = command.spawn().map_err(|source| SpawnError::Start {
+            program: program.into(),
+            source,
+        })?;
+        let pgid = child.id() as i32;
+        live.insert(pgid);
+        Ok(Guest {
+            child,
+            pgid,
+            exited: None,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if QEMU has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().ok().flatten();
+        }
+        self.exited
+    }
+
+    /// Waits up to `timeout` for QEMU to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_until(timeout, || self.try_exit())
+    }
+
+    /// Kills the process group and reaps QEMU. Idempotent. Returns an error naming what survived.
+    pub fn kill(&mut self) -> Result<(), String> {
+        kill_group(self.pgid);
+        if self.exited.is_none() {
+            self.exited = self.child.wait().ok();
+        }
+        LIVE_GROUPS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.pgid);
+        // Anything left in the group (QEMU helpers) must be gone too.
+        let gone = wait_until(Duration::from_secs(5), || {
+            // SAFETY: signal 0 only checks for existence.
+            let alive = unsafe { libc::kill(-self.pgid, 0) } == 0;
+            (!alive).then_some(())
+        });
+        gone.ok_or_else(|| format!("processes of group {} survived SIGKILL", self.pgid))
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Err(err) = self.kill() {
+            eprintln!("kdrill: teardown: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GuestConfig {
+        GuestConfig {
+            accel: Accel::Tcg,
+            memory_mib: 1024,
+            cpus: 2,
+            kernel: "/k/vmlinuz".into(),
+            initrd: Some("/k/initrd.img".into()),
+            append: "console=ttyS0 crashkernel=256M".into(),
+            disk: Some("/r/disk.img".into()),
+            serial_log: "/r/serial.log".into(),
+            console_socket: Some("/s/console.sock".into()),
+            status_log: Some("/r/status.log".into()),
+            qmp_socket: Some("/s/qmp.sock".into()),
+        }
+    }
+
+    #[test]
+    fn command_line_wires_console_status_disk_and_qmp() {
+        let line = command_line(&config()).join(" ");
+        for part in [
+            "-no-reboot",
+            "-accel tcg",
+            "-m 1024M",
+            "-smp 2",
+            "-chardev socket,id=console,path=/s/console.sock,server=on,wait=off,logfile=/r/serial.log -serial chardev:console",
+            "-chardev file,id=status,path=/r/status.log -serial chardev:status",
+            "-drive file=/r/disk.img,format=raw,if=virtio",
+            "-qmp unix:/s/qmp.sock,server=on,wait=off",
+        ] {
+            assert!(line.contains(part), "missing `{part}` in {line}");
+        }
+        // The console must be the first serial port (ttyS0), status the second.
+        assert!(line.find("chardev:console").unwrap() < line.find("chardev:status").unwrap());
+    }
+
+    #[test]
+    fn shell_line_quotes_what_needs_it() {
+        let line = shell_line(
+            Path::new("/usr/bin/qemu"),
+            &["-append".into(), "a b".into(), "it's".into()],
+        );
+        assert_eq!(line, "/usr/bin/qemu -append 'a b' 'it'\\''s'");
+    }
+
+    #[test]
+    fn dropping_a_guest_kills_its_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        // A shell that starts a grandchild: both must die with the guest.
+        let args = vec!["-c".to_string(), "sleep 300 & sleep 300".to_string()];
+        let guest = Guest::spawn(Path::new("/bin/sh"), &args, &dir.path().join("stderr")).unwrap();
+        let pgid = guest.pid() as i32;
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(unsafe { libc::kill(-pgid, 0) }, 0, "group should be alive");
+        drop(guest);
+        assert_ne!(unsafe { libc::kill(-pgid, 0) }, 0, "group should be gone");
+    }
+}

@@ -1,0 +1,208 @@
+//! Crash scenarios (`scenarios/*.yaml`): how the guest is crashed, which sysctls it needs, what the dump must show.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::yaml::{self, YamlError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// User-facing id, e.g. `sysrq`; must equal the file stem.
+    pub id: String,
+    pub description: String,
+    pub trigger: Trigger,
+    /// Sysctls the guest's init sets before loading the capture kernel (`kernel.sysrq: 1`).
+    #[serde(default)]
+    pub sysctls: BTreeMap<String, String>,
+    #[serde(default)]
+    pub capture: Capture,
+    pub expect: Expect,
+}
+
+/// How the crash is caused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// The guest's init writes `c` to `/proc/sysrq-trigger`.
+    Sysrq,
+}
+
+impl Trigger {
+    /// The word the guest's init understands (`KDRILL_TRIGGER`).
+    pub fn guest_word(self) -> &'static str {
+        match self {
+            Trigger::Sysrq => "sysrq",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    /// makedumpfile's options in the capture kernel (input and output paths are added).
+    #[serde(default = "default_makedumpfile")]
+    pub makedumpfile: Vec<String>,
+}
+
+fn default_makedumpfile() -> Vec<String> {
+    ["-c", "-d", "31"].map(String::from).to_vec()
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            makedumpfile: default_makedumpfile(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Lines (substrings) the kernel log read back from the dump must contain, in any order.
+    pub log: Vec<String>,
+}
+
+/// Reads `scenarios/<id>.yaml` under `root`.
+pub fn load(root: &Path, id: &str) -> Result<Scenario, YamlError> {
+    let path = root.join("scenarios").join(format!("{id}.yaml"));
+    if !path.is_file() {
+        let known = list_ids(root).join(", ");
+        return Err(YamlError::Invalid {
+            path,
+            message: format!("no such scenario; known scenarios: {known}"),
+        });
+    }
+    from_file(&path)
+}
+
+/// Parses one scenario file and checks what serde cannot.
+pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
+    let scenario: Scenario = yaml::load(path)?;
+    let invalid = |message: String| YamlError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if scenario.id != stem {
+        return Err(invalid(format!(
+            "id `{}` differs from the file name `{stem}`: rename one of them",
+            scenario.id
+        )));
+    }
+    if scenario.expect.log.is_empty() {
+        return Err(invalid(
+            "expect.log is empty: name at least one line the dump's log must hold".into(),
+        ));
+    }
+    for key in scenario.sysctls.keys() {
+        if key.is_empty()
+            || key.contains('/')
+            || key.contains("..")
+            || key.contains(char::is_whitespace)
+        {
+            return Err(invalid(format!(
+                "sysctl `{key}` is not a dotted name like kernel.sysrq"
+            )));
+        }
+    }
+    for value in scenario
+        .sysctls
+        .values()
+        .chain(&scenario.capture.makedumpfile)
+    {
+        if value.contains(['\'', '\n']) {
+            return Err(invalid(format!(
+                "`{value}` holds a quote or newline, which the guest's init cannot pass on"
+            )));
+        }
+    }
+    Ok(scenario)
+}
+
+/// The ids of every `scenarios/*.yaml`, sorted.
+pub fn list_ids(root: &Path) -> Vec<String> {
+    yaml_stems(&root.join("scenarios"))
+}
+
+/// File stems of the `*.yaml` files in `dir`, sorted; empty when `dir` is unreadable.
+pub(crate) fn yaml_stems(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            (path.extension()? == "yaml").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_err(yaml: &str, expected: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let err = from_file(&path).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+
+    #[test]
+    fn parses_a_full_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(
+            &path,
+            "id: t\ndescription: d\ntrigger: sysrq\nsysctls:\n  kernel.sysrq: 1\nexpect:\n  log: [a, b]\n",
+        )
+        .unwrap();
+        let s = from_file(&path).unwrap();
+        assert_eq!(s.trigger, Trigger::Sysrq);
+        assert_eq!(s.sysctls["kernel.sysrq"], "1");
+        assert_eq!(s.capture.makedumpfile, ["-c", "-d", "31"]);
+        assert_eq!(s.expect.log, ["a", "b"]);
+    }
+
+    #[test]
+    fn unknown_trigger_names_the_line() {
+        check_err(
+            "id: t\ndescription: d\ntrigger: teleport\nexpect:\n  log: [a]\n",
+            "t.yaml:3:10: trigger: unknown variant `teleport`",
+        );
+    }
+
+    #[test]
+    fn id_must_match_file_name() {
+        check_err(
+            "id: other\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [a]\n",
+            "differs from the file name",
+        );
+    }
+
+    #[test]
+    fn empty_expectations_are_refused() {
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nexpect:\n  log: []\n",
+            "expect.log is empty",
+        );
+    }
+
+    #[test]
+    fn sysctl_names_cannot_escape_proc_sys() {
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nsysctls:\n  ../x: 1\nexpect:\n  log: [a]\n",
+            "is not a dotted name",
+        );
+    }
+}

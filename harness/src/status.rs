@@ -1,0 +1,150 @@
+//! The guest's status channel (its second serial port): `KDRILL <event> t=<uptime> key=value ...`
+//! lines, parsed into events, read incrementally from the file QEMU writes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::console::LineTail;
+
+/// One status line from the guest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub name: String,
+    /// The guest's uptime when it wrote the line, in seconds.
+    pub uptime: f64,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Event {
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+
+    /// A numeric field, e.g. `secs=0.91`.
+    pub fn seconds(&self, key: &str) -> Option<f64> {
+        self.field(key)?.parse().ok()
+    }
+}
+
+/// Parses one line; anything that is not a well-formed status line gives `None`.
+/// Values run to the next ` key=` so reasons may contain spaces: `reason=kexec -p exited 1`.
+pub fn parse_line(line: &str) -> Option<Event> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let start = line.find("KDRILL ")?;
+    let mut words = line[start + "KDRILL ".len()..].split(' ').peekable();
+    let name = words
+        .next()
+        .filter(|n| !n.is_empty() && !n.contains('='))?
+        .to_string();
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for word in words {
+        match word.split_once('=') {
+            Some((key, value))
+                if !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                fields.insert(key.to_string(), value.to_string());
+                current = Some(key.to_string());
+            }
+            _ => {
+                let key = current.as_ref()?;
+                let value = fields.get_mut(key)?;
+                value.push(' ');
+                value.push_str(word);
+            }
+        }
+    }
+    let uptime = fields.remove("t")?.parse().ok()?;
+    Some(Event {
+        name,
+        uptime,
+        fields,
+    })
+}
+
+/// Reads events from a growing file; each event is stamped with the host time it was seen.
+pub struct StatusReader {
+    tail: LineTail,
+}
+
+impl StatusReader {
+    pub fn new(path: &Path) -> StatusReader {
+        StatusReader {
+            tail: LineTail::new(path),
+        }
+    }
+
+    /// New complete events since the last call.
+    pub fn poll(&mut self) -> Vec<(Instant, Event)> {
+        let now = Instant::now();
+        self.tail
+            .poll()
+            .iter()
+            .filter_map(|line| parse_line(line))
+            .map(|event| (now, event))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_event_with_fields() {
+        let e = parse_line("KDRILL kexec-loaded t=5.12 secs=0.91\r\n").unwrap();
+        assert_eq!(e.name, "kexec-loaded");
+        assert_eq!(e.uptime, 5.12);
+        assert_eq!(e.seconds("secs"), Some(0.91));
+    }
+
+    #[test]
+    fn values_may_hold_spaces() {
+        let e = parse_line("KDRILL fail t=3.00 phase=kexec reason=kexec -p exited 1: Cannot load")
+            .unwrap();
+        assert_eq!(e.field("phase"), Some("kexec"));
+        assert_eq!(e.field("reason"), Some("kexec -p exited 1: Cannot load"));
+    }
+
+    #[test]
+    fn noise_before_the_marker_is_skipped() {
+        let e = parse_line("\u{0}\u{1b}[0mKDRILL boot t=4.40 kernel=6.1.0-47-amd64").unwrap();
+        assert_eq!(e.field("kernel"), Some("6.1.0-47-amd64"));
+    }
+
+    #[test]
+    fn malformed_lines_are_not_events() {
+        for line in [
+            "",
+            "KDRILL",
+            "KDRILL boot",
+            "KDRILL boot t=x",
+            "booting KDRILL",
+            "KDRILL t=1.0",
+        ] {
+            assert_eq!(parse_line(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn reader_returns_only_complete_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.log");
+        let mut reader = StatusReader::new(&path);
+        assert!(reader.poll().is_empty());
+        std::fs::write(&path, "KDRILL boot t=1.00\r\nKDRILL kexec-lo").unwrap();
+        let got: Vec<String> = reader.poll().into_iter().map(|(_, e)| e.name).collect();
+        assert_eq!(got, ["boot"]);
+        std::fs::write(
+            &path,
+            "KDRILL boot t=1.00\r\nKDRILL kexec-loaded t=2.00 secs=0.9\r\n",
+        )
+        .unwrap();
+        let got: Vec<String> = reader.poll().into_iter().map(|(_, e)| e.name).collect();
+        assert_eq!(got, ["kexec-loaded"]);
+    }
+}

@@ -1,0 +1,179 @@
+//! Judging a case: the result record saved as `result.json`, the expectation check over the log
+//! read from the dump, and the one-line summary.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// Phase durations in seconds; absent when the phase did not happen.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Phases {
+    /// QEMU start → the first boot's init running (host clock).
+    pub boot: Option<f64>,
+    /// `kexec -p` (guest clock).
+    pub kexec: Option<f64>,
+    /// Crash trigger → the capture kernel's init running (host clock).
+    pub crash_to_capture: Option<f64>,
+    /// makedumpfile in the capture kernel (guest clock).
+    pub makedumpfile: Option<f64>,
+    /// Reading the dump back on the host.
+    pub verify: Option<f64>,
+    /// The whole case.
+    pub total: Option<f64>,
+}
+
+/// Everything known about one case, written to `result.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub kernel: String,
+    pub scenario: String,
+    pub verdict: Verdict,
+    /// Why the case failed; empty on PASS.
+    pub reasons: Vec<String>,
+    pub accel: Option<String>,
+    pub accel_reason: Option<String>,
+    pub kernel_release: Option<String>,
+    pub phases: Phases,
+    /// Size of the dump file in bytes.
+    pub dump_bytes: Option<u64>,
+    /// Expected log lines and whether the dump's log holds them.
+    pub expectations: BTreeMap<String, bool>,
+    /// The panic message read from the dump.
+    pub panic_message: Option<String>,
+    pub artifacts: String,
+}
+
+impl CaseResult {
+    pub fn new(kernel: &str, scenario: &str, artifacts: &str) -> CaseResult {
+        CaseResult {
+            kernel: kernel.into(),
+            scenario: scenario.into(),
+            verdict: Verdict::Fail,
+            reasons: Vec::new(),
+            accel: None,
+            accel_reason: None,
+            kernel_release: None,
+            phases: Phases::default(),
+            dump_bytes: None,
+            expectations: BTreeMap::new(),
+            panic_message: None,
+            artifacts: artifacts.into(),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kernel, self.scenario)
+    }
+
+    /// `PASS debian-6.1/sysrq  tcg  boot 4.5s  kexec 0.9s  crash→capture 4.8s  makedumpfile 3.9s  dump 30 MB  total 15.0s`
+    pub fn summary_line(&self) -> String {
+        let verdict = match self.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+        };
+        let mut line = format!("{verdict} {}", self.id());
+        if let Some(accel) = &self.accel {
+            line.push_str(&format!("  {accel}"));
+        }
+        let p = &self.phases;
+        for (label, value) in [
+            ("boot", p.boot),
+            ("kexec", p.kexec),
+            ("crash→capture", p.crash_to_capture),
+            ("makedumpfile", p.makedumpfile),
+        ] {
+            if let Some(secs) = value {
+                line.push_str(&format!("  {label} {secs:.1}s"));
+            }
+        }
+        if let Some(bytes) = self.dump_bytes {
+            line.push_str(&format!("  dump {} MB", (bytes as f64 / 1e6).round()));
+        }
+        if let Some(total) = p.total {
+            line.push_str(&format!("  total {total:.1}s"));
+        }
+        if !self.reasons.is_empty() {
+            line.push_str(&format!("\n  reason: {}", self.reasons.join("; ")));
+        }
+        line
+    }
+}
+
+/// Which expected lines `log` holds (substring match, line by line).
+pub fn check_log(log: &str, expected: &[String]) -> BTreeMap<String, bool> {
+    expected
+        .iter()
+        .map(|want| {
+            (
+                want.clone(),
+                log.lines().any(|line| line.contains(want.as_str())),
+            )
+        })
+        .collect()
+}
+
+/// The last `Kernel panic - not syncing:` message in a dmesg text.
+pub fn panic_message(log: &str) -> Option<String> {
+    let marker = "Kernel panic - not syncing: ";
+    log.lines().rev().find_map(|line| {
+        line.find(marker)
+            .map(|at| line[at + marker.len()..].trim_end().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "[   10.250000] sysrq: Trigger a crash\n\
+                       [   10.260000] Kernel panic - not syncing: sysrq triggered crash\n\
+                       [   10.270000] CPU: 0 PID: 1 Comm: sh\n";
+
+    #[test]
+    fn expected_lines_found_and_missing() {
+        let got = check_log(
+            LOG,
+            &["sysrq: Trigger a crash".into(), "NMI received".into()],
+        );
+        assert_eq!(got["sysrq: Trigger a crash"], true);
+        assert_eq!(got["NMI received"], false);
+    }
+
+    #[test]
+    fn panic_message_is_the_last_one() {
+        assert_eq!(panic_message(LOG).as_deref(), Some("sysrq triggered crash"));
+        assert_eq!(panic_message("no panic here"), None);
+    }
+
+    #[test]
+    fn summary_line_shows_phases_and_reason() {
+        let mut r = CaseResult::new("debian-6.1", "sysrq", "target/kdrill/runs/debian-6.1/sysrq");
+        r.verdict = Verdict::Pass;
+        r.accel = Some("tcg".into());
+        r.phases = Phases {
+            boot: Some(4.52),
+            kexec: Some(0.91),
+            crash_to_capture: Some(4.8),
+            makedumpfile: Some(3.9),
+            verify: Some(0.4),
+            total: Some(15.04),
+        };
+        r.dump_bytes = Some(30_200_000);
+        assert_eq!(
+            r.summary_line(),
+            "PASS debian-6.1/sysrq  tcg  boot 4.5s  kexec 0.9s  crash→capture 4.8s  makedumpfile 3.9s  dump 30 MB  total 15.0s"
+        );
+        r.verdict = Verdict::Fail;
+        r.reasons = vec!["expected log line absent from the dump: `x`".into()];
+        assert!(r
+            .summary_line()
+            .ends_with("\n  reason: expected log line absent from the dump: `x`"));
+    }
+}

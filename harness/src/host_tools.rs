@@ -96,7 +96,7 @@ pub fn ensure(tools: &[(&str, &str)]) -> anyhow::Result<()> {
     }
     eprintln!("kdrill: installing missing host packages as root: {line}");
     run_apt(&["update", "-qq"])?;
-    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    let mut args = vec!["install", "-y", "-q"];
     args.extend(missing.iter().map(String::as_str));
     run_apt(&args)?;
     let still = missing_packages(tools);

@@ -1,1 +1,2 @@
 //! Integration tests that need no VM: the `kdrill` binary's CLI and fixture trees.
+mod verify;

@@ -1,0 +1,176 @@
+//! `kdrill verify` from the outside: case selection, bad input, and a case that must FAIL.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn kdrill() -> Command {
+    let mut cmd = Command::cargo_bin("kdrill").unwrap();
+    cmd.env_remove("KDRILL_ROOT");
+    cmd
+}
+
+/// A project root with the real kernel entry and image recipe and the given scenario files.
+fn project_with(scenarios: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("kernels")).unwrap();
+    std::fs::create_dir_all(root.join("scenarios")).unwrap();
+    std::fs::create_dir_all(root.join("images/minimal")).unwrap();
+    std::fs::copy(
+        workspace().join("kernels/debian-6.1.yaml"),
+        root.join("kernels/debian-6.1.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        workspace().join("images/minimal.yaml"),
+        root.join("images/minimal.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        workspace().join("images/minimal/init"),
+        root.join("images/minimal/init"),
+    )
+    .unwrap();
+    for (name, text) in scenarios {
+        std::fs::write(root.join("scenarios").join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn list_shows_the_default_case() {
+    let out = kdrill()
+        .args(["verify", "--list"])
+        .current_dir(workspace())
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "debian-6.1/sysrq\n"
+    );
+}
+
+#[test]
+fn list_all_expands_every_scenario() {
+    let project = project_with(&[
+        (
+            "a.yaml",
+            "id: a\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [x]\n",
+        ),
+        (
+            "b.yaml",
+            "id: b\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [x]\n",
+        ),
+    ]);
+    let out = kdrill()
+        .args(["verify", "--list", "--scenario", "all", "--root"])
+        .arg(project.path())
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "debian-6.1/a\ndebian-6.1/b\n"
+    );
+}
+
+#[test]
+fn bad_scenario_yaml_names_file_line_and_column() {
+    let project = project_with(&[(
+        "bad.yaml",
+        "id: bad\ndescription: d\ntrigger: sysrq\nexpect:\n  logs: [x]\n",
+    )]);
+    let out = kdrill()
+        .args(["verify", "--list", "--scenario", "bad", "--root"])
+        .arg(project.path())
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(
+        stderr.contains("scenarios/bad.yaml:5:3: expect: unknown field `logs`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_scenario_lists_the_known_ones() {
+    let out = kdrill()
+        .args(["verify", "--list", "--scenario", "nosuch"])
+        .current_dir(workspace())
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(
+        stderr.contains("no such scenario; known scenarios: sysrq"),
+        "{stderr}"
+    );
+}
+
+/// A real guest: the capture works, but the scenario expects a line the kernel never prints. The
+/// case must FAIL, say which line is missing, and keep the evidence.
+#[test]
+fn vm_missing_expected_line_fails_with_reason_and_evidence() {
+    let scenario = "id: broken\ndescription: expects a line that never appears\ntrigger: sysrq\n\
+                    expect:\n  log:\n    - \"sysrq: Trigger a crash\"\n    - \"kdrill: this line never appears\"\n";
+    let project = project_with(&[("broken.yaml", scenario)]);
+    let target = project.path().join("target");
+    let out = kdrill()
+        .args(["verify", "--scenario", "broken", "--root"])
+        .arg(project.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .timeout(std::time::Duration::from_secs(480))
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout);
+    assert!(stdout.contains("FAIL debian-6.1/broken"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "reason: expected log line absent from the dump: `kdrill: this line never appears`"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+
+    let evidence = target.join("kdrill/runs/debian-6.1/broken");
+    for file in [
+        "qemu-cmdline.txt",
+        "serial.log",
+        "status.log",
+        "makedumpfile.log",
+        "dmesg.txt",
+        "result.json",
+    ] {
+        assert!(evidence.join(file).is_file(), "missing evidence {file}");
+    }
+    let vmcore = std::fs::metadata(evidence.join("vmcore")).unwrap();
+    assert_eq!(
+        vmcore.permissions().mode() & 0o777,
+        0o600,
+        "a dump holds all of the guest's memory"
+    );
+    assert!(
+        vmcore.len() > 1_000_000,
+        "dump of {} bytes is too small",
+        vmcore.len()
+    );
+    // The capture itself worked: the dump's log holds the crash.
+    let dmesg = std::fs::read_to_string(evidence.join("dmesg.txt")).unwrap();
+    assert!(dmesg.contains("sysrq: Trigger a crash"));
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(evidence.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["verdict"], "FAIL");
+    assert_eq!(result["expectations"]["sysrq: Trigger a crash"], true);
+    assert_eq!(
+        result["expectations"]["kdrill: this line never appears"],
+        false
+    );
+    assert_eq!(result["panic_message"], "sysrq triggered crash");
+}

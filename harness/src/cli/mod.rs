@@ -7,7 +7,11 @@ mod verify;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "kdrill", version, about = "Prove that Linux crash dumping works before the day it is needed")]
+#[command(
+    name = "kdrill",
+    version,
+    about = "Prove that Linux crash dumping works before the day it is needed"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

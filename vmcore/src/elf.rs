@@ -203,13 +203,14 @@ impl ElfDump {
 
     /// phys_base as the kernel-text PT_LOAD of a `/proc/vmcore`-style dump implies it.
     pub(crate) fn phys_base_from_text_segment(&self) -> Option<u64> {
+        // The kernel image is the lowest mapping in the 1 GiB above __START_KERNEL_map
+        // (modules live above it).
+        let start = crate::x86_64::START_KERNEL_MAP;
         self.segments
             .iter()
-            .find(|s| s.vaddr >= crate::x86_64::START_KERNEL_MAP && s.vaddr != s.paddr)
-            .map(|s| {
-                s.paddr
-                    .wrapping_sub(s.vaddr - crate::x86_64::START_KERNEL_MAP)
-            })
+            .filter(|s| (start..start + (1 << 30)).contains(&s.vaddr) && s.vaddr != s.paddr)
+            .min_by_key(|s| s.vaddr)
+            .map(|s| s.paddr.wrapping_sub(s.vaddr - start))
     }
 }
 

@@ -340,3 +340,63 @@ pub fn kdump_incomplete(
         incomplete_after: Some(written),
     })
 }
+
+/// An ELF dump as QEMU's `dump-guest-memory` (paging false) writes it: CPU
+/// notes, QEMU notes and the guest's VMCOREINFO note, PT_LOADs with `p_vaddr`
+/// equal to `p_paddr`, a PT_LOAD QEMU did not store (`p_offset` -1), and, if
+/// `pn_xnum`, the program header count in section header 0 (`e_phnum` 0xffff).
+pub fn qemu_elf(k: &Kernel, pn_xnum: bool) -> Vec<u8> {
+    let mut notes = crate::notes::encode("CORE", crate::notes::NT_PRSTATUS, &[0; 336]);
+    notes.extend(crate::notes::encode("QEMU", 0, &[0; 456]));
+    notes.extend(crate::notes::encode(
+        "VMCOREINFO",
+        0,
+        k.vmcoreinfo.as_bytes(),
+    ));
+    let mut out = crate::elf::build(
+        &notes,
+        &[
+            (0, 0, &k.memory[..], MEMORY),
+            (MEMORY, MEMORY, &[], 1 << 20),
+        ],
+        false,
+    );
+    let last_phdr = 64 + 2 * 56;
+    out[last_phdr + 8..last_phdr + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+    if pn_xnum {
+        let shoff = out.len() as u64;
+        out[40..48].copy_from_slice(&shoff.to_le_bytes());
+        out[56..58].copy_from_slice(&0xffffu16.to_le_bytes());
+        out[58..60].copy_from_slice(&64u16.to_le_bytes());
+        out[60..62].copy_from_slice(&1u16.to_le_bytes());
+        let mut shdr = vec![0u8; 64];
+        shdr[44..48].copy_from_slice(&3u32.to_le_bytes());
+        out.extend(shdr);
+    }
+    out
+}
+
+/// A kdump-compressed dump as QEMU's `dump-guest-memory -z/-l/-s` writes it:
+/// flattened, no release or time in the header, and a sub-header phys_base
+/// that is not to be trusted (QEMU parses VMCOREINFO's decimal value as hex).
+pub fn qemu_kdump(k: &Kernel, compression: Compression) -> Vec<u8> {
+    let compress = |p: &[u8]| crate::compress::compress_page(compression, p);
+    let file = crate::diskdump::build(&crate::diskdump::KdumpSpec {
+        memory: &k.memory,
+        page_size: PAGE_SIZE,
+        vmcoreinfo: k.vmcoreinfo.as_bytes(),
+        header_version: 6,
+        compression,
+        compress: &compress,
+        excluded: &[],
+        holes: &[],
+        release: "",
+        machine: "x86_64",
+        timestamp: 0,
+        nr_cpus: 1,
+        phys_base: 0x1234_5000,
+        dump_level: 1,
+        incomplete_after: None,
+    });
+    flatten(&file, 4 * PAGE_SIZE as usize)
+}

@@ -163,3 +163,50 @@ fn incomplete_kdump_counts_and_names_missing_pages() {
         Err(Error::PageIncomplete { .. })
     ));
 }
+
+#[test]
+fn phys_base_comes_from_the_dump_when_vmcoreinfo_lacks_it() {
+    let mut k = kernel();
+    let line = format!("NUMBER(phys_base)={}\n", synth::PHYS_BASE);
+    assert!(k.vmcoreinfo.contains(&line));
+    k.vmcoreinfo = k.vmcoreinfo.replace(&line, "");
+    // ELF: from the kernel-text PT_LOAD; kdump-compressed: from the sub header.
+    check_log(synth::elf(&k), &k);
+    check_log(synth::kdump_with(&k, Compression::Zlib, &[]), &k);
+}
+
+#[test]
+fn qemu_elf_dumps_with_identity_vaddrs_unstored_memory_and_pn_xnum() {
+    let k = kernel();
+    for pn_xnum in [false, true] {
+        let dump = check_log(synth::qemu_elf(&k, pn_xnum), &k);
+        let info = dump.info();
+        assert_eq!(info.cpus, Some(1));
+        assert_eq!(info.dumped_pages, 256);
+        assert_eq!(
+            info.excluded_pages, 256,
+            "memory QEMU did not store counts as excluded"
+        );
+    }
+}
+
+#[test]
+fn qemu_kdump_dumps_ignore_the_header_phys_base() {
+    let k = kernel();
+    for c in [Compression::Zlib, Compression::Snappy] {
+        let dump = check_log(synth::qemu_kdump(&k, c), &k);
+        let info = dump.info();
+        assert!(info.flattened);
+        assert_eq!(
+            info.kernel_release.as_deref(),
+            Some("6.1.0-synthetic"),
+            "from VMCOREINFO"
+        );
+        assert_eq!(
+            info.crash_time,
+            Some(1_764_170_000),
+            "from VMCOREINFO CRASHTIME"
+        );
+        assert_eq!(info.dump_level, Some(1));
+    }
+}

@@ -210,3 +210,13 @@ fn qemu_kdump_dumps_ignore_the_header_phys_base() {
         assert_eq!(info.dump_level, Some(1));
     }
 }
+
+#[test]
+fn a_dump_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let k = kernel();
+    let dump = Vmcore::from_source(synth::flatten(&synth::elf(&k), 8192)).unwrap();
+    shareable(&dump);
+    let records = std::thread::scope(|s| s.spawn(|| dump.dmesg_records().unwrap()).join().unwrap());
+    assert_eq!(records, k.expected);
+}

@@ -186,19 +186,34 @@ impl ElfDump {
         Ok(())
     }
 
-    /// Pages with data in the file, and pages makedumpfile cut away (memsz beyond filesz).
+    /// Pages with data in the file, and pages makedumpfile cut away (memsz beyond
+    /// filesz); overlapping segments (the kernel text seen twice) count once.
     pub(crate) fn page_counts(&self, page_size: u64) -> (u64, u64) {
-        let dumped = self
-            .segments
-            .iter()
-            .map(|s| s.filesz.div_ceil(page_size))
-            .sum();
-        let excluded = self
-            .segments
-            .iter()
-            .map(|s| (s.memsz / page_size).saturating_sub(s.filesz.div_ceil(page_size)))
-            .sum();
-        (dumped, excluded)
+        let pages = |len: fn(&Segment) -> u64| {
+            let mut ranges: Vec<(u64, u64)> = self
+                .segments
+                .iter()
+                .filter(|s| len(s) > 0)
+                .map(|s| {
+                    (
+                        s.paddr / page_size,
+                        s.paddr.saturating_add(len(s)).div_ceil(page_size),
+                    )
+                })
+                .collect();
+            ranges.sort_unstable();
+            let (mut total, mut reach) = (0u64, 0u64);
+            for (start, end) in ranges {
+                let start = start.max(reach);
+                if end > start {
+                    total += end - start;
+                    reach = end;
+                }
+            }
+            total
+        };
+        let dumped = pages(|s| s.filesz);
+        (dumped, pages(|s| s.memsz).saturating_sub(dumped))
     }
 
     /// phys_base as the kernel-text PT_LOAD of a `/proc/vmcore`-style dump implies it.

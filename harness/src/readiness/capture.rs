@@ -309,7 +309,8 @@ pub fn cmdline(cx: &Context) -> Check {
             };
             (cmdline_words(cmdline), source)
         }
-        None => (Vec::new(), "unknown (no kdump configuration)"),
+        None if cx.config.is_none() => (Vec::new(), "unknown (no kdump configuration)"),
+        None => (Vec::new(), "unknown (the running command line is unreadable)"),
     };
     let has = |name: &str| {
         words

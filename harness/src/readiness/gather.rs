@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use crate::readiness::kdumpconf::{self, Target};
-use crate::readiness::snapshot::{self, Service, Snapshot, TargetSnapshot};
+use crate::readiness::snapshot::{self, PathUnit, Service, Snapshot, TargetSnapshot};
 use crate::readiness::source::{Got, Problem, Root};
 use crate::readiness::tools;
 
@@ -107,6 +107,7 @@ pub fn gather(root: &Root) -> Result<Snapshot, RootError> {
         .collect();
 
     snap.services = services(root);
+    snap.path_units = path_units(root);
 
     let config = kdumpconf::from_files(
         snap.kdump_tools.as_deref().ok(),
@@ -149,7 +150,7 @@ fn kernel_config(root: &Root, release: &str) -> Got<(String, String)> {
 fn debuginfo(root: &Root, path: &str) -> Got<bool> {
     let host = root.resolve(path)?;
     let mut file = std::fs::File::open(host).map_err(|err| Problem::Unreadable(err.to_string()))?;
-    tools::has_debug_info(&mut file).map_err(|err| Problem::Odd(format!("{path}: {err}")))
+    tools::has_debug_info(&mut file).map_err(Problem::Odd)
 }
 
 /// The kdump units: `systemctl` on a live host booted with systemd, else the unit files and `.wants` links.
@@ -177,6 +178,22 @@ fn services(root: &Root) -> Vec<Service> {
         .collect()
 }
 
+/// `.path` units under /etc/systemd/system (where an operator's own units live).
+fn path_units(root: &Root) -> Vec<PathUnit> {
+    let dir = "/etc/systemd/system";
+    let names = root.list(dir).unwrap_or_default();
+    let wants: Vec<&String> = names.iter().filter(|n| n.ends_with(".wants")).collect();
+    names
+        .iter()
+        .filter(|name| name.ends_with(".path"))
+        .map(|name| PathUnit {
+            name: name.clone(),
+            text: root.text(&format!("{dir}/{name}")),
+            enabled: wants.iter().any(|w| root.entry_exists(&format!("{dir}/{w}/{name}"))),
+        })
+        .collect()
+}
+
 fn systemctl(verb: &str, unit: &str) -> Option<String> {
     let out = std::process::Command::new("systemctl")
         .args([verb, unit])
@@ -192,11 +209,7 @@ fn systemctl(verb: &str, unit: &str) -> Option<String> {
 
 fn unit_files(root: &Root, unit: &str) -> Service {
     let etc = format!("/etc/systemd/system/{unit}");
-    let masked = root
-        .resolve(&etc)
-        .ok()
-        .and_then(|p| std::fs::read_link(p).ok())
-        .is_some_and(|t| t.as_os_str() == "/dev/null");
+    let masked = root.read_link(&etc).is_ok_and(|target| target == "/dev/null");
     let installed = snapshot::UNIT_DIRS
         .iter()
         .any(|dir| root.exists(&format!("{dir}/{unit}")));

@@ -175,10 +175,8 @@ fn kdump_tools_config(text: &str) -> KdumpConfig {
         Target::Local(coredir)
     };
     let collector = get("MAKEDUMP_ARGS").unwrap_or_else(|| "-c -d 31".to_string());
-    let mut notify = Vec::new();
-    if let Some(cmd) = get("KDUMP_FAIL_CMD") {
-        notify.push(format!("KDUMP_FAIL_CMD={cmd} (on failure only)"));
-    }
+    // kdump-tools has no post-dump hook (KDUMP_FAIL_CMD runs only when saving fails).
+    let notify = Vec::new();
     KdumpConfig {
         flavour: Flavour::KdumpTools,
         path: KDUMP_TOOLS,

@@ -44,6 +44,8 @@ pub struct Snapshot {
     /// `<dump folder>/kexec_cmd`: the capture load command kdump-tools recorded.
     pub kexec_cmd: Got<String>,
     pub services: Vec<Service>,
+    /// systemd `.path` units in /etc/systemd/system: a watch on the dump folder is a post-dump notification.
+    pub path_units: Vec<PathUnit>,
     /// `stat` of every candidate path a check names (kernel image, capture initrds, configs).
     pub files: BTreeMap<String, Got<Meta>>,
     /// Where each tool was found (`kexec` → `/usr/sbin/kexec`), `None` if nowhere.
@@ -83,6 +85,14 @@ pub struct Service {
     pub enabled: Option<String>,
     /// `systemctl is-active` wording: `active`, `inactive`, `failed`…; `None` if unknown (captured tree).
     pub active: Option<String>,
+}
+
+/// A systemd `.path` unit and whether a `.wants` link enables it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathUnit {
+    pub name: String,
+    pub text: Got<String>,
+    pub enabled: bool,
 }
 
 /// The local dump folder and what is in it.
@@ -125,6 +135,7 @@ impl Snapshot {
             sysconfig_kdump: Err(Problem::Missing),
             kexec_cmd: Err(Problem::Missing),
             services: Vec::new(),
+            path_units: Vec::new(),
             files: BTreeMap::new(),
             tools: BTreeMap::new(),
             has_usr: false,

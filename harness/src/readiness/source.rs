@@ -156,14 +156,18 @@ impl Root {
 
     /// Whether `path` itself (without following a final symlink) exists: a dangling symlink counts.
     pub fn entry_exists(&self, path: &str) -> bool {
-        let (parent, name) = match path.rsplit_once('/') {
-            Some((parent, name)) => (if parent.is_empty() { "/" } else { parent }, name),
-            None => return false,
-        };
+        let Some((parent, name)) = split_last(path) else { return false };
         match self.resolve(parent) {
             Ok(dir) => std::fs::symlink_metadata(dir.join(name)).is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// The target of a symlink (the last component is not followed; the folders leading to it are).
+    pub fn read_link(&self, path: &str) -> Got<String> {
+        let (parent, name) = split_last(path).ok_or_else(|| Problem::Odd(format!("{path} names no file")))?;
+        let host = self.resolve(parent)?.join(name);
+        std::fs::read_link(host).map(|t| t.to_string_lossy().into_owned()).map_err(io_problem)
     }
 
     /// Names in a folder, sorted.
@@ -184,6 +188,15 @@ impl Root {
         path.extend(parts);
         path
     }
+}
+
+/// `/a/b/c` → (`/a/b`, `c`); `None` for a path without a file name.
+fn split_last(path: &str) -> Option<(&str, &str)> {
+    let (parent, name) = path.trim_end_matches('/').rsplit_once('/')?;
+    if name.is_empty() || name == "." || name == ".." {
+        return None;
+    }
+    Some((if parent.is_empty() { "/" } else { parent }, name))
 }
 
 /// The normal components of a path, as strings (`.` and `..` kept for the resolver to apply).
@@ -244,6 +257,7 @@ mod tests {
         assert!(matches!(root.text("/loop"), Err(Problem::Odd(_))));
         assert_eq!(root.text("/dangling"), Err(Problem::Missing));
         assert!(root.entry_exists("/dangling"));
+        assert_eq!(root.read_link("/dangling").as_deref(), Ok("/nowhere"));
         assert!(!root.exists("/dangling"));
         assert_eq!(root.text("/absent"), Err(Problem::Missing));
     }

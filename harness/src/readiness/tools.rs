@@ -109,11 +109,13 @@ pub fn present(cx: &Context) -> Check {
 
 /// Whether an ELF file has a `.debug_info` section (reads only the headers and the section-name table).
 pub fn has_debug_info<R: Read + Seek>(file: &mut R) -> Result<bool, String> {
-    let mut ident = [0u8; 64];
-    file.read_exact(&mut ident)
-        .map_err(|_| "too short for an ELF header".to_string())?;
-    if &ident[..4] != b"\x7fELF" {
+    let mut ident = Vec::with_capacity(64);
+    file.by_ref().take(64).read_to_end(&mut ident).map_err(|e| e.to_string())?;
+    if !ident.starts_with(b"\x7fELF") {
         return Err("not an ELF file".to_string());
+    }
+    if ident.len() < 64 {
+        return Err("too short for an ELF header".to_string());
     }
     let (class64, little) = (ident[4] == 2, ident[5] == 1);
     if !class64 {

@@ -3,7 +3,7 @@
 
 use crate::readiness::crashkernel::cmdline_words;
 use crate::readiness::distro::{set_sysctl, Family};
-use crate::readiness::kdumpconf::Flavour;
+use crate::readiness::kdumpconf::{Flavour, Target};
 use crate::readiness::snapshot::sysctl_path;
 use crate::readiness::source::Problem;
 use crate::readiness::{check, unread, Check, Context, Status};
@@ -93,7 +93,7 @@ pub fn sysrq(cx: &Context) -> Check {
         }
         Value::Bad(why) => {
             return check(6, Status::Skip, why, WHY_SYSRQ)
-                .fix("read /proc/sys/kernel/sysrq as root")
+                .fix("read the value on the host: `sysctl kernel.sysrq`")
         }
     };
     let allowed = always || n == 1 || (n > 1 && n & SYSRQ_DUMP != 0);
@@ -148,7 +148,7 @@ pub fn nmi(cx: &Context) -> Check {
         (Value::Bad(why), _) | (_, Value::Bad(why)) => {
             return check(7, Status::Skip, why.clone(), WHY_NMI)
                 .details(details)
-                .fix("read /proc/sys/kernel as root");
+                .fix("read the values on the host: `sysctl -a | grep nmi`");
         }
         _ => {}
     }
@@ -205,7 +205,7 @@ pub fn oops_hang(cx: &Context) -> Check {
         Value::Bad(why) => {
             return check(8, Status::Skip, why, WHY_OOPS)
                 .details(details)
-                .fix("read /proc/sys/kernel as root")
+                .fix("read the values on the host: `sysctl -a | grep panic`")
         }
     }
     if hang_on.is_empty() {
@@ -274,6 +274,21 @@ pub fn aftermath(cx: &Context) -> Check {
             notify.push(format!("{} enabled (reports new dumps)", service.unit));
         }
     }
+    let dump_dir = match cx.config.as_ref().map(|c| &c.target) {
+        Some(Target::Local(dir)) => dir.trim_end_matches('/').to_string(),
+        Some(Target::Remote { .. }) => String::new(),
+        None => "/var/crash".to_string(),
+    };
+    for unit in cx.snap.path_units.iter().filter(|u| u.enabled && !dump_dir.is_empty()) {
+        let Ok(text) = &unit.text else { continue };
+        let watches = text.lines().filter_map(|l| l.trim().split_once('=')).any(|(key, value)| {
+            ["PathChanged", "PathModified", "DirectoryNotEmpty", "PathExistsGlob"].contains(&key.trim())
+                && value.trim().trim_end_matches('/').starts_with(&dump_dir)
+        });
+        if watches {
+            notify.push(format!("{} watches {dump_dir}", unit.name));
+        }
+    }
     if notify.is_empty() {
         parts.push((
             Status::Warn,
@@ -314,6 +329,6 @@ fn notify_fix(cx: &Context) -> String {
             "add `kdump_post /usr/local/sbin/kdump-notify` (a script that alerts you) to /etc/kdump.conf, or enable abrt-vmcore.service".to_string()
         }
         (Some(Flavour::Suse), _) | (None, Family::Suse) => "set KDUMP_NOTIFICATION_TO=\"ops@example.com\" in /etc/sysconfig/kdump".to_string(),
-        _ => "have monitoring alert on new folders under the dump directory (e.g. a systemd .path unit on /var/crash), or enable apport on Ubuntu".to_string(),
+        _ => "have something alert you when a dump appears: an enabled systemd .path unit in /etc/systemd/system with `PathChanged=/var/crash` that starts your notifier, your monitoring watching /var/crash, or apport on Ubuntu".to_string(),
     }
 }

@@ -1,3 +1,4 @@
 //! Integration tests that need no VM: the `kdrill` binary's CLI and fixture trees.
+mod check;
 mod inspect;
 mod verify;

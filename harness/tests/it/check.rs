@@ -1,0 +1,369 @@
+//! `kdrill check` on fixture trees: each check's PASS/WARN/FAIL/SKIP paths, snapshots of the table and
+//! the JSON, the exit codes, and one run on the real host.
+//!
+//! Fixtures live in `tests/fixtures/check/<case>/`. Git keeps neither modes nor mtimes, so every test
+//! works on a copy where [`tree`] sets them (the dump folder 0700, capture initrds newer than the kernel
+//! image) and then applies the case's edits.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use assert_cmd::Command;
+use kdrill::readiness::{self, report, source::Root, Calibrated, Report, Status};
+
+const DEBIAN: &str = "debian-ready";
+const BARE: &str = "no-crashkernel";
+const RHEL: &str = "rhel-warnings";
+const ODD: &str = "odd-files";
+
+/// A change to a fixture copy.
+enum Edit {
+    Write(&'static str, &'static str),
+    Replace(&'static str, &'static str, &'static str),
+    Remove(&'static str),
+    Mode(&'static str, u32),
+    Symlink(&'static str, &'static str),
+    /// Make a file older than the running kernel's image.
+    Older(&'static str),
+}
+use Edit::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check").join(name)
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else if kind.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+fn set_mtime(path: &Path, when: SystemTime) {
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Files with a fixed age: kernel images at `KERNEL_TIME`, capture initrds a day later.
+const KERNEL_TIME: u64 = 1_704_067_200; // 2024-01-01
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            walk(&entry.path(), out);
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+}
+
+/// A prepared copy of fixture `name` with `edits` applied.
+fn tree(name: &str, edits: &[Edit]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy_tree(&fixture(name), root);
+    let kernel = SystemTime::UNIX_EPOCH + Duration::from_secs(KERNEL_TIME);
+    let mut files = Vec::new();
+    walk(root, &mut files);
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy();
+        let when = if name.starts_with("vmlinuz-") { kernel } else { kernel + Duration::from_secs(86_400) };
+        set_mtime(file, when);
+    }
+    if root.join("var/crash").is_dir() {
+        set_mode(&root.join("var/crash"), 0o700);
+        let mut dumps = Vec::new();
+        walk(&root.join("var/crash"), &mut dumps);
+        dumps.iter().for_each(|f| set_mode(f, 0o600));
+    }
+    if name == RHEL {
+        set_mtime(&root.join("boot/initramfs-5.14.0-427.13.1.el9_4.x86_64kdump.img"), kernel - Duration::from_secs(86_400));
+    }
+    for edit in edits {
+        match edit {
+            Write(path, text) => {
+                std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+                std::fs::write(root.join(path), text).unwrap();
+            }
+            Replace(path, from, to) => {
+                let text = std::fs::read_to_string(root.join(path)).unwrap();
+                assert!(text.contains(from), "{path} in {name} has no `{from}`");
+                std::fs::write(root.join(path), text.replace(from, to)).unwrap();
+            }
+            Remove(path) => {
+                let path = root.join(path);
+                if path.is_dir() && !path.is_symlink() {
+                    std::fs::remove_dir_all(path).unwrap();
+                } else {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+            Mode(path, mode) => set_mode(&root.join(path), *mode),
+            Symlink(path, target) => std::os::unix::fs::symlink(target, root.join(path)).unwrap(),
+            Older(path) => set_mtime(&root.join(path), kernel - Duration::from_secs(86_400)),
+        }
+    }
+    dir
+}
+
+fn evaluate(dir: &Path) -> Report {
+    let snapshot = readiness::gather(&Root::new(dir)).unwrap();
+    readiness::evaluate(&snapshot)
+}
+
+/// Everything a check said, for `contains` assertions.
+fn said(report: &Report, id: &str) -> (Status, String) {
+    let check = report.checks.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no check {id}"));
+    let text = format!("{}\n{}\n{}", check.seen, check.fix.clone().unwrap_or_default(), check.details.join("\n"));
+    (check.status, text)
+}
+
+/// The output with the temporary root replaced, so snapshots do not depend on it.
+fn redact(text: &str, dir: &Path) -> String {
+    text.replace(&dir.display().to_string(), "[root]").replace(env!("CARGO_PKG_VERSION"), "[version]")
+}
+
+#[test]
+fn every_check_takes_each_path() {
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Vec<Edit>, &str, Status, &str)> = vec![
+        // 1. crashkernel= on the command line
+        (DEBIAN, vec![], "crashkernel-param", Status::Pass, "crashkernel=384M-:256M asks for 256M"),
+        (BARE, vec![], "crashkernel-param", Status::Fail, "no crashkernel= on /proc/cmdline"),
+        (BARE, vec![], "crashkernel-param", Status::Fail, "update-grub"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=16G-:512M\n")], "crashkernel-param", Status::Fail, "has no range covering"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=16G\n")], "crashkernel-param", Status::Fail, "the kernel refuses"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=auto\n")], "crashkernel-param", Status::Warn, "only RHEL/CentOS 7–8 kernels"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=lots\n")], "crashkernel-param", Status::Fail, "`lots` is not a size"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=256M crashkernel=2G,middle\n")], "crashkernel-param", Status::Warn, "unknown suffix `,middle`"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=512M,high crashkernel=72M,low\n")], "crashkernel-param", Status::Pass, "asks for 512M + 72M low"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro -- crashkernel=256M\n")], "crashkernel-param", Status::Fail, "no crashkernel="),
+        (DEBIAN, vec![Replace("boot/config-6.1.0-47-amd64", "CONFIG_CRASH_DUMP=y", "# CONFIG_CRASH_DUMP is not set")], "crashkernel-param", Status::Fail, "this kernel cannot dump (CONFIG_CRASH_DUMP is not set)"),
+        (ODD, vec![], "crashkernel-param", Status::Skip, "/proc/cmdline is a directory"),
+        // 2. memory actually reserved
+        (DEBIAN, vec![], "crashkernel-reserved", Status::Pass, "256M reserved"),
+        (DEBIAN, vec![], "crashkernel-reserved", Status::Pass, "ab000000-baffffff : Crash kernel"),
+        (BARE, vec![], "crashkernel-reserved", Status::Fail, "nothing reserved for a capture kernel"),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_size", "0\n"), Replace("proc/iomem", "  ab000000-baffffff : Crash kernel\n", "")], "crashkernel-reserved", Status::Fail, "asks for 256M but nothing was reserved"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=auto\n"), Write("sys/kernel/kexec_crash_size", "0\n"), Replace("proc/iomem", "  ab000000-baffffff : Crash kernel\n", "")], "crashkernel-reserved", Status::Fail, "this kernel does not understand `auto`"),
+        (ODD, vec![], "crashkernel-reserved", Status::Skip, "holds `lots`, not a number"),
+        // 3. reservation large enough
+        (DEBIAN, vec![], "crashkernel-size", Status::Pass, "256M reserved ≥ estimate"),
+        (RHEL, vec![], "crashkernel-size", Status::Warn, "96M reserved < estimate"),
+        (RHEL, vec![], "crashkernel-size", Status::Warn, "grubby --update-kernel=ALL --args=\"crashkernel=256M\""),
+        (BARE, vec![], "crashkernel-size", Status::Skip, "nothing reserved to size"),
+        // 4. capture kernel loaded
+        (DEBIAN, vec![], "capture-loaded", Status::Pass, "capture kernel loaded"),
+        (BARE, vec![], "capture-loaded", Status::Fail, "no capture kernel loaded"),
+        (BARE, vec![], "capture-loaded", Status::Fail, "reserve memory first"),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_loaded", "0\n"), Write("sys/kernel/security/lockdown", "none [integrity] confidentiality\n")], "capture-loaded", Status::Fail, "KDUMP_KEXEC_ARGS=\"-s\""),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_loaded", "0\n"), Write("proc/sys/kernel/kexec_load_disabled", "1\n")], "capture-loaded", Status::Fail, "no kexec load is possible until reboot"),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_loaded", "0\n"), Remove("usr/sbin/kexec")], "capture-loaded", Status::Fail, "apt install kexec-tools"),
+        (ODD, vec![], "capture-loaded", Status::Skip, "holds `maybe`"),
+        // 5. kdump service and capture initrd
+        (DEBIAN, vec![], "kdump-service", Status::Pass, "kdump-tools.service: enabled"),
+        (DEBIAN, vec![], "kdump-service", Status::Pass, "capture initrd /var/lib/kdump/initrd.img"),
+        (BARE, vec![], "kdump-service", Status::Fail, "no kdump service installed"),
+        (BARE, vec![], "kdump-service", Status::Fail, "apt install kdump-tools"),
+        (DEBIAN, vec![Remove("etc/systemd/system/multi-user.target.wants/kdump-tools.service")], "kdump-service", Status::Fail, "kdump-tools.service is disabled"),
+        (DEBIAN, vec![Symlink("etc/systemd/system/kdump-tools.service", "/dev/null")], "kdump-service", Status::Fail, "systemctl unmask kdump-tools.service"),
+        (DEBIAN, vec![Replace("etc/default/kdump-tools", "USE_KDUMP=1", "USE_KDUMP=0")], "kdump-service", Status::Fail, "USE_KDUMP is not 1"),
+        (DEBIAN, vec![Remove("var/lib/kdump/initrd.img"), Remove("var/lib/kdump/initrd.img-6.1.0-47-amd64")], "kdump-service", Status::Fail, "no capture initrd"),
+        (DEBIAN, vec![Older("var/lib/kdump/initrd.img-6.1.0-47-amd64")], "kdump-service", Status::Warn, "is older than /boot/vmlinuz-6.1.0-47-amd64"),
+        (RHEL, vec![], "kdump-service", Status::Warn, "kdumpctl rebuild"),
+        // 6. SysRq
+        (DEBIAN, vec![], "sysrq", Status::Pass, "kernel.sysrq = 1 (0x1) permits the crash key"),
+        (DEBIAN, vec![], "sysrq", Status::Pass, "serial break then `c` on ttyS0"),
+        (DEBIAN, vec![Write("proc/sys/kernel/sysrq", "446\n")], "sysrq", Status::Pass, "permits the crash key"),
+        (BARE, vec![], "sysrq", Status::Warn, "lacks bit 0x8"),
+        (BARE, vec![], "sysrq", Status::Warn, "sysctl -w kernel.sysrq=446"),
+        (DEBIAN, vec![Write("proc/sys/kernel/sysrq", "0\n")], "sysrq", Status::Warn, "SysRq disabled"),
+        (DEBIAN, vec![Remove("proc/sys/kernel/sysrq"), Replace("boot/config-6.1.0-47-amd64", "CONFIG_MAGIC_SYSRQ=y", "# CONFIG_MAGIC_SYSRQ is not set")], "sysrq", Status::Warn, "this kernel has no SysRq"),
+        (DEBIAN, vec![Remove("proc/sys/kernel/sysrq")], "sysrq", Status::Skip, "/proc/sys/kernel/sysrq missing"),
+        (ODD, vec![], "sysrq", Status::Skip, "holds `abc`, not a number"),
+        // 7. NMI panics
+        (DEBIAN, vec![], "nmi-panic", Status::Pass, "an external NMI panics"),
+        (RHEL, vec![], "nmi-panic", Status::Pass, "kernel.panic_on_unrecovered_nmi = 1"),
+        (BARE, vec![], "nmi-panic", Status::Warn, "sysctl -w kernel.unknown_nmi_panic=1"),
+        (ODD, vec![], "nmi-panic", Status::Skip, "holds `0x1`"),
+        // 8. oops and hangs
+        (DEBIAN, vec![], "oops-hang-panic", Status::Pass, "an oops panics; so do: kernel.softlockup_panic, kernel.hardlockup_panic"),
+        (DEBIAN, vec![Write("proc/sys/kernel/nmi_watchdog", "0\n")], "oops-hang-panic", Status::Pass, "has no effect while kernel.nmi_watchdog = 0"),
+        (BARE, vec![], "oops-hang-panic", Status::Warn, "an oops does not panic"),
+        (BARE, vec![], "oops-hang-panic", Status::Warn, "trade-off"),
+        (RHEL, vec![], "oops-hang-panic", Status::Warn, "no lockup or hung task panics"),
+        (ODD, vec![], "oops-hang-panic", Status::Skip, "panic_on_oops missing"),
+        // 9. after the dump
+        (DEBIAN, vec![], "after-dump", Status::Pass, "notified by kdump-notify.path watches /var/crash"),
+        (DEBIAN, vec![Remove("etc/systemd/system/paths.target.wants/kdump-notify.path")], "after-dump", Status::Warn, "nothing announces a new dump"),
+        (DEBIAN, vec![Replace("var/crash/kexec_cmd", "panic=10 ", "")], "after-dump", Status::Warn, "the capture kernel has no panic="),
+        (BARE, vec![], "after-dump", Status::Warn, "kernel.panic = 0"),
+        (RHEL, vec![], "after-dump", Status::Warn, "kdump_post /usr/local/sbin/kdump-notify"),
+        (RHEL, vec![Write("proc/sys/kernel/panic", "30\n")], "after-dump", Status::Pass, "reboots after a panic"),
+        (ODD, vec![], "after-dump", Status::Warn, "/proc/sys/kernel/panic holds ``, not a number"),
+        // 10. dump target
+        (DEBIAN, vec![], "dump-target", Status::Pass, "/var/crash, 46.4G free"),
+        (DEBIAN, vec![], "dump-target", Status::Pass, "1 earlier dump folder(s), newest /var/crash/202611201200"),
+        (BARE, vec![], "dump-target", Status::Warn, "/var/crash does not exist"),
+        (BARE, vec![], "dump-target", Status::Warn, "captured tree without df output"),
+        (RHEL, vec![], "dump-target", Status::Warn, "dumps go to ssh kdump@vault.example.com:/var/crash"),
+        (DEBIAN, vec![Mode("var/crash", 0o755)], "dump-target", Status::Warn, "open to other users (mode 0755)"),
+        (DEBIAN, vec![Mode("var/crash/202611201200/dump.202611201200", 0o644)], "dump-target", Status::Warn, "readable by everyone"),
+        (DEBIAN, vec![Replace("proc/mounts", "tmpfs /run", "tmpfs /var/crash")], "dump-target", Status::Fail, "is on tmpfs"),
+        (DEBIAN, vec![Replace("sos_commands/filesys/df_-al_-x_autofs", "48626068", "486260")], "dump-target", Status::Warn, "474.9M free < estimated dump 794.1M"),
+        (DEBIAN, vec![Replace("sos_commands/filesys/df_-al_-x_autofs", "48626068", "4862606"), Replace("etc/default/kdump-tools", "-c -d 31", "-c -d 1")], "dump-target", Status::Fail, "free < estimated dump 7.8G"),
+        (ODD, vec![], "dump-target", Status::Fail, "/var/crash is not a folder"),
+        // 11. tools
+        (DEBIAN, vec![], "tools", Status::Pass, "kexec, makedumpfile, crash and debuginfo present"),
+        (BARE, vec![], "tools", Status::Fail, "kexec missing; makedumpfile missing"),
+        (BARE, vec![], "tools", Status::Fail, "apt install kexec-tools makedumpfile crash"),
+        (RHEL, vec![], "tools", Status::Warn, "has no .debug_info (stripped)"),
+        (RHEL, vec![], "tools", Status::Warn, "dnf debuginfo-install kernel-5.14.0-427.13.1.el9_4.x86_64"),
+        (DEBIAN, vec![Remove("usr")], "tools", Status::Skip, "the captured tree has no /usr"),
+        (ODD, vec![], "tools", Status::Fail, "not an ELF file"),
+        // 12. capture command line
+        (DEBIAN, vec![], "capture-cmdline", Status::Pass, "capture command line recorded kexec_cmd; no graphics driver loaded"),
+        (RHEL, vec![], "capture-cmdline", Status::Warn, "graphics driver loaded (mgag200)"),
+        (RHEL, vec![], "capture-cmdline", Status::Warn, "add `nomodeset` to KDUMP_COMMANDLINE_APPEND in /etc/sysconfig/kdump"),
+        (DEBIAN, vec![Replace("var/crash/kexec_cmd", "nr_cpus=1 ", "")], "capture-cmdline", Status::Warn, "no nr_cpus=1"),
+        (DEBIAN, vec![Replace("var/crash/kexec_cmd", "nr_cpus=1 ", "nr_cpus=1 crashkernel=256M ")], "capture-cmdline", Status::Warn, "still carries crashkernel="),
+        (DEBIAN, vec![Write("proc/modules", "nvidia 56004608 2 - Live 0xffffffffc1000000\n")], "capture-cmdline", Status::Warn, "proprietary nvidia driver"),
+        // 13. hypervisor
+        (DEBIAN, vec![], "hypervisor", Status::Info, "virtual machine (QEMU/KVM, QEMU Standard PC (Q35 + ICH9, 2009))"),
+        (DEBIAN, vec![], "hypervisor", Status::Info, "virsh dump --memory-only"),
+        (RHEL, vec![], "hypervisor", Status::Info, "vmss2core"),
+        (BARE, vec![], "hypervisor", Status::Info, "bare metal (Dell Inc. PowerEdge R650)"),
+        (ODD, vec![], "hypervisor", Status::Skip, "cannot tell"),
+    ];
+    let mut failures = Vec::new();
+    let mut seen_ids = std::collections::BTreeSet::new();
+    for (i, (base, edits, id, want, text)) in cases.iter().enumerate() {
+        let dir = tree(base, edits);
+        let report = evaluate(dir.path());
+        let (status, said) = said(&report, id);
+        seen_ids.insert((id.to_string(), status));
+        if status != *want || !said.contains(text) {
+            failures.push(format!("case {i} ({base}, {id}): want {want:?} with `{text}`, got {status:?}:\n{said}\n"));
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    // Every check has a passing (or INFO) path and a path that is not.
+    for (id, _, _) in readiness::CHECKS {
+        assert!(seen_ids.iter().any(|(i, s)| i == id && matches!(s, Status::Pass | Status::Info)), "{id} has no passing case");
+        assert!(seen_ids.iter().any(|(i, s)| i == id && !matches!(s, Status::Pass | Status::Info)), "{id} has no failing case");
+    }
+}
+
+#[test]
+fn verdicts_and_exit_codes() {
+    for (name, verdict, code) in [(DEBIAN, "ready", 0), (RHEL, "ready_with_warnings", 1), (BARE, "not_ready", 2), (ODD, "not_ready", 2)] {
+        let dir = tree(name, &[]);
+        let report = evaluate(dir.path());
+        assert_eq!(report.exit_code(), code, "{name}");
+        assert_eq!(serde_json::to_value(report.verdict).unwrap(), verdict, "{name}");
+    }
+}
+
+#[test]
+fn calibrated_figure_raises_the_bar() {
+    let dir = tree(DEBIAN, &[]);
+    let mut snapshot = readiness::gather(&Root::new(dir.path())).unwrap();
+    assert_eq!(snapshot.calibrated, None, "nothing fills the calibration hook yet");
+    snapshot.calibrated = Some(Calibrated { min_bytes: 384 << 20, source: "kdrill drill of 2026-11-26".to_string() });
+    let report = readiness::evaluate(&snapshot);
+    let (status, text) = said(&report, "crashkernel-size");
+    assert_eq!(status, Status::Warn, "{text}");
+    assert!(text.contains("256M reserved < measured minimum 384M"), "{text}");
+    assert!(text.contains("crashkernel=384M"), "{text}");
+    assert_eq!(report.facts.calibrated_bytes, Some(384 << 20));
+}
+
+#[test]
+fn tables_snapshot() {
+    for name in [DEBIAN, BARE, RHEL, ODD] {
+        let dir = tree(name, &[]);
+        let table = report::table(&evaluate(dir.path()), false);
+        insta::assert_snapshot!(format!("table-{name}"), redact(&table, dir.path()));
+    }
+}
+
+#[test]
+fn verbose_table_shows_every_detail() {
+    let dir = tree(DEBIAN, &[]);
+    let table = report::table(&evaluate(dir.path()), true);
+    assert!(table.contains("· /proc/iomem: ab000000-baffffff : Crash kernel (256M)"), "{table}");
+    assert!(!table.contains("Fixes"), "a ready host has nothing to fix:\n{table}");
+}
+
+#[test]
+fn json_snapshot() {
+    for name in [DEBIAN, BARE] {
+        let dir = tree(name, &[]);
+        let json = report::json(&evaluate(dir.path()));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["schema"], "kdrill-check/1");
+        assert_eq!(value["checks"].as_array().unwrap().len(), 13);
+        insta::assert_snapshot!(format!("json-{name}"), redact(&json, dir.path()));
+    }
+}
+
+#[test]
+fn cli_reads_only_the_root() {
+    let dir = tree(DEBIAN, &[]);
+    let out = Command::cargo_bin("kdrill").unwrap().args(["check", "--format", "json", "--root"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["verdict"], "ready");
+    assert_eq!(value["live"], false);
+    // Everything came from the tree, not from this host.
+    assert_eq!(value["facts"]["kernel_release"], "6.1.0-47-amd64");
+    assert_eq!(value["facts"]["mem_total_bytes"], 8131588u64 * 1024);
+
+    let dir = tree(BARE, &[]);
+    let out = Command::cargo_bin("kdrill").unwrap().args(["check", "--root"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Verdict: NOT READY (exit 2)"), "{stdout}");
+    assert!(stdout.contains("fix: add `crashkernel=256M`"), "{stdout}");
+}
+
+#[test]
+fn cli_rejects_a_missing_root() {
+    let out = Command::cargo_bin("kdrill").unwrap().args(["check", "--root", "/nonexistent/kdrill-root"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot open the root /nonexistent/kdrill-root"), "{stderr}");
+}
+
+/// The real host: whatever it is, the JSON parses and agrees with the exit code; a host without
+/// `crashkernel=` (like the CI machine) is not ready.
+#[test]
+fn cli_on_this_host() {
+    let out = Command::cargo_bin("kdrill").unwrap().args(["check", "--format", "json"]).output().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["live"], true);
+    assert_eq!(out.status.code(), value["exit_code"].as_i64().map(|c| c as i32));
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let kernel_args = cmdline.split(" -- ").next().unwrap_or("");
+    if !kernel_args.split_whitespace().any(|w| w.starts_with("crashkernel=")) {
+        assert_eq!(out.status.code(), Some(2));
+        let param = value["checks"].as_array().unwrap().iter().find(|c| c["id"] == "crashkernel-param").unwrap();
+        assert_eq!(param["status"], "fail");
+        assert!(param["fix"].as_str().is_some_and(|f| f.contains("crashkernel=")), "{param}");
+    }
+}

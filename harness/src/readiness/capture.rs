@@ -310,7 +310,10 @@ pub fn cmdline(cx: &Context) -> Check {
             (cmdline_words(cmdline), source)
         }
         None if cx.config.is_none() => (Vec::new(), "unknown (no kdump configuration)"),
-        None => (Vec::new(), "unknown (the running command line is unreadable)"),
+        None => (
+            Vec::new(),
+            "unknown (the running command line is unreadable)",
+        ),
     };
     let has = |name: &str| {
         words

@@ -189,7 +189,9 @@ fn path_units(root: &Root) -> Vec<PathUnit> {
         .map(|name| PathUnit {
             name: name.clone(),
             text: root.text(&format!("{dir}/{name}")),
-            enabled: wants.iter().any(|w| root.entry_exists(&format!("{dir}/{w}/{name}"))),
+            enabled: wants
+                .iter()
+                .any(|w| root.entry_exists(&format!("{dir}/{w}/{name}"))),
         })
         .collect()
 }
@@ -209,7 +211,9 @@ fn systemctl(verb: &str, unit: &str) -> Option<String> {
 
 fn unit_files(root: &Root, unit: &str) -> Service {
     let etc = format!("/etc/systemd/system/{unit}");
-    let masked = root.read_link(&etc).is_ok_and(|target| target == "/dev/null");
+    let masked = root
+        .read_link(&etc)
+        .is_ok_and(|target| target == "/dev/null");
     let installed = snapshot::UNIT_DIRS
         .iter()
         .any(|dir| root.exists(&format!("{dir}/{unit}")));

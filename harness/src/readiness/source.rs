@@ -156,7 +156,9 @@ impl Root {
 
     /// Whether `path` itself (without following a final symlink) exists: a dangling symlink counts.
     pub fn entry_exists(&self, path: &str) -> bool {
-        let Some((parent, name)) = split_last(path) else { return false };
+        let Some((parent, name)) = split_last(path) else {
+            return false;
+        };
         match self.resolve(parent) {
             Ok(dir) => std::fs::symlink_metadata(dir.join(name)).is_ok(),
             Err(_) => false,
@@ -165,9 +167,12 @@ impl Root {
 
     /// The target of a symlink (the last component is not followed; the folders leading to it are).
     pub fn read_link(&self, path: &str) -> Got<String> {
-        let (parent, name) = split_last(path).ok_or_else(|| Problem::Odd(format!("{path} names no file")))?;
+        let (parent, name) =
+            split_last(path).ok_or_else(|| Problem::Odd(format!("{path} names no file")))?;
         let host = self.resolve(parent)?.join(name);
-        std::fs::read_link(host).map(|t| t.to_string_lossy().into_owned()).map_err(io_problem)
+        std::fs::read_link(host)
+            .map(|t| t.to_string_lossy().into_owned())
+            .map_err(io_problem)
     }
 
     /// Names in a folder, sorted.

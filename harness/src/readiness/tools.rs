@@ -110,7 +110,10 @@ pub fn present(cx: &Context) -> Check {
 /// Whether an ELF file has a `.debug_info` section (reads only the headers and the section-name table).
 pub fn has_debug_info<R: Read + Seek>(file: &mut R) -> Result<bool, String> {
     let mut ident = Vec::with_capacity(64);
-    file.by_ref().take(64).read_to_end(&mut ident).map_err(|e| e.to_string())?;
+    file.by_ref()
+        .take(64)
+        .read_to_end(&mut ident)
+        .map_err(|e| e.to_string())?;
     if !ident.starts_with(b"\x7fELF") {
         return Err("not an ELF file".to_string());
     }

@@ -279,12 +279,26 @@ pub fn aftermath(cx: &Context) -> Check {
         Some(Target::Remote { .. }) => String::new(),
         None => "/var/crash".to_string(),
     };
-    for unit in cx.snap.path_units.iter().filter(|u| u.enabled && !dump_dir.is_empty()) {
+    for unit in cx
+        .snap
+        .path_units
+        .iter()
+        .filter(|u| u.enabled && !dump_dir.is_empty())
+    {
         let Ok(text) = &unit.text else { continue };
-        let watches = text.lines().filter_map(|l| l.trim().split_once('=')).any(|(key, value)| {
-            ["PathChanged", "PathModified", "DirectoryNotEmpty", "PathExistsGlob"].contains(&key.trim())
-                && value.trim().trim_end_matches('/').starts_with(&dump_dir)
-        });
+        let watches = text
+            .lines()
+            .filter_map(|l| l.trim().split_once('='))
+            .any(|(key, value)| {
+                [
+                    "PathChanged",
+                    "PathModified",
+                    "DirectoryNotEmpty",
+                    "PathExistsGlob",
+                ]
+                .contains(&key.trim())
+                    && value.trim().trim_end_matches('/').starts_with(&dump_dir)
+            });
         if watches {
             notify.push(format!("{} watches {dump_dir}", unit.name));
         }

@@ -29,7 +29,9 @@ enum Edit {
 use Edit::*;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/check").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/check")
+        .join(name)
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -49,7 +51,12 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 fn set_mtime(path: &Path, when: SystemTime) {
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -82,7 +89,11 @@ fn tree(name: &str, edits: &[Edit]) -> tempfile::TempDir {
     walk(root, &mut files);
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy();
-        let when = if name.starts_with("vmlinuz-") { kernel } else { kernel + Duration::from_secs(86_400) };
+        let when = if name.starts_with("vmlinuz-") {
+            kernel
+        } else {
+            kernel + Duration::from_secs(86_400)
+        };
         set_mtime(file, when);
     }
     if root.join("var/crash").is_dir() {
@@ -92,7 +103,10 @@ fn tree(name: &str, edits: &[Edit]) -> tempfile::TempDir {
         dumps.iter().for_each(|f| set_mode(f, 0o600));
     }
     if name == RHEL {
-        set_mtime(&root.join("boot/initramfs-5.14.0-427.13.1.el9_4.x86_64kdump.img"), kernel - Duration::from_secs(86_400));
+        set_mtime(
+            &root.join("boot/initramfs-5.14.0-427.13.1.el9_4.x86_64kdump.img"),
+            kernel - Duration::from_secs(86_400),
+        );
     }
     for edit in edits {
         match edit {
@@ -128,14 +142,24 @@ fn evaluate(dir: &Path) -> Report {
 
 /// Everything a check said, for `contains` assertions.
 fn said(report: &Report, id: &str) -> (Status, String) {
-    let check = report.checks.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no check {id}"));
-    let text = format!("{}\n{}\n{}", check.seen, check.fix.clone().unwrap_or_default(), check.details.join("\n"));
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no check {id}"));
+    let text = format!(
+        "{}\n{}\n{}",
+        check.seen,
+        check.fix.clone().unwrap_or_default(),
+        check.details.join("\n")
+    );
     (check.status, text)
 }
 
 /// The output with the temporary root replaced, so snapshots do not depend on it.
 fn redact(text: &str, dir: &Path) -> String {
-    text.replace(&dir.display().to_string(), "[root]").replace(env!("CARGO_PKG_VERSION"), "[version]")
+    text.replace(&dir.display().to_string(), "[root]")
+        .replace(env!("CARGO_PKG_VERSION"), "[version]")
 }
 
 #[test]
@@ -258,24 +282,50 @@ fn every_check_takes_each_path() {
         let (status, said) = said(&report, id);
         seen_ids.insert((id.to_string(), status));
         if status != *want || !said.contains(text) {
-            failures.push(format!("case {i} ({base}, {id}): want {want:?} with `{text}`, got {status:?}:\n{said}\n"));
+            failures.push(format!(
+                "case {i} ({base}, {id}): want {want:?} with `{text}`, got {status:?}:\n{said}\n"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // Every check has a passing (or INFO) path and a path that is not.
     for (id, _, _) in readiness::CHECKS {
-        assert!(seen_ids.iter().any(|(i, s)| i == id && matches!(s, Status::Pass | Status::Info)), "{id} has no passing case");
-        assert!(seen_ids.iter().any(|(i, s)| i == id && !matches!(s, Status::Pass | Status::Info)), "{id} has no failing case");
+        assert!(
+            seen_ids
+                .iter()
+                .any(|(i, s)| i == id && matches!(s, Status::Pass | Status::Info)),
+            "{id} has no passing case"
+        );
+        assert!(
+            seen_ids
+                .iter()
+                .any(|(i, s)| i == id && !matches!(s, Status::Pass | Status::Info)),
+            "{id} has no failing case"
+        );
     }
 }
 
 #[test]
 fn verdicts_and_exit_codes() {
-    for (name, verdict, code) in [(DEBIAN, "ready", 0), (RHEL, "ready_with_warnings", 1), (BARE, "not_ready", 2), (ODD, "not_ready", 2)] {
+    for (name, verdict, code) in [
+        (DEBIAN, "ready", 0),
+        (RHEL, "ready_with_warnings", 1),
+        (BARE, "not_ready", 2),
+        (ODD, "not_ready", 2),
+    ] {
         let dir = tree(name, &[]);
         let report = evaluate(dir.path());
         assert_eq!(report.exit_code(), code, "{name}");
-        assert_eq!(serde_json::to_value(report.verdict).unwrap(), verdict, "{name}");
+        assert_eq!(
+            serde_json::to_value(report.verdict).unwrap(),
+            verdict,
+            "{name}"
+        );
     }
 }
 
@@ -283,12 +333,21 @@ fn verdicts_and_exit_codes() {
 fn calibrated_figure_raises_the_bar() {
     let dir = tree(DEBIAN, &[]);
     let mut snapshot = readiness::gather(&Root::new(dir.path())).unwrap();
-    assert_eq!(snapshot.calibrated, None, "nothing fills the calibration hook yet");
-    snapshot.calibrated = Some(Calibrated { min_bytes: 384 << 20, source: "kdrill drill of 2026-11-26".to_string() });
+    assert_eq!(
+        snapshot.calibrated, None,
+        "nothing fills the calibration hook yet"
+    );
+    snapshot.calibrated = Some(Calibrated {
+        min_bytes: 384 << 20,
+        source: "kdrill drill of 2026-11-26".to_string(),
+    });
     let report = readiness::evaluate(&snapshot);
     let (status, text) = said(&report, "crashkernel-size");
     assert_eq!(status, Status::Warn, "{text}");
-    assert!(text.contains("256M reserved < measured minimum 384M"), "{text}");
+    assert!(
+        text.contains("256M reserved < measured minimum 384M"),
+        "{text}"
+    );
     assert!(text.contains("crashkernel=384M"), "{text}");
     assert_eq!(report.facts.calibrated_bytes, Some(384 << 20));
 }
@@ -306,8 +365,14 @@ fn tables_snapshot() {
 fn verbose_table_shows_every_detail() {
     let dir = tree(DEBIAN, &[]);
     let table = report::table(&evaluate(dir.path()), true);
-    assert!(table.contains("· /proc/iomem: ab000000-baffffff : Crash kernel (256M)"), "{table}");
-    assert!(!table.contains("Fixes"), "a ready host has nothing to fix:\n{table}");
+    assert!(
+        table.contains("· /proc/iomem: ab000000-baffffff : Crash kernel (256M)"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("Fixes"),
+        "a ready host has nothing to fix:\n{table}"
+    );
 }
 
 #[test]
@@ -325,8 +390,18 @@ fn json_snapshot() {
 #[test]
 fn cli_reads_only_the_root() {
     let dir = tree(DEBIAN, &[]);
-    let out = Command::cargo_bin("kdrill").unwrap().args(["check", "--format", "json", "--root"]).arg(dir.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::cargo_bin("kdrill")
+        .unwrap()
+        .args(["check", "--format", "json", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["verdict"], "ready");
     assert_eq!(value["live"], false);
@@ -335,7 +410,12 @@ fn cli_reads_only_the_root() {
     assert_eq!(value["facts"]["mem_total_bytes"], 8131588u64 * 1024);
 
     let dir = tree(BARE, &[]);
-    let out = Command::cargo_bin("kdrill").unwrap().args(["check", "--root"]).arg(dir.path()).output().unwrap();
+    let out = Command::cargo_bin("kdrill")
+        .unwrap()
+        .args(["check", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Verdict: NOT READY (exit 2)"), "{stdout}");
@@ -344,26 +424,53 @@ fn cli_reads_only_the_root() {
 
 #[test]
 fn cli_rejects_a_missing_root() {
-    let out = Command::cargo_bin("kdrill").unwrap().args(["check", "--root", "/nonexistent/kdrill-root"]).output().unwrap();
+    let out = Command::cargo_bin("kdrill")
+        .unwrap()
+        .args(["check", "--root", "/nonexistent/kdrill-root"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot open the root /nonexistent/kdrill-root"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the root /nonexistent/kdrill-root"),
+        "{stderr}"
+    );
 }
 
 /// The real host: whatever it is, the JSON parses and agrees with the exit code; a host without
 /// `crashkernel=` (like the CI machine) is not ready.
 #[test]
 fn cli_on_this_host() {
-    let out = Command::cargo_bin("kdrill").unwrap().args(["check", "--format", "json"]).output().unwrap();
+    let out = Command::cargo_bin("kdrill")
+        .unwrap()
+        .args(["check", "--format", "json"])
+        .output()
+        .unwrap();
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["live"], true);
-    assert_eq!(out.status.code(), value["exit_code"].as_i64().map(|c| c as i32));
+    assert_eq!(
+        out.status.code(),
+        value["exit_code"].as_i64().map(|c| c as i32)
+    );
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let kernel_args = cmdline.split(" -- ").next().unwrap_or("");
-    if !kernel_args.split_whitespace().any(|w| w.starts_with("crashkernel=")) {
+    if !kernel_args
+        .split_whitespace()
+        .any(|w| w.starts_with("crashkernel="))
+    {
         assert_eq!(out.status.code(), Some(2));
-        let param = value["checks"].as_array().unwrap().iter().find(|c| c["id"] == "crashkernel-param").unwrap();
+        let param = value["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "crashkernel-param")
+            .unwrap();
         assert_eq!(param["status"], "fail");
-        assert!(param["fix"].as_str().is_some_and(|f| f.contains("crashkernel=")), "{param}");
+        assert!(
+            param["fix"]
+                .as_str()
+                .is_some_and(|f| f.contains("crashkernel=")),
+            "{param}"
+        );
     }
 }

@@ -192,7 +192,8 @@ pub fn service(cx: &Context) -> Check {
         fixes.push(format!("set USE_KDUMP=1 in {}", config.path));
     }
     match service.enabled.as_deref() {
-        Some("enabled" | "enabled-runtime" | "static" | "alias" | "indirect") | None => {}
+        Some("enabled" | "enabled-runtime" | "static" | "alias" | "indirect" | "generated")
+        | None => {}
         Some(state) => {
             parts.push((Status::Fail, format!("{name} is {state}")));
             fixes.push(if state == "masked" {

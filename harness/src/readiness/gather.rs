@@ -297,5 +297,5 @@ fn free_space(root: &Root, dir: &str) -> Option<u64> {
     if rc != 0 {
         return None;
     }
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }

@@ -56,8 +56,7 @@ impl Memory {
                 let ram: u64 = ranges
                     .iter()
                     .filter(|r| r.depth == 0 && r.name == "System RAM")
-                    .map(IomemRange::len)
-                    .sum();
+                    .fold(0u64, |sum, r| sum.saturating_add(r.len()));
                 let crash = ranges
                     .iter()
                     .filter(|r| r.name == "Crash kernel")
@@ -71,7 +70,9 @@ impl Memory {
                     kernel.iter().map(|r| r.start).min(),
                     kernel.iter().map(|r| r.end).max(),
                 ) {
-                    (Some(start), Some(end)) if end > start => Some(end - start + 1),
+                    (Some(start), Some(end)) if end > start => {
+                        Some((end - start).saturating_add(1))
+                    }
                     _ => None,
                 };
                 ((ram > 0).then_some(ram), Some(crash), image)
@@ -110,9 +111,11 @@ impl Memory {
     }
 
     fn iomem_crash_bytes(&self) -> Option<u64> {
-        self.iomem_crash
-            .as_ref()
-            .map(|ranges| ranges.iter().map(|(s, e)| e - s + 1).sum())
+        self.iomem_crash.as_ref().map(|ranges| {
+            ranges.iter().fold(0u64, |sum, (s, e)| {
+                sum.saturating_add((e - s).saturating_add(1))
+            })
+        })
     }
 
     /// Bytes reserved for the capture kernel, `None` if neither source could be read.
@@ -144,7 +147,7 @@ impl Memory {
             Some(bytes) => (bytes, "Kernel code..bss in /proc/iomem".to_string()),
             None => match snap.file(&snapshot::kernel_image(release)) {
                 Ok(meta) => (
-                    meta.len * IMAGE_FACTOR,
+                    meta.len.saturating_mul(IMAGE_FACTOR),
                     format!("{} × {IMAGE_FACTOR}", snapshot::kernel_image(release)),
                 ),
                 Err(_) => return None,
@@ -163,8 +166,10 @@ impl Memory {
             Some((path, len)) => (path, len),
             None => ("no initrd found".to_string(), 0),
         };
-        let total_bytes =
-            kernel_bytes + modules_bytes + initrd_bytes * INITRD_FACTOR + RUNTIME_BYTES;
+        let total_bytes = kernel_bytes
+            .saturating_add(modules_bytes)
+            .saturating_add(initrd_bytes.saturating_mul(INITRD_FACTOR))
+            .saturating_add(RUNTIME_BYTES);
         Some(Estimate {
             kernel_bytes,
             kernel_source,
@@ -192,14 +197,14 @@ impl Memory {
 /// Rounds up to a multiple of 16M (the granularity people write crashkernel= in).
 fn round_up(bytes: u64) -> u64 {
     const STEP: u64 = 16 << 20;
-    bytes.div_ceil(STEP) * STEP
+    bytes.div_ceil(STEP).saturating_mul(STEP)
 }
 
 /// `MemTotal` in bytes.
 pub fn mem_total(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    kib.checked_mul(1024)
 }
 
 /// Sum of the sizes in /proc/modules (every loaded module: an upper bound for the capture kernel's).
@@ -207,7 +212,7 @@ pub fn modules_bytes(modules: &str) -> u64 {
     modules
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
+        .fold(0, u64::saturating_add)
 }
 
 /// One line of /proc/iomem.
@@ -223,7 +228,7 @@ pub struct IomemRange {
 
 impl IomemRange {
     fn len(&self) -> u64 {
-        self.end.saturating_sub(self.start) + 1
+        self.end.saturating_sub(self.start).saturating_add(1)
     }
 }
 
@@ -234,9 +239,14 @@ pub fn iomem_ranges(text: &str) -> Vec<IomemRange> {
             let depth = (line.len() - line.trim_start().len()) / 2;
             let (span, name) = line.trim().split_once(" : ")?;
             let (start, end) = span.split_once('-')?;
-            Some(IomemRange {
-                start: u64::from_str_radix(start, 16).ok()?,
-                end: u64::from_str_radix(end, 16).ok()?,
+            let (start, end) = (
+                u64::from_str_radix(start, 16).ok()?,
+                u64::from_str_radix(end, 16).ok()?,
+            );
+            // A range that ends before it starts is not something the kernel prints: skip it.
+            (end >= start).then(|| IomemRange {
+                start,
+                end,
                 name: name.trim().to_string(),
                 depth,
             })
@@ -391,7 +401,7 @@ pub fn reserved(cx: &Context) -> Check {
             for (start, end) in ranges {
                 details.push(format!(
                     "/proc/iomem: {start:08x}-{end:08x} : Crash kernel ({})",
-                    size(end - start + 1)
+                    size((end - start).saturating_add(1))
                 ));
             }
         }

@@ -299,7 +299,7 @@ pub fn df_available(df: &str, path: &str) -> Option<u64> {
             continue;
         };
         if covers(&point, path) && best.is_none_or(|(len, _)| point.len() >= len) {
-            best = Some((point.len(), available * 1024));
+            best = Some((point.len(), available.saturating_mul(1024)));
         }
     }
     best.map(|(_, bytes)| bytes)

@@ -152,7 +152,7 @@ pub fn has_debug_info<R: Read + Seek>(file: &mut R) -> Result<bool, String> {
     let shentsize = u64::from(u16_at(&ident, 0x3a));
     let shnum = u64::from(u16_at(&ident, 0x3c));
     let shstrndx = u64::from(u16_at(&ident, 0x3e));
-    if shnum == 0 || shnum > MAX_SECTIONS || shentsize < 64 || shstrndx >= shnum {
+    if shnum == 0 || shnum > MAX_SECTIONS || !(64..=256).contains(&shentsize) || shstrndx >= shnum {
         return Err("no usable section header table".to_string());
     }
     let mut table = vec![0u8; (shnum * shentsize) as usize];

@@ -474,3 +474,40 @@ fn cli_on_this_host() {
         );
     }
 }
+
+/// Every file of a ready host replaced, one at a time, by odd content: the checklist never panics,
+/// always returns 13 checks, and renders both formats.
+#[test]
+fn odd_content_never_panics() {
+    const ODD_CONTENT: &[&str] = &[
+        "",
+        "\n\n",
+        "-1\n",
+        "99999999999999999999999999\n",
+        "ffffffffffffffff-0 : Crash kernel\n0-ffffffffffffffff : System RAM\n",
+        "crashkernel= crashkernel=@ crashkernel=0x crashkernel=1G-:,\n",
+        "MemTotal: 18446744073709551615 kB\n",
+        "\u{fffd}\u{fffd} : ünïcödé = \"\n",
+        "a b c d e f g h\n",
+    ];
+    let empty = tempfile::tempdir().unwrap();
+    let report = evaluate(empty.path());
+    assert_eq!(report.checks.len(), 13);
+    assert_eq!(report.exit_code(), 2, "an empty tree has no kdump service");
+    let dir = tree(DEBIAN, &[]);
+    let mut files = Vec::new();
+    walk(dir.path(), &mut files);
+    assert!(files.len() > 30, "the ready fixture should have many files");
+    for file in &files {
+        let original = std::fs::read(file).unwrap();
+        for content in ODD_CONTENT {
+            std::fs::write(file, content).unwrap();
+            let report = evaluate(dir.path());
+            assert_eq!(report.checks.len(), 13, "{} = {content:?}", file.display());
+            let _ = report::table(&report, true);
+            let json = report::json(&report);
+            serde_json::from_str::<serde_json::Value>(&json).unwrap();
+        }
+        std::fs::write(file, original).unwrap();
+    }
+}

@@ -73,7 +73,8 @@ pub fn loaded(cx: &Context) -> Check {
             Status::Skip,
             format!("/sys/kernel/kexec_crash_loaded holds `{value}`, not 0 or 1"),
             WHY_LOADED,
-        );
+        )
+        .fix("read it on the host: `cat /sys/kernel/kexec_crash_loaded`");
     }
     let mut details = Vec::new();
     let mut fixes = Vec::new();

@@ -511,3 +511,57 @@ fn odd_content_never_panics() {
         std::fs::write(file, original).unwrap();
     }
 }
+
+/// States only a live host has (systemd's answers, statvfs) are judged from the snapshot like the rest.
+#[test]
+fn live_host_states() {
+    let dir = tree(DEBIAN, &[]);
+    let snapshot = readiness::gather(&Root::new(dir.path())).unwrap();
+
+    let mut failed = snapshot.clone();
+    let unit = failed
+        .services
+        .iter_mut()
+        .find(|s| s.unit == "kdump-tools.service")
+        .unwrap();
+    unit.active = Some("failed".to_string());
+    let (status, text) = said(&readiness::evaluate(&failed), "kdump-service");
+    assert_eq!(status, Status::Fail, "{text}");
+    assert!(text.contains("kdump-tools.service is failed"), "{text}");
+    assert!(
+        text.contains("journalctl -b -u kdump-tools.service"),
+        "{text}"
+    );
+
+    let mut active = snapshot.clone();
+    active
+        .services
+        .iter_mut()
+        .for_each(|s| s.active = Some("active".to_string()));
+    let (status, text) = said(&readiness::evaluate(&active), "kdump-service");
+    assert_eq!(status, Status::Pass, "{text}");
+    assert!(
+        text.contains("kdump-tools.service: enabled, active"),
+        "{text}"
+    );
+
+    // statvfs's figure wins over any df output.
+    let mut full = snapshot.clone();
+    full.target.as_mut().unwrap().free_bytes = Some(100 << 20);
+    let (status, text) = said(&readiness::evaluate(&full), "dump-target");
+    assert_eq!(status, Status::Warn, "{text}");
+    assert!(text.contains("100M free < estimated dump 794.1M"), "{text}");
+    assert!(text.contains("(statvfs)"), "{text}");
+
+    // On the live host, missing kexec files mean the kernel cannot dump (a captured tree may just lack them).
+    let mut bare = snapshot;
+    bare.kexec_crash_loaded = Err(readiness::source::Problem::Missing);
+    bare.kexec_crash_size = Err(readiness::source::Problem::Missing);
+    bare.kernel_config = Err(readiness::source::Problem::Missing);
+    let (status, _) = said(&readiness::evaluate(&bare), "capture-loaded");
+    assert_eq!(status, Status::Skip);
+    bare.live = true;
+    let (status, text) = said(&readiness::evaluate(&bare), "capture-loaded");
+    assert_eq!(status, Status::Fail, "{text}");
+    assert!(text.contains("no /sys/kernel/kexec_crash_size"), "{text}");
+}

@@ -456,7 +456,7 @@ pub fn large_enough(cx: &Context) -> Check {
             Status::Skip,
             format!(
                 "{} reserved; no estimate: the kernel release or image size is unknown",
-                size_text(reserved)
+                size(reserved)
             ),
             WHY_SIZE,
         )
@@ -464,48 +464,48 @@ pub fn large_enough(cx: &Context) -> Check {
     };
     let mut details = vec![format!(
         "estimate {} = kernel {} ({}) + modules {} (all loaded, /proc/modules) + initrd {} × {} ({}) + runtime {}",
-        size_text(estimate.total_bytes),
-        size_text(estimate.kernel_bytes),
+        size(estimate.total_bytes),
+        size(estimate.kernel_bytes),
         estimate.kernel_source,
-        size_text(estimate.modules_bytes),
-        size_text(estimate.initrd_bytes),
+        size(estimate.modules_bytes),
+        size(estimate.initrd_bytes),
         estimate.initrd_factor,
         estimate.initrd_source,
-        size_text(estimate.runtime_bytes),
+        size(estimate.runtime_bytes),
     )];
     let mut need = estimate.total_bytes;
-    let mut basis = format!("estimate {}", size_text(estimate.total_bytes));
+    let mut basis = format!("estimate {}", size(estimate.total_bytes));
     if let Some(calibrated) = &cx.snap.calibrated {
         details.push(format!(
             "kdrill measured a {} minimum for this kernel ({})",
-            size_text(calibrated.min_bytes),
+            size(calibrated.min_bytes),
             calibrated.source
         ));
         if calibrated.min_bytes > need {
             need = calibrated.min_bytes;
-            basis = format!("measured minimum {}", size_text(calibrated.min_bytes));
+            basis = format!("measured minimum {}", size(calibrated.min_bytes));
         }
     }
     if let Some(default) = mem.arch_default(cx) {
         details.push(format!(
             "x86_64 default for this RAM ({X86_64_DEFAULT}): {}",
-            size_text(default)
+            size(default)
         ));
     }
     if reserved >= need {
         check(
             3,
             Status::Pass,
-            format!("{} reserved ≥ {basis}", size_text(reserved)),
+            format!("{} reserved ≥ {basis}", size(reserved)),
             WHY_SIZE,
         )
         .details(details)
     } else {
-        let want = format!("crashkernel={}", size_text(mem.recommended(cx)));
+        let want = format!("crashkernel={}", size(mem.recommended(cx)));
         check(
             3,
             Status::Warn,
-            format!("{} reserved < {basis}", size_text(reserved)),
+            format!("{} reserved < {basis}", size(reserved)),
             WHY_SIZE,
         )
         .details(details)
@@ -514,10 +514,6 @@ pub fn large_enough(cx: &Context) -> Check {
             cx.family.add_kernel_param(&want)
         ))
     }
-}
-
-fn size_text(bytes: u64) -> String {
-    crashkernel::size(bytes)
 }
 
 #[cfg(test)]

@@ -163,11 +163,6 @@ impl Snapshot {
             .unwrap_or(Err(Problem::Missing))
             .map(|v| v.trim().to_string())
     }
-
-    /// The release (`uname -r`), or a placeholder for messages when unknown.
-    pub fn release_or_unknown(&self) -> &str {
-        self.release.as_deref().unwrap_or("<release>")
-    }
 }
 
 /// The sysctls the checks read, all under `/proc/sys/kernel/`.

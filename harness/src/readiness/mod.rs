@@ -257,26 +257,23 @@ fn parse_kernel_config(text: &str) -> BTreeMap<String, String> {
 }
 
 fn support(snap: &Snapshot, kconfig: &BTreeMap<String, String>) -> Support {
-    let set = |name: &str| kconfig.get(name).map(|v| v == "y");
-    if set("CONFIG_CRASH_DUMP") == Some(false) {
-        return Support::No("CONFIG_CRASH_DUMP is not set".to_string());
+    let missing = |got: &source::Got<String>| matches!(got, Err(source::Problem::Missing));
+    // The kexec_crash_* files exist exactly when the kernel can reserve and load a capture kernel
+    // (CONFIG_KEXEC_CORE before 6.7, CONFIG_CRASH_DUMP since): their presence settles it.
+    if !missing(&snap.kexec_crash_size) || !missing(&snap.kexec_crash_loaded) {
+        return Support::Yes;
     }
+    let set = |name: &str| kconfig.get(name).map(|v| v == "y");
     if set("CONFIG_KEXEC") == Some(false) && set("CONFIG_KEXEC_FILE") == Some(false) {
         return Support::No("neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE is set".to_string());
     }
-    if set("CONFIG_CRASH_DUMP") == Some(true) {
-        return Support::Yes;
+    if set("CONFIG_CRASH_DUMP") == Some(false) {
+        return Support::No("CONFIG_CRASH_DUMP is not set".to_string());
     }
-    if snap.live
-        && matches!(snap.kexec_crash_size, Err(source::Problem::Missing))
-        && matches!(snap.kexec_crash_loaded, Err(source::Problem::Missing))
-    {
+    if snap.live {
         return Support::No(
             "the kernel has no /sys/kernel/kexec_crash_size or kexec_crash_loaded".to_string(),
         );
-    }
-    if snap.kexec_crash_loaded.is_ok() {
-        return Support::Yes;
     }
     Support::Unknown
 }

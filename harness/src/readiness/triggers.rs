@@ -137,13 +137,19 @@ pub fn nmi(cx: &Context) -> Check {
     }
     match (&unknown, &unrecovered) {
         (Value::Absent, Value::Absent) => {
+            let arch = cx.snap.arch.as_deref().unwrap_or("");
+            if !arch.is_empty() && !["x86_64", "i386", "i686"].contains(&arch) {
+                let seen = format!("not applicable on {arch}: the NMI panic sysctls are x86 only");
+                return check(7, Status::Info, seen, WHY_NMI).details(details);
+            }
             return check(
                 7,
                 Status::Skip,
                 "no NMI panic sysctls on this kernel or architecture (or not captured)",
                 WHY_NMI,
             )
-            .details(details);
+            .details(details)
+            .fix("include proc/sys/kernel in the captured tree");
         }
         (Value::Bad(why), _) | (_, Value::Bad(why)) => {
             return check(7, Status::Skip, why.clone(), WHY_NMI)

@@ -177,7 +177,9 @@ fn every_check_takes_each_path() {
         (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=256M crashkernel=2G,middle\n")], "crashkernel-param", Status::Warn, "unknown suffix `,middle`"),
         (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=512M,high crashkernel=72M,low\n")], "crashkernel-param", Status::Pass, "asks for 512M + 72M low"),
         (DEBIAN, vec![Write("proc/cmdline", "ro -- crashkernel=256M\n")], "crashkernel-param", Status::Fail, "no crashkernel="),
-        (DEBIAN, vec![Replace("boot/config-6.1.0-47-amd64", "CONFIG_CRASH_DUMP=y", "# CONFIG_CRASH_DUMP is not set")], "crashkernel-param", Status::Fail, "this kernel cannot dump (CONFIG_CRASH_DUMP is not set)"),
+        (DEBIAN, vec![Replace("boot/config-6.1.0-47-amd64", "CONFIG_CRASH_DUMP=y", "# CONFIG_CRASH_DUMP is not set"), Remove("sys/kernel/kexec_crash_size"), Remove("sys/kernel/kexec_crash_loaded")], "crashkernel-param", Status::Fail, "this kernel cannot dump (CONFIG_CRASH_DUMP is not set)"),
+        // Before 6.7 a kernel without CONFIG_CRASH_DUMP could still reserve and load: the sysfs files decide.
+        (DEBIAN, vec![Replace("boot/config-6.1.0-47-amd64", "CONFIG_CRASH_DUMP=y", "# CONFIG_CRASH_DUMP is not set")], "crashkernel-param", Status::Pass, "asks for 256M"),
         (ODD, vec![], "crashkernel-param", Status::Skip, "/proc/cmdline is a directory"),
         // 2. memory actually reserved
         (DEBIAN, vec![], "crashkernel-reserved", Status::Pass, "256M reserved"),
@@ -225,6 +227,8 @@ fn every_check_takes_each_path() {
         (RHEL, vec![], "nmi-panic", Status::Pass, "kernel.panic_on_unrecovered_nmi = 1"),
         (BARE, vec![], "nmi-panic", Status::Warn, "sysctl -w kernel.unknown_nmi_panic=1"),
         (ODD, vec![], "nmi-panic", Status::Skip, "holds `0x1`"),
+        (DEBIAN, vec![Remove("proc/sys/kernel/unknown_nmi_panic"), Remove("proc/sys/kernel/panic_on_unrecovered_nmi"), Write("proc/sys/kernel/arch", "aarch64\n")], "nmi-panic", Status::Info, "x86 only"),
+        (DEBIAN, vec![Remove("proc/sys/kernel/unknown_nmi_panic"), Remove("proc/sys/kernel/panic_on_unrecovered_nmi")], "nmi-panic", Status::Skip, "no NMI panic sysctls"),
         // 8. oops and hangs
         (DEBIAN, vec![], "oops-hang-panic", Status::Pass, "an oops panics; so do: kernel.softlockup_panic, kernel.hardlockup_panic"),
         (DEBIAN, vec![Write("proc/sys/kernel/nmi_watchdog", "0\n")], "oops-hang-panic", Status::Pass, "has no effect while kernel.nmi_watchdog = 0"),

@@ -12,6 +12,19 @@ const MAX_TARGET_ENTRIES: usize = 500;
 /// Largest unpacked kernel config read.
 const CONFIG_LIMIT: u64 = 4 << 20;
 
+/// `sysctl -a` output in a sosreport.
+const SOS_SYSCTL: &str = "/sos_commands/kernel/sysctl_-a";
+/// `uname -a` output in a sosreport.
+const SOS_UNAME: &str = "/sos_commands/kernel/uname_-a";
+
+/// `name = value` lines of `sysctl -a` output.
+fn sysctl_lines(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.split_once(" = "))
+        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+        .collect()
+}
+
 /// The root given is not a readable folder.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot use {path} as the root to check: it is not a readable folder")]
@@ -43,10 +56,32 @@ pub fn gather(root: &Root) -> Result<Snapshot, RootError> {
     snap.modules = text("/proc/modules");
     snap.kexec_crash_size = trimmed("/sys/kernel/kexec_crash_size");
     snap.kexec_crash_loaded = trimmed("/sys/kernel/kexec_crash_loaded");
+    // A sosreport keeps `sysctl -a` and `uname -a` output rather than every /proc/sys file.
+    let sos_sysctl = if root.is_live() {
+        None
+    } else {
+        text(SOS_SYSCTL).ok().map(|t| sysctl_lines(&t))
+    };
     snap.sysctl = snapshot::SYSCTLS
         .iter()
-        .map(|name| (name.to_string(), text(&snapshot::sysctl_path(name))))
+        .map(|name| {
+            let value = match (text(&snapshot::sysctl_path(name)), &sos_sysctl) {
+                (Err(Problem::Missing), Some(sos)) => {
+                    sos.get(*name).cloned().ok_or(Problem::Missing)
+                }
+                (value, _) => value,
+            };
+            (name.to_string(), value)
+        })
         .collect();
+    if matches!(snap.release, Err(Problem::Missing)) && !root.is_live() {
+        if let Ok(uname) = text(SOS_UNAME) {
+            let mut words = uname.split_whitespace();
+            if let (Some(_), Some(_), Some(release)) = (words.next(), words.next(), words.next()) {
+                snap.release = Ok(release.to_string());
+            }
+        }
+    }
     snap.lockdown = trimmed("/sys/kernel/security/lockdown");
     snap.secure_boot = root.bytes(
         "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",

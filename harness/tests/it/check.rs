@@ -222,6 +222,9 @@ fn every_check_takes_each_path() {
         (DEBIAN, vec![Remove("proc/sys/kernel/sysrq"), Replace("boot/config-6.1.0-47-amd64", "CONFIG_MAGIC_SYSRQ=y", "# CONFIG_MAGIC_SYSRQ is not set")], "sysrq", Status::Warn, "this kernel has no SysRq"),
         (DEBIAN, vec![Remove("proc/sys/kernel/sysrq")], "sysrq", Status::Skip, "/proc/sys/kernel/sysrq missing"),
         (ODD, vec![], "sysrq", Status::Skip, "holds `abc`, not a number"),
+        // A sosreport has `sysctl -a` and `uname -a` output instead of the /proc/sys files.
+        (DEBIAN, vec![Remove("proc/sys/kernel/sysrq"), Remove("proc/sys/kernel/osrelease"), Write("sos_commands/kernel/sysctl_-a", "kernel.sysctl_writes_strict = 1\nkernel.sysrq = 16\n"), Write("sos_commands/kernel/uname_-a", "Linux db1 6.1.0-47-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 x86_64 GNU/Linux\n")], "sysrq", Status::Warn, "kernel.sysrq = 16 (0x10) lacks bit 0x8"),
+        (DEBIAN, vec![Remove("proc/sys/kernel/osrelease"), Write("sos_commands/kernel/uname_-a", "Linux db1 6.1.0-47-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 x86_64 GNU/Linux\n")], "tools", Status::Pass, "debuginfo: /usr/lib/debug/boot/vmlinux-6.1.0-47-amd64"),
         // 7. NMI panics
         (DEBIAN, vec![], "nmi-panic", Status::Pass, "an external NMI panics"),
         (RHEL, vec![], "nmi-panic", Status::Pass, "kernel.panic_on_unrecovered_nmi = 1"),

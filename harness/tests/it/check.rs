@@ -206,12 +206,15 @@ fn every_check_takes_each_path() {
         (DEBIAN, vec![], "kdump-service", Status::Pass, "capture initrd /var/lib/kdump/initrd.img"),
         (BARE, vec![], "kdump-service", Status::Fail, "no kdump service installed"),
         (BARE, vec![], "kdump-service", Status::Fail, "apt install kdump-tools"),
-        (DEBIAN, vec![Remove("etc/systemd/system/multi-user.target.wants/kdump-tools.service")], "kdump-service", Status::Fail, "kdump-tools.service is disabled"),
-        (DEBIAN, vec![Symlink("etc/systemd/system/kdump-tools.service", "/dev/null")], "kdump-service", Status::Fail, "systemctl unmask kdump-tools.service"),
-        (DEBIAN, vec![Replace("etc/default/kdump-tools", "USE_KDUMP=1", "USE_KDUMP=0")], "kdump-service", Status::Fail, "USE_KDUMP is not 1"),
-        (DEBIAN, vec![Remove("var/lib/kdump/initrd.img"), Remove("var/lib/kdump/initrd.img-6.1.0-47-amd64")], "kdump-service", Status::Fail, "no capture initrd"),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_loaded", "0\n"), Remove("etc/systemd/system/multi-user.target.wants/kdump-tools.service")], "kdump-service", Status::Fail, "kdump-tools.service is disabled"),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_loaded", "0\n"), Symlink("etc/systemd/system/kdump-tools.service", "/dev/null")], "kdump-service", Status::Fail, "systemctl unmask kdump-tools.service"),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_loaded", "0\n"), Replace("etc/default/kdump-tools", "USE_KDUMP=1", "USE_KDUMP=0")], "kdump-service", Status::Fail, "USE_KDUMP is not 1"),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_loaded", "0\n"), Remove("var/lib/kdump/initrd.img"), Remove("var/lib/kdump/initrd.img-6.1.0-47-amd64")], "kdump-service", Status::Fail, "no capture initrd"),
         (DEBIAN, vec![Older("var/lib/kdump/initrd.img-6.1.0-47-amd64")], "kdump-service", Status::Warn, "is older than /boot/vmlinuz-6.1.0-47-amd64"),
         (RHEL, vec![], "kdump-service", Status::Warn, "kdumpctl rebuild"),
+        // Loaded by hand (or by a test harness) with no service: a crash today is caught, a reboot disarms it.
+        (DEBIAN, vec![Remove("etc/systemd/system/multi-user.target.wants/kdump-tools.service"), Remove("lib/systemd/system/kdump-tools.service")], "kdump-service", Status::Warn, "a crash today is still caught, but the next boot may not load one"),
+        (DEBIAN, vec![Remove("etc/systemd/system/multi-user.target.wants/kdump-tools.service")], "kdump-service", Status::Warn, "kdump-tools.service is disabled (a capture kernel is loaded now"),
         // 6. SysRq
         (DEBIAN, vec![], "sysrq", Status::Pass, "kernel.sysrq = 1 (0x1) permits the crash key"),
         (DEBIAN, vec![], "sysrq", Status::Pass, "serial break then `c` on ttyS0"),
@@ -526,6 +529,7 @@ fn live_host_states() {
     let snapshot = readiness::gather(&Root::new(dir.path())).unwrap();
 
     let mut failed = snapshot.clone();
+    failed.kexec_crash_loaded = Ok("0".to_string());
     let unit = failed
         .services
         .iter_mut()

@@ -74,11 +74,19 @@ pub fn gather(root: &Root) -> Result<Snapshot, RootError> {
             (name.to_string(), value)
         })
         .collect();
-    if matches!(snap.release, Err(Problem::Missing)) && !root.is_live() {
+    let missing = |got: &Got<String>| matches!(got, Err(Problem::Missing));
+    if !root.is_live() && (missing(&snap.release) || missing(&snap.arch)) {
         if let Ok(uname) = text(SOS_UNAME) {
-            let mut words = uname.split_whitespace();
-            if let (Some(_), Some(_), Some(release)) = (words.next(), words.next(), words.next()) {
+            let words: Vec<&str> = uname.split_whitespace().collect();
+            if let (true, Some(release)) = (missing(&snap.release), words.get(2)) {
                 snap.release = Ok(release.to_string());
+            }
+            const ARCHES: &[&str] = &["x86_64", "aarch64", "ppc64le", "s390x", "i686", "riscv64"];
+            if let (true, Some(arch)) = (
+                missing(&snap.arch),
+                words.iter().find(|w| ARCHES.contains(w)),
+            ) {
+                snap.arch = Ok(arch.to_string());
             }
         }
     }

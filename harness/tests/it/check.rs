@@ -193,6 +193,8 @@ fn every_check_takes_each_path() {
         (RHEL, vec![], "crashkernel-size", Status::Warn, "96M reserved < estimate"),
         (RHEL, vec![], "crashkernel-size", Status::Warn, "grubby --update-kernel=ALL --args=\"crashkernel=256M\""),
         (BARE, vec![], "crashkernel-size", Status::Skip, "nothing reserved to size"),
+        (DEBIAN, vec![Remove("proc/sys/kernel/arch")], "crashkernel-size", Status::Pass, "256M reserved ≥ estimate 111.3M\n"),
+        (DEBIAN, vec![Remove("proc/sys/kernel/arch"), Write("sos_commands/kernel/uname_-a", "Linux db1 6.1.0-47-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 x86_64 GNU/Linux\n")], "crashkernel-size", Status::Pass, "x86_64 default for this RAM"),
         // 4. capture kernel loaded
         (DEBIAN, vec![], "capture-loaded", Status::Pass, "capture kernel loaded"),
         (BARE, vec![], "capture-loaded", Status::Fail, "no capture kernel loaded"),
@@ -227,7 +229,7 @@ fn every_check_takes_each_path() {
         (ODD, vec![], "sysrq", Status::Skip, "holds `abc`, not a number"),
         // A sosreport has `sysctl -a` and `uname -a` output instead of the /proc/sys files.
         (DEBIAN, vec![Remove("proc/sys/kernel/sysrq"), Remove("proc/sys/kernel/osrelease"), Write("sos_commands/kernel/sysctl_-a", "kernel.sysctl_writes_strict = 1\nkernel.sysrq = 16\n"), Write("sos_commands/kernel/uname_-a", "Linux db1 6.1.0-47-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 x86_64 GNU/Linux\n")], "sysrq", Status::Warn, "kernel.sysrq = 16 (0x10) lacks bit 0x8"),
-        (DEBIAN, vec![Remove("proc/sys/kernel/osrelease"), Write("sos_commands/kernel/uname_-a", "Linux db1 6.1.0-47-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 x86_64 GNU/Linux\n")], "tools", Status::Pass, "debuginfo: /usr/lib/debug/boot/vmlinux-6.1.0-47-amd64"),
+        (DEBIAN, vec![Remove("proc/sys/kernel/osrelease"), Remove("proc/sys/kernel/arch"), Write("sos_commands/kernel/uname_-a", "Linux db1 6.1.0-47-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 x86_64 GNU/Linux\n")], "tools", Status::Pass, "debuginfo: /usr/lib/debug/boot/vmlinux-6.1.0-47-amd64"),
         // 7. NMI panics
         (DEBIAN, vec![], "nmi-panic", Status::Pass, "an external NMI panics"),
         (RHEL, vec![], "nmi-panic", Status::Pass, "kernel.panic_on_unrecovered_nmi = 1"),

@@ -322,7 +322,7 @@ pub fn param(cx: &Context) -> Check {
         None if mem.ram().is_none() => (
             Status::Skip,
             format!("{shown}, but the RAM size is unknown (/proc/meminfo, /proc/iomem)"),
-            None,
+            Some("include proc/meminfo and proc/iomem in the captured tree".to_string()),
         ),
         None => (
             Status::Fail,

@@ -27,9 +27,21 @@ pub enum KernelSource {
         package: String,
         version: String,
         sha256: String,
+        /// Header packages to build out-of-tree modules (the crasher) against this kernel.
+        #[serde(default)]
+        headers: Vec<DebPackage>,
     },
     /// A kernel the user built: a bzImage and its `/lib/modules/<release>` folder.
     Local { vmlinuz: PathBuf, modules: PathBuf },
+}
+
+/// One pinned Debian package.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebPackage {
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
 }
 
 /// Guest shape; every default is the smallest that passed on our 2-core machines.

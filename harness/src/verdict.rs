@@ -43,8 +43,10 @@ pub struct CaseResult {
     pub phases: Phases,
     /// Size of the dump file in bytes.
     pub dump_bytes: Option<u64>,
-    /// Expected log lines and whether the dump's log holds them.
-    pub expectations: BTreeMap<String, bool>,
+    /// The crash route (the scenario's trigger).
+    pub route: Option<String>,
+    /// Each expected regex and the first line of the dump's log it matched (`null`: none).
+    pub expectations: BTreeMap<String, Option<String>>,
     /// The panic message read from the dump.
     pub panic_message: Option<String>,
     pub artifacts: String,
@@ -62,6 +64,7 @@ impl CaseResult {
             kernel_release: None,
             phases: Phases::default(),
             dump_bytes: None,
+            route: None,
             expectations: BTreeMap::new(),
             panic_message: None,
             artifacts: artifacts.into(),
@@ -106,17 +109,39 @@ impl CaseResult {
     }
 }
 
-/// Which expected lines `log` holds (substring match, line by line).
-pub fn check_log(log: &str, expected: &[String]) -> BTreeMap<String, bool> {
-    expected
+/// For each pattern, the first line of `log` it matches. Patterns were validated when the
+/// scenario was loaded; an invalid one matches nothing.
+pub fn check_log(log: &str, patterns: &[String]) -> BTreeMap<String, Option<String>> {
+    patterns
         .iter()
-        .map(|want| {
-            (
-                want.clone(),
-                log.lines().any(|line| line.contains(want.as_str())),
-            )
+        .map(|pattern| {
+            let found = regex::Regex::new(pattern).ok().and_then(|re| {
+                log.lines()
+                    .find(|line| re.is_match(line))
+                    .map(|l| l.trim_end().to_string())
+            });
+            (pattern.clone(), found)
         })
         .collect()
+}
+
+/// Reasons for each `absent` pattern that matches a line of one of the named texts.
+pub fn check_absent(texts: &[(&str, &str)], patterns: &[String]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for pattern in patterns {
+        let Ok(re) = regex::Regex::new(pattern) else {
+            continue;
+        };
+        for (name, text) in texts {
+            if let Some(line) = text.lines().find(|line| re.is_match(line)) {
+                reasons.push(format!(
+                    "{name} holds a line it must not (`{pattern}`): {}",
+                    line.trim_end()
+                ));
+            }
+        }
+    }
+    reasons
 }
 
 /// The last `Kernel panic - not syncing:` message in a dmesg text.

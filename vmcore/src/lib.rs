@@ -1,1 +1,337 @@
 //! Reader for Linux crash dumps: ELF vmcores, kdump-compressed and flattened files, and the kernel log inside them.
+//!
+//! Sans-IO over a [`ReadAt`] byte source: nothing is loaded whole, only the
+//! headers, the dumped-page bitmap and the pages the kernel log needs. No
+//! processes, no QEMU, no harness code.
+//!
+//! ```no_run
+//! let dump = kdrill_vmcore::Vmcore::open(std::path::Path::new("vmcore"))?;
+//! println!("{} {:?}", dump.info().format, dump.info().kernel_release);
+//! let records = dump.dmesg_records()?;
+//! print!("{}", kdrill_vmcore::format_dmesg(&records));
+//! # Ok::<(), kdrill_vmcore::Error>(())
+//! ```
+
+mod compress;
+mod diskdump;
+mod dmesg;
+mod elf;
+mod error;
+mod flattened;
+mod logbuf;
+mod memory;
+mod notes;
+mod ringbuffer;
+mod source;
+pub mod synth;
+mod vmcoreinfo;
+mod x86_64;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use compress::Compression;
+pub use dmesg::{format_dmesg, panic_message, LogRecord};
+pub use error::{Error, Result};
+pub use source::ReadAt;
+pub use vmcoreinfo::VmcoreInfo;
+
+use diskdump::KdumpDump;
+use elf::ElfDump;
+use memory::{KernelView, PhysicalMemory};
+use source::Source;
+
+/// The container format of a dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum DumpFormat {
+    /// ELF64 core file (`/proc/vmcore`, `makedumpfile -E`, QEMU `dump-guest-memory` elf).
+    #[serde(rename = "elf")]
+    Elf,
+    /// makedumpfile's kdump-compressed format ("KDUMP   ").
+    #[serde(rename = "kdump-compressed")]
+    KdumpCompressed,
+}
+
+impl std::fmt::Display for DumpFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DumpFormat::Elf => "ELF",
+            DumpFormat::KdumpCompressed => "kdump-compressed",
+        })
+    }
+}
+
+/// What a dump says about itself, from its headers, notes and VMCOREINFO.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DumpInfo {
+    pub format: DumpFormat,
+    /// Stored in makedumpfile's flattened format (`-F`, QEMU kdump-*) and read in place.
+    pub flattened: bool,
+    /// Page compression named in the header (`None` for ELF).
+    pub compression: Compression,
+    /// VMCOREINFO `OSRELEASE`, else the header's utsname release.
+    pub kernel_release: Option<String>,
+    /// Seconds since the epoch: VMCOREINFO `CRASHTIME`, else the kdump header's time stamp.
+    pub crash_time: Option<i64>,
+    pub machine: Option<String>,
+    /// The header's CPU count, else the number of `NT_PRSTATUS` notes.
+    pub cpus: Option<u32>,
+    pub page_size: u64,
+    /// Pages whose contents the dump holds.
+    pub dumped_pages: u64,
+    /// RAM pages left out (by the dump level for kdump-compressed, memsz beyond filesz for ELF).
+    pub excluded_pages: u64,
+    /// Pages an incomplete dump lost because its writer ran out of space.
+    pub incomplete_pages: u64,
+    /// The dump's header marks it incomplete.
+    pub incomplete: bool,
+    /// makedumpfile's `-d` level, for kdump-compressed dumps.
+    pub dump_level: Option<i32>,
+    /// kdump-compressed header version (1 to 6).
+    pub header_version: Option<u32>,
+    pub has_vmcoreinfo: bool,
+}
+
+enum Layout {
+    Elf(ElfDump),
+    Kdump(KdumpDump),
+}
+
+/// An open crash dump.
+pub struct Vmcore {
+    src: Source,
+    layout: Layout,
+    info: DumpInfo,
+    vmcoreinfo: Option<VmcoreInfo>,
+}
+
+fn describe_magic(head: &[u8]) -> String {
+    if head.is_empty() {
+        return "nothing (the file is empty)".into();
+    }
+    let shown: String = head
+        .iter()
+        .take(16)
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    format!("\"{shown}\"")
+}
+
+impl Vmcore {
+    /// Opens the dump at `path` (any supported format, flattened or not).
+    pub fn open(path: &Path) -> Result<Vmcore> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Vmcore::from_source(file)
+    }
+
+    /// Opens a dump from any byte source, for example a `Vec<u8>`.
+    pub fn from_source(source: impl ReadAt + Send + Sync + 'static) -> Result<Vmcore> {
+        let src = Source::new(Box::new(source))?;
+        let mut head = vec![0u8; src.len().min(16) as usize];
+        src.read_exact("file magic", 0, &mut head)?;
+        if flattened::is_flattened(&head) {
+            let flat = flattened::Flattened::index(src)?;
+            let inner = Source::new(Box::new(flat))?;
+            let mut head = vec![0u8; inner.len().min(16) as usize];
+            inner.read_exact("file magic", 0, &mut head)?;
+            return Vmcore::from_plain(inner, &head, true);
+        }
+        Vmcore::from_plain(src, &head, false)
+    }
+
+    fn from_plain(src: Source, head: &[u8], flattened: bool) -> Result<Vmcore> {
+        if head.starts_with(elf::MAGIC) {
+            let elf = elf::parse(&src)?;
+            let vmcoreinfo = elf.notes.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
+            let page_size = vmcoreinfo
+                .as_ref()
+                .and_then(|v| v.page_size())
+                .unwrap_or(4096);
+            let (dumped, excluded) = elf.page_counts(page_size);
+            let info = DumpInfo {
+                format: DumpFormat::Elf,
+                flattened,
+                compression: Compression::None,
+                kernel_release: vmcoreinfo
+                    .as_ref()
+                    .and_then(|v| v.osrelease())
+                    .map(str::to_string),
+                crash_time: vmcoreinfo.as_ref().and_then(|v| v.crash_time()),
+                machine: elf
+                    .machine
+                    .map(str::to_string)
+                    .or_else(|| Some(format!("ELF machine {}", elf.e_machine))),
+                cpus: (elf.notes.cpus > 0).then_some(elf.notes.cpus),
+                page_size,
+                dumped_pages: dumped,
+                excluded_pages: excluded,
+                incomplete_pages: elf.missing_bytes.div_ceil(page_size),
+                incomplete: elf.incomplete,
+                dump_level: None,
+                header_version: None,
+                has_vmcoreinfo: vmcoreinfo.is_some(),
+            };
+            return Ok(Vmcore {
+                src,
+                layout: Layout::Elf(elf),
+                info,
+                vmcoreinfo,
+            });
+        }
+        if head.starts_with(diskdump::SIGNATURE) {
+            let kd = diskdump::parse(&src)?;
+            let vmcoreinfo = kd.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
+            let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+            let info = DumpInfo {
+                format: DumpFormat::KdumpCompressed,
+                flattened,
+                compression: kd.compression(),
+                kernel_release: vmcoreinfo
+                    .as_ref()
+                    .and_then(|v| v.osrelease())
+                    .map(str::to_string)
+                    .or_else(|| nonempty(&kd.release)),
+                crash_time: vmcoreinfo
+                    .as_ref()
+                    .and_then(|v| v.crash_time())
+                    .or((kd.timestamp != 0).then_some(kd.timestamp)),
+                machine: nonempty(&kd.machine),
+                cpus: if kd.nr_cpus > 0 {
+                    Some(kd.nr_cpus)
+                } else {
+                    (kd.notes.cpus > 0).then_some(kd.notes.cpus)
+                },
+                page_size: kd.block_size,
+                dumped_pages: kd.dumped,
+                excluded_pages: kd.excluded,
+                incomplete_pages: kd.incomplete_pages,
+                incomplete: kd.incomplete(),
+                dump_level: kd.dump_level,
+                header_version: Some(kd.header_version),
+                has_vmcoreinfo: vmcoreinfo.is_some(),
+            };
+            return Ok(Vmcore {
+                src,
+                layout: Layout::Kdump(kd),
+                info,
+                vmcoreinfo,
+            });
+        }
+        if head.starts_with(diskdump::OLD_SIGNATURE) {
+            return Err(Error::Unsupported(
+                "old diskdump format (\"DISKDUMP\" signature)".into(),
+            ));
+        }
+        Err(Error::NotADump {
+            magic: describe_magic(head),
+        })
+    }
+
+    /// The dump's metadata.
+    pub fn info(&self) -> &DumpInfo {
+        &self.info
+    }
+
+    /// The dump's VMCOREINFO, if it carries one.
+    pub fn vmcoreinfo(&self) -> Option<&VmcoreInfo> {
+        self.vmcoreinfo.as_ref()
+    }
+
+    /// The kernel log records, oldest first, as makedumpfile `--dump-dmesg` reads them.
+    pub fn dmesg_records(&self) -> Result<Vec<LogRecord>> {
+        let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
+        if let Some(m) = self.info.machine.as_deref() {
+            if m != "x86_64" {
+                return Err(Error::Unsupported(format!(
+                    "reading the kernel log of a {m} dump (only x86_64 is translated)"
+                )));
+            }
+        }
+        let phys_base = vi
+            .number("phys_base")
+            .or(match &self.layout {
+                Layout::Kdump(k) => Some(k.phys_base),
+                Layout::Elf(e) => e.phys_base_from_text_segment(),
+            })
+            .unwrap_or(0);
+        let translator = x86_64::Translator::new(vi, phys_base)?;
+        let page_size = self.info.page_size;
+        match &self.layout {
+            Layout::Elf(elf) => {
+                let phys = ElfPhys {
+                    elf,
+                    src: &self.src,
+                    page_size,
+                };
+                read_log(&mut KernelView::new(phys, translator), vi)
+            }
+            Layout::Kdump(kd) => {
+                let phys = KdumpPhys {
+                    kd,
+                    src: &self.src,
+                    pages: HashMap::new(),
+                };
+                read_log(&mut KernelView::new(phys, translator), vi)
+            }
+        }
+    }
+}
+
+fn read_log(mem: &mut dyn memory::KernelMemory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>> {
+    if vi.symbol("prb").is_some() {
+        ringbuffer::read(mem, vi)
+    } else if vi.symbol("log_buf").is_some() {
+        logbuf::read(mem, vi)
+    } else {
+        Err(Error::MissingVmcoreinfo(
+            "SYMBOL(prb) and SYMBOL(log_buf)".into(),
+        ))
+    }
+}
+
+struct ElfPhys<'a> {
+    elf: &'a ElfDump,
+    src: &'a Source,
+    page_size: u64,
+}
+
+impl PhysicalMemory for ElfPhys<'_> {
+    fn page_size(&self) -> u64 {
+        self.page_size
+    }
+    fn read_phys(&mut self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+        self.elf.read_phys(self.src, paddr, buf, self.page_size)
+    }
+}
+
+struct KdumpPhys<'a> {
+    kd: &'a KdumpDump,
+    src: &'a Source,
+    pages: HashMap<u64, Vec<u8>>,
+}
+
+impl PhysicalMemory for KdumpPhys<'_> {
+    fn page_size(&self) -> u64 {
+        self.kd.block_size
+    }
+    fn read_phys(&mut self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+        let ps = self.kd.block_size;
+        let pfn = paddr / ps;
+        if !self.pages.contains_key(&pfn) {
+            let mut page = vec![0u8; ps as usize];
+            self.kd.read_page(self.src, pfn, &mut page)?;
+            if self.pages.len() >= 4096 {
+                self.pages.clear();
+            }
+            self.pages.insert(pfn, page);
+        }
+        let page = &self.pages[&pfn];
+        let at = (paddr % ps) as usize;
+        buf.copy_from_slice(&page[at..at + buf.len()]);
+        Ok(())
+    }
+}

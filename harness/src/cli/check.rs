@@ -1,8 +1,49 @@
-//! `kdrill check`: the field readiness checklist.
+//! `kdrill check`: the field readiness checklist, on this host or on a captured tree.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use kdrill::readiness::{self, report, source::Root};
+
+/// Output format of `kdrill check`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A table grouped by area, then the fixes
+    Table,
+    /// The stable JSON document described in the README (schema `kdrill-check/1`)
+    Json,
+}
 
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {}
+#[command(
+    after_help = "Exit codes: 0 ready, 1 ready with warnings (or checks that could not run), 2 not ready or error."
+)]
+pub struct CheckArgs {
+    /// Check a captured tree (a copy of /proc, /sys, /etc, /boot… as in a sosreport) instead of this host;
+    /// every file is read under DIR
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Show every check's details in the table, not only those of checks that need fixing
+    #[arg(long, short)]
+    pub verbose: bool,
+}
 
-pub fn run(_args: CheckArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`kdrill check` is not implemented yet")
+pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
+    let root = std::fs::canonicalize(&args.root).with_context(|| {
+        format!(
+            "cannot open the root {}: pass an existing folder to --root",
+            args.root.display()
+        )
+    })?;
+    let snapshot = readiness::gather(&Root::new(root))
+        .with_context(|| format!("cannot check {}", args.root.display()))?;
+    let report = readiness::evaluate(&snapshot);
+    match args.format {
+        Format::Table => print!("{}", report::table(&report, args.verbose)),
+        Format::Json => print!("{}", report::json(&report)),
+    }
+    Ok(report.exit_code())
 }

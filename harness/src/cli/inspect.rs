@@ -1,8 +1,188 @@
 //! `kdrill inspect`: print a crash dump's metadata and kernel log.
+//!
+//! The reading is all `kdrill-vmcore`; this module only chooses what to print.
+//! With `--dmesg` the output is the log alone, byte for byte what
+//! `makedumpfile --dump-dmesg` writes, so the two can be compared with `cmp`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kdrill_vmcore::{format_dmesg, panic_message, DumpInfo, LogRecord, Vmcore};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
 
 #[derive(clap::Args, Debug)]
-pub struct InspectArgs {}
+pub struct InspectArgs {
+    /// The crash dump: ELF, kdump-compressed, or flattened (makedumpfile -F, QEMU kdump-*)
+    pub dump: PathBuf,
+    /// Print the kernel log instead of the summary, exactly as `makedumpfile --dump-dmesg` writes it
+    /// (with --format json: add the log records to the summary)
+    #[arg(long)]
+    pub dmesg: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
 
-pub fn run(_args: InspectArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("`kdrill inspect` is not implemented yet")
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    dump: &'a std::path::Path,
+    info: &'a DumpInfo,
+    log_records: Option<usize>,
+    panic_message: Option<String>,
+    log_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<&'a [LogRecord]>,
+}
+
+/// Exit codes: 0 all read; 1 the metadata was read but the kernel log was not;
+/// an error (2, from main) when the dump cannot be opened at all.
+pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
+    let dump = Vmcore::open(&args.dump)
+        .with_context(|| format!("cannot read the crash dump {}", args.dump.display()))?;
+    let log = dump.dmesg_records();
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        OutputFormat::Text if args.dmesg => {
+            let records = log.with_context(|| {
+                format!("cannot read the kernel log in {}", args.dump.display())
+            })?;
+            out.write_all(format_dmesg(&records).as_bytes())?;
+            Ok(0)
+        }
+        OutputFormat::Text => {
+            out.write_all(summary(&args.dump, dump.info(), &log).as_bytes())?;
+            Ok(if log.is_ok() { 0 } else { 1 })
+        }
+        OutputFormat::Json => {
+            let report = JsonReport {
+                dump: &args.dump,
+                info: dump.info(),
+                log_records: log.as_ref().ok().map(Vec::len),
+                panic_message: log.as_ref().ok().and_then(|r| panic_message(r)),
+                log_error: log.as_ref().err().map(message_chain),
+                records: if args.dmesg {
+                    log.as_ref().ok().map(Vec::as_slice)
+                } else {
+                    None
+                },
+            };
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            out.write_all(b"\n")?;
+            Ok(if log.is_ok() { 0 } else { 1 })
+        }
+    }
+}
+
+/// An error and its sources as one line, as anyhow's `{:#}` prints them.
+fn message_chain(e: &kdrill_vmcore::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn summary(
+    path: &std::path::Path,
+    info: &DumpInfo,
+    log: &Result<Vec<LogRecord>, kdrill_vmcore::Error>,
+) -> String {
+    let unknown = || "unknown".to_string();
+    let mut lines: Vec<(&str, String)> = vec![
+        ("dump", path.display().to_string()),
+        (
+            "format",
+            if info.flattened {
+                format!("{} (flattened)", info.format)
+            } else {
+                info.format.to_string()
+            },
+        ),
+        ("compression", info.compression.to_string()),
+        (
+            "kernel release",
+            info.kernel_release.clone().unwrap_or_else(unknown),
+        ),
+        (
+            "crash time",
+            info.crash_time
+                .map(|t| format!("{} ({t})", utc(t)))
+                .unwrap_or_else(unknown),
+        ),
+        ("machine", info.machine.clone().unwrap_or_else(unknown)),
+        (
+            "cpus",
+            info.cpus.map(|c| c.to_string()).unwrap_or_else(unknown),
+        ),
+        ("page size", info.page_size.to_string()),
+        (
+            "pages",
+            format!(
+                "{} dumped, {} excluded, {} incomplete",
+                info.dumped_pages, info.excluded_pages, info.incomplete_pages
+            ),
+        ),
+    ];
+    if let Some(level) = info.dump_level {
+        lines.push(("dump level", level.to_string()));
+    }
+    if info.incomplete {
+        lines.push(("incomplete", "yes: the writer ran out of space".to_string()));
+    }
+    match log {
+        Ok(records) => {
+            lines.push(("log records", records.len().to_string()));
+            lines.push((
+                "panic",
+                panic_message(records).unwrap_or_else(|| "none in the log".to_string()),
+            ));
+        }
+        Err(e) => lines.push(("kernel log", format!("unreadable: {}", message_chain(e)))),
+    }
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    lines
+        .iter()
+        .map(|(k, v)| format!("{:width$} {v}\n", format!("{k}:")))
+        .collect()
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for seconds since the epoch (Howard Hinnant's civil_from_days).
+fn utc(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_764_170_000), "2025-11-26 15:13:20 UTC");
+    }
 }

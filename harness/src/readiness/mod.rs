@@ -1,1 +1,436 @@
-//! Field readiness checklist: pure checks over a host's /proc, /sys and /etc files.
+//! Field readiness checklist: pure checks over a host's /proc, /sys and /etc files, read through one root.
+//!
+//! [`gather`] is the only I/O (it reads a [`Snapshot`] through a [`source::Root`]); [`evaluate`] turns a
+//! snapshot into a [`Report`] of 13 checks; [`report`] renders it as a table or as JSON.
+
+mod capture;
+pub mod crashkernel;
+pub mod distro;
+mod gather;
+pub mod kdumpconf;
+mod memory;
+mod platform;
+pub mod report;
+pub mod snapshot;
+pub mod source;
+mod target;
+mod tools;
+mod triggers;
+
+use std::collections::BTreeMap;
+
+pub use gather::{gather, RootError};
+pub use snapshot::{Calibrated, Snapshot};
+
+use crate::readiness::crashkernel::Resolution;
+use crate::readiness::distro::Family;
+use crate::readiness::kdumpconf::KdumpConfig;
+
+/// Outcome of one check. Ordered by severity: the worst one decides the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Ready in this respect.
+    Pass,
+    /// Worth knowing, never a problem (the hypervisor check).
+    Info,
+    /// Could not be judged (a file missing from a captured tree, unreadable, or odd); counts like a warning.
+    Skip,
+    /// Works, but a choice or a gap may cost the dump.
+    Warn,
+    /// A crash today would not leave a usable dump.
+    Fail,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Info => "INFO",
+            Status::Skip => "SKIP",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+/// The groups the table is printed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Area {
+    Memory,
+    Capture,
+    Triggers,
+    Aftermath,
+    Tools,
+    Platform,
+}
+
+impl Area {
+    pub fn title(self) -> &'static str {
+        match self {
+            Area::Memory => "Memory reservation",
+            Area::Capture => "Capture kernel",
+            Area::Triggers => "Crash triggers",
+            Area::Aftermath => "After the crash",
+            Area::Tools => "Tools",
+            Area::Platform => "Platform",
+        }
+    }
+}
+
+/// One line of the checklist.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Check {
+    /// Stable identifier (`crashkernel-param`); never renamed once released.
+    pub id: &'static str,
+    /// Position in the issue's list, 1–13.
+    pub number: u8,
+    pub area: Area,
+    pub title: &'static str,
+    pub status: Status,
+    /// What was seen, in one line.
+    pub seen: String,
+    /// Why it matters for getting a dump.
+    pub why: String,
+    /// The exact fix, for anything not PASS/INFO.
+    pub fix: Option<String>,
+    /// Further observations (values, paths, assumptions).
+    pub details: Vec<String>,
+}
+
+/// Overall answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ready,
+    ReadyWithWarnings,
+    NotReady,
+}
+
+impl Verdict {
+    /// The process exit code: 0 ready, 1 ready with warnings (or checks that could not run), 2 not ready.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Ready => 0,
+            Verdict::ReadyWithWarnings => 1,
+            Verdict::NotReady => 2,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Ready => "READY",
+            Verdict::ReadyWithWarnings => "READY WITH WARNINGS",
+            Verdict::NotReady => "NOT READY",
+        }
+    }
+}
+
+/// Figures the checks computed, for machines (`facts` in the JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Facts {
+    pub kernel_release: Option<String>,
+    pub arch: Option<String>,
+    pub distro: Option<Family>,
+    pub mem_total_bytes: Option<u64>,
+    pub system_ram_bytes: Option<u64>,
+    pub crashkernel: Vec<String>,
+    pub crashkernel_requested_bytes: Option<u64>,
+    pub crash_reserved_bytes: Option<u64>,
+    pub estimate: Option<memory::Estimate>,
+    pub arch_default_bytes: Option<u64>,
+    /// Hook for a later issue: the minimum kdrill measured for this kernel.
+    pub calibrated_bytes: Option<u64>,
+    pub capture_loaded: Option<bool>,
+    pub kdump_service: Option<String>,
+    pub dump_target: Option<String>,
+    pub dump_estimate_bytes: Option<u64>,
+    pub dump_free_bytes: Option<u64>,
+}
+
+/// The whole checklist for one host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub root: String,
+    pub live: bool,
+    pub verdict: Verdict,
+    pub facts: Facts,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> i32 {
+        self.verdict.exit_code()
+    }
+}
+
+/// Whether this kernel can do crash dumps at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Support {
+    Yes,
+    No(String),
+    Unknown,
+}
+
+/// What several checks derive from the snapshot, computed once.
+pub(crate) struct Context<'a> {
+    pub snap: &'a Snapshot,
+    pub family: Family,
+    pub config: Option<KdumpConfig>,
+    pub kernel_config: BTreeMap<String, String>,
+    pub support: Support,
+    pub mem: memory::Memory,
+    pub capture_cmdline: Option<String>,
+}
+
+impl<'a> Context<'a> {
+    fn new(snap: &'a Snapshot) -> Self {
+        let config = kdumpconf::from_files(
+            snap.kdump_tools.as_deref().ok(),
+            snap.kdump_conf.as_deref().ok(),
+            snap.sysconfig_kdump.as_deref().ok(),
+        );
+        let kernel_config = match &snap.kernel_config {
+            Ok((_, text)) => parse_kernel_config(text),
+            Err(_) => BTreeMap::new(),
+        };
+        let support = support(snap, &kernel_config);
+        let capture_cmdline = match (&config, &snap.cmdline) {
+            (Some(config), Ok(running)) => Some(kdumpconf::capture_cmdline(
+                config,
+                running.trim(),
+                snap.kexec_cmd.as_deref().ok(),
+            )),
+            _ => None,
+        };
+        Context {
+            snap,
+            family: distro::family(snap.os_release.as_deref().ok()),
+            mem: memory::Memory::new(snap),
+            config,
+            kernel_config,
+            support,
+            capture_cmdline,
+        }
+    }
+
+    /// The kdump unit to name in fixes: the configured flavour's, else the distribution's.
+    pub fn unit(&self) -> &'static str {
+        match &self.config {
+            Some(config) => config.flavour.unit(),
+            None => self.family.unit(),
+        }
+    }
+
+    /// `y`, `m`, or `None` for a kernel config option (`CONFIG_` prefix included).
+    pub fn kconfig(&self, name: &str) -> Option<&str> {
+        self.kernel_config.get(name).map(String::as_str)
+    }
+
+    /// Where the kernel config was read from, for messages.
+    pub fn kconfig_path(&self) -> &str {
+        self.snap
+            .kernel_config
+            .as_ref()
+            .map(|(path, _)| path.as_str())
+            .unwrap_or("the kernel config")
+    }
+}
+
+/// `CONFIG_X=y` lines, and `# CONFIG_X is not set` as `n`.
+fn parse_kernel_config(text: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            if key.starts_with("CONFIG_") {
+                map.insert(key.to_string(), value.trim_matches('"').to_string());
+            }
+        } else if let Some(name) = line
+            .strip_prefix("# ")
+            .and_then(|l| l.strip_suffix(" is not set"))
+        {
+            map.insert(name.to_string(), "n".to_string());
+        }
+    }
+    map
+}
+
+fn support(snap: &Snapshot, kconfig: &BTreeMap<String, String>) -> Support {
+    let set = |name: &str| kconfig.get(name).map(|v| v == "y");
+    if set("CONFIG_CRASH_DUMP") == Some(false) {
+        return Support::No("CONFIG_CRASH_DUMP is not set".to_string());
+    }
+    if set("CONFIG_KEXEC") == Some(false) && set("CONFIG_KEXEC_FILE") == Some(false) {
+        return Support::No("neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE is set".to_string());
+    }
+    if set("CONFIG_CRASH_DUMP") == Some(true) {
+        return Support::Yes;
+    }
+    if snap.live
+        && matches!(snap.kexec_crash_size, Err(source::Problem::Missing))
+        && matches!(snap.kexec_crash_loaded, Err(source::Problem::Missing))
+    {
+        return Support::No(
+            "the kernel has no /sys/kernel/kexec_crash_size or kexec_crash_loaded".to_string(),
+        );
+    }
+    if snap.kexec_crash_loaded.is_ok() {
+        return Support::Yes;
+    }
+    Support::Unknown
+}
+
+/// Runs the 13 checks over a snapshot.
+pub fn evaluate(snap: &Snapshot) -> Report {
+    let cx = Context::new(snap);
+    let checks = vec![
+        memory::param(&cx),
+        memory::reserved(&cx),
+        memory::large_enough(&cx),
+        capture::loaded(&cx),
+        capture::service(&cx),
+        triggers::sysrq(&cx),
+        triggers::nmi(&cx),
+        triggers::oops_hang(&cx),
+        triggers::aftermath(&cx),
+        target::dump_target(&cx),
+        tools::present(&cx),
+        capture::cmdline(&cx),
+        platform::hypervisor(&cx),
+    ];
+    let worst = checks
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Pass);
+    let verdict = match worst {
+        Status::Fail => Verdict::NotReady,
+        Status::Warn | Status::Skip => Verdict::ReadyWithWarnings,
+        Status::Pass | Status::Info => Verdict::Ready,
+    };
+    Report {
+        root: snap.root.clone(),
+        live: snap.live,
+        verdict,
+        facts: facts(&cx),
+        checks,
+    }
+}
+
+fn facts(cx: &Context) -> Facts {
+    let snap = cx.snap;
+    let requested = match cx.mem.resolution() {
+        Some(Resolution::Reserve { size, low }) => Some(size + low.unwrap_or(0)),
+        _ => None,
+    };
+    let target = target::Target::new(cx);
+    Facts {
+        kernel_release: snap.release.clone().ok(),
+        arch: snap.arch.clone().ok(),
+        distro: Some(cx.family),
+        mem_total_bytes: cx.mem.mem_total,
+        system_ram_bytes: cx.mem.system_ram,
+        crashkernel: cx
+            .mem
+            .params
+            .as_ref()
+            .map(|p| p.raw.clone())
+            .unwrap_or_default(),
+        crashkernel_requested_bytes: requested,
+        crash_reserved_bytes: cx.mem.reserved(),
+        estimate: cx.mem.estimate(cx),
+        arch_default_bytes: cx.mem.arch_default(cx),
+        calibrated_bytes: snap.calibrated.as_ref().map(|c| c.min_bytes),
+        capture_loaded: snap
+            .kexec_crash_loaded
+            .as_deref()
+            .ok()
+            .map(|v| v.trim() == "1"),
+        kdump_service: cx.config.as_ref().map(|c| c.flavour.unit().to_string()),
+        dump_target: Some(target.place.clone()),
+        dump_estimate_bytes: target.dump_estimate.map(|(bytes, _)| bytes),
+        dump_free_bytes: target.free,
+    }
+}
+
+/// Builds a [`Check`] with the fixed fields of check `number`.
+pub(crate) fn check(
+    number: u8,
+    status: Status,
+    seen: impl Into<String>,
+    why: impl Into<String>,
+) -> Check {
+    let (id, area, title) = CHECKS[usize::from(number) - 1];
+    Check {
+        id,
+        number,
+        area,
+        title,
+        status,
+        seen: seen.into(),
+        why: why.into(),
+        fix: None,
+        details: Vec::new(),
+    }
+}
+
+impl Check {
+    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Self {
+        let fix = fix.into();
+        if !matches!(self.status, Status::Pass | Status::Info) && !fix.is_empty() {
+            self.fix = Some(fix);
+        }
+        self
+    }
+
+    pub(crate) fn details(mut self, details: Vec<String>) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Id, area and title of each check, in the issue's order.
+pub const CHECKS: [(&str, Area, &str); 13] = [
+    (
+        "crashkernel-param",
+        Area::Memory,
+        "crashkernel= on the kernel command line",
+    ),
+    (
+        "crashkernel-reserved",
+        Area::Memory,
+        "memory actually reserved",
+    ),
+    ("crashkernel-size", Area::Memory, "reservation large enough"),
+    ("capture-loaded", Area::Capture, "capture kernel loaded"),
+    (
+        "kdump-service",
+        Area::Capture,
+        "kdump service and capture initrd",
+    ),
+    ("sysrq", Area::Triggers, "SysRq crash key"),
+    ("nmi-panic", Area::Triggers, "NMI panics"),
+    ("oops-hang-panic", Area::Triggers, "oops and hangs panic"),
+    (
+        "after-dump",
+        Area::Aftermath,
+        "reboot and notification after a dump",
+    ),
+    ("dump-target", Area::Aftermath, "dump target"),
+    ("tools", Area::Tools, "dump and analysis tools"),
+    (
+        "capture-cmdline",
+        Area::Capture,
+        "capture kernel command line",
+    ),
+    ("hypervisor", Area::Platform, "hypervisor-side dumps"),
+];
+
+/// A file's problem, worded for a `seen` line: `/proc/cmdline missing`.
+pub(crate) fn unread(path: &str, problem: &source::Problem) -> String {
+    match problem {
+        source::Problem::Odd(why) if why.contains(path) => why.clone(),
+        other => format!("{path} {other}"),
+    }
+}

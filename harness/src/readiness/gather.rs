@@ -1,0 +1,284 @@
+//! The checklist's only I/O: reads a [`Snapshot`] through a [`Root`]; asks systemd and `statvfs` only on the live host.
+
+use std::io::Read;
+
+use crate::readiness::kdumpconf::{self, Target};
+use crate::readiness::snapshot::{self, Service, Snapshot, TargetSnapshot};
+use crate::readiness::source::{Got, Problem, Root};
+use crate::readiness::tools;
+
+/// Most entries listed under the dump folder (a host with thousands of old dumps is still checked quickly).
+const MAX_TARGET_ENTRIES: usize = 500;
+/// Largest unpacked kernel config read.
+const CONFIG_LIMIT: u64 = 4 << 20;
+
+/// The root given is not a readable folder.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use {path} as the root to check: it is not a readable folder")]
+pub struct RootError {
+    pub path: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Reads everything the checks need from `root`.
+pub fn gather(root: &Root) -> Result<Snapshot, RootError> {
+    let display = root.base().display().to_string();
+    std::fs::read_dir(root.base()).map_err(|source| RootError {
+        path: display.clone(),
+        source,
+    })?;
+    let text = |path: &str| root.text(path);
+    let trimmed = |path: &str| root.text(path).map(|t| t.trim().to_string());
+
+    let mut snap = Snapshot::empty(&display);
+    snap.live = root.is_live();
+    snap.release = trimmed("/proc/sys/kernel/osrelease");
+    snap.arch = trimmed("/proc/sys/kernel/arch");
+    snap.os_release = text("/etc/os-release").or_else(|_| text("/usr/lib/os-release"));
+    snap.cmdline = text("/proc/cmdline");
+    snap.meminfo = text("/proc/meminfo");
+    snap.iomem = text("/proc/iomem");
+    snap.cpuinfo = text("/proc/cpuinfo");
+    snap.modules = text("/proc/modules");
+    snap.kexec_crash_size = trimmed("/sys/kernel/kexec_crash_size");
+    snap.kexec_crash_loaded = trimmed("/sys/kernel/kexec_crash_loaded");
+    snap.sysctl = snapshot::SYSCTLS
+        .iter()
+        .map(|name| (name.to_string(), text(&snapshot::sysctl_path(name))))
+        .collect();
+    snap.lockdown = trimmed("/sys/kernel/security/lockdown");
+    snap.secure_boot = root.bytes(
+        "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+        64,
+    );
+    snap.dmi_vendor = trimmed("/sys/class/dmi/id/sys_vendor");
+    snap.dmi_product = trimmed("/sys/class/dmi/id/product_name");
+    snap.hypervisor_type = trimmed("/sys/hypervisor/type");
+    snap.drm = root.list("/sys/class/drm");
+    snap.kdump_tools = text(kdumpconf::KDUMP_TOOLS);
+    snap.kdump_conf = text(kdumpconf::KDUMP_CONF);
+    snap.sysconfig_kdump = text(kdumpconf::SYSCONFIG_KDUMP);
+    snap.mounts = text("/proc/mounts");
+    snap.df = text("/sos_commands/filesys/df_-al_-x_autofs");
+    snap.has_usr = root.exists("/usr");
+    // Hook for a later issue: calibrated figures from kdrill's own drills for this kernel.
+    snap.calibrated = None;
+
+    if let Ok(release) = snap.release.clone() {
+        snap.kernel_config = kernel_config(root, &release);
+        let mut paths = vec![snapshot::kernel_image(&release)];
+        paths.extend(snapshot::capture_initrds(&release));
+        paths.extend(snapshot::boot_initrds(&release));
+        paths.extend(
+            [
+                kdumpconf::KDUMP_TOOLS,
+                kdumpconf::KDUMP_CONF,
+                kdumpconf::SYSCONFIG_KDUMP,
+            ]
+            .map(String::from),
+        );
+        snap.files = paths
+            .into_iter()
+            .map(|path| (path.clone(), root.meta(&path)))
+            .collect();
+        snap.debuginfo = snapshot::debuginfo_candidates(&release)
+            .into_iter()
+            .filter(|path| root.exists(path))
+            .map(|path| {
+                let verdict = debuginfo(root, &path);
+                (path, verdict)
+            })
+            .collect();
+    }
+
+    snap.tools = snapshot::TOOLS
+        .iter()
+        .map(|tool| {
+            let found = snapshot::TOOL_DIRS
+                .iter()
+                .map(|dir| format!("{dir}/{tool}"))
+                .find(|path| {
+                    root.meta(path)
+                        .is_ok_and(|m| !m.is_dir && m.mode & 0o111 != 0)
+                });
+            (tool.to_string(), found)
+        })
+        .collect();
+
+    snap.services = services(root);
+
+    let config = kdumpconf::from_files(
+        snap.kdump_tools.as_deref().ok(),
+        snap.kdump_conf.as_deref().ok(),
+        snap.sysconfig_kdump.as_deref().ok(),
+    );
+    let dir = match config.as_ref().map(|c| &c.target) {
+        Some(Target::Local(dir)) => Some(dir.clone()),
+        Some(Target::Remote { .. }) => None,
+        None => Some("/var/crash".to_string()),
+    };
+    if let Some(dir) = dir {
+        snap.kexec_cmd = text(&format!("{}/kexec_cmd", dir.trim_end_matches('/')));
+        snap.target = Some(target(root, &dir));
+    }
+    Ok(snap)
+}
+
+/// The running kernel's config: `/proc/config.gz` (gzip), else `/boot/config-<release>`.
+fn kernel_config(root: &Root, release: &str) -> Got<(String, String)> {
+    match root.bytes("/proc/config.gz", CONFIG_LIMIT) {
+        Ok(gz) => {
+            let mut text = String::new();
+            let mut reader = flate2::read::GzDecoder::new(gz.as_slice()).take(CONFIG_LIMIT);
+            return match reader.read_to_string(&mut text) {
+                Ok(_) => Ok(("/proc/config.gz".to_string(), text)),
+                Err(err) => Err(Problem::Odd(format!(
+                    "/proc/config.gz does not unpack: {err}"
+                ))),
+            };
+        }
+        Err(Problem::Missing) => {}
+        Err(other) => return Err(other),
+    }
+    let path = format!("/boot/config-{release}");
+    root.text(&path).map(|text| (path, text))
+}
+
+/// Whether a vmlinux candidate carries DWARF.
+fn debuginfo(root: &Root, path: &str) -> Got<bool> {
+    let host = root.resolve(path)?;
+    let mut file = std::fs::File::open(host).map_err(|err| Problem::Unreadable(err.to_string()))?;
+    tools::has_debug_info(&mut file).map_err(|err| Problem::Odd(format!("{path}: {err}")))
+}
+
+/// The kdump units: `systemctl` on a live host booted with systemd, else the unit files and `.wants` links.
+fn services(root: &Root) -> Vec<Service> {
+    let systemd = root.is_live() && root.exists("/run/systemd/system");
+    snapshot::KDUMP_UNITS
+        .iter()
+        .chain(snapshot::NOTIFY_UNITS)
+        .map(|unit| {
+            if systemd {
+                let enabled = systemctl("is-enabled", unit);
+                let active = systemctl("is-active", unit);
+                if let (Some(enabled), Some(active)) = (enabled, active) {
+                    let installed = !enabled.is_empty() && enabled != "not-found";
+                    return Service {
+                        unit: unit.to_string(),
+                        installed,
+                        enabled: Some(enabled),
+                        active: Some(active),
+                    };
+                }
+            }
+            unit_files(root, unit)
+        })
+        .collect()
+}
+
+fn systemctl(verb: &str, unit: &str) -> Option<String> {
+    let out = std::process::Command::new("systemctl")
+        .args([verb, unit])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // `is-enabled` of an unknown unit prints nothing on stdout and "No such file" on stderr.
+    if text.is_empty() && String::from_utf8_lossy(&out.stderr).contains("No such file") {
+        return Some("not-found".to_string());
+    }
+    Some(text)
+}
+
+fn unit_files(root: &Root, unit: &str) -> Service {
+    let etc = format!("/etc/systemd/system/{unit}");
+    let masked = root
+        .resolve(&etc)
+        .ok()
+        .and_then(|p| std::fs::read_link(p).ok())
+        .is_some_and(|t| t.as_os_str() == "/dev/null");
+    let installed = snapshot::UNIT_DIRS
+        .iter()
+        .any(|dir| root.exists(&format!("{dir}/{unit}")));
+    let wanted = root
+        .list("/etc/systemd/system")
+        .unwrap_or_default()
+        .iter()
+        .filter(|name| name.ends_with(".wants"))
+        .any(|wants| root.entry_exists(&format!("/etc/systemd/system/{wants}/{unit}")));
+    let enabled = if masked {
+        "masked"
+    } else if wanted {
+        "enabled"
+    } else if installed {
+        "disabled"
+    } else {
+        "not-found"
+    };
+    Service {
+        unit: unit.to_string(),
+        installed: installed || masked,
+        enabled: Some(enabled.to_string()),
+        active: None,
+    }
+}
+
+fn target(root: &Root, dir: &str) -> TargetSnapshot {
+    let meta = root.meta(dir);
+    let free_bytes = if root.is_live() {
+        free_space(root, dir)
+    } else {
+        None
+    };
+    let mut entries = Vec::new();
+    if meta.as_ref().is_ok_and(|m| m.is_dir) {
+        for name in root.list(dir).unwrap_or_default() {
+            let path = format!("{}/{name}", dir.trim_end_matches('/'));
+            let Ok(meta) = root.meta(&path) else { continue };
+            entries.push((path.clone(), meta));
+            if meta.is_dir {
+                for inner in root.list(&path).unwrap_or_default() {
+                    let inner = format!("{path}/{inner}");
+                    if let Ok(meta) = root.meta(&inner) {
+                        entries.push((inner, meta));
+                    }
+                }
+            }
+            if entries.len() >= MAX_TARGET_ENTRIES {
+                break;
+            }
+        }
+    }
+    TargetSnapshot {
+        path: dir.to_string(),
+        meta,
+        free_bytes,
+        entries,
+    }
+}
+
+/// Bytes available (`f_bavail`, the conservative figure) on the filesystem holding `dir`, or its nearest
+/// existing parent.
+fn free_space(root: &Root, dir: &str) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut path = dir.to_string();
+    let host = loop {
+        if let Ok(host) = root.resolve(&path) {
+            if host.exists() {
+                break host;
+            }
+        }
+        match path.rsplit_once('/') {
+            Some((parent, _)) if !parent.is_empty() => path = parent.to_string(),
+            _ => break root.base().to_path_buf(),
+        }
+    };
+    let c_path = std::ffi::CString::new(host.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is a valid NUL-terminated string and stat a properly sized out-parameter.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    if rc != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}

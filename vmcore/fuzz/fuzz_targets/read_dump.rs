@@ -1,0 +1,19 @@
+//! Fuzz the whole reader: format sniffing, headers, flattened index, pages, log walk.
+//!
+//! Seed the corpus with synthetic dumps (`kdrill_vmcore::synth`), e.g. the ELF,
+//! kdump-compressed and flattened files the crate's tests build, so mutations
+//! start deep in the format rather than at the magic.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(dump) = kdrill_vmcore::Vmcore::from_source(data.to_vec()) {
+        let _ = dump.info();
+        if let Ok(records) = dump.dmesg_records() {
+            let _ = kdrill_vmcore::format_dmesg(&records);
+            let _ = kdrill_vmcore::panic_message(&records);
+        }
+    }
+});

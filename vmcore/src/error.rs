@@ -1,0 +1,60 @@
+//! The one error type of the dump reader: each variant says what failed and where.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while opening a dump or reading from it.
+///
+/// Messages name the offset, page or address involved so that a bad dump can be
+/// diagnosed from the message alone.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("i/o error reading the dump at offset {offset:#x}")]
+    Io {
+        offset: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not a crash dump: the file starts with {magic}, which is no known dump format")]
+    NotADump { magic: String },
+    #[error("dump truncated: {what} needs {len} bytes at offset {offset:#x} but the data ends at {end:#x}")]
+    Truncated {
+        what: &'static str,
+        offset: u64,
+        len: u64,
+        end: u64,
+    },
+    #[error("unsupported dump: {0}")]
+    Unsupported(String),
+    #[error("corrupt dump: {0}")]
+    Corrupt(String),
+    #[error("page {pfn:#x} uses unsupported compression (page flags {flags:#x})")]
+    UnsupportedCompression { pfn: u64, flags: u32 },
+    #[error("page {pfn:#x} does not decompress ({method}): {detail}")]
+    Decompress {
+        pfn: u64,
+        method: &'static str,
+        detail: String,
+    },
+    #[error(
+        "page {pfn:#x} (physical address {paddr:#x}) was excluded from the dump by its dump level"
+    )]
+    PageExcluded { pfn: u64, paddr: u64 },
+    #[error("page {pfn:#x} is missing: the dump is incomplete (the writer ran out of space)")]
+    PageIncomplete { pfn: u64 },
+    #[error("physical address {paddr:#x} is not in the dump: no memory was dumped there")]
+    NotInDump { paddr: u64 },
+    #[error("virtual address {vaddr:#x} is not mapped: its {level} entry is not present")]
+    NotMapped { vaddr: u64, level: &'static str },
+    #[error("the dump carries no VMCOREINFO, so its kernel log cannot be located")]
+    NoVmcoreinfo,
+    #[error("VMCOREINFO lacks {0}, needed to read the kernel log")]
+    MissingVmcoreinfo(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,5 @@
+//! Integration tests of the dump reader over synthetic dumps built in code.
+
+mod formats;
+mod robustness;
+mod style;

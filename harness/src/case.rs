@@ -93,6 +93,9 @@ pub fn run(
             result.reasons.push("no expectation was checked".into());
         }
     }
+    if result.verdict == Verdict::Pass {
+        drop_big_dumps(&dir, &mut result);
+    }
     result.phases.total = Some(started.elapsed().as_secs_f64());
     let json = serde_json::to_string_pretty(&result).unwrap_or_default();
     if let Err(err) = std::fs::write(dir.join("result.json"), json + "\n") {
@@ -341,7 +344,15 @@ fn vm_dump(
     watch.until("ready", READY, "the guest to write its marker")?;
     qmp.set_timeout(Duration::from_secs(300))
         .map_err(|e| format!("QMP: {e}"))?;
+    let offered = routes::dump_formats(&mut qmp)?;
     for format in &scenario.vm_dump_formats {
+        if !offered.contains(format) {
+            result.notes.push(format!(
+                "{format}: SKIP, this QEMU does not offer it (it offers {})",
+                offered.join(", ")
+            ));
+            continue;
+        }
         progress(&format!("dump-guest-memory {format}"));
         let out = dir.join(format!("vmcore.{format}"));
         let started = Instant::now();
@@ -350,8 +361,9 @@ fn vm_dump(
         let secs = started.elapsed().as_secs_f64();
         let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
         result.dump_bytes = Some(result.dump_bytes.unwrap_or(0).max(size));
-        result.phases.makedumpfile = Some(result.phases.makedumpfile.unwrap_or(0.0) + secs);
-        let log = read_dump_log(&out, &dir.join(format!("dmesg.{format}.txt")))
+        result.phases.vm_dump = Some(result.phases.vm_dump.unwrap_or(0.0) + secs);
+        // makedumpfile cannot read what dump-guest-memory writes: kdrill's reader alone.
+        let log = read_dump_log(&out, &dir.join(format!("dmesg.{format}.txt")), false)
             .map_err(|e| format!("{format} dump: {e}"))?;
         for (pattern, found) in verdict::check_log(&log, &scenario.expect.log) {
             if found.is_none() {
@@ -367,8 +379,38 @@ fn vm_dump(
     Ok(())
 }
 
-/// Reads the kernel log out of a dump into `out` and returns it.
-fn read_dump_log(vmcore: &Path, out: &Path) -> Result<String, String> {
+/// Reads the kernel log out of a dump with kdrill's own reader into `out` and returns it. With
+/// `cross_check`, makedumpfile reads it too (into `<out>.makedumpfile`), and the two texts must be
+/// byte-identical.
+fn read_dump_log(vmcore: &Path, out: &Path, cross_check: bool) -> Result<String, String> {
+    let dump = kdrill_vmcore::Vmcore::open(vmcore)
+        .map_err(|e| format!("kdrill cannot open the dump: {e}"))?;
+    let records = dump
+        .dmesg_records()
+        .map_err(|e| format!("kdrill cannot read the dump's kernel log: {e}"))?;
+    let text = kdrill_vmcore::format_dmesg(&records);
+    std::fs::write(out, &text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    if cross_check {
+        let theirs_path = out.with_extension("makedumpfile.txt");
+        let theirs = makedumpfile_dmesg(vmcore, &theirs_path)?;
+        if theirs != text.as_bytes() {
+            let at = theirs
+                .iter()
+                .zip(text.as_bytes())
+                .position(|(a, b)| a != b)
+                .unwrap_or(theirs.len().min(text.len()));
+            return Err(format!(
+                "kdrill's reader and makedumpfile disagree on the kernel log from byte {at} on (compare {} with {})",
+                out.display(),
+                theirs_path.display()
+            ));
+        }
+    }
+    Ok(text)
+}
+
+/// `makedumpfile --dump-dmesg`, the peer tool's reading of the log.
+fn makedumpfile_dmesg(vmcore: &Path, out: &Path) -> Result<Vec<u8>, String> {
     let makedumpfile = host_tools::require("makedumpfile").map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(out);
     let run = Command::new(makedumpfile)
@@ -390,7 +432,30 @@ fn read_dump_log(vmcore: &Path, out: &Path) -> Result<String, String> {
             run.status
         ));
     }
-    Ok(String::from_utf8_lossy(&std::fs::read(out).unwrap_or_default()).into_owned())
+    std::fs::read(out).map_err(|e| format!("cannot read {}: {e}", out.display()))
+}
+
+/// Dumps above this size are removed after a PASS: an unfiltered 1 GiB ELF dump per run would fill
+/// disks, and the check already read everything it needed. A FAIL keeps every dump as evidence.
+const KEEP_DUMP_BYTES: u64 = 256 << 20;
+
+fn drop_big_dumps(dir: &Path, result: &mut CaseResult) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        if name.starts_with("vmcore")
+            && size > KEEP_DUMP_BYTES
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            result.notes.push(format!(
+                "{name} ({} MB) removed after the PASS to save disk",
+                size / 1_000_000
+            ));
+        }
+    }
 }
 
 /// A dump holds all of the guest's memory: owner-only.
@@ -438,7 +503,7 @@ fn collect_and_check(
     if size == 0 {
         return Err("the dump is empty (0 bytes)".into());
     }
-    let log = read_dump_log(&vmcore, &dir.join("dmesg.txt"))?;
+    let log = read_dump_log(&vmcore, &dir.join("dmesg.txt"), true)?;
     result.panic_message = verdict::panic_message(&log);
     result.expectations = verdict::check_log(&log, &scenario.expect.log);
     for (pattern, found) in &result.expectations {

@@ -96,3 +96,20 @@ pub fn dump_guest_memory(qmp: &mut Qmp, format: &str, out: &Path) -> Result<(), 
         .map_err(|e| format!("dump-guest-memory ({format}): {e}"))?;
     Ok(())
 }
+
+/// The formats this QEMU's `dump-guest-memory` offers (kdump-lzo and kdump-snappy depend on how
+/// QEMU was built).
+pub fn dump_formats(qmp: &mut Qmp) -> Result<Vec<String>, String> {
+    let caps = qmp
+        .execute("query-dump-guest-memory-capability", None)
+        .map_err(|e| format!("QMP: {e}"))?;
+    Ok(caps
+        .get("formats")
+        .and_then(|f| f.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default())
+}

@@ -93,9 +93,8 @@ impl Trigger {
             Trigger::Crasher => "crasher",
             Trigger::HangThenNmi => "hang",
             Trigger::Watchdog => "watchdog",
-            Trigger::SysrqSerial | Trigger::SysrqKeyboard | Trigger::Nmi | Trigger::VmDump => {
-                "host"
-            }
+            Trigger::VmDump => "vm-dump",
+            Trigger::SysrqSerial | Trigger::SysrqKeyboard | Trigger::Nmi => "host",
         }
     }
 

@@ -23,6 +23,9 @@ pub struct Phases {
     pub crash_to_capture: Option<f64>,
     /// makedumpfile in the capture kernel (guest clock).
     pub makedumpfile: Option<f64>,
+    /// `dump-guest-memory`, all formats together (vm-dump route; host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_dump: Option<f64>,
     /// Reading the dump back on the host.
     pub verify: Option<f64>,
     /// The whole case.
@@ -37,6 +40,8 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// Why the case failed; empty on PASS.
     pub reasons: Vec<String>,
+    /// What was left out and why, without failing the case (e.g. a dump format QEMU does not offer).
+    pub notes: Vec<String>,
     pub accel: Option<String>,
     pub accel_reason: Option<String>,
     pub kernel_release: Option<String>,
@@ -59,6 +64,7 @@ impl CaseResult {
             scenario: scenario.into(),
             verdict: Verdict::Fail,
             reasons: Vec::new(),
+            notes: Vec::new(),
             accel: None,
             accel_reason: None,
             kernel_release: None,
@@ -91,6 +97,7 @@ impl CaseResult {
             ("kexec", p.kexec),
             ("crash→capture", p.crash_to_capture),
             ("makedumpfile", p.makedumpfile),
+            ("dump-guest-memory", p.vm_dump),
         ] {
             if let Some(secs) = value {
                 line.push_str(&format!("  {label} {secs:.1}s"));
@@ -101,6 +108,9 @@ impl CaseResult {
         }
         if let Some(total) = p.total {
             line.push_str(&format!("  total {total:.1}s"));
+        }
+        for note in &self.notes {
+            line.push_str(&format!("\n  note: {note}"));
         }
         if !self.reasons.is_empty() {
             line.push_str(&format!("\n  reason: {}", self.reasons.join("; ")));
@@ -187,6 +197,7 @@ mod tests {
             kexec: Some(0.91),
             crash_to_capture: Some(4.8),
             makedumpfile: Some(3.9),
+            vm_dump: None,
             verify: Some(0.4),
             total: Some(15.04),
         };

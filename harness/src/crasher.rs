@@ -180,6 +180,9 @@ pub fn build(
     let partial = done.join(format!("{MODULE_FILE}.partial"));
     std::fs::copy(&built, &partial).map_err(io(&partial))?;
     std::fs::rename(&partial, &ko).map_err(io(&ko))?;
+    // Kept beside the module: the compiler's warnings, if any, are worth a look.
+    let log = done.join("make.log");
+    std::fs::copy(scratch.join("make.log"), &log).map_err(io(&log))?;
     // Only a successful build's scratch is dropped: a failed one keeps make.log for the error.
     std::fs::remove_dir_all(&scratch).map_err(io(&scratch))?;
     Ok(ko)
@@ -411,8 +414,8 @@ fn run_make(
         // the host the `dwarves` package.
         .arg("CONFIG_DEBUG_INFO_BTF_MODULES=")
         .arg("modules")
-        // English messages, for the error's tail and hints.
-        .env("LC_ALL", "C")
+        // English messages, for the error's tail and hints (kbuild unexports LC_ALL).
+        .env("LC_MESSAGES", "C")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

@@ -1,3 +1,3 @@
-//! Integration tests that need no VM: the `kdrill` binary's CLI and fixture trees.
+//! Integration tests that need no VM: the `kdrill` binary's CLI, fixture trees, and the crasher module built for real.
 mod crasher;
 mod verify;

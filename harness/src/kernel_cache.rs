@@ -303,10 +303,10 @@ fn is_root() -> bool {
 }
 
 /// An exclusive `flock` on a file, released on drop.
-struct FileLock(File);
+pub(crate) struct FileLock(File);
 
 impl FileLock {
-    fn acquire(path: &Path) -> Result<FileLock, FetchError> {
+    pub(crate) fn acquire(path: &Path) -> Result<FileLock, FetchError> {
         use std::os::fd::AsRawFd;
         let file = File::options()
             .create(true)

@@ -3,6 +3,7 @@
 pub mod accel;
 pub mod case;
 pub mod console;
+pub mod crasher;
 pub mod deadline;
 pub mod dumpdisk;
 pub mod guest_image;

@@ -177,8 +177,8 @@ mod tests {
             LOG,
             &["sysrq: Trigger a crash".into(), "NMI received".into()],
         );
-        assert_eq!(got["sysrq: Trigger a crash"], true);
-        assert_eq!(got["NMI received"], false);
+        assert!(got["sysrq: Trigger a crash"]);
+        assert!(!got["NMI received"]);
     }
 
     #[test]

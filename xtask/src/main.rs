@@ -41,7 +41,14 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let root = project_root();
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
-    kdrill::host_tools::ensure(kdrill::host_tools::VERIFY_TOOLS)?;
+    // The crasher module's compiler too: the crash routes and tests that need the module build it.
+    kdrill::host_tools::ensure(
+        &[
+            kdrill::host_tools::VERIFY_TOOLS,
+            kdrill::host_tools::CRASHER_TOOLS,
+        ]
+        .concat(),
+    )?;
     match cli.command {
         Task::Verify(mut args) => {
             args.root.get_or_insert(root);

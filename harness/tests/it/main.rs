@@ -1,3 +1,4 @@
-//! Integration tests that need no VM: the `kdrill` binary's CLI and fixture trees.
+//! Integration tests: the `kdrill` binary's CLI, fixture trees, the crasher module built for real, and one real VM case that must FAIL.
+mod crasher;
 mod inspect;
 mod verify;

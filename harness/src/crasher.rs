@@ -152,7 +152,28 @@ pub fn build(
     if scratch.to_string_lossy().chars().any(char::is_whitespace) {
         return Err(CrasherError::Whitespace { path: scratch });
     }
-    let headers = match &against {
+    let built = compile(&against, release, cache, &scratch)?;
+    std::fs::create_dir_all(&done).map_err(io(&done))?;
+    let partial = done.join(format!("{MODULE_FILE}.partial"));
+    std::fs::copy(&built, &partial).map_err(io(&partial))?;
+    std::fs::rename(&partial, &ko).map_err(io(&ko))?;
+    // Kept beside the module: the compiler's warnings, if any, are worth a look.
+    let log = done.join("make.log");
+    std::fs::copy(scratch.join("make.log"), &log).map_err(io(&log))?;
+    // Only a successful build's scratch is dropped: a failed one keeps make.log for the error.
+    std::fs::remove_dir_all(&scratch).map_err(io(&scratch))?;
+    Ok(ko)
+}
+
+/// Builds the module in `scratch` (`tree/`: the headers, `module/`: source and output,
+/// `make.log`) and returns the checked `crasher.ko`.
+fn compile(
+    against: &Against,
+    release: &str,
+    cache: &Path,
+    scratch: &Path,
+) -> Result<PathBuf, CrasherError> {
+    let headers = match against {
         Against::Debian { kernel, headers } => {
             assemble_debian(kernel, headers, cache, &scratch.join("tree"), release)?
         }
@@ -166,26 +187,11 @@ pub fn build(
     }
     let make = host_tools::require("make")?;
     host_tools::require(&compiler_of(&headers))?;
-    run_make(
-        &make,
-        &headers,
-        &module_dir,
-        &scratch.join("make.log"),
-        release,
-    )?;
+    let log = scratch.join("make.log");
+    run_make(&make, &headers, &module_dir, &log, release)?;
     let built = module_dir.join(MODULE_FILE);
     check_module(&built, release)?;
-
-    std::fs::create_dir_all(&done).map_err(io(&done))?;
-    let partial = done.join(format!("{MODULE_FILE}.partial"));
-    std::fs::copy(&built, &partial).map_err(io(&partial))?;
-    std::fs::rename(&partial, &ko).map_err(io(&ko))?;
-    // Kept beside the module: the compiler's warnings, if any, are worth a look.
-    let log = done.join("make.log");
-    std::fs::copy(scratch.join("make.log"), &log).map_err(io(&log))?;
-    // Only a successful build's scratch is dropped: a failed one keeps make.log for the error.
-    std::fs::remove_dir_all(&scratch).map_err(io(&scratch))?;
-    Ok(ko)
+    Ok(built)
 }
 
 /// What besides the source decides the built module: the header pins, or a local tree's config

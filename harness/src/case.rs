@@ -231,17 +231,18 @@ fn run_inner(
     Ok(())
 }
 
-/// The crasher module for this kernel, when the route needs it.
+/// The crasher module for this kernel, when the route needs it (built once per kernel and cached).
 fn crasher_module(
-    _kernel: &KernelSpec,
-    _files: &KernelFiles,
+    kernel: &KernelSpec,
+    files: &KernelFiles,
     scenario: &Scenario,
-    _options: &RunOptions,
+    options: &RunOptions,
 ) -> Result<Option<Vec<u8>>, String> {
     if !scenario.trigger.needs_crasher() {
         return Ok(None);
     }
-    Err("the crasher module cannot be built yet".into())
+    let ko = crate::crasher::build(kernel, files, &options.cache).map_err(|e| format!("crasher module: {e}"))?;
+    std::fs::read(&ko).map(Some).map_err(|e| format!("cannot read {}: {e}", ko.display()))
 }
 
 /// Connects QMP and records which accelerator really runs.

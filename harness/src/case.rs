@@ -241,8 +241,11 @@ fn crasher_module(
     if !scenario.trigger.needs_crasher() {
         return Ok(None);
     }
-    let ko = crate::crasher::build(kernel, files, &options.cache).map_err(|e| format!("crasher module: {e}"))?;
-    std::fs::read(&ko).map(Some).map_err(|e| format!("cannot read {}: {e}", ko.display()))
+    let ko = crate::crasher::build(kernel, files, &options.cache)
+        .map_err(|e| format!("crasher module: {e}"))?;
+    std::fs::read(&ko)
+        .map(Some)
+        .map_err(|e| format!("cannot read {}: {e}", ko.display()))
 }
 
 /// Connects QMP and records which accelerator really runs.

@@ -173,12 +173,34 @@ mod tests {
 
     #[test]
     fn expected_lines_found_and_missing() {
-        let got = check_log(
-            LOG,
-            &["sysrq: Trigger a crash".into(), "NMI received".into()],
+        let patterns = [
+            "sysrq: Trigger a crash".into(),
+            "NMI received".into(),
+            r"CPU: \d+ PID".into(),
+        ];
+        let got = check_log(LOG, &patterns);
+        assert_eq!(
+            got["sysrq: Trigger a crash"].as_deref(),
+            Some("[   10.250000] sysrq: Trigger a crash")
         );
-        assert!(got["sysrq: Trigger a crash"]);
-        assert!(!got["NMI received"]);
+        assert_eq!(got["NMI received"], None);
+        assert_eq!(
+            got[r"CPU: \d+ PID"].as_deref(),
+            Some("[   10.270000] CPU: 0 PID: 1 Comm: sh")
+        );
+    }
+
+    #[test]
+    fn absent_patterns_name_the_text_and_line() {
+        let texts = [
+            ("serial.log", "ok\nshould have crashed\n"),
+            ("dmesg.txt", LOG),
+        ];
+        let reasons = check_absent(&texts, &["should have crashed".into(), "Dazed".into()]);
+        assert_eq!(
+            reasons,
+            ["serial.log holds a line it must not (`should have crashed`): should have crashed"]
+        );
     }
 
     #[test]

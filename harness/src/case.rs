@@ -79,6 +79,13 @@ pub fn run(
         .ok()
         .and_then(|v| v.as_str().map(String::from));
     let started = Instant::now();
+    if let Some(why) = kernel.skip.get(&scenario.id) {
+        result.verdict = Verdict::Skip;
+        result.reasons.push(why.clone());
+        let _ = std::fs::remove_dir_all(&dir);
+        write_result(&dir, &mut result);
+        return result;
+    }
     if let Err(reason) = run_inner(kernel, scenario, options, &dir, &mut result, progress) {
         result.reasons.push(reason);
     }
@@ -97,15 +104,21 @@ pub fn run(
         drop_big_dumps(&dir, &mut result);
     }
     result.phases.total = Some(started.elapsed().as_secs_f64());
-    let json = serde_json::to_string_pretty(&result).unwrap_or_default();
-    if let Err(err) = std::fs::write(dir.join("result.json"), json + "\n") {
-        result.reasons.push(format!(
-            "cannot write {}: {err}",
-            dir.join("result.json").display()
-        ));
+    write_result(&dir, &mut result);
+    result
+}
+
+/// Writes `result.json` into the case folder (created if needed).
+fn write_result(dir: &Path, result: &mut CaseResult) {
+    let path = dir.join("result.json");
+    let json = serde_json::to_string_pretty(&*result).unwrap_or_default();
+    if let Err(err) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, json + "\n"))
+    {
+        result
+            .reasons
+            .push(format!("cannot write {}: {err}", path.display()));
         result.verdict = Verdict::Fail;
     }
-    result
 }
 
 fn run_inner(

@@ -40,7 +40,9 @@ pub fn write(
         let (name, params) = spec.split_once(' ').unwrap_or((spec, ""));
         for dep in index
             .load_order(&[name.to_string()])
-            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                format!("{e}; if this route cannot work on this kernel, declare it under `skip:` in the kernel entry")
+            })?
         {
             let guest = format!("lib/modules/{}/{dep}.ko", files.release);
             if base

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub enum Verdict {
     Pass,
     Fail,
+    /// Not run: the kernel entry declares the route cannot work there (the reason is in `reasons`).
+    Skip,
 }
 
 /// Phase durations in seconds; absent when the phase did not happen.
@@ -86,6 +88,7 @@ impl CaseResult {
         let verdict = match self.verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
         };
         let mut line = format!("{verdict} {}", self.id());
         if let Some(accel) = &self.accel {
@@ -113,7 +116,12 @@ impl CaseResult {
             line.push_str(&format!("\n  note: {note}"));
         }
         if !self.reasons.is_empty() {
-            line.push_str(&format!("\n  reason: {}", self.reasons.join("; ")));
+            let label = if self.verdict == Verdict::Skip {
+                "skipped"
+            } else {
+                "reason"
+            };
+            line.push_str(&format!("\n  {label}: {}", self.reasons.join("; ")));
         }
         line
     }

@@ -97,12 +97,14 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     options.echo_console |= args.console;
     prefetch(&cases, &options)?;
     let results: Vec<CaseResult> = cases.iter().map(|case| run_one(case, &options)).collect();
-    let passed = results
-        .iter()
-        .filter(|r| r.verdict == Verdict::Pass)
-        .count();
-    println!("{passed} passed, {} failed", results.len() - passed);
-    Ok(if passed == results.len() { 0 } else { 1 })
+    let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+    let (passed, failed, skipped) = (
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Skip),
+    );
+    println!("{passed} passed, {failed} failed, {skipped} skipped");
+    Ok(if failed == 0 { 0 } else { 1 })
 }
 
 /// Fetches every selected kernel before the first case, so fetch time is not charged to a case.

@@ -722,6 +722,7 @@ mod tests {
             why: "test".into(),
             source,
             guest: GuestSize::default(),
+            skip: Default::default(),
         }
     }
 

@@ -57,6 +57,13 @@ pub struct CaseResult {
     /// The panic message read from the dump.
     pub panic_message: Option<String>,
     pub artifacts: String,
+    /// Which try this was: nextest's `NEXTEST_ATTEMPT` (1 outside nextest). A PASS on a later try is FLAKY.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl CaseResult {
@@ -76,6 +83,10 @@ impl CaseResult {
             expectations: BTreeMap::new(),
             panic_message: None,
             artifacts: artifacts.into(),
+            attempt: std::env::var("NEXTEST_ATTEMPT")
+                .ok()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(1),
         }
     }
 

@@ -1,25 +1,24 @@
-//! Running one case end to end: build the guest image, boot, load the capture kernel, crash,
-//! capture with makedumpfile, read the dump back and judge it. Evidence stays in the case folder.
+//! Running one case end to end: build the guest image, boot, load the capture kernel, crash by
+//! the scenario's route, capture with makedumpfile, read the dump back and judge it. Evidence
+//! stays in the case folder.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::accel;
-use crate::console::{last_lines, LineTail};
 use crate::dumpdisk;
+use crate::guest_image;
 use crate::host_tools;
-use crate::image::{self, ImageRecipe};
-use crate::initramfs;
+use crate::image;
 use crate::kernel::KernelSpec;
 use crate::kernel_cache::{self, KernelFiles};
-use crate::modules::ModuleIndex;
 use crate::qemu::{self, Guest, GuestConfig};
 use crate::qmp::Qmp;
-use crate::scenario::Scenario;
-use crate::status::{Event, StatusReader};
+use crate::routes;
+use crate::scenario::{Scenario, Trigger};
 use crate::verdict::{self, CaseResult, Verdict};
+use crate::watch::Watch;
 
 /// Where a case reads its inputs and writes its evidence.
 #[derive(Debug, Clone)]
@@ -60,6 +59,8 @@ const KEXEC: Duration = Duration::from_secs(60);
 const CAPTURE_BOOT: Duration = Duration::from_secs(120);
 const SAVE: Duration = Duration::from_secs(300);
 const POWEROFF: Duration = Duration::from_secs(30);
+/// A host-side route waits this long for the guest to say it is ready to be crashed.
+const READY: Duration = Duration::from_secs(30);
 
 /// Lines of serial console shown with a failure.
 pub const FAILURE_CONSOLE_LINES: usize = 40;
@@ -74,12 +75,22 @@ pub fn run(
 ) -> CaseResult {
     let dir = crate::paths::case_dir(&options.target_dir, &kernel.id, &scenario.id);
     let mut result = CaseResult::new(&kernel.id, &scenario.id, &dir.display().to_string());
+    result.route = serde_json::to_value(scenario.trigger)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from));
     let started = Instant::now();
+    if let Some(why) = kernel.skip.get(&scenario.id) {
+        result.verdict = Verdict::Skip;
+        result.reasons.push(why.clone());
+        let _ = std::fs::remove_dir_all(&dir);
+        write_result(&dir, &mut result);
+        return result;
+    }
     if let Err(reason) = run_inner(kernel, scenario, options, &dir, &mut result, progress) {
         result.reasons.push(reason);
     }
     if result.reasons.is_empty()
-        && result.expectations.values().all(|found| *found)
+        && result.expectations.values().all(Option::is_some)
         && !result.expectations.is_empty()
     {
         result.verdict = Verdict::Pass;
@@ -89,16 +100,25 @@ pub fn run(
             result.reasons.push("no expectation was checked".into());
         }
     }
+    if result.verdict == Verdict::Pass {
+        drop_big_dumps(&dir, &mut result);
+    }
     result.phases.total = Some(started.elapsed().as_secs_f64());
-    let json = serde_json::to_string_pretty(&result).unwrap_or_default();
-    if let Err(err) = std::fs::write(dir.join("result.json"), json + "\n") {
-        result.reasons.push(format!(
-            "cannot write {}: {err}",
-            dir.join("result.json").display()
-        ));
+    write_result(&dir, &mut result);
+    result
+}
+
+/// Writes `result.json` into the case folder (created if needed).
+fn write_result(dir: &Path, result: &mut CaseResult) {
+    let path = dir.join("result.json");
+    let json = serde_json::to_string_pretty(&*result).unwrap_or_default();
+    if let Err(err) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, json + "\n"))
+    {
+        result
+            .reasons
+            .push(format!("cannot write {}: {err}", path.display()));
         result.verdict = Verdict::Fail;
     }
-    result
 }
 
 fn run_inner(
@@ -123,16 +143,18 @@ fn run_inner(
     result.kernel_release = Some(files.release.clone());
 
     progress("building guest image");
+    let crasher = crasher_module(kernel, &files, scenario, options)?;
     let recipe = image::minimal(options.project_root.as_deref()).map_err(|e| e.to_string())?;
     let scratch = tempfile::Builder::new()
         .prefix("kdrill-")
         .tempdir()
         .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
     let initrd = scratch.path().join("initrd.img");
-    write_initrd(
+    guest_image::write(
         &recipe,
         &files,
         scenario,
+        crasher.as_deref(),
         &initrd,
         options.project_root.as_deref(),
     )?;
@@ -147,10 +169,11 @@ fn run_inner(
 
     let mut append = recipe.cmdline.first.clone();
     append.push(format!("crashkernel={}", kernel.guest.crashkernel));
+    append.extend(scenario.guest.cmdline.iter().cloned());
     let config = GuestConfig {
         accel,
         memory_mib: kernel.guest.memory_mib,
-        cpus: kernel.guest.cpus,
+        cpus: scenario.guest.cpus.unwrap_or(kernel.guest.cpus),
         kernel: files.vmlinuz.clone(),
         initrd: Some(initrd),
         append: append.join(" "),
@@ -160,7 +183,8 @@ fn run_inner(
         status_log: Some(dir.join("status.log")),
         qmp_socket: Some(scratch.path().join("qmp.sock")),
     };
-    let args = qemu::command_line(&config);
+    let mut args = qemu::command_line(&config);
+    args.extend(scenario.guest.qemu.iter().cloned());
     std::fs::write(
         dir.join("qemu-cmdline.txt"),
         qemu::shell_line(&qemu_bin, &args) + "\n",
@@ -171,23 +195,48 @@ fn run_inner(
     let boot_started = Instant::now();
     let mut guest = Guest::spawn(&qemu_bin, &args, &dir.join("qemu-stderr.log"))
         .map_err(|e| format!("{e:#}"))?;
-    let outcome = drive(
+    let mut watch = Watch::new(
         &mut guest,
-        &config,
-        options,
-        result,
-        boot_started,
-        progress,
-        dir,
+        &dir.join("status.log"),
+        &config.serial_log,
+        &dir.join("qemu-stderr.log"),
+        options.echo_console,
+        options.timeout_scale,
     );
+    let scale = |d: Duration| d.mul_f64(options.timeout_scale);
+    let outcome = match scenario.trigger {
+        Trigger::VmDump => vm_dump(
+            &mut watch,
+            &config,
+            scenario,
+            dir,
+            result,
+            boot_started,
+            progress,
+        ),
+        _ => crash_and_capture(
+            &mut watch,
+            &config,
+            scenario,
+            result,
+            boot_started,
+            progress,
+            scale,
+        ),
+    };
+    drop(watch);
     if let Err(err) = guest.kill() {
         result.reasons.push(format!("teardown: {err}"));
     }
     drop(guest);
     if let Err(reason) = outcome {
-        result.reasons.push(reason);
+        result
+            .reasons
+            .push(explain_missing_capture(reason, &config.serial_log));
     }
-
+    if scenario.trigger == Trigger::VmDump {
+        return Ok(());
+    }
     progress("reading the dump");
     let verify_started = Instant::now();
     collect_and_check(&disk, dir, scenario, result)?;
@@ -195,217 +244,262 @@ fn run_inner(
     Ok(())
 }
 
-/// Writes the first boot's initramfs: base + case settings (this is also the capture initramfs),
-/// then the capture kernel and that capture initramfs under `/boot`.
-fn write_initrd(
-    recipe: &ImageRecipe,
+/// The crasher module for this kernel, when the route needs it (built once per kernel and cached).
+fn crasher_module(
+    kernel: &KernelSpec,
     files: &KernelFiles,
     scenario: &Scenario,
-    out: &Path,
-    project_root: Option<&Path>,
-) -> Result<(), String> {
-    let init = match project_root
-        .map(|r| r.join("images/minimal/init"))
-        .filter(|p| p.is_file())
-    {
-        Some(path) => {
-            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        }
-        None => image::MINIMAL_INIT.to_vec(),
-    };
-    let index = ModuleIndex::scan(&files.modules, &files.release).map_err(|e| e.to_string())?;
-    let base = initramfs::build_base(recipe, &init, &index).map_err(|e| e.to_string())?;
-    let env = case_env(recipe, scenario);
-    let mut capture = base.cpio;
-    capture.extend(initramfs::segment(&[(
-        "etc/kdrill/case.env",
-        0o644,
-        env.as_bytes(),
-    )]));
-    let vmlinuz = std::fs::read(&files.vmlinuz)
-        .map_err(|e| format!("cannot read {}: {e}", files.vmlinuz.display()))?;
-    let mut first = capture.clone();
-    first.extend(initramfs::segment(&[
-        ("boot/vmlinuz", 0o644, &vmlinuz),
-        ("boot/capture.img", 0o644, &capture),
-    ]));
-    std::fs::write(out, first).map_err(|e| format!("cannot write {}: {e}", out.display()))
-}
-
-/// The shell variables the guest's init reads from `/etc/kdrill/case.env`. Values were checked for
-/// quotes and newlines when the scenario was loaded.
-pub fn case_env(recipe: &ImageRecipe, scenario: &Scenario) -> String {
-    let sysctls: Vec<String> = scenario
-        .sysctls
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!(
-        "KDRILL_TRIGGER='{}'\nKDRILL_SYSCTLS='{}'\nKDRILL_CAPTURE_CMDLINE='{}'\nKDRILL_MAKEDUMPFILE_ARGS='{}'\n",
-        scenario.trigger.guest_word(),
-        sysctls.join(" "),
-        recipe.cmdline.capture.join(" "),
-        scenario.capture.makedumpfile.join(" "),
-    )
-}
-
-/// Follows the guest through both boots, filling in phase times. Errors say which step did not happen.
-fn drive(
-    guest: &mut Guest,
-    config: &GuestConfig,
     options: &RunOptions,
+) -> Result<Option<Vec<u8>>, String> {
+    if !scenario.trigger.needs_crasher() {
+        return Ok(None);
+    }
+    let ko = crate::crasher::build(kernel, files, &options.cache)
+        .map_err(|e| format!("crasher module: {e}"))?;
+    std::fs::read(&ko)
+        .map(Some)
+        .map_err(|e| format!("cannot read {}: {e}", ko.display()))
+}
+
+/// Connects QMP and records which accelerator really runs.
+fn connect_qmp(config: &GuestConfig, result: &mut CaseResult) -> Result<Qmp, String> {
+    let socket = config
+        .qmp_socket
+        .as_deref()
+        .ok_or("the guest has no QMP socket")?;
+    let mut qmp = Qmp::connect(socket, Duration::from_secs(20)).map_err(|e| format!("QMP: {e}"))?;
+    let kvm = qmp
+        .execute("query-kvm", None)
+        .map_err(|e| format!("QMP: {e}"))?;
+    let enabled = kvm
+        .get("enabled")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    result.accel = Some(if enabled { "kvm" } else { "tcg" }.into());
+    Ok(qmp)
+}
+
+/// Follows the guest through both boots, crashing it by the scenario's route; fills in phase
+/// times. Errors say which step did not happen.
+fn crash_and_capture(
+    watch: &mut Watch,
+    config: &GuestConfig,
+    scenario: &Scenario,
     result: &mut CaseResult,
     boot_started: Instant,
     progress: &dyn Fn(&str),
-    dir: &Path,
+    scale: impl Fn(Duration) -> Duration,
 ) -> Result<(), String> {
-    let status_log = config
-        .status_log
-        .as_deref()
-        .unwrap_or(Path::new("/nonexistent"));
-    let mut watch = Watch {
-        guest,
-        status: StatusReader::new(status_log),
-        console: LineTail::new(&config.serial_log),
-        echo: options.echo_console,
-        scale: options.timeout_scale,
-        stderr: dir.join("qemu-stderr.log"),
-        history: Vec::new(),
-        pending: VecDeque::new(),
-    };
-    // QMP answers once QEMU is up: ask which accelerator really runs.
-    if let Some(socket) = &config.qmp_socket {
-        let mut qmp =
-            Qmp::connect(socket, Duration::from_secs(20)).map_err(|e| format!("QMP: {e}"))?;
-        let kvm = qmp
-            .execute("query-kvm", None)
-            .map_err(|e| format!("QMP: {e}"))?;
-        let enabled = kvm
-            .get("enabled")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        result.accel = Some(if enabled { "kvm" } else { "tcg" }.into());
-    }
-
+    let mut qmp = connect_qmp(config, result)?;
     let (seen, _) = watch.until("boot", BOOT, "the first boot's init to start")?;
     result.phases.boot = Some((seen - boot_started).as_secs_f64());
     progress("loading the capture kernel (kexec -p)");
     let (loaded_at, loaded) =
         watch.until("kexec-loaded", KEXEC, "kexec -p to load the capture kernel")?;
     result.phases.kexec = loaded.seconds("secs");
-    progress("crashing; capture kernel booting");
+
+    let mut crashed_at = None;
+    let mut _console = None;
+    if routes::host_presses(scenario.trigger) {
+        if scenario.trigger == Trigger::HangThenNmi {
+            watch.until("hanging", READY, "the guest to hang a CPU")?;
+            progress("guest hung; waiting before pressing NMI");
+            // The point of the route: the system stays hung for a while, as in the field.
+            std::thread::sleep(Duration::from_secs(u64::from(scenario.hang_seconds)));
+        } else {
+            watch.until("ready", READY, "the guest to be ready for the crash")?;
+        }
+        progress("crashing from the host");
+        let socket = config
+            .console_socket
+            .as_deref()
+            .unwrap_or(Path::new("/nonexistent"));
+        let pressed = routes::press(scenario.trigger, &mut qmp, socket)?;
+        crashed_at = Some(pressed.at);
+        _console = pressed.console;
+    }
+    progress("crashed; capture kernel booting");
     let (capture_at, _) = watch.until(
         "capture-start",
         CAPTURE_BOOT,
         "the capture kernel to boot (did the crash reach kexec?)",
     )?;
-    // The `trigger` line is written just before the crash and may never leave the guest's UART:
-    // without it, the crash is timed from the capture kernel being loaded, which precedes it at once.
-    let crashed_at = watch.seen("trigger").unwrap_or(loaded_at);
+    // A guest-side trigger line is written just before the crash; if it was lost, the crash is
+    // timed from the capture kernel being loaded, which precedes it at once.
+    let crashed_at = crashed_at
+        .or_else(|| watch.seen("trigger"))
+        .unwrap_or(loaded_at);
     result.phases.crash_to_capture = Some((capture_at - crashed_at).as_secs_f64());
     progress("makedumpfile writing the dump");
     let (_, saved) = watch.until("makedumpfile", SAVE, "makedumpfile to finish")?;
     result.phases.makedumpfile = saved.seconds("secs");
     watch.until("done", POWEROFF, "the capture boot to finish")?;
-    let scaled = POWEROFF.mul_f64(options.timeout_scale);
-    if watch.guest.wait_exit(scaled).is_none() {
+    let limit = scale(POWEROFF);
+    if watch.guest().wait_exit(limit).is_none() {
         return Err(format!(
             "QEMU did not exit within {}s of the capture boot powering off",
-            scaled.as_secs()
+            limit.as_secs()
         ));
     }
     Ok(())
 }
 
-struct Watch<'a> {
-    guest: &'a mut Guest,
-    status: StatusReader,
-    console: LineTail,
-    echo: bool,
-    scale: f64,
-    stderr: PathBuf,
-    /// Every status event seen so far, with the host time it arrived.
-    history: Vec<(Instant, String)>,
-    /// Events read but not yet consumed by a wait.
-    pending: VecDeque<(Instant, Event)>,
-}
-
-impl Watch<'_> {
-    /// Reads new status events and consumes them up to the first `name` or `fail` event; later
-    /// events stay queued for the next wait.
-    fn take(&mut self, name: &str) -> Option<Result<(Instant, Event), String>> {
-        for (at, event) in self.status.poll() {
-            self.history.push((at, event.name.clone()));
-            self.pending.push_back((at, event));
+/// The `vm-dump` route: no crash; the hypervisor dumps the running guest in each format, and
+/// each dump must hold the marker the guest wrote to its kernel log.
+fn vm_dump(
+    watch: &mut Watch,
+    config: &GuestConfig,
+    scenario: &Scenario,
+    dir: &Path,
+    result: &mut CaseResult,
+    boot_started: Instant,
+    progress: &dyn Fn(&str),
+) -> Result<(), String> {
+    let mut qmp = connect_qmp(config, result)?;
+    let (seen, _) = watch.until("boot", BOOT, "the first boot's init to start")?;
+    result.phases.boot = Some((seen - boot_started).as_secs_f64());
+    watch.until("ready", READY, "the guest to write its marker")?;
+    qmp.set_timeout(Duration::from_secs(300))
+        .map_err(|e| format!("QMP: {e}"))?;
+    let offered = routes::dump_formats(&mut qmp)?;
+    for format in &scenario.vm_dump_formats {
+        if !offered.contains(format) {
+            result.notes.push(format!(
+                "{format}: SKIP, this QEMU does not offer it (it offers {})",
+                offered.join(", ")
+            ));
+            continue;
         }
-        while let Some((at, event)) = self.pending.pop_front() {
-            if event.name == "fail" {
-                let phase = event.field("phase").unwrap_or("?");
-                let reason = event.field("reason").unwrap_or("no reason given");
-                return Some(Err(format!(
-                    "guest reported failure in phase {phase}: {reason}"
-                )));
-            }
-            if event.name == name {
-                return Some(Ok((at, event)));
-            }
-        }
-        None
-    }
-
-    /// When event `name` was last seen, if ever.
-    fn seen(&self, name: &str) -> Option<Instant> {
-        self.history
-            .iter()
-            .rev()
-            .find(|(_, n)| n == name)
-            .map(|(at, _)| *at)
-    }
-
-    /// Waits for status event `name`; a `fail` event, QEMU exiting or the deadline ends the wait
-    /// with a reason naming `what` was expected.
-    fn until(
-        &mut self,
-        name: &str,
-        timeout: Duration,
-        what: &str,
-    ) -> Result<(Instant, Event), String> {
-        let timeout = timeout.mul_f64(self.scale);
-        let deadline = Instant::now() + timeout;
-        loop {
-            for line in self.console.poll() {
-                if self.echo {
-                    eprintln!("  | {line}");
-                }
-            }
-            if let Some(found) = self.take(name) {
-                return found;
-            }
-            if let Some(status) = self.guest.try_exit() {
-                // The file may hold a last event written just before QEMU exited.
-                if let Some(found) = self.take(name) {
-                    return found;
-                }
-                let stderr = last_lines(&self.stderr, 5).join(" | ");
-                let stderr = if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!("; QEMU stderr: {stderr}")
-                };
-                return Err(format!(
-                    "QEMU exited ({status}) while waiting for {what}{stderr}"
+        progress(&format!("dump-guest-memory {format}"));
+        let out = dir.join(format!("vmcore.{format}"));
+        let started = Instant::now();
+        routes::dump_guest_memory(&mut qmp, format, &out)?;
+        restrict(&out)?;
+        let secs = started.elapsed().as_secs_f64();
+        let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        result.dump_bytes = Some(result.dump_bytes.unwrap_or(0).max(size));
+        result.phases.vm_dump = Some(result.phases.vm_dump.unwrap_or(0.0) + secs);
+        // makedumpfile cannot read what dump-guest-memory writes: kdrill's reader alone.
+        let log = read_dump_log(&out, &dir.join(format!("dmesg.{format}.txt")), false)
+            .map_err(|e| format!("{format} dump: {e}"))?;
+        for (pattern, found) in verdict::check_log(&log, &scenario.expect.log) {
+            if found.is_none() {
+                result.reasons.push(format!(
+                    "{format} dump: expected log line absent: `{pattern}`"
                 ));
             }
-            if Instant::now() >= deadline {
-                return Err(format!("no sign of {what} within {}s", timeout.as_secs()));
-            }
-            std::thread::sleep(crate::deadline::POLL);
+            result
+                .expectations
+                .insert(format!("[{format}] {pattern}"), found);
         }
+    }
+    Ok(())
+}
+
+/// Reads the kernel log out of a dump with kdrill's own reader into `out` and returns it. With
+/// `cross_check`, makedumpfile reads it too (into `<out>.makedumpfile`), and the two texts must be
+/// byte-identical.
+fn read_dump_log(vmcore: &Path, out: &Path, cross_check: bool) -> Result<String, String> {
+    let dump = kdrill_vmcore::Vmcore::open(vmcore)
+        .map_err(|e| format!("kdrill cannot open the dump: {e}"))?;
+    let records = dump
+        .dmesg_records()
+        .map_err(|e| format!("kdrill cannot read the dump's kernel log: {e}"))?;
+    let text = kdrill_vmcore::format_dmesg(&records);
+    std::fs::write(out, &text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    if cross_check {
+        let theirs_path = out.with_extension("makedumpfile.txt");
+        let theirs = makedumpfile_dmesg(vmcore, &theirs_path)?;
+        if theirs != text.as_bytes() {
+            let at = theirs
+                .iter()
+                .zip(text.as_bytes())
+                .position(|(a, b)| a != b)
+                .unwrap_or(theirs.len().min(text.len()));
+            return Err(format!(
+                "kdrill's reader and makedumpfile disagree on the kernel log from byte {at} on (compare {} with {})",
+                out.display(),
+                theirs_path.display()
+            ));
+        }
+    }
+    Ok(text)
+}
+
+/// `makedumpfile --dump-dmesg`, the peer tool's reading of the log.
+fn makedumpfile_dmesg(vmcore: &Path, out: &Path) -> Result<Vec<u8>, String> {
+    let makedumpfile = host_tools::require("makedumpfile").map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(out);
+    let run = Command::new(makedumpfile)
+        .arg("--dump-dmesg")
+        .arg(vmcore)
+        .arg(out)
+        .output()
+        .map_err(|e| format!("cannot run makedumpfile --dump-dmesg: {e}"))?;
+    if !run.status.success() || !out.is_file() {
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        return Err(format!(
+            "makedumpfile --dump-dmesg could not read the dump ({}): {last}",
+            run.status
+        ));
+    }
+    std::fs::read(out).map_err(|e| format!("cannot read {}: {e}", out.display()))
+}
+
+/// Dumps above this size are removed after a PASS: an unfiltered 1 GiB ELF dump per run would fill
+/// disks, and the check already read everything it needed. A FAIL keeps every dump as evidence.
+const KEEP_DUMP_BYTES: u64 = 256 << 20;
+
+fn drop_big_dumps(dir: &Path, result: &mut CaseResult) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        if name.starts_with("vmcore")
+            && size > KEEP_DUMP_BYTES
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            result.notes.push(format!(
+                "{name} ({} MB) removed after the PASS to save disk",
+                size / 1_000_000
+            ));
+        }
+    }
+}
+
+/// A dump holds all of the guest's memory: owner-only.
+fn restrict(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+/// A crash that panicked on the console but never reached the capture kernel is the failure
+/// kdump exists to catch: say so.
+fn explain_missing_capture(reason: String, serial_log: &Path) -> String {
+    if !reason.contains("capture kernel to boot") {
+        return reason;
+    }
+    let serial =
+        String::from_utf8_lossy(&std::fs::read(serial_log).unwrap_or_default()).into_owned();
+    match verdict::panic_message(&serial) {
+        Some(message) => {
+            format!("{reason}; the kernel panicked (`{message}`) but the capture kernel never ran")
+        }
+        None => reason,
     }
 }
 
 /// Copies the dump and the capture boot's logs off the dump disk, reads the kernel log from the
-/// dump on the host, and checks the scenario's expectations.
+/// dump on the host, and checks the scenario's expectations on it and on the serial log.
 fn collect_and_check(
     disk: &Path,
     dir: &Path,
@@ -420,45 +514,28 @@ fn collect_and_check(
     if !dumpdisk::extract(disk, "vmcore", &vmcore).map_err(|e| e.to_string())? {
         return Err("no dump: the capture kernel wrote no vmcore to the dump disk".into());
     }
-    // A dump holds all of the guest's memory.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&vmcore, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("chmod vmcore: {e}"))?;
+    restrict(&vmcore)?;
     let size = std::fs::metadata(&vmcore).map(|m| m.len()).unwrap_or(0);
     result.dump_bytes = Some(size);
     if size == 0 {
         return Err("the dump is empty (0 bytes)".into());
     }
-    let dmesg_path = dir.join("dmesg.txt");
-    let makedumpfile = host_tools::require("makedumpfile").map_err(|e| e.to_string())?;
-    let out = Command::new(makedumpfile)
-        .arg("--dump-dmesg")
-        .arg(&vmcore)
-        .arg(&dmesg_path)
-        .output()
-        .map_err(|e| format!("cannot run makedumpfile --dump-dmesg: {e}"))?;
-    if !out.status.success() || !dmesg_path.is_file() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
-        return Err(format!(
-            "makedumpfile --dump-dmesg could not read the dump ({}): {last}",
-            out.status
-        ));
-    }
-    let log = String::from_utf8_lossy(&std::fs::read(&dmesg_path).unwrap_or_default()).into_owned();
+    let log = read_dump_log(&vmcore, &dir.join("dmesg.txt"), true)?;
     result.panic_message = verdict::panic_message(&log);
     result.expectations = verdict::check_log(&log, &scenario.expect.log);
-    for (line, found) in &result.expectations {
-        if !found {
-            result
-                .reasons
-                .push(format!("expected log line absent from the dump: `{line}`"));
+    for (pattern, found) in &result.expectations {
+        if found.is_none() {
+            result.reasons.push(format!(
+                "expected log line absent from the dump: `{pattern}`"
+            ));
         }
     }
+    let serial =
+        String::from_utf8_lossy(&std::fs::read(dir.join("serial.log")).unwrap_or_default())
+            .into_owned();
+    result.reasons.extend(verdict::check_absent(
+        &[("the dump's log", &log), ("serial.log", &serial)],
+        &scenario.expect.absent,
+    ));
     Ok(())
 }

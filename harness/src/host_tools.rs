@@ -14,6 +14,16 @@ pub const VERIFY_TOOLS: &[(&str, &str)] = &[
     ("dpkg-deb", "dpkg"),
 ];
 
+/// Host programs that build the crasher kernel module (`crasher.rs`) against a guest kernel's headers.
+/// Kept apart from [`VERIFY_TOOLS`]: only crash routes that need the module need a compiler.
+pub const CRASHER_TOOLS: &[(&str, &str)] = &[
+    ("make", "make"),
+    ("gcc", "gcc"),
+    // Debian 12 kernels were built with gcc 12 and their headers call `gcc-12` by name
+    // (`.kernelvariables`); on Debian 12 the `gcc` package already brings it.
+    ("gcc-12", "gcc-12"),
+];
+
 /// Folders searched for host programs, beyond `$PATH` (sbin folders are often not on a user's PATH).
 const EXTRA_DIRS: &[&str] = &[
     "/usr/local/sbin",
@@ -62,6 +72,7 @@ pub fn require(tool: &str) -> Result<PathBuf, MissingTool> {
 pub fn package_for(tool: &str) -> &str {
     VERIFY_TOOLS
         .iter()
+        .chain(CRASHER_TOOLS)
         .find(|(t, _)| *t == tool)
         .map(|(_, p)| *p)
         .unwrap_or(tool)
@@ -136,6 +147,14 @@ mod tests {
             err.to_string(),
             "`debugfs` is not installed: install it with `apt-get install -y e2fsprogs` (as root)"
         );
+    }
+
+    #[test]
+    fn crasher_tools_name_their_packages() {
+        assert_eq!(package_for("make"), "make");
+        assert_eq!(package_for("gcc-12"), "gcc-12");
+        // Unknown tools are assumed to be packaged under their own name.
+        assert_eq!(package_for("gcc-14"), "gcc-14");
     }
 
     #[test]

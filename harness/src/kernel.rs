@@ -1,5 +1,6 @@
 //! Kernel matrix entries (`kernels/*.yaml`): where a guest kernel comes from and how its guest is sized.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -17,6 +18,10 @@ pub struct KernelSpec {
     pub source: KernelSource,
     #[serde(default)]
     pub guest: GuestSize,
+    /// Capability gates: scenario id → why the route cannot work on this kernel. These cases
+    /// are reported as SKIP with the reason and are not run; an undeclared gap is a FAIL.
+    #[serde(default)]
+    pub skip: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,9 +32,21 @@ pub enum KernelSource {
         package: String,
         version: String,
         sha256: String,
+        /// Header packages to build out-of-tree modules (the crasher) against this kernel.
+        #[serde(default)]
+        headers: Vec<DebPackage>,
     },
     /// A kernel the user built: a bzImage and its `/lib/modules/<release>` folder.
     Local { vmlinuz: PathBuf, modules: PathBuf },
+}
+
+/// One pinned Debian package.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebPackage {
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
 }
 
 /// Guest shape; every default is the smallest that passed on our 2-core machines.
@@ -91,6 +108,12 @@ pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
                 "id `{}` differs from the file name `{stem}`: rename one of them",
                 spec.id
             ),
+        });
+    }
+    if let Some((scenario, _)) = spec.skip.iter().find(|(_, why)| why.trim().is_empty()) {
+        return Err(YamlError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("skip: `{scenario}` needs a reason"),
         });
     }
     if let KernelSource::Local { vmlinuz, modules } = &mut spec.source {

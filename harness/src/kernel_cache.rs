@@ -8,7 +8,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::host_tools;
-use crate::kernel::{KernelSource, KernelSpec};
+use crate::kernel::{DebPackage, KernelSource, KernelSpec};
 
 /// A kernel ready to boot: its bzImage and its `/lib/modules/<release>` folder.
 #[derive(Debug, Clone)]
@@ -57,7 +57,15 @@ pub fn resolve(spec: &KernelSpec, cache: &Path) -> Result<KernelFiles, FetchErro
             package,
             version,
             sha256,
-        } => resolve_debian(package, version, sha256, cache),
+            ..
+        } => {
+            let pkg = DebPackage {
+                package: package.clone(),
+                version: version.clone(),
+                sha256: sha256.clone(),
+            };
+            layout(&fetch_package(&pkg, cache)?)
+        }
     }
 }
 
@@ -87,55 +95,79 @@ fn resolve_local(vmlinuz: &Path, modules: &Path) -> Result<KernelFiles, FetchErr
 }
 
 /// Where a Debian package version lives in the cache.
-pub fn debian_dir(cache: &Path, package: &str, version: &str) -> PathBuf {
+pub fn package_dir(cache: &Path, package: &str, version: &str) -> PathBuf {
     cache
-        .join("kernels")
+        .join("debs")
         .join(format!("{package}_{}", version.replace(':', "%3a")))
 }
 
-/// Is this Debian kernel already cached (and complete)?
+/// Is this kernel available without fetching?
 pub fn is_cached(spec: &KernelSpec, cache: &Path) -> bool {
     match &spec.source {
         KernelSource::Debian {
             package, version, ..
-        } => debian_dir(cache, package, version)
-            .join("complete")
-            .is_file(),
-        KernelSource::Local { .. } => true,
+        } => package_dir(cache, package, version).join(STAMP).is_file(),
+        KernelSource::Local { vmlinuz, modules } => vmlinuz.is_file() && modules.is_dir(),
     }
 }
 
-fn resolve_debian(
-    package: &str,
-    version: &str,
-    sha256: &str,
-    cache: &Path,
-) -> Result<KernelFiles, FetchError> {
-    let dir = debian_dir(cache, package, version);
+/// Written last, after extraction: its presence means the folder is complete. It lists the sha256
+/// of every file under `boot/` (the bzImage), checked again at each use.
+const STAMP: &str = "complete";
+
+/// Fetches a pinned Debian package into the cache once (`apt-get download`, sha256 check,
+/// `dpkg-deb -x`) and returns the folder it is extracted in. A damaged cache is fetched again.
+pub fn fetch_package(pkg: &DebPackage, cache: &Path) -> Result<PathBuf, FetchError> {
+    let dir = package_dir(cache, &pkg.package, &pkg.version);
     std::fs::create_dir_all(dir.parent().unwrap_or(cache)).map_err(io(cache))?;
-    // Several test processes may ask for the same kernel at once: one fetches, the others wait.
+    // Several test processes may ask for the same package at once: one fetches, the others wait.
     let _lock = FileLock::acquire(&dir.with_extension("lock"))?;
-    let stamp = dir.join("complete");
-    if !stamp.is_file() {
-        fetch_debian(package, version, sha256, &dir)?;
-    }
-    let files = layout(&dir.join("root"))?;
-    // The stamp holds the bzImage's sha256 from extraction time: a damaged cache is refetched, not trusted.
-    let recorded = std::fs::read_to_string(&stamp).map_err(io(&stamp))?;
-    let actual = sha256_file(&files.vmlinuz)?;
-    if recorded.trim() != actual {
+    let root = dir.join("root");
+    let stamp = dir.join(STAMP);
+    if stamp.is_file() {
+        let recorded = std::fs::read_to_string(&stamp).map_err(io(&stamp))?;
+        if recorded == boot_manifest(&root)? {
+            return Ok(root);
+        }
         eprintln!(
             "kdrill: cached {} changed since it was fetched; fetching it again",
-            files.vmlinuz.display()
+            root.display()
         );
-        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
-        fetch_debian(package, version, sha256, &dir)?;
-        return layout(&dir.join("root"));
     }
-    Ok(files)
+    download_and_extract(pkg, &dir)?;
+    Ok(root)
 }
 
-fn fetch_debian(package: &str, version: &str, sha256: &str, dir: &Path) -> Result<(), FetchError> {
+/// `<sha256>  <path>` for each file under `root/boot`, sorted.
+fn boot_manifest(root: &Path) -> Result<String, FetchError> {
+    let boot = root.join("boot");
+    let mut names: Vec<PathBuf> = match std::fs::read_dir(&boot) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    let mut manifest = String::new();
+    for path in names {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        manifest.push_str(&format!("{}  {rel}\n", sha256_file(&path)?));
+    }
+    Ok(manifest)
+}
+
+fn download_and_extract(pkg: &DebPackage, dir: &Path) -> Result<(), FetchError> {
+    let DebPackage {
+        package,
+        version,
+        sha256,
+    } = pkg;
     let apt = host_tools::require("apt-get")?;
     let dpkg_deb = host_tools::require("dpkg-deb")?;
     let staging = dir.with_extension("partial");
@@ -200,11 +232,10 @@ fn fetch_debian(package: &str, version: &str, sha256: &str, dir: &Path) -> Resul
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    // The .deb is 70 MB and everything needed is extracted: drop it.
+    // Everything needed is extracted (a kernel .deb is 70 MB): drop it.
     std::fs::remove_file(&deb).map_err(io(&deb))?;
-    let files = layout(&root)?;
-    let digest = sha256_file(&files.vmlinuz)?;
-    std::fs::write(staging.join("complete"), format!("{digest}\n")).map_err(io(&staging))?;
+    let manifest = boot_manifest(&root)?;
+    std::fs::write(staging.join(STAMP), manifest).map_err(io(&staging))?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(dir))?;
     }
@@ -272,10 +303,10 @@ fn is_root() -> bool {
 }
 
 /// An exclusive `flock` on a file, released on drop.
-struct FileLock(File);
+pub(crate) struct FileLock(File);
 
 impl FileLock {
-    fn acquire(path: &Path) -> Result<FileLock, FetchError> {
+    pub(crate) fn acquire(path: &Path) -> Result<FileLock, FetchError> {
         use std::os::fd::AsRawFd;
         let file = File::options()
             .create(true)

@@ -135,6 +135,9 @@ impl ModuleIndex {
     }
 }
 
+/// A module's direct dependencies, or `None` when it is built into the kernel.
+type DepsOf<'a> = dyn FnMut(&str) -> Result<Option<Vec<String>>, ModuleError> + 'a;
+
 /// Depth-first dependency closure. `deps_of` returns `None` for a built-in module (nothing to load)
 /// and the module's direct dependencies otherwise.
 pub fn load_order(
@@ -143,7 +146,7 @@ pub fn load_order(
 ) -> Result<Vec<String>, ModuleError> {
     fn visit(
         name: String,
-        deps_of: &mut dyn FnMut(&str) -> Result<Option<Vec<String>>, ModuleError>,
+        deps_of: &mut DepsOf,
         seen: &mut BTreeSet<String>,
         order: &mut Vec<String>,
     ) -> Result<(), ModuleError> {
@@ -168,6 +171,27 @@ pub fn load_order(
 
 /// The `depends=` list of a module's `.modinfo` section (empty when it has none).
 pub fn modinfo_depends(elf: &[u8]) -> Result<Vec<String>, String> {
+    Ok(modinfo_values(elf, "depends")?
+        .into_iter()
+        .flat_map(|list| {
+            String::from_utf8_lossy(list)
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(normalize)
+                .collect::<Vec<_>>()
+        })
+        .collect())
+}
+
+/// The first `<key>=` value of a module's `.modinfo` section, e.g. `vermagic` (`None` when absent).
+pub fn modinfo_field(elf: &[u8], key: &str) -> Result<Option<String>, String> {
+    Ok(modinfo_values(elf, key)?
+        .first()
+        .map(|value| String::from_utf8_lossy(value).into_owned()))
+}
+
+/// Every value of `<key>=` in `.modinfo`, a list of NUL-terminated `key=value` strings.
+fn modinfo_values<'a>(elf: &'a [u8], key: &str) -> Result<Vec<&'a [u8]>, String> {
     use object::{Object, ObjectSection};
     let file = object::File::parse(elf).map_err(|e| format!("not an ELF module: {e}"))?;
     let section = file
@@ -176,16 +200,10 @@ pub fn modinfo_depends(elf: &[u8]) -> Result<Vec<String>, String> {
     let data = section
         .data()
         .map_err(|e| format!("bad .modinfo section: {e}"))?;
+    let prefix = format!("{key}=");
     Ok(data
         .split(|b| *b == 0)
-        .filter_map(|field| field.strip_prefix(b"depends="))
-        .flat_map(|list| {
-            String::from_utf8_lossy(list)
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(normalize)
-                .collect::<Vec<_>>()
-        })
+        .filter_map(|field| field.strip_prefix(prefix.as_bytes()))
         .collect())
 }
 
@@ -285,5 +303,25 @@ mod tests {
             b"depends=\0name=crc16\0",
         );
         assert!(modinfo_depends(&none).unwrap().is_empty());
+    }
+
+    #[test]
+    fn modinfo_field_reads_one_value() {
+        let elf = crate::initramfs::tests_support::elf_with_section(
+            ".modinfo",
+            b"license=GPL\0vermagic=6.1.0-47-amd64 SMP preempt mod_unload modversions \0name=crasher\0",
+        );
+        assert_eq!(
+            modinfo_field(&elf, "vermagic").unwrap().as_deref(),
+            Some("6.1.0-47-amd64 SMP preempt mod_unload modversions ")
+        );
+        assert_eq!(
+            modinfo_field(&elf, "name").unwrap().as_deref(),
+            Some("crasher")
+        );
+        assert_eq!(modinfo_field(&elf, "author").unwrap(), None);
+        // `name=` must not match a key that merely ends in `name`.
+        let other = crate::initramfs::tests_support::elf_with_section(".modinfo", b"srcname=x\0");
+        assert_eq!(modinfo_field(&other, "name").unwrap(), None);
     }
 }

@@ -49,6 +49,12 @@ impl Qmp {
         Ok(qmp)
     }
 
+    /// How long a command may take to answer (a memory dump takes seconds).
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), QmpError> {
+        self.reader.get_ref().set_read_timeout(Some(timeout))?;
+        Ok(())
+    }
+
     fn read_message(&mut self) -> Result<Value, QmpError> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {

@@ -13,13 +13,52 @@ pub struct Scenario {
     /// User-facing id, e.g. `sysrq`; must equal the file stem.
     pub id: String,
     pub description: String,
+    /// What this route stands for in the field (shown in the README's table of routes).
+    #[serde(default)]
+    pub simulates: String,
     pub trigger: Trigger,
+    /// For `crasher` and `hang-then-nmi`: the word written to the crasher module's control file.
+    #[serde(default)]
+    pub crasher: Option<String>,
+    /// Run the guest-side trigger pinned to this CPU (`taskset`).
+    #[serde(default)]
+    pub pin_cpu: Option<u32>,
+    /// For `hang-then-nmi`: how long the system stays hung before the NMI button is pressed.
+    #[serde(default = "default_hang_seconds")]
+    pub hang_seconds: u32,
     /// Sysctls the guest's init sets before loading the capture kernel (`kernel.sysrq: 1`).
     #[serde(default)]
     pub sysctls: BTreeMap<String, String>,
     #[serde(default)]
+    pub guest: GuestExtras,
+    #[serde(default)]
     pub capture: Capture,
+    /// For `vm-dump`: the `dump-guest-memory` formats to take.
+    #[serde(default)]
+    pub vm_dump_formats: Vec<String>,
     pub expect: Expect,
+}
+
+fn default_hang_seconds() -> u32 {
+    3
+}
+
+/// What a route needs beyond the default guest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestExtras {
+    /// vCPUs, when the route needs another count than the kernel entry's.
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// Extra first-boot kernel options.
+    #[serde(default)]
+    pub cmdline: Vec<String>,
+    /// Extra modules loaded in the first boot only: `name [param=value ...]`.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Extra QEMU arguments (devices, `-action`).
+    #[serde(default)]
+    pub qemu: Vec<String>,
 }
 
 /// How the crash is caused.
@@ -28,6 +67,22 @@ pub struct Scenario {
 pub enum Trigger {
     /// The guest's init writes `c` to `/proc/sysrq-trigger`.
     Sysrq,
+    /// The host sends a BREAK on the serial line, then `c` (QMP `chardev-send-break`).
+    SysrqSerial,
+    /// The host presses Alt+SysRq+C on the PS/2 keyboard (QMP `send-key`).
+    SysrqKeyboard,
+    /// The host presses the NMI button (QMP `inject-nmi`).
+    Nmi,
+    /// The guest writes `crasher:` to the crasher module's control file.
+    Crasher,
+    /// The guest hangs a CPU with interrupts off (crasher `hardlockup`); after `hang_seconds`
+    /// the host presses the NMI button.
+    HangThenNmi,
+    /// The guest opens the emulated i6300esb watchdog and never pets it; QEMU injects an NMI
+    /// when it expires (`-action watchdog=inject-nmi`).
+    Watchdog,
+    /// No crash: the host dumps the running guest's memory (QMP `dump-guest-memory`).
+    VmDump,
 }
 
 impl Trigger {
@@ -35,7 +90,17 @@ impl Trigger {
     pub fn guest_word(self) -> &'static str {
         match self {
             Trigger::Sysrq => "sysrq",
+            Trigger::Crasher => "crasher",
+            Trigger::HangThenNmi => "hang",
+            Trigger::Watchdog => "watchdog",
+            Trigger::VmDump => "vm-dump",
+            Trigger::SysrqSerial | Trigger::SysrqKeyboard | Trigger::Nmi => "host",
         }
+    }
+
+    /// Does the route need the crasher module in the guest?
+    pub fn needs_crasher(self) -> bool {
+        matches!(self, Trigger::Crasher | Trigger::HangThenNmi)
     }
 }
 
@@ -62,8 +127,11 @@ impl Default for Capture {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// Lines (substrings) the kernel log read back from the dump must contain, in any order.
+    /// Regexes the kernel log read back from the dump must match (each on some line).
     pub log: Vec<String>,
+    /// Regexes no line of the dump's log or the serial console may match.
+    #[serde(default)]
+    pub absent: Vec<String>,
 }
 
 /// Reads `scenarios/<id>.yaml` under `root`.
@@ -95,6 +163,25 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
             "id `{}` differs from the file name `{stem}`: rename one of them",
             scenario.id
         )));
+    }
+    for pattern in scenario.expect.log.iter().chain(&scenario.expect.absent) {
+        if let Err(err) = regex::Regex::new(pattern) {
+            return Err(invalid(format!(
+                "expect: `{pattern}` is not a valid regex: {err}"
+            )));
+        }
+    }
+    if scenario.trigger.needs_crasher() != scenario.crasher.is_some() {
+        return Err(invalid(if scenario.crasher.is_some() {
+            "`crasher:` is only for the crasher and hang-then-nmi triggers".into()
+        } else {
+            "this trigger needs `crasher:` (oops, bug, panic, softlockup or hardlockup)".into()
+        }));
+    }
+    if (scenario.trigger == Trigger::VmDump) == scenario.vm_dump_formats.is_empty() {
+        return Err(invalid(
+            "`vm_dump_formats:` is required for the vm-dump trigger and only for it".into(),
+        ));
     }
     if scenario.expect.log.is_empty() {
         return Err(invalid(

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub enum Verdict {
     Pass,
     Fail,
+    /// Not run: the kernel entry declares the route cannot work there (the reason is in `reasons`).
+    Skip,
 }
 
 /// Phase durations in seconds; absent when the phase did not happen.
@@ -23,6 +25,9 @@ pub struct Phases {
     pub crash_to_capture: Option<f64>,
     /// makedumpfile in the capture kernel (guest clock).
     pub makedumpfile: Option<f64>,
+    /// `dump-guest-memory`, all formats together (vm-dump route; host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_dump: Option<f64>,
     /// Reading the dump back on the host.
     pub verify: Option<f64>,
     /// The whole case.
@@ -37,17 +42,28 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// Why the case failed; empty on PASS.
     pub reasons: Vec<String>,
+    /// What was left out and why, without failing the case (e.g. a dump format QEMU does not offer).
+    pub notes: Vec<String>,
     pub accel: Option<String>,
     pub accel_reason: Option<String>,
     pub kernel_release: Option<String>,
     pub phases: Phases,
     /// Size of the dump file in bytes.
     pub dump_bytes: Option<u64>,
-    /// Expected log lines and whether the dump's log holds them.
-    pub expectations: BTreeMap<String, bool>,
+    /// The crash route (the scenario's trigger).
+    pub route: Option<String>,
+    /// Each expected regex and the first line of the dump's log it matched (`null`: none).
+    pub expectations: BTreeMap<String, Option<String>>,
     /// The panic message read from the dump.
     pub panic_message: Option<String>,
     pub artifacts: String,
+    /// Which try this was: nextest's `NEXTEST_ATTEMPT` (1 outside nextest). A PASS on a later try is FLAKY.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl CaseResult {
@@ -57,14 +73,20 @@ impl CaseResult {
             scenario: scenario.into(),
             verdict: Verdict::Fail,
             reasons: Vec::new(),
+            notes: Vec::new(),
             accel: None,
             accel_reason: None,
             kernel_release: None,
             phases: Phases::default(),
             dump_bytes: None,
+            route: None,
             expectations: BTreeMap::new(),
             panic_message: None,
             artifacts: artifacts.into(),
+            attempt: std::env::var("NEXTEST_ATTEMPT")
+                .ok()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(1),
         }
     }
 
@@ -77,6 +99,7 @@ impl CaseResult {
         let verdict = match self.verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
         };
         let mut line = format!("{verdict} {}", self.id());
         if let Some(accel) = &self.accel {
@@ -88,6 +111,7 @@ impl CaseResult {
             ("kexec", p.kexec),
             ("crash→capture", p.crash_to_capture),
             ("makedumpfile", p.makedumpfile),
+            ("dump-guest-memory", p.vm_dump),
         ] {
             if let Some(secs) = value {
                 line.push_str(&format!("  {label} {secs:.1}s"));
@@ -99,24 +123,54 @@ impl CaseResult {
         if let Some(total) = p.total {
             line.push_str(&format!("  total {total:.1}s"));
         }
+        for note in &self.notes {
+            line.push_str(&format!("\n  note: {note}"));
+        }
         if !self.reasons.is_empty() {
-            line.push_str(&format!("\n  reason: {}", self.reasons.join("; ")));
+            let label = if self.verdict == Verdict::Skip {
+                "skipped"
+            } else {
+                "reason"
+            };
+            line.push_str(&format!("\n  {label}: {}", self.reasons.join("; ")));
         }
         line
     }
 }
 
-/// Which expected lines `log` holds (substring match, line by line).
-pub fn check_log(log: &str, expected: &[String]) -> BTreeMap<String, bool> {
-    expected
+/// For each pattern, the first line of `log` it matches. Patterns were validated when the
+/// scenario was loaded; an invalid one matches nothing.
+pub fn check_log(log: &str, patterns: &[String]) -> BTreeMap<String, Option<String>> {
+    patterns
         .iter()
-        .map(|want| {
-            (
-                want.clone(),
-                log.lines().any(|line| line.contains(want.as_str())),
-            )
+        .map(|pattern| {
+            let found = regex::Regex::new(pattern).ok().and_then(|re| {
+                log.lines()
+                    .find(|line| re.is_match(line))
+                    .map(|l| l.trim_end().to_string())
+            });
+            (pattern.clone(), found)
         })
         .collect()
+}
+
+/// Reasons for each `absent` pattern that matches a line of one of the named texts.
+pub fn check_absent(texts: &[(&str, &str)], patterns: &[String]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for pattern in patterns {
+        let Ok(re) = regex::Regex::new(pattern) else {
+            continue;
+        };
+        for (name, text) in texts {
+            if let Some(line) = text.lines().find(|line| re.is_match(line)) {
+                reasons.push(format!(
+                    "{name} holds a line it must not (`{pattern}`): {}",
+                    line.trim_end()
+                ));
+            }
+        }
+    }
+    reasons
 }
 
 /// The last `Kernel panic - not syncing:` message in a dmesg text.
@@ -138,12 +192,34 @@ mod tests {
 
     #[test]
     fn expected_lines_found_and_missing() {
-        let got = check_log(
-            LOG,
-            &["sysrq: Trigger a crash".into(), "NMI received".into()],
+        let patterns = [
+            "sysrq: Trigger a crash".into(),
+            "NMI received".into(),
+            r"CPU: \d+ PID".into(),
+        ];
+        let got = check_log(LOG, &patterns);
+        assert_eq!(
+            got["sysrq: Trigger a crash"].as_deref(),
+            Some("[   10.250000] sysrq: Trigger a crash")
         );
-        assert_eq!(got["sysrq: Trigger a crash"], true);
-        assert_eq!(got["NMI received"], false);
+        assert_eq!(got["NMI received"], None);
+        assert_eq!(
+            got[r"CPU: \d+ PID"].as_deref(),
+            Some("[   10.270000] CPU: 0 PID: 1 Comm: sh")
+        );
+    }
+
+    #[test]
+    fn absent_patterns_name_the_text_and_line() {
+        let texts = [
+            ("serial.log", "ok\nshould have crashed\n"),
+            ("dmesg.txt", LOG),
+        ];
+        let reasons = check_absent(&texts, &["should have crashed".into(), "Dazed".into()]);
+        assert_eq!(
+            reasons,
+            ["serial.log holds a line it must not (`should have crashed`): should have crashed"]
+        );
     }
 
     #[test]
@@ -162,6 +238,7 @@ mod tests {
             kexec: Some(0.91),
             crash_to_capture: Some(4.8),
             makedumpfile: Some(3.9),
+            vm_dump: None,
             verify: Some(0.4),
             total: Some(15.04),
         };

@@ -1,26 +1,30 @@
 //! `verify`: select kernel x scenario cases, fetch what they need up front, run them one by one
-//! with progress, print one line per case. Shared by `kdrill verify` and `cargo xtask verify`.
+//! with progress, print one line per case and write the summary. Shared by `kdrill verify`,
+//! `cargo xtask verify` and the `matrix` test binary.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::case::{self, RunOptions};
 use crate::console::last_lines;
-use crate::kernel::{self, KernelSpec};
-use crate::scenario::{self, Scenario};
+use crate::matrix::{self, Case};
+use crate::summary;
 use crate::verdict::{CaseResult, Verdict};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct VerifyArgs {
-    /// Kernel entry id from kernels/ (repeatable; `all` for every entry)
-    #[arg(long = "kernel", value_name = "ID", default_value = "debian-6.1")]
+    /// Kernel entry id from kernels/ (repeatable; `all` for every entry) [default: debian-6.1]
+    #[arg(long = "kernel", value_name = "ID")]
     pub kernels: Vec<String>,
-    /// Scenario id from scenarios/ (repeatable; `all` for every scenario)
-    #[arg(long = "scenario", value_name = "ID", default_value = "sysrq")]
+    /// Scenario id from scenarios/ (repeatable; `all` for every scenario) [default: sysrq]
+    #[arg(long = "scenario", value_name = "ID")]
     pub scenarios: Vec<String>,
+    /// A named set from matrix.yaml (`ci`, `nightly`) instead of --kernel/--scenario
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["kernels", "scenarios"])]
+    pub set: Option<String>,
     /// Project folder holding kernels/, scenarios/ and images/ (default: found from the current folder)
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -32,45 +36,25 @@ pub struct VerifyArgs {
     pub list: bool,
 }
 
-/// One case to run.
-pub struct Case {
-    pub kernel: KernelSpec,
-    pub scenario: Scenario,
-}
-
-impl Case {
-    pub fn id(&self) -> String {
-        format!("{}/{}", self.kernel.id, self.scenario.id)
-    }
-}
-
-/// Expands kernel and scenario selections (`all` allowed) into cases, kernels outermost.
-pub fn expand(root: &Path, kernels: &[String], scenarios: &[String]) -> anyhow::Result<Vec<Case>> {
-    let pick = |wanted: &[String], all: Vec<String>| -> Vec<String> {
-        if wanted.iter().any(|w| w == "all") {
-            all
-        } else {
-            wanted.to_vec()
+impl VerifyArgs {
+    /// The selected cases: a named set, or kernels x scenarios (defaults: debian-6.1 x sysrq).
+    pub fn cases(&self, root: &Path) -> anyhow::Result<Vec<Case>> {
+        if let Some(name) = &self.set {
+            return Ok(matrix::set(root, name)?);
         }
-    };
-    let kernels: Vec<KernelSpec> = pick(kernels, kernel::list_ids(root))
-        .iter()
-        .map(|id| kernel::load(root, id))
-        .collect::<Result<_, _>>()?;
-    let scenarios: Vec<Scenario> = pick(scenarios, scenario::list_ids(root))
-        .iter()
-        .map(|id| scenario::load(root, id))
-        .collect::<Result<_, _>>()?;
-    let mut cases = Vec::new();
-    for kernel in &kernels {
-        for scenario in &scenarios {
-            cases.push(Case {
-                kernel: kernel.clone(),
-                scenario: scenario.clone(),
-            });
-        }
+        let or = |v: &Vec<String>, default: &str| {
+            if v.is_empty() {
+                vec![default.to_string()]
+            } else {
+                v.clone()
+            }
+        };
+        Ok(matrix::expand(
+            root,
+            &or(&self.kernels, "debian-6.1"),
+            &or(&self.scenarios, "sysrq"),
+        )?)
     }
-    Ok(cases)
 }
 
 /// The project root from `--root` or the current folder's ancestors.
@@ -79,14 +63,15 @@ pub fn project_root(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         return Ok(root.to_path_buf());
     }
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
-    crate::paths::find_project_root(&cwd)
-        .with_context(|| format!("no kernels/ and scenarios/ folders in {} or above: run from a kdrill checkout or pass --root", cwd.display()))
+    crate::paths::find_project_root(&cwd).with_context(|| {
+        format!("no kernels/ and scenarios/ folders in {} or above: run from a kdrill checkout or pass --root", cwd.display())
+    })
 }
 
-/// Runs `kdrill verify`; returns the exit code (0 when every case passed).
+/// Runs `kdrill verify` in this process; returns the exit code (0 when no case failed).
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let root = project_root(args.root.as_deref())?;
-    let cases = expand(&root, &args.kernels, &args.scenarios)?;
+    let cases = args.cases(&root)?;
     if args.list {
         for case in &cases {
             println!("{}", case.id());
@@ -97,26 +82,56 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     options.echo_console |= args.console;
     prefetch(&cases, &options)?;
     let results: Vec<CaseResult> = cases.iter().map(|case| run_one(case, &options)).collect();
-    let passed = results
-        .iter()
-        .filter(|r| r.verdict == Verdict::Pass)
-        .count();
-    println!("{passed} passed, {} failed", results.len() - passed);
-    Ok(if passed == results.len() { 0 } else { 1 })
+    finish(&options.target_dir, &cases, &results)
 }
 
-/// Fetches every selected kernel before the first case, so fetch time is not charged to a case.
-fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
+/// Writes the summary files, prints the totals, and returns the exit code.
+pub fn finish(target_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyhow::Result<i32> {
+    let rows = summary::rows(cases, results);
+    summary::write(target_dir, &rows)
+        .with_context(|| format!("cannot write the summary under {}", target_dir.display()))?;
+    let count = |s: summary::Status| rows.iter().filter(|r| r.status == s).count();
+    let failed = count(summary::Status::Fail) + count(summary::Status::NotRun);
+    println!(
+        "{} passed, {failed} failed, {} skipped{}",
+        count(summary::Status::Pass) + count(summary::Status::Flaky),
+        count(summary::Status::Skip),
+        match count(summary::Status::Flaky) {
+            0 => String::new(),
+            n => format!(" ({n} flaky)"),
+        }
+    );
+    println!(
+        "summary: {}",
+        target_dir.join("kdrill/summary.md").display()
+    );
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Fetches every selected kernel (and builds the crasher where a route needs it) before the
+/// first case, with progress, so that work is not charged to a case.
+pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
     let mut done: Vec<&str> = Vec::new();
     for case in cases {
         if done.contains(&case.kernel.id.as_str()) {
             continue;
         }
         done.push(&case.kernel.id);
-        let spinner = spinner(&format!("{}: fetching kernel", case.kernel.id));
+        let bar = spinner(&format!("{}: fetching kernel", case.kernel.id));
         let fetched = crate::kernel_cache::resolve(&case.kernel, &options.cache);
-        spinner.finish_and_clear();
-        fetched.with_context(|| format!("kernel {}", case.kernel.id))?;
+        bar.finish_and_clear();
+        let files = fetched.with_context(|| format!("kernel {}", case.kernel.id))?;
+        let needs_crasher = cases.iter().any(|c| {
+            c.kernel.id == case.kernel.id
+                && c.scenario.trigger.needs_crasher()
+                && !c.kernel.skip.contains_key(&c.scenario.id)
+        });
+        if needs_crasher {
+            let spinner = spinner(&format!("{}: building the crasher module", case.kernel.id));
+            let built = crate::crasher::build(&case.kernel, &files, &options.cache);
+            spinner.finish_and_clear();
+            built.with_context(|| format!("crasher module for {}", case.kernel.id))?;
+        }
     }
     Ok(())
 }
@@ -144,6 +159,19 @@ pub fn run_one(case: &Case, options: &RunOptions) -> CaseResult {
         }
     }
     result
+}
+
+/// Summary of the cases whose `result.json` was written since `since` (after a nextest run).
+pub fn summarize_since(
+    target_dir: &Path,
+    cases: &[Case],
+    since: SystemTime,
+) -> anyhow::Result<i32> {
+    let results = summary::load_results(target_dir, cases, since);
+    for result in &results {
+        println!("{}", result.summary_line());
+    }
+    finish(target_dir, cases, &results)
 }
 
 fn spinner(message: &str) -> ProgressBar {

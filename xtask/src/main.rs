@@ -1,9 +1,10 @@
-//! Developer and CI entry points: `cargo xtask verify` (the main job) and `cargo xtask test` (the
-//! test suite as CI runs it). Both install missing host packages first (as root on Debian/Ubuntu)
-//! or stop with the exact install line.
+//! Developer and CI entry points: `cargo xtask verify` (the main job), `cargo xtask test` (the
+//! test suite as CI runs it) and `cargo xtask kernels`. Each installs missing host packages first
+//! (as root on Debian/Ubuntu) or stops with the exact install line.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -17,14 +18,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Crash guests and check their dumps (default: debian-6.1 x sysrq)
+    /// Crash guests and check their dumps (default: debian-6.1 x sysrq), through nextest when installed
     Verify(kdrill::verify::VerifyArgs),
-    /// Run what CI runs: fmt, clippy, then every test (VM cases included) through nextest
+    /// Run what CI runs: fmt, clippy, then every test (the `ci` matrix set included) through nextest
     Test {
         /// Arguments passed on to `cargo nextest run` (e.g. a filter)
         #[arg(last = true)]
         rest: Vec<String>,
     },
+    /// List the kernel entries and whether each is in the cache
+    Kernels,
 }
 
 fn main() {
@@ -41,13 +44,23 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let root = project_root();
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
-    kdrill::host_tools::ensure(kdrill::host_tools::VERIFY_TOOLS)?;
+    if let Task::Kernels = cli.command {
+        return kernels(&root);
+    }
+    // The crasher module's compiler too: the crash routes and tests that need the module build it.
+    let tools = [
+        kdrill::host_tools::VERIFY_TOOLS,
+        kdrill::host_tools::CRASHER_TOOLS,
+    ]
+    .concat();
+    kdrill::host_tools::ensure(&tools)?;
     match cli.command {
         Task::Verify(mut args) => {
-            args.root.get_or_insert(root);
-            kdrill::verify::run(&args)
+            args.root.get_or_insert(root.clone());
+            verify(&root, &args)
         }
-        Task::Test { rest } => test(&rest),
+        Task::Test { rest } => test(&root, &rest),
+        Task::Kernels => unreachable!("handled above"),
     }
 }
 
@@ -58,7 +71,107 @@ fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn test(rest: &[String]) -> anyhow::Result<i32> {
+fn has_nextest() -> bool {
+    Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Fetches and builds up front (with progress), runs the cases as nextest tests of the `matrix`
+/// binary (parallel, retried, timed out, JUnit), then writes and prints the summary. Without
+/// nextest, runs them in this process.
+fn verify(root: &Path, args: &kdrill::verify::VerifyArgs) -> anyhow::Result<i32> {
+    if args.list || !has_nextest() {
+        if !args.list {
+            eprintln!("xtask: cargo-nextest is not installed (`cargo install cargo-nextest --locked`); running the cases one by one");
+        }
+        return kdrill::verify::run(args);
+    }
+    let cases = args.cases(root)?;
+    let options = kdrill::case::RunOptions::for_project(root);
+    kdrill::verify::prefetch(&cases, &options)?;
+    let started = SystemTime::now();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let guests =
+        kdrill::matrix::parallel_guests(cores, kdrill::matrix::mem_available_kib().unwrap_or(0));
+    // Each matrix test requires 2 threads (.config/nextest.toml): 2 per guest.
+    let threads = (guests * 2).to_string();
+    let mut command = Command::new(cargo_bin());
+    command.args([
+        "nextest",
+        "run",
+        "-p",
+        "kdrill",
+        "--test",
+        "matrix",
+        "--profile",
+        "ci",
+        "--no-fail-fast",
+    ]);
+    command.args(["--test-threads", &threads]);
+    let join = |v: &[String], default: &str| {
+        if v.is_empty() {
+            default.to_string()
+        } else {
+            v.join(",")
+        }
+    };
+    match &args.set {
+        Some(set) => {
+            command
+                .env("KDRILL_MATRIX", set)
+                .env_remove("KDRILL_KERNELS")
+                .env_remove("KDRILL_SCENARIOS");
+        }
+        None => {
+            command.env("KDRILL_KERNELS", join(&args.kernels, "debian-6.1"));
+            command.env("KDRILL_SCENARIOS", join(&args.scenarios, "sysrq"));
+        }
+    }
+    if args.console {
+        command.env("KDRILL_CONSOLE", "1").arg("--no-capture");
+    }
+    eprintln!(
+        "xtask: {} case(s) through nextest, {guests} guest(s) at a time",
+        cases.len()
+    );
+    let status = command.status().context("cannot run cargo nextest")?;
+    let code = kdrill::verify::summarize_since(&options.target_dir, &cases, started)?;
+    eprintln!(
+        "xtask: JUnit: {}",
+        options.target_dir.join("nextest/ci/junit.xml").display()
+    );
+    Ok(if status.success() { code } else { code.max(1) })
+}
+
+fn kernels(root: &Path) -> anyhow::Result<i32> {
+    let cache = kdrill::paths::cache_dir();
+    for id in kdrill::kernel::list_ids(root) {
+        let spec = kdrill::kernel::load(root, &id)?;
+        let cached = if kdrill::kernel_cache::is_cached(&spec, &cache) {
+            "cached"
+        } else {
+            "not cached"
+        };
+        let source = match &spec.source {
+            kdrill::kernel::KernelSource::Debian {
+                package, version, ..
+            } => format!("{package}={version}"),
+            kdrill::kernel::KernelSource::Local { vmlinuz, .. } => {
+                format!("local {}", vmlinuz.display())
+            }
+        };
+        println!("{id:<20} {cached:<11} {source}");
+        println!("{:<20} {}", "", spec.why);
+    }
+    println!("cache: {}", cache.display());
+    Ok(0)
+}
+
+fn test(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
     cargo(&["fmt", "--all", "--", "--check"])
         .context("formatting differs: run `cargo fmt --all`")?;
     cargo(&[
@@ -70,26 +183,32 @@ fn test(rest: &[String]) -> anyhow::Result<i32> {
         "-D",
         "warnings",
     ])?;
-    let has_nextest = Command::new("cargo")
-        .args(["nextest", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has_nextest {
+    let started = SystemTime::now();
+    let outcome = if has_nextest() {
         let mut args = vec!["nextest", "run", "--workspace", "--profile", "ci"];
         args.extend(rest.iter().map(String::as_str));
-        cargo(&args)?;
+        cargo(&args)
     } else {
         eprintln!("xtask: cargo-nextest is not installed (`cargo install cargo-nextest --locked`); running `cargo test`");
         let mut args = vec!["test", "--workspace"];
         args.extend(rest.iter().map(String::as_str));
-        cargo(&args)?;
+        cargo(&args)
+    };
+    // The matrix cases of this run, as a table (the test runner's own verdict stands).
+    if let Ok(cases) = kdrill::matrix::from_env(root) {
+        let target = kdrill::paths::target_dir(root);
+        let _ = kdrill::verify::summarize_since(&target, &cases, started);
     }
-    Ok(0)
+    outcome.map(|()| 0)
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
     eprintln!("xtask: cargo {}", args.join(" "));
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = Command::new(cargo_bin())
         .args(args)
         .status()
         .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;

@@ -1,4 +1,5 @@
-//! Integration tests that need no VM: the `kdrill` binary's CLI and fixture trees.
+//! Integration tests: the `kdrill` binary's CLI, fixture trees, the crasher module built for real, and one real VM case that must FAIL.
 mod check;
+mod crasher;
 mod inspect;
 mod verify;

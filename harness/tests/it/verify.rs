@@ -137,7 +137,7 @@ fn vm_missing_expected_line_fails_with_reason_and_evidence() {
         ),
         "{stdout}"
     );
-    assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("0 passed, 1 failed, 0 skipped"), "{stdout}");
 
     let evidence = target.join("kdrill/runs/debian-6.1/broken");
     for file in [

@@ -1,0 +1,191 @@
+//! The matrix: named selections of kernels x scenarios (`matrix.yaml`), expanded into cases.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::kernel::{self, KernelSpec};
+use crate::scenario::{self, Scenario};
+use crate::yaml::{self, YamlError};
+
+/// The set `cargo nextest run` and `.ci/run` use when `KDRILL_MATRIX` is unset.
+pub const DEFAULT_SET: &str = "ci";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatrixFile {
+    sets: BTreeMap<String, Vec<Block>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Block {
+    kernels: Vec<String>,
+    scenarios: Vec<String>,
+}
+
+/// One case to run.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub kernel: KernelSpec,
+    pub scenario: Scenario,
+}
+
+impl Case {
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kernel.id, self.scenario.id)
+    }
+}
+
+/// Expands kernel and scenario selections (`all` allowed) into cases, kernels outermost.
+pub fn expand(
+    root: &Path,
+    kernels: &[String],
+    scenarios: &[String],
+) -> Result<Vec<Case>, YamlError> {
+    let kernels: Vec<KernelSpec> = pick(kernels, kernel::list_ids(root))
+        .iter()
+        .map(|id| kernel::load(root, id))
+        .collect::<Result<_, _>>()?;
+    let scenarios: Vec<Scenario> = pick(scenarios, scenario::list_ids(root))
+        .iter()
+        .map(|id| scenario::load(root, id))
+        .collect::<Result<_, _>>()?;
+    let mut cases = Vec::new();
+    for kernel in &kernels {
+        for scenario in &scenarios {
+            cases.push(Case {
+                kernel: kernel.clone(),
+                scenario: scenario.clone(),
+            });
+        }
+    }
+    Ok(cases)
+}
+
+fn pick(wanted: &[String], all: Vec<String>) -> Vec<String> {
+    if wanted.iter().any(|w| w == "all") {
+        all
+    } else {
+        wanted.to_vec()
+    }
+}
+
+/// The cases of set `name` from `<root>/matrix.yaml`.
+pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
+    let path = root.join("matrix.yaml");
+    let file: MatrixFile = yaml::load(&path)?;
+    let blocks = file.sets.get(name).ok_or_else(|| YamlError::Invalid {
+        path: path.clone(),
+        message: format!(
+            "no set `{name}`; sets: {}",
+            file.sets.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    })?;
+    let mut cases: Vec<Case> = Vec::new();
+    for block in blocks {
+        for case in expand(root, &block.kernels, &block.scenarios)? {
+            if !cases.iter().any(|c| c.id() == case.id()) {
+                cases.push(case);
+            }
+        }
+    }
+    Ok(cases)
+}
+
+/// The cases a test or CI run selects from the environment: `KDRILL_KERNELS` / `KDRILL_SCENARIOS`
+/// (comma-separated ids or `all`) when either is set, else the set named by `KDRILL_MATRIX`
+/// (default `ci`).
+pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
+    let list = |var: &str| -> Option<Vec<String>> {
+        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
+        Some(value.split(',').map(|s| s.trim().to_string()).collect())
+    };
+    match (list("KDRILL_KERNELS"), list("KDRILL_SCENARIOS")) {
+        (None, None) => set(
+            root,
+            &std::env::var("KDRILL_MATRIX").unwrap_or_else(|_| DEFAULT_SET.into()),
+        ),
+        (kernels, scenarios) => {
+            let all = || vec!["all".to_string()];
+            expand(
+                root,
+                &kernels.unwrap_or_else(all),
+                &scenarios.unwrap_or_else(all),
+            )
+        }
+    }
+}
+
+/// How many guests can run at once: a guest wants 2 cores (2 vCPUs under TCG) and ~1.5 GiB
+/// (1 GiB of guest RAM plus QEMU and the dump being written).
+pub fn parallel_guests(cores: usize, mem_available_kib: u64) -> usize {
+    let by_cpu = cores / 2;
+    let by_mem = (mem_available_kib / (1536 * 1024)) as usize;
+    by_cpu.min(by_mem).max(1)
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in KiB.
+pub fn mem_available_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("kernels")).unwrap();
+        std::fs::create_dir_all(root.join("scenarios")).unwrap();
+        for k in ["k1", "k2"] {
+            let entry = format!(
+                "id: {k}\nwhy: test\nsource:\n  kind: local\n  vmlinuz: /boot/vmlinuz\n  modules: /lib/modules/x\n"
+            );
+            std::fs::write(root.join(format!("kernels/{k}.yaml")), entry).unwrap();
+        }
+        for s in ["a", "b"] {
+            let text = format!("id: {s}\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [x]\n");
+            std::fs::write(root.join(format!("scenarios/{s}.yaml")), text).unwrap();
+        }
+        std::fs::write(
+            root.join("matrix.yaml"),
+            "sets:\n  ci:\n    - kernels: [k1]\n      scenarios: [all]\n    - kernels: [all]\n      scenarios: [a]\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_set_is_the_union_of_its_blocks_without_repeats() {
+        let dir = project();
+        let ids: Vec<String> = set(dir.path(), "ci")
+            .unwrap()
+            .iter()
+            .map(Case::id)
+            .collect();
+        assert_eq!(ids, ["k1/a", "k1/b", "k2/a"]);
+    }
+
+    #[test]
+    fn unknown_set_names_the_known_ones() {
+        let dir = project();
+        let err = set(dir.path(), "weekly").unwrap_err().to_string();
+        assert!(
+            err.ends_with("matrix.yaml: no set `weekly`; sets: ci"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parallelism_follows_cores_and_memory() {
+        assert_eq!(parallel_guests(2, 24 << 20), 1);
+        assert_eq!(parallel_guests(16, 24 << 20), 8);
+        assert_eq!(parallel_guests(16, 4 << 20), 2);
+        assert_eq!(parallel_guests(1, 512 << 10), 1);
+    }
+}

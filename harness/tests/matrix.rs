@@ -12,10 +12,18 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
     let args = Arguments::from_args();
-    let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf();
+    // From the current folder first (nextest runs tests in the package folder, remapped to this
+    // machine's checkout with `--workspace-remap`), else where the binary was built.
+    let built_in = || {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf()
+    };
+    let root: PathBuf = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| kdrill::paths::find_project_root(&cwd))
+        .unwrap_or_else(built_in);
     let cases = match kdrill::matrix::from_env(&root) {
         Ok(cases) => cases,
         Err(err) => {

@@ -291,8 +291,9 @@ fn crash_and_capture(
     scale: impl Fn(Duration) -> Duration,
 ) -> Result<(), String> {
     let mut qmp = connect_qmp(config, result)?;
-    let (seen, _) = watch.until("boot", BOOT, "the first boot's init to start")?;
+    let (seen, booted) = watch.until("boot", BOOT, "the first boot's init to start")?;
     result.phases.boot = Some((seen - boot_started).as_secs_f64());
+    result.phases.guest_boot = Some(booted.uptime);
     progress("loading the capture kernel (kexec -p)");
     let (loaded_at, loaded) =
         watch.until("kexec-loaded", KEXEC, "kexec -p to load the capture kernel")?;
@@ -319,7 +320,7 @@ fn crash_and_capture(
         _console = pressed.console;
     }
     progress("crashed; capture kernel booting");
-    let (capture_at, _) = watch.until(
+    let (capture_at, capture) = watch.until(
         "capture-start",
         CAPTURE_BOOT,
         "the capture kernel to boot (did the crash reach kexec?)",
@@ -330,6 +331,7 @@ fn crash_and_capture(
         .or_else(|| watch.seen("trigger"))
         .unwrap_or(loaded_at);
     result.phases.crash_to_capture = Some((capture_at - crashed_at).as_secs_f64());
+    result.phases.capture_boot = Some(capture.uptime);
     progress("makedumpfile writing the dump");
     let (_, saved) = watch.until("makedumpfile", SAVE, "makedumpfile to finish")?;
     result.phases.makedumpfile = saved.seconds("secs");

@@ -19,6 +19,12 @@ pub enum Verdict {
 pub struct Phases {
     /// QEMU start → the first boot's init running (host clock).
     pub boot: Option<f64>,
+    /// The first kernel's own uptime when its init started (guest clock).
+    #[serde(default)]
+    pub guest_boot: Option<f64>,
+    /// The capture kernel's own uptime when its init started (guest clock).
+    #[serde(default)]
+    pub capture_boot: Option<f64>,
     /// `kexec -p` (guest clock).
     pub kexec: Option<f64>,
     /// Crash trigger → the capture kernel's init running (host clock).
@@ -64,6 +70,14 @@ pub struct CaseResult {
 
 fn first_attempt() -> u32 {
     1
+}
+
+impl Phases {
+    /// What the guest itself spent, by its own clocks: first boot, `kexec -p`, capture boot,
+    /// makedumpfile. `None` unless all four are known.
+    pub fn guest_seconds(&self) -> Option<f64> {
+        Some(self.guest_boot? + self.kexec? + self.capture_boot? + self.makedumpfile?)
+    }
 }
 
 impl CaseResult {
@@ -239,6 +253,8 @@ mod tests {
             crash_to_capture: Some(4.8),
             makedumpfile: Some(3.9),
             vm_dump: None,
+            guest_boot: None,
+            capture_boot: None,
             verify: Some(0.4),
             total: Some(15.04),
         };

@@ -28,6 +28,18 @@ enum Task {
     },
     /// List the kernel entries and whether each is in the cache
     Kernels,
+    /// Harness overhead: run a case N times; wall time ÷ what the guest spent by its own clocks
+    Bench {
+        /// How many runs
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Kernel entry
+        #[arg(long, default_value = "debian-6.1")]
+        kernel: String,
+        /// Scenario
+        #[arg(long, default_value = "sysrq")]
+        scenario: String,
+    },
 }
 
 fn main() {
@@ -60,6 +72,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             verify(&root, &args)
         }
         Task::Test { rest } => test(&root, &rest),
+        Task::Bench {
+            runs,
+            kernel,
+            scenario,
+        } => bench(&root, runs, &kernel, &scenario),
         Task::Kernels => unreachable!("handled above"),
     }
 }
@@ -145,6 +162,48 @@ fn verify(root: &Path, args: &kdrill::verify::VerifyArgs) -> anyhow::Result<i32>
         options.target_dir.join("nextest/ci/junit.xml").display()
     );
     Ok(if status.success() { code } else { code.max(1) })
+}
+
+/// The benchmark of the harness itself: the peer is the guest's own clock. Per run: the case's
+/// wall time, the guest's first boot, `kexec -p`, capture boot and makedumpfile by its own
+/// timestamps, and the ratio (target ≤ 1.10). Results also go to `target/kdrill/bench.json`.
+fn bench(root: &Path, runs: usize, kernel: &str, scenario: &str) -> anyhow::Result<i32> {
+    let cases = kdrill::matrix::expand(root, &[kernel.to_string()], &[scenario.to_string()])?;
+    let case = cases.first().context("no case selected")?;
+    let options = kdrill::case::RunOptions::for_project(root);
+    kdrill::verify::prefetch(&cases, &options)?;
+    let mut rows = Vec::new();
+    println!("run  total   guest  (boot  kexec  capture-boot  makedumpfile)  overhead");
+    for run in 1..=runs.max(1) {
+        let result = kdrill::verify::run_one(case, &options);
+        let p = &result.phases;
+        let (Some(total), Some(guest)) = (p.total, p.guest_seconds()) else {
+            bail!(
+                "run {run} did not record every phase ({}): see {}",
+                result.reasons.join("; "),
+                result.artifacts
+            );
+        };
+        let f = |v: Option<f64>| v.unwrap_or(0.0);
+        println!(
+            "{run:>3}  {total:5.1}s  {guest:5.1}s  ({:4.1}s {:5.1}s {:9.1}s {:12.1}s)  {:.2}",
+            f(p.guest_boot),
+            f(p.kexec),
+            f(p.capture_boot),
+            f(p.makedumpfile),
+            total / guest
+        );
+        rows.push(serde_json::json!({ "run": run, "total": total, "guest": guest, "ratio": total / guest, "phases": p }));
+    }
+    let ratios: Vec<f64> = rows.iter().filter_map(|r| r["ratio"].as_f64()).collect();
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    println!("mean overhead {mean:.2} (wall time ÷ guest time; target ≤ 1.10)");
+    let out = kdrill::paths::target_dir(root).join("kdrill/bench.json");
+    let json = serde_json::json!({ "case": case.id(), "runs": rows, "mean_ratio": mean });
+    std::fs::write(&out, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("written: {}", out.display());
+    Ok(0)
 }
 
 fn kernels(root: &Path) -> anyhow::Result<i32> {

@@ -428,30 +428,67 @@ fn read_dump_log(vmcore: &Path, out: &Path, cross_check: bool) -> Result<String,
     Ok(text)
 }
 
-/// `makedumpfile --dump-dmesg`, the peer tool's reading of the log.
+/// `makedumpfile --dump-dmesg`, the peer tool's reading of the log. A flattened dump (`-F`) is
+/// first converted with `makedumpfile -R`, since `--dump-dmesg` cannot read that format.
 fn makedumpfile_dmesg(vmcore: &Path, out: &Path) -> Result<Vec<u8>, String> {
     let makedumpfile = host_tools::require("makedumpfile").map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(out);
-    let run = Command::new(makedumpfile)
+    let converted = out.with_extension("rearranged");
+    let input = if is_flattened(vmcore) {
+        let source = std::fs::File::open(vmcore)
+            .map_err(|e| format!("cannot open {}: {e}", vmcore.display()))?;
+        let run = Command::new(&makedumpfile)
+            .arg("-R")
+            .arg(&converted)
+            .stdin(source)
+            .output()
+            .map_err(|e| format!("cannot run makedumpfile -R: {e}"))?;
+        if !run.status.success() {
+            return Err(format!(
+                "makedumpfile -R could not convert the flattened dump ({}): {}",
+                run.status,
+                last_line(&run.stderr)
+            ));
+        }
+        converted.clone()
+    } else {
+        vmcore.to_path_buf()
+    };
+    let run = Command::new(&makedumpfile)
         .arg("--dump-dmesg")
-        .arg(vmcore)
+        .arg(&input)
         .arg(out)
-        .output()
-        .map_err(|e| format!("cannot run makedumpfile --dump-dmesg: {e}"))?;
+        .output();
+    let _ = std::fs::remove_file(&converted);
+    let run = run.map_err(|e| format!("cannot run makedumpfile --dump-dmesg: {e}"))?;
     if !run.status.success() || !out.is_file() {
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
         return Err(format!(
-            "makedumpfile --dump-dmesg could not read the dump ({}): {last}",
-            run.status
+            "makedumpfile --dump-dmesg could not read the dump ({}): {}",
+            run.status,
+            last_line(&run.stderr)
         ));
     }
     std::fs::read(out).map_err(|e| format!("cannot read {}: {e}", out.display()))
+}
+
+/// makedumpfile's flattened format starts with the signature `makedumpfile` (IMPLEMENTATION).
+fn is_flattened(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 12];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"makedumpfile"
+}
+
+fn last_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// Dumps above this size are removed after a PASS: an unfiltered 1 GiB ELF dump per run would fill

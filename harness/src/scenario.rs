@@ -199,10 +199,17 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
             )));
         }
     }
+    let guest_words = scenario
+        .guest
+        .cmdline
+        .iter()
+        .chain(&scenario.guest.modules)
+        .chain(&scenario.crasher);
     for value in scenario
         .sysctls
         .values()
         .chain(&scenario.capture.makedumpfile)
+        .chain(guest_words)
     {
         if value.contains(['\'', '\n']) {
             return Err(invalid(format!(
@@ -282,6 +289,34 @@ mod tests {
         check_err(
             "id: t\ndescription: d\ntrigger: sysrq\nexpect:\n  log: []\n",
             "expect.log is empty",
+        );
+    }
+
+    #[test]
+    fn crasher_word_goes_with_crasher_triggers_only() {
+        check_err(
+            "id: t\ndescription: d\ntrigger: crasher\nexpect:\n  log: [a]\n",
+            "this trigger needs `crasher:`",
+        );
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\ncrasher: oops\nexpect:\n  log: [a]\n",
+            "`crasher:` is only for",
+        );
+    }
+
+    #[test]
+    fn bad_regex_is_named() {
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [\"a(\"]\n",
+            "`a(` is not a valid regex",
+        );
+    }
+
+    #[test]
+    fn quotes_cannot_reach_the_guest_init() {
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nguest:\n  cmdline: [\"a'b\"]\nexpect:\n  log: [a]\n",
+            "holds a quote or newline",
         );
     }
 

@@ -129,3 +129,60 @@ pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
 pub fn list_ids(root: &Path) -> Vec<String> {
     crate::scenario::yaml_stems(&root.join("kernels"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn local_paths_are_relative_to_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "mine.yaml",
+            "id: mine\nwhy: my build\nsource:\n  kind: local\n  vmlinuz: build/bzImage\n  modules: build/lib/modules/6.6.0\n",
+        );
+        let spec = from_file(&path).unwrap();
+        let KernelSource::Local { vmlinuz, modules } = spec.source else {
+            panic!("not local")
+        };
+        assert_eq!(vmlinuz, dir.path().join("build/bzImage"));
+        assert_eq!(modules, dir.path().join("build/lib/modules/6.6.0"));
+        assert_eq!(spec.guest.crashkernel, "256M");
+    }
+
+    #[test]
+    fn a_skip_needs_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "k.yaml",
+            "id: k\nwhy: w\nsource:\n  kind: local\n  vmlinuz: v\n  modules: m\nskip:\n  watchdog: \"\"\n",
+        );
+        assert!(from_file(&path)
+            .unwrap_err()
+            .to_string()
+            .ends_with("skip: `watchdog` needs a reason"));
+    }
+
+    #[test]
+    fn debian_source_needs_a_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "k.yaml",
+            "id: k\nwhy: w\nsource:\n  kind: debian\n  package: p\n  version: v\n",
+        );
+        let err = from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("k.yaml:4:3: source: missing field `sha256`"),
+            "{err}"
+        );
+    }
+}

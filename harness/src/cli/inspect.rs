@@ -52,11 +52,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
             let records = log.with_context(|| {
                 format!("cannot read the kernel log in {}", args.dump.display())
             })?;
-            out.write_all(format_dmesg(&records).as_bytes())?;
+            write_out(&mut out, format_dmesg(&records).as_bytes())?;
             Ok(0)
         }
         OutputFormat::Text => {
-            out.write_all(summary(&args.dump, dump.info(), &log).as_bytes())?;
+            write_out(&mut out, summary(&args.dump, dump.info(), &log).as_bytes())?;
             Ok(if log.is_ok() { 0 } else { 1 })
         }
         OutputFormat::Json => {
@@ -72,10 +72,19 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
                     None
                 },
             };
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            out.write_all(b"\n")?;
+            let mut json = serde_json::to_vec_pretty(&report)?;
+            json.push(b'\n');
+            write_out(&mut out, &json)?;
             Ok(if log.is_ok() { 0 } else { 1 })
         }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn write_out(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
     }
 }
 

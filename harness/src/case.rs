@@ -229,6 +229,7 @@ fn run_inner(
         result.reasons.push(format!("teardown: {err}"));
     }
     drop(guest);
+    let guest_failed = outcome.is_err();
     if let Err(reason) = outcome {
         result
             .reasons
@@ -239,9 +240,13 @@ fn run_inner(
     }
     progress("reading the dump");
     let verify_started = Instant::now();
-    collect_and_check(&disk, dir, scenario, result)?;
+    let checked = collect_and_check(&disk, dir, scenario, result);
     result.phases.verify = Some(verify_started.elapsed().as_secs_f64());
-    Ok(())
+    match checked {
+        // The guest's failure is the reason; "no dump" after it would only point the wrong way.
+        Err(_) if guest_failed && !dir.join("vmcore").exists() => Ok(()),
+        other => other,
+    }
 }
 
 /// The crasher module for this kernel, when the route needs it (built once per kernel and cached).

@@ -74,7 +74,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let cases = args.cases(&root)?;
     if args.list {
         for case in &cases {
-            println!("{}", case.id());
+            match case.kernel.skip.get(&case.scenario.id) {
+                Some(why) => println!("{}  (SKIP: {why})", case.id()),
+                None => println!("{}", case.id()),
+            }
         }
         return Ok(0);
     }

@@ -424,6 +424,15 @@ pub const CHECKS: [(&str, Area, &str); 13] = [
     ("hypervisor", Area::Platform, "hypervisor-side dumps"),
 ];
 
+/// A check's findings as one line: their texts joined with "; ".
+pub(crate) fn joined(parts: &[(Status, String)]) -> String {
+    parts
+        .iter()
+        .map(|(_, text)| text.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A file's problem, worded for a `seen` line: `/proc/cmdline missing`.
 pub(crate) fn unread(path: &str, problem: &source::Problem) -> String {
     match problem {

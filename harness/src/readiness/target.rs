@@ -230,11 +230,7 @@ pub fn dump_target(cx: &Context) -> Check {
             .unwrap_or_default();
         format!("{dir}{free}{need}")
     } else {
-        parts
-            .iter()
-            .map(|(_, t)| t.as_str())
-            .collect::<Vec<_>>()
-            .join("; ")
+        super::joined(&parts)
     };
     check(10, status, seen, WHY)
         .details(details)

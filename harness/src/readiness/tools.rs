@@ -96,11 +96,7 @@ pub fn present(cx: &Context) -> Check {
     let seen = if parts.is_empty() {
         "kexec, makedumpfile, crash and debuginfo present".to_string()
     } else {
-        parts
-            .iter()
-            .map(|(_, t)| t.as_str())
-            .collect::<Vec<_>>()
-            .join("; ")
+        super::joined(&parts)
     };
     check(11, status, seen, WHY)
         .details(details)

@@ -322,11 +322,7 @@ pub fn aftermath(cx: &Context) -> Check {
     let seen = if parts.is_empty() {
         format!("reboots after a panic; notified by {}", notify.join(", "))
     } else {
-        parts
-            .iter()
-            .map(|(_, t)| t.as_str())
-            .collect::<Vec<_>>()
-            .join("; ")
+        super::joined(&parts)
     };
     check(9, status, seen, WHY_AFTER)
         .details(details)

@@ -83,33 +83,18 @@ impl Default for GuestSize {
 
 /// Reads `kernels/<id>.yaml` under `root`.
 pub fn load(root: &Path, id: &str) -> Result<KernelSpec, YamlError> {
-    let path = root.join("kernels").join(format!("{id}.yaml"));
-    if !path.is_file() {
-        let known = list_ids(root).join(", ");
-        return Err(YamlError::Invalid {
-            path,
-            message: format!("no such kernel entry; known kernels: {known}"),
-        });
-    }
-    from_file(&path)
+    from_file(&yaml::entry_path(
+        root,
+        "kernels",
+        id,
+        "no such kernel entry; known kernels",
+    )?)
 }
 
 /// Parses one kernel entry file and checks that its id matches its file name.
 pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
     let mut spec: KernelSpec = yaml::load(path)?;
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
-    if spec.id != stem {
-        return Err(YamlError::Invalid {
-            path: path.to_path_buf(),
-            message: format!(
-                "id `{}` differs from the file name `{stem}`: rename one of them",
-                spec.id
-            ),
-        });
-    }
+    yaml::check_id(path, &spec.id)?;
     if let Some((scenario, _)) = spec.skip.iter().find(|(_, why)| why.trim().is_empty()) {
         return Err(YamlError::Invalid {
             path: path.to_path_buf(),
@@ -127,7 +112,7 @@ pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
 
 /// The ids of every `kernels/*.yaml`, sorted.
 pub fn list_ids(root: &Path) -> Vec<String> {
-    crate::scenario::yaml_stems(&root.join("kernels"))
+    yaml::stems(&root.join("kernels"))
 }
 
 #[cfg(test)]

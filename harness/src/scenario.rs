@@ -136,15 +136,12 @@ pub struct Expect {
 
 /// Reads `scenarios/<id>.yaml` under `root`.
 pub fn load(root: &Path, id: &str) -> Result<Scenario, YamlError> {
-    let path = root.join("scenarios").join(format!("{id}.yaml"));
-    if !path.is_file() {
-        let known = list_ids(root).join(", ");
-        return Err(YamlError::Invalid {
-            path,
-            message: format!("no such scenario; known scenarios: {known}"),
-        });
-    }
-    from_file(&path)
+    from_file(&yaml::entry_path(
+        root,
+        "scenarios",
+        id,
+        "no such scenario; known scenarios",
+    )?)
 }
 
 /// Parses one scenario file and checks what serde cannot.
@@ -154,16 +151,7 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         path: path.to_path_buf(),
         message,
     };
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
-    if scenario.id != stem {
-        return Err(invalid(format!(
-            "id `{}` differs from the file name `{stem}`: rename one of them",
-            scenario.id
-        )));
-    }
+    yaml::check_id(path, &scenario.id)?;
     for pattern in scenario.expect.log.iter().chain(&scenario.expect.absent) {
         if let Err(err) = regex::Regex::new(pattern) {
             return Err(invalid(format!(
@@ -222,22 +210,7 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
 
 /// The ids of every `scenarios/*.yaml`, sorted.
 pub fn list_ids(root: &Path) -> Vec<String> {
-    yaml_stems(&root.join("scenarios"))
-}
-
-/// File stems of the `*.yaml` files in `dir`, sorted; empty when `dir` is unreadable.
-pub(crate) fn yaml_stems(dir: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.path();
-            (path.extension()? == "yaml").then(|| path.file_stem()?.to_str().map(String::from))?
-        })
-        .collect();
-    ids.sort();
-    ids
+    yaml::stems(&root.join("scenarios"))
 }
 
 #[cfg(test)]

@@ -53,6 +53,54 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, YamlErro
     })
 }
 
+/// `<root>/<folder>/<id>.yaml`, or an error that lists the ids there (`missing` prefixes the list).
+pub fn entry_path(
+    root: &Path,
+    folder: &str,
+    id: &str,
+    missing: &str,
+) -> Result<PathBuf, YamlError> {
+    let path = root.join(folder).join(format!("{id}.yaml"));
+    if !path.is_file() {
+        let known = stems(&root.join(folder)).join(", ");
+        return Err(YamlError::Invalid {
+            path,
+            message: format!("{missing}: {known}"),
+        });
+    }
+    Ok(path)
+}
+
+/// An entry's `id` must equal its file name, so ids on the command line find their file.
+pub fn check_id(path: &Path, id: &str) -> Result<(), YamlError> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if id != stem {
+        return Err(YamlError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("id `{id}` differs from the file name `{stem}`: rename one of them"),
+        });
+    }
+    Ok(())
+}
+
+/// File stems of the `*.yaml` files in `dir`, sorted; empty when `dir` is unreadable.
+pub fn stems(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            (path.extension()? == "yaml").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

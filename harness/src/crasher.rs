@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::deadline;
+use crate::console::last_lines;
 use crate::host_tools::{self, MissingTool};
 use crate::kernel::{DebPackage, KernelSource, KernelSpec};
 use crate::kernel_cache::{self, FetchError, FileLock, KernelFiles};
 use crate::modules;
+use crate::process::GroupChild;
 
 /// The module's source, compiled into kdrill so that building it needs no checkout of the project.
 /// Editing a file here rebuilds kdrill (cargo tracks `include_str!`), which changes the cache key.
@@ -408,7 +409,6 @@ fn run_make(
     log: &Path,
     release: &str,
 ) -> Result<(), CrasherError> {
-    use std::os::unix::process::CommandExt;
     let out = File::create(log).map_err(io(log))?;
     let err = out.try_clone().map_err(io(log))?;
     let mut command = Command::new(make);
@@ -424,24 +424,11 @@ fn run_make(
         .env("LC_MESSAGES", "C")
         .stdin(Stdio::null())
         .stdout(out)
-        .stderr(err)
-        // Its own process group, so a timeout kills gcc as well as make.
-        .process_group(0);
-    // SAFETY: prctl is async-signal-safe; it only sets a flag on the new process.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().map_err(io(make))?;
-    let status = deadline::wait_until(MAKE_DEADLINE, || child.try_wait().ok().flatten());
-    let output = || {
-        last_lines(
-            &String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()),
-            TAIL_LINES,
-        )
-    };
+        .stderr(err);
+    // Its own process group, so a timeout (or Ctrl-C) kills gcc as well as make.
+    let mut child = GroupChild::start(&mut command).map_err(io(make))?;
+    let status = child.wait_exit(MAKE_DEADLINE);
+    let output = || last_lines(log, TAIL_LINES).join("\n");
     match status {
         Some(status) if status.success() => Ok(()),
         Some(status) => {
@@ -455,9 +442,8 @@ fn run_make(
             })
         }
         None => {
-            // SAFETY: kill(2) on the process group we created for make.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
+            // Teardown trouble would only hide the timeout, which is the error to report.
+            let _ = child.kill();
             Err(CrasherError::Timeout {
                 release: release.into(),
                 after: MAKE_DEADLINE,
@@ -466,11 +452,6 @@ fn run_make(
             })
         }
     }
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// A way out for failures whose cause is on the host rather than in the module.
@@ -623,9 +604,7 @@ mod tests {
     }
 
     #[test]
-    fn last_lines_keeps_the_end() {
-        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(last_lines("a", 5), "a");
+    fn hint_names_the_missing_libraries() {
         assert!(
             hint("modpost: error while loading shared libraries: libelf.so.1").contains("libelf1")
         );

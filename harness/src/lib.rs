@@ -15,6 +15,7 @@ pub mod kernel_cache;
 pub mod matrix;
 pub mod modules;
 pub mod paths;
+pub mod process;
 pub mod qemu;
 pub mod qmp;
 pub mod readiness;

@@ -1,16 +1,12 @@
 //! Spawning QEMU: the command line (a pure function) and the guest process, one process group per
 //! guest, killed and reaped on every path.
 
-use std::collections::BTreeSet;
 use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, Once};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use crate::accel::Accel;
-use crate::deadline::wait_until;
+use crate::process::GroupChild;
 
 /// Everything that varies between guests.
 #[derive(Debug, Clone)]
@@ -115,39 +111,8 @@ pub fn shell_line(program: &Path, args: &[String]) -> String {
         .join(" ")
 }
 
-/// Process groups of live guests, killed by the Ctrl-C handler.
-static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-static INTERRUPT_HANDLER: Once = Once::new();
-
-fn kill_group(pgid: i32) {
-    // SAFETY: sending a signal to a process group we created.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-}
-
-/// On Ctrl-C (or SIGTERM), kill every guest and exit 130: QEMU runs in its own process group, so
-/// the terminal's signal does not reach it.
-fn install_interrupt_handler() {
-    INTERRUPT_HANDLER.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            let groups: Vec<i32> = LIVE_GROUPS
-                .lock()
-                .map(|g| g.iter().copied().collect())
-                .unwrap_or_default();
-            for pgid in groups {
-                kill_group(pgid);
-            }
-            eprintln!("\nkdrill: interrupted; guests killed");
-            std::process::exit(130);
-        });
-    });
-}
-
-/// A running QEMU. Dropping it kills and reaps its whole process group.
-pub struct Guest {
-    child: Child,
-    pgid: i32,
-    exited: Option<ExitStatus>,
-}
+/// A running QEMU: a process group of its own, killed and reaped on drop (see `process`).
+pub type Guest = GroupChild;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -166,10 +131,8 @@ pub enum SpawnError {
 }
 
 impl Guest {
-    /// Starts `program args` in a new process group, with stderr to `stderr_path`; QEMU gets SIGKILL
-    /// if the thread that started it dies.
+    /// Starts QEMU (`program args`) with stderr to `stderr_path`.
     pub fn spawn(program: &Path, args: &[String], stderr_path: &Path) -> Result<Guest, SpawnError> {
-        install_interrupt_handler();
         let stderr = File::create(stderr_path).map_err(|source| SpawnError::Stderr {
             path: stderr_path.into(),
             source,
@@ -179,77 +142,18 @@ impl Guest {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe; it only sets a flag on the new process.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        // Register under the lock before the child can be orphaned by a Ctrl-C.
-        let mut live = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-        let child = command.spawn().map_err(|source| SpawnError::Start {
+            .stderr(stderr);
+        GroupChild::start(&mut command).map_err(|source| SpawnError::Start {
             program: program.into(),
             source,
-        })?;
-        let pgid = child.id() as i32;
-        live.insert(pgid);
-        Ok(Guest {
-            child,
-            pgid,
-            exited: None,
         })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The exit status, if QEMU has exited.
-    pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        if self.exited.is_none() {
-            self.exited = self.child.try_wait().ok().flatten();
-        }
-        self.exited
-    }
-
-    /// Waits up to `timeout` for QEMU to exit by itself.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        wait_until(timeout, || self.try_exit())
-    }
-
-    /// Kills the process group and reaps QEMU. Idempotent. Returns an error naming what survived.
-    pub fn kill(&mut self) -> Result<(), String> {
-        kill_group(self.pgid);
-        if self.exited.is_none() {
-            self.exited = self.child.wait().ok();
-        }
-        LIVE_GROUPS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.pgid);
-        // Anything left in the group (QEMU helpers) must be gone too.
-        let gone = wait_until(Duration::from_secs(5), || {
-            // SAFETY: signal 0 only checks for existence.
-            let alive = unsafe { libc::kill(-self.pgid, 0) } == 0;
-            (!alive).then_some(())
-        });
-        gone.ok_or_else(|| format!("processes of group {} survived SIGKILL", self.pgid))
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        if let Err(err) = self.kill() {
-            eprintln!("kdrill: teardown: {err}");
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn config() -> GuestConfig {

@@ -266,8 +266,14 @@ fn crasher_module(
         .map_err(|e| format!("cannot read {}: {e}", ko.display()))
 }
 
-/// Connects QMP and records which accelerator really runs.
-fn connect_qmp(config: &GuestConfig, result: &mut CaseResult) -> Result<Qmp, String> {
+/// Connects QMP, records which accelerator really runs, and waits for the first boot's init,
+/// timing it by the host's clock and the guest's own.
+fn first_boot(
+    watch: &mut Watch,
+    config: &GuestConfig,
+    result: &mut CaseResult,
+    boot_started: Instant,
+) -> Result<Qmp, String> {
     let socket = config
         .qmp_socket
         .as_deref()
@@ -281,6 +287,9 @@ fn connect_qmp(config: &GuestConfig, result: &mut CaseResult) -> Result<Qmp, Str
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
     result.accel = Some(if enabled { "kvm" } else { "tcg" }.into());
+    let (seen, booted) = watch.until("boot", BOOT, "the first boot's init to start")?;
+    result.phases.boot = Some((seen - boot_started).as_secs_f64());
+    result.phases.guest_boot = Some(booted.uptime);
     Ok(qmp)
 }
 
@@ -295,10 +304,7 @@ fn crash_and_capture(
     progress: &dyn Fn(&str),
     scale: impl Fn(Duration) -> Duration,
 ) -> Result<(), String> {
-    let mut qmp = connect_qmp(config, result)?;
-    let (seen, booted) = watch.until("boot", BOOT, "the first boot's init to start")?;
-    result.phases.boot = Some((seen - boot_started).as_secs_f64());
-    result.phases.guest_boot = Some(booted.uptime);
+    let mut qmp = first_boot(watch, config, result, boot_started)?;
     progress("loading the capture kernel (kexec -p)");
     let (loaded_at, loaded) =
         watch.until("kexec-loaded", KEXEC, "kexec -p to load the capture kernel")?;
@@ -362,9 +368,7 @@ fn vm_dump(
     boot_started: Instant,
     progress: &dyn Fn(&str),
 ) -> Result<(), String> {
-    let mut qmp = connect_qmp(config, result)?;
-    let (seen, _) = watch.until("boot", BOOT, "the first boot's init to start")?;
-    result.phases.boot = Some((seen - boot_started).as_secs_f64());
+    let mut qmp = first_boot(watch, config, result, boot_started)?;
     watch.until("ready", READY, "the guest to write its marker")?;
     qmp.set_timeout(Duration::from_secs(300))
         .map_err(|e| format!("QMP: {e}"))?;

@@ -103,21 +103,14 @@ pub(crate) fn parse(src: &Source) -> Result<ElfDump> {
                         let kept = src.len().saturating_sub(offset);
                         missing += filesz - kept;
                         filesz = kept;
-                        segments.push(Segment {
-                            paddr,
-                            vaddr,
+                    } else {
+                        return Err(Error::Truncated {
+                            what: "ELF PT_LOAD segment",
                             offset,
-                            filesz,
-                            memsz,
+                            len: filesz,
+                            end: src.len(),
                         });
-                        continue;
                     }
-                    return Err(Error::Truncated {
-                        what: "ELF PT_LOAD segment",
-                        offset,
-                        len: filesz,
-                        end: src.len(),
-                    });
                 }
                 segments.push(Segment {
                     paddr,
@@ -283,4 +276,45 @@ pub fn build(notes: &[u8], loads: &[(u64, u64, &[u8], u64)], incomplete: bool) -
         out.extend_from_slice(data);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One 8 KiB PT_LOAD whose last 4 KiB are cut off.
+    fn cut(incomplete: bool) -> Result<ElfDump> {
+        let data = vec![7u8; 8192];
+        let mut bytes = build(
+            &[],
+            &[(0x1000, 0xffff_8880_0000_1000, &data, 8192)],
+            incomplete,
+        );
+        bytes.truncate(bytes.len() - 4096);
+        parse(&Source::new(Box::new(bytes))?)
+    }
+
+    #[test]
+    fn an_incomplete_dump_keeps_what_was_written() {
+        let dump = cut(true).unwrap();
+        assert_eq!(dump.missing_bytes, 4096);
+        assert_eq!(dump.segments.len(), 1);
+        assert_eq!(dump.segments[0].filesz, 4096);
+        assert_eq!(dump.segments[0].memsz, 8192);
+    }
+
+    #[test]
+    fn a_cut_dump_not_flagged_incomplete_is_truncated() {
+        let err = cut(false).err().expect("a truncated segment is an error");
+        assert!(
+            matches!(
+                err,
+                Error::Truncated {
+                    what: "ELF PT_LOAD segment",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
 }

@@ -1,29 +1,18 @@
 //! kdrill: boot guests, crash them by every route, capture and open the dump; check hosts for kdump readiness.
+//!
+//! The folders follow what the code is for (see ARCHITECTURE.md's codemap): `spec` (the YAML data),
+//! `host` (processes, deadlines, host tools, paths, locks), `fetch` (kernel and header packages, the
+//! crasher module), `guest` (what the guest boots: initramfs, modules, the dump disk), `vm` (QEMU,
+//! QMP, the console and status channel, crash routes), `case` (one case end to end), `dumpcheck`
+//! (reading a dump back and judging it), `campaign` (many cases: matrix, verify, summary, soak) and
+//! `readiness` (`kdrill check`).
 
-pub mod accel;
+pub mod campaign;
 pub mod case;
-pub mod console;
-pub mod crasher;
-pub mod deadline;
-pub mod dumpdisk;
-pub mod guest_image;
-pub mod host_tools;
-pub mod image;
-pub mod initramfs;
-pub mod kernel;
-pub mod kernel_cache;
-pub mod matrix;
-pub mod modules;
-pub mod paths;
-pub mod process;
-pub mod qemu;
-pub mod qmp;
+pub mod dumpcheck;
+pub mod fetch;
+pub mod guest;
+pub mod host;
 pub mod readiness;
-pub mod routes;
-pub mod scenario;
-pub mod status;
-pub mod summary;
-pub mod verdict;
-pub mod verify;
-pub mod watch;
-pub mod yaml;
+pub mod spec;
+pub mod vm;

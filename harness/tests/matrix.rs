@@ -1,13 +1,13 @@
 //! The kernel x scenario matrix as test cases (libtest-mimic): each case boots, crashes and
 //! captures a real guest, named `<kernel>/<scenario>` so nextest can list, filter, retry, time out
-//! and partition them. The selection comes from the environment (`kdrill::matrix::from_env`):
+//! and partition them. The selection comes from the environment (`kdrill::campaign::matrix::from_env`):
 //! `KDRILL_MATRIX=ci|nightly` (default `ci`, see matrix.yaml), or `KDRILL_KERNELS` /
 //! `KDRILL_SCENARIOS` (comma-separated ids or `all`).
 
 use std::path::{Path, PathBuf};
 
+use kdrill::case::verdict::Verdict;
 use kdrill::case::RunOptions;
-use kdrill::verdict::Verdict;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
@@ -22,9 +22,9 @@ fn main() {
     };
     let root: PathBuf = std::env::current_dir()
         .ok()
-        .and_then(|cwd| kdrill::paths::find_project_root(&cwd))
+        .and_then(|cwd| kdrill::host::paths::find_project_root(&cwd))
         .unwrap_or_else(built_in);
-    let cases = match kdrill::matrix::from_env(&root) {
+    let cases = match kdrill::campaign::matrix::from_env(&root) {
         Ok(cases) => cases,
         Err(err) => {
             eprintln!("kdrill matrix: {err:#}");
@@ -40,7 +40,7 @@ fn main() {
             let root = root.clone();
             Trial::test(case.id(), move || {
                 let options = RunOptions::for_project(&root);
-                let result = kdrill::verify::run_one(&case, &options);
+                let result = kdrill::campaign::verify::run_one(&case, &options);
                 match result.verdict {
                     Verdict::Pass => Ok(()),
                     Verdict::Fail | Verdict::Skip => Err(Failed::from(format!(

@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Crash guests and check their dumps (default: debian-6.1 x sysrq), through nextest when installed
-    Verify(kdrill::verify::VerifyArgs),
+    Verify(kdrill::campaign::verify::VerifyArgs),
     /// Run what CI runs: fmt, clippy, then every test (the `ci` matrix set included) through nextest
     Test {
         /// Arguments passed on to `cargo nextest run` (e.g. a filter)
@@ -61,11 +61,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     // The crasher module's compiler too: the crash routes and tests that need the module build it.
     let tools = [
-        kdrill::host_tools::VERIFY_TOOLS,
-        kdrill::host_tools::CRASHER_TOOLS,
+        kdrill::host::tools::VERIFY_TOOLS,
+        kdrill::host::tools::CRASHER_TOOLS,
     ]
     .concat();
-    kdrill::host_tools::ensure(&tools)?;
+    kdrill::host::tools::ensure(&tools)?;
     match cli.command {
         Task::Verify(mut args) => {
             args.root.get_or_insert(root.clone());
@@ -98,22 +98,24 @@ fn has_nextest() -> bool {
 /// Fetches and builds up front (with progress), runs the cases as nextest tests of the `matrix`
 /// binary (parallel, retried, timed out, JUnit), then writes and prints the summary. Without
 /// nextest, runs them in this process.
-fn verify(root: &Path, args: &kdrill::verify::VerifyArgs) -> anyhow::Result<i32> {
+fn verify(root: &Path, args: &kdrill::campaign::verify::VerifyArgs) -> anyhow::Result<i32> {
     if args.list || !has_nextest() {
         if !args.list {
             eprintln!("xtask: cargo-nextest is not installed (`cargo install cargo-nextest --locked`); running the cases one by one");
         }
-        return kdrill::verify::run(args);
+        return kdrill::campaign::verify::run(args);
     }
     let cases = args.cases(root)?;
     let options = kdrill::case::RunOptions::for_project(root);
-    kdrill::verify::prefetch(&cases, &options)?;
+    kdrill::campaign::verify::prefetch(&cases, &options)?;
     let started = SystemTime::now();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    let guests =
-        kdrill::matrix::parallel_guests(cores, kdrill::matrix::mem_available_kib().unwrap_or(0));
+    let guests = kdrill::campaign::matrix::parallel_guests(
+        cores,
+        kdrill::campaign::matrix::mem_available_kib().unwrap_or(0),
+    );
     // Each matrix test requires 2 threads (.config/nextest.toml): 2 per guest.
     let threads = (guests * 2).to_string();
     let mut command = Command::new(cargo_bin());
@@ -156,7 +158,7 @@ fn verify(root: &Path, args: &kdrill::verify::VerifyArgs) -> anyhow::Result<i32>
         cases.len()
     );
     let status = command.status().context("cannot run cargo nextest")?;
-    let code = kdrill::verify::summarize_since(&options.target_dir, &cases, started)?;
+    let code = kdrill::campaign::verify::summarize_since(&options.target_dir, &cases, started)?;
     eprintln!(
         "xtask: JUnit: {}",
         options.target_dir.join("nextest/ci/junit.xml").display()
@@ -168,14 +170,15 @@ fn verify(root: &Path, args: &kdrill::verify::VerifyArgs) -> anyhow::Result<i32>
 /// wall time, the guest's first boot, `kexec -p`, capture boot and makedumpfile by its own
 /// timestamps, and the ratio (target ≤ 1.10). Results also go to `target/kdrill/bench.json`.
 fn bench(root: &Path, runs: usize, kernel: &str, scenario: &str) -> anyhow::Result<i32> {
-    let cases = kdrill::matrix::expand(root, &[kernel.to_string()], &[scenario.to_string()])?;
+    let cases =
+        kdrill::campaign::matrix::expand(root, &[kernel.to_string()], &[scenario.to_string()])?;
     let case = cases.first().context("no case selected")?;
     let options = kdrill::case::RunOptions::for_project(root);
-    kdrill::verify::prefetch(&cases, &options)?;
+    kdrill::campaign::verify::prefetch(&cases, &options)?;
     let mut rows = Vec::new();
     println!("run  total   guest  (boot  kexec  capture-boot  makedumpfile)  overhead");
     for run in 1..=runs.max(1) {
-        let result = kdrill::verify::run_one(case, &options);
+        let result = kdrill::campaign::verify::run_one(case, &options);
         let p = &result.phases;
         let (Some(total), Some(guest)) = (p.total, p.guest_seconds()) else {
             bail!(
@@ -198,7 +201,7 @@ fn bench(root: &Path, runs: usize, kernel: &str, scenario: &str) -> anyhow::Resu
     let ratios: Vec<f64> = rows.iter().filter_map(|r| r["ratio"].as_f64()).collect();
     let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     println!("mean overhead {mean:.2} (wall time ÷ guest time; target ≤ 1.10)");
-    let out = kdrill::paths::target_dir(root).join("kdrill/bench.json");
+    let out = kdrill::host::paths::target_dir(root).join("kdrill/bench.json");
     let json = serde_json::json!({ "case": case.id(), "runs": rows, "mean_ratio": mean });
     std::fs::write(&out, serde_json::to_string_pretty(&json)? + "\n")
         .with_context(|| format!("cannot write {}", out.display()))?;
@@ -207,19 +210,19 @@ fn bench(root: &Path, runs: usize, kernel: &str, scenario: &str) -> anyhow::Resu
 }
 
 fn kernels(root: &Path) -> anyhow::Result<i32> {
-    let cache = kdrill::paths::cache_dir();
-    for id in kdrill::kernel::list_ids(root) {
-        let spec = kdrill::kernel::load(root, &id)?;
-        let cached = if kdrill::kernel_cache::is_cached(&spec, &cache) {
+    let cache = kdrill::host::paths::cache_dir();
+    for id in kdrill::spec::kernel::list_ids(root) {
+        let spec = kdrill::spec::kernel::load(root, &id)?;
+        let cached = if kdrill::fetch::kernel::is_cached(&spec, &cache) {
             "cached"
         } else {
             "not cached"
         };
         let source = match &spec.source {
-            kdrill::kernel::KernelSource::Debian {
+            kdrill::spec::kernel::KernelSource::Debian {
                 package, version, ..
             } => format!("{package}={version}"),
-            kdrill::kernel::KernelSource::Local { vmlinuz, .. } => {
+            kdrill::spec::kernel::KernelSource::Local { vmlinuz, .. } => {
                 format!("local {}", vmlinuz.display())
             }
         };
@@ -254,9 +257,9 @@ fn test(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
         cargo(&args)
     };
     // The matrix cases of this run, as a table (the test runner's own verdict stands).
-    if let Ok(cases) = kdrill::matrix::from_env(root) {
-        let target = kdrill::paths::target_dir(root);
-        let _ = kdrill::verify::summarize_since(&target, &cases, started);
+    if let Ok(cases) = kdrill::campaign::matrix::from_env(root) {
+        let target = kdrill::host::paths::target_dir(root);
+        let _ = kdrill::campaign::verify::summarize_since(&target, &cases, started);
     }
     outcome.map(|()| 0)
 }

@@ -1,7 +1,7 @@
-//! `kdrill verify`: run kernel x scenario cases end to end (the logic is `kdrill::verify`).
+//! `kdrill verify`: run kernel x scenario cases end to end (the logic is `kdrill::campaign::verify`).
 
-pub use kdrill::verify::VerifyArgs;
+pub use kdrill::campaign::verify::VerifyArgs;
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<i32> {
-    kdrill::verify::run(&args)
+    kdrill::campaign::verify::run(&args)
 }

@@ -15,30 +15,31 @@ fn workspace() -> PathBuf {
 
 #[test]
 fn crasher_builds_for_debian_6_1_then_comes_from_the_cache() {
-    let kernel = kdrill::kernel::load(&workspace(), "debian-6.1").unwrap();
-    let cache = kdrill::paths::cache_dir();
-    let files = kdrill::kernel_cache::resolve(&kernel, &cache).unwrap();
+    let kernel = kdrill::spec::kernel::load(&workspace(), "debian-6.1").unwrap();
+    let cache = kdrill::host::paths::cache_dir();
+    let files = kdrill::fetch::kernel::resolve(&kernel, &cache).unwrap();
     assert_eq!(files.release, "6.1.0-47-amd64");
 
-    let ko = kdrill::crasher::build(&kernel, &files, &cache).unwrap_or_else(|e| panic!("{e}"));
+    let ko =
+        kdrill::fetch::crasher::build(&kernel, &files, &cache).unwrap_or_else(|e| panic!("{e}"));
     assert!(ko.ends_with("crasher.ko"), "{}", ko.display());
     assert!(ko.starts_with(cache.join("crasher")), "{}", ko.display());
     let elf = std::fs::read(&ko).unwrap();
     let parsed = object::File::parse(&*elf).unwrap();
     assert_eq!(parsed.kind(), ObjectKind::Relocatable);
-    let vermagic = kdrill::modules::modinfo_field(&elf, "vermagic")
+    let vermagic = kdrill::guest::modules::modinfo_field(&elf, "vermagic")
         .unwrap()
         .expect("a vermagic= field in .modinfo");
     assert!(
         vermagic.starts_with("6.1.0-47-amd64 "),
         "vermagic `{vermagic}`"
     );
-    let name = kdrill::modules::modinfo_field(&elf, "name").unwrap();
+    let name = kdrill::guest::modules::modinfo_field(&elf, "name").unwrap();
     assert_eq!(name.as_deref(), Some("crasher"));
 
     // Second build: nothing fetched, nothing compiled.
     let start = Instant::now();
-    let again = kdrill::crasher::build(&kernel, &files, &cache).unwrap();
+    let again = kdrill::fetch::crasher::build(&kernel, &files, &cache).unwrap();
     let took = start.elapsed();
     assert_eq!(again, ko);
     assert!(took < Duration::from_secs(1), "cache hit took {took:?}");

@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
-use crate::deadline::wait_until;
+use crate::host::deadline::wait_until;
 
 /// Process groups of live children, killed by the Ctrl-C handler.
 static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());

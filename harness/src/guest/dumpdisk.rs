@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::host_tools::{self, MissingTool};
+use crate::host::tools::{self, MissingTool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
@@ -25,7 +25,7 @@ pub enum DiskError {
 
 /// Creates a sparse ext4 image of `size_mib` MiB at `path`.
 pub fn create(path: &Path, size_mib: u64) -> Result<(), DiskError> {
-    let mkfs = host_tools::require("mkfs.ext4")?;
+    let mkfs = tools::require("mkfs.ext4")?;
     let fail = |detail: String| DiskError::Create {
         path: path.into(),
         detail,
@@ -88,7 +88,7 @@ pub fn extract(disk: &Path, name: &str, out: &Path) -> Result<bool, DiskError> {
 }
 
 fn debugfs(disk: &Path, request: &str, name: &str) -> Result<String, DiskError> {
-    let debugfs = host_tools::require("debugfs")?;
+    let debugfs = tools::require("debugfs")?;
     let out = Command::new(debugfs)
         .args(["-R", request])
         .arg(disk)

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::yaml::{self, YamlError};
+use crate::spec::yaml::{self, YamlError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,9 +33,9 @@ pub struct Cmdlines {
 }
 
 /// The recipe compiled into kdrill, so the binary works outside the source tree.
-pub const MINIMAL_YAML: &str = include_str!("../../images/minimal.yaml");
+pub const MINIMAL_YAML: &str = include_str!("../../../images/minimal.yaml");
 /// The guest's `/init`, compiled in for the same reason.
-pub const MINIMAL_INIT: &[u8] = include_bytes!("../../images/minimal/init");
+pub const MINIMAL_INIT: &[u8] = include_bytes!("../../../images/minimal/init");
 
 /// The recipe from `<root>/images/minimal.yaml` when a project root is given, else the built-in one.
 pub fn minimal(root: Option<&Path>) -> Result<ImageRecipe, YamlError> {

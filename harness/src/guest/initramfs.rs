@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::host_tools;
-use crate::image::ImageRecipe;
-use crate::modules::{ModuleError, ModuleIndex};
+use crate::guest::modules::{ModuleError, ModuleIndex};
+use crate::host::tools;
+use crate::spec::image::ImageRecipe;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(transparent)]
-    MissingTool(#[from] host_tools::MissingTool),
+    MissingTool(#[from] tools::MissingTool),
     #[error(transparent)]
     Module(#[from] ModuleError),
     #[error("{path}: {detail}")]
@@ -228,7 +228,7 @@ pub fn build_base(
     cpio.file("init", 0o755, init);
     let mut programs = Vec::new();
     for binary in &recipe.binaries {
-        let host = host_tools::find(&binary.name).ok_or_else(|| host_tools::MissingTool {
+        let host = tools::find(&binary.name).ok_or_else(|| tools::MissingTool {
             tool: binary.name.clone(),
             package: binary.package.clone(),
         })?;

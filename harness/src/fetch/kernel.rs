@@ -7,8 +7,8 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::host_tools;
-use crate::kernel::{DebPackage, KernelSource, KernelSpec};
+use crate::host::tools;
+use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
 
 /// A kernel ready to boot: its bzImage and its `/lib/modules/<release>` folder.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ pub struct KernelFiles {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error(transparent)]
-    MissingTool(#[from] host_tools::MissingTool),
+    MissingTool(#[from] tools::MissingTool),
     #[error("`apt-get download {spec}` failed: {detail}")]
     Download { spec: String, detail: String },
     #[error("{path}: sha256 is {actual}, the kernel entry pins {expected}: the archive served another file; check the entry's version and sha256")]
@@ -168,8 +168,8 @@ fn download_and_extract(pkg: &DebPackage, dir: &Path) -> Result<(), FetchError> 
         version,
         sha256,
     } = pkg;
-    let apt = host_tools::require("apt-get")?;
-    let dpkg_deb = host_tools::require("dpkg-deb")?;
+    let apt = tools::require("apt-get")?;
+    let dpkg_deb = tools::require("dpkg-deb")?;
     let staging = dir.with_extension("partial");
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;

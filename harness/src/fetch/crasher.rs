@@ -14,18 +14,21 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::console::last_lines;
-use crate::host_tools::{self, MissingTool};
-use crate::kernel::{DebPackage, KernelSource, KernelSpec};
-use crate::kernel_cache::{self, FetchError, FileLock, KernelFiles};
-use crate::modules;
-use crate::process::GroupChild;
+use crate::fetch::kernel::{FetchError, FileLock, KernelFiles};
+use crate::guest::modules;
+use crate::host::process::GroupChild;
+use crate::host::tools::{self, MissingTool};
+use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
+use crate::vm::console::last_lines;
 
 /// The module's source, compiled into kdrill so that building it needs no checkout of the project.
 /// Editing a file here rebuilds kdrill (cargo tracks `include_str!`), which changes the cache key.
 const SOURCES: &[(&str, &str)] = &[
-    ("crasher.c", include_str!("../../images/crasher/crasher.c")),
-    ("Kbuild", include_str!("../../images/crasher/Kbuild")),
+    (
+        "crasher.c",
+        include_str!("../../../images/crasher/crasher.c"),
+    ),
+    ("Kbuild", include_str!("../../../images/crasher/Kbuild")),
 ];
 
 /// What `make` produces, and the name it is cached under.
@@ -186,8 +189,8 @@ fn compile(
         let path = module_dir.join(file);
         std::fs::write(&path, text).map_err(io(&path))?;
     }
-    let make = host_tools::require("make")?;
-    host_tools::require(&compiler_of(&headers))?;
+    let make = tools::require("make")?;
+    tools::require(&compiler_of(&headers))?;
     let log = scratch.join("make.log");
     run_make(&make, &headers, &module_dir, &log, release)?;
     let built = module_dir.join(MODULE_FILE);
@@ -210,7 +213,10 @@ fn fingerprint(against: &Against) -> Result<String, CrasherError> {
             for file in [".config", "Module.symvers"] {
                 let path = tree.join(file);
                 if path.is_file() {
-                    text.push_str(&format!("{file} {}\n", kernel_cache::sha256_file(&path)?));
+                    text.push_str(&format!(
+                        "{file} {}\n",
+                        crate::fetch::kernel::sha256_file(&path)?
+                    ));
                 }
             }
         }
@@ -250,7 +256,7 @@ fn assemble_debian(
 ) -> Result<PathBuf, CrasherError> {
     let roots = packages
         .iter()
-        .map(|pkg| kernel_cache::fetch_package(pkg, cache))
+        .map(|pkg| crate::fetch::kernel::fetch_package(pkg, cache))
         .collect::<Result<Vec<_>, _>>()?;
     merge_roots(&roots, tree)?;
     let headers = tree
@@ -495,7 +501,7 @@ fn vermagic_matches(vermagic: &str, release: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::GuestSize;
+    use crate::spec::kernel::GuestSize;
 
     #[test]
     fn include_of_the_common_makefile_points_into_the_tree() {

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::matrix::Case;
-use crate::verdict::{CaseResult, Verdict};
+use crate::campaign::matrix::Case;
+use crate::case::verdict::{CaseResult, Verdict};
 
 /// A case's place in the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,7 +93,7 @@ pub fn load_results(target_dir: &Path, cases: &[Case], since: SystemTime) -> Vec
     cases
         .iter()
         .filter_map(|case| {
-            let path = crate::paths::case_dir(target_dir, &case.kernel.id, &case.scenario.id)
+            let path = crate::host::paths::case_dir(target_dir, &case.kernel.id, &case.scenario.id)
                 .join("result.json");
             let fresh = std::fs::metadata(&path)
                 .and_then(|m| m.modified())

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::deadline::wait_until;
-use crate::qemu::{self, Guest, GuestConfig};
+use crate::host::deadline::wait_until;
+use crate::vm::qemu::{self, Guest, GuestConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::console::LineTail;
+use crate::vm::console::LineTail;
 
 /// One status line from the guest.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::qmp::Qmp;
-use crate::scenario::Trigger;
+use crate::spec::scenario::Trigger;
+use crate::vm::qmp::Qmp;
 
 /// The QEMU chardev id of the guest's console (ttyS0), see `qemu::command_line`.
 pub const CONSOLE_CHARDEV: &str = "console";
@@ -26,7 +26,7 @@ pub struct Pressed {
 pub fn press(trigger: Trigger, qmp: &mut Qmp, console_socket: &Path) -> Result<Pressed, String> {
     let qmp_err = |what: &str| {
         let what = what.to_string();
-        move |e: crate::qmp::QmpError| format!("{what}: {e}")
+        move |e: crate::vm::qmp::QmpError| format!("{what}: {e}")
     };
     match trigger {
         Trigger::SysrqSerial => {

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::kernel::{self, KernelSpec};
-use crate::scenario::{self, Scenario};
-use crate::yaml::{self, YamlError};
+use crate::spec::kernel::{self, KernelSpec};
+use crate::spec::scenario::{self, Scenario};
+use crate::spec::yaml::{self, YamlError};
 
 /// The set `cargo nextest run` and `.ci/run` use when `KDRILL_MATRIX` is unset.
 pub const DEFAULT_SET: &str = "ci";

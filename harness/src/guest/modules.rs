@@ -293,12 +293,12 @@ mod tests {
 
     #[test]
     fn modinfo_depends_reads_the_section() {
-        let elf = crate::initramfs::tests_support::elf_with_section(
+        let elf = crate::guest::initramfs::tests_support::elf_with_section(
             ".modinfo",
             b"license=GPL\0depends=jbd2,mbcache,crc16\0name=ext4\0",
         );
         assert_eq!(modinfo_depends(&elf).unwrap(), ["jbd2", "mbcache", "crc16"]);
-        let none = crate::initramfs::tests_support::elf_with_section(
+        let none = crate::guest::initramfs::tests_support::elf_with_section(
             ".modinfo",
             b"depends=\0name=crc16\0",
         );
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn modinfo_field_reads_one_value() {
-        let elf = crate::initramfs::tests_support::elf_with_section(
+        let elf = crate::guest::initramfs::tests_support::elf_with_section(
             ".modinfo",
             b"license=GPL\0vermagic=6.1.0-47-amd64 SMP preempt mod_unload modversions \0name=crasher\0",
         );
@@ -321,7 +321,8 @@ mod tests {
         );
         assert_eq!(modinfo_field(&elf, "author").unwrap(), None);
         // `name=` must not match a key that merely ends in `name`.
-        let other = crate::initramfs::tests_support::elf_with_section(".modinfo", b"srcname=x\0");
+        let other =
+            crate::guest::initramfs::tests_support::elf_with_section(".modinfo", b"srcname=x\0");
         assert_eq!(modinfo_field(&other, "name").unwrap(), None);
     }
 }

@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::console::{last_lines, LineTail};
-use crate::qemu::Guest;
-use crate::status::{Event, StatusReader};
+use crate::vm::console::{last_lines, LineTail};
+use crate::vm::qemu::Guest;
+use crate::vm::status::{Event, StatusReader};
 
 pub struct Watch<'a> {
     guest: &'a mut Guest,
@@ -117,7 +117,7 @@ impl<'a> Watch<'a> {
             if Instant::now() >= deadline {
                 return Err(format!("no sign of {what} within {}s", timeout.as_secs()));
             }
-            std::thread::sleep(crate::deadline::POLL);
+            std::thread::sleep(crate::host::deadline::POLL);
         }
     }
 }

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use crate::image::{self, ImageRecipe};
-use crate::initramfs;
-use crate::kernel_cache::KernelFiles;
-use crate::modules::ModuleIndex;
-use crate::scenario::Scenario;
+use crate::fetch::kernel::KernelFiles;
+use crate::guest::initramfs;
+use crate::guest::modules::ModuleIndex;
+use crate::spec::image::{self, ImageRecipe};
+use crate::spec::scenario::Scenario;
 
 /// Where the crasher module sits in the guest.
 pub const CRASHER_GUEST_PATH: &str = "lib/modules/kdrill/crasher.ko";
@@ -53,7 +53,7 @@ pub fn write(
             {
                 continue;
             }
-            let params = if dep == crate::modules::normalize(name) {
+            let params = if dep == crate::guest::modules::normalize(name) {
                 params
             } else {
                 ""
@@ -130,7 +130,7 @@ mod tests {
             "id: cpu1\ndescription: d\ntrigger: sysrq\npin_cpu: 1\nsysctls:\n  kernel.sysrq: 1\nexpect:\n  log: [x]\n",
         )
         .unwrap();
-        let scenario = crate::scenario::from_file(&path).unwrap();
+        let scenario = crate::spec::scenario::from_file(&path).unwrap();
         let env = case_env(&recipe, &scenario);
         assert!(env.contains("KDRILL_TRIGGER='sysrq'\n"), "{env}");
         assert!(env.contains("KDRILL_PIN_CPU='1'\n"), "{env}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::deadline::wait_until;
+use crate::host::deadline::wait_until;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {

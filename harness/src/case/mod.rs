@@ -2,23 +2,25 @@
 //! the scenario's route, capture with makedumpfile, read the dump back and judge it. Evidence
 //! stays in the case folder.
 
+pub mod verdict;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::accel;
-use crate::dumpdisk;
-use crate::guest_image;
-use crate::host_tools;
-use crate::image;
-use crate::kernel::KernelSpec;
-use crate::kernel_cache::{self, KernelFiles};
-use crate::qemu::{self, Guest, GuestConfig};
-use crate::qmp::Qmp;
-use crate::routes;
-use crate::scenario::{Scenario, Trigger};
-use crate::verdict::{self, CaseResult, Verdict};
-use crate::watch::Watch;
+use crate::fetch::kernel::KernelFiles;
+use crate::guest::dumpdisk;
+use crate::guest::minimal;
+use crate::host::tools;
+use crate::spec::image;
+use crate::spec::kernel::KernelSpec;
+use crate::spec::scenario::{Scenario, Trigger};
+use crate::vm::accel;
+use crate::vm::qemu::{self, Guest, GuestConfig};
+use crate::vm::qmp::Qmp;
+use crate::vm::routes;
+use crate::vm::watch::Watch;
+use verdict::{CaseResult, Verdict};
 
 /// Where a case reads its inputs and writes its evidence.
 #[derive(Debug, Clone)]
@@ -44,8 +46,8 @@ impl RunOptions {
             .unwrap_or(1.0);
         RunOptions {
             project_root: Some(root.into()),
-            target_dir: crate::paths::target_dir(root),
-            cache: crate::paths::cache_dir(),
+            target_dir: crate::host::paths::target_dir(root),
+            cache: crate::host::paths::cache_dir(),
             echo_console: std::env::var_os("KDRILL_CONSOLE").is_some(),
             timeout_scale,
         }
@@ -73,7 +75,7 @@ pub fn run(
     options: &RunOptions,
     progress: &dyn Fn(&str),
 ) -> CaseResult {
-    let dir = crate::paths::case_dir(&options.target_dir, &kernel.id, &scenario.id);
+    let dir = crate::host::paths::case_dir(&options.target_dir, &kernel.id, &scenario.id);
     let mut result = CaseResult::new(&kernel.id, &scenario.id, &dir.display().to_string());
     result.route = serde_json::to_value(scenario.trigger)
         .ok()
@@ -134,11 +136,11 @@ fn run_inner(
         std::fs::remove_dir_all(dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let qemu_bin = host_tools::require("qemu-system-x86_64").map_err(|e| e.to_string())?;
-    host_tools::require("makedumpfile").map_err(|e| e.to_string())?;
+    let qemu_bin = tools::require("qemu-system-x86_64").map_err(|e| e.to_string())?;
+    tools::require("makedumpfile").map_err(|e| e.to_string())?;
 
     progress("fetching kernel");
-    let files = kernel_cache::resolve(kernel, &options.cache)
+    let files = crate::fetch::kernel::resolve(kernel, &options.cache)
         .map_err(|e| format!("kernel {}: {e}", kernel.id))?;
     result.kernel_release = Some(files.release.clone());
 
@@ -150,7 +152,7 @@ fn run_inner(
         .tempdir()
         .map_err(|e| format!("cannot create a scratch folder: {e}"))?;
     let initrd = scratch.path().join("initrd.img");
-    guest_image::write(
+    minimal::write(
         &recipe,
         &files,
         scenario,
@@ -259,7 +261,7 @@ fn crasher_module(
     if !scenario.trigger.needs_crasher() {
         return Ok(None);
     }
-    let ko = crate::crasher::build(kernel, files, &options.cache)
+    let ko = crate::fetch::crasher::build(kernel, files, &options.cache)
         .map_err(|e| format!("crasher module: {e}"))?;
     std::fs::read(&ko)
         .map(Some)
@@ -440,7 +442,7 @@ fn read_dump_log(vmcore: &Path, out: &Path, cross_check: bool) -> Result<String,
 /// `makedumpfile --dump-dmesg`, the peer tool's reading of the log. A flattened dump (`-F`) is
 /// first converted with `makedumpfile -R`, since `--dump-dmesg` cannot read that format.
 fn makedumpfile_dmesg(vmcore: &Path, out: &Path) -> Result<Vec<u8>, String> {
-    let makedumpfile = host_tools::require("makedumpfile").map_err(|e| e.to_string())?;
+    let makedumpfile = tools::require("makedumpfile").map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(out);
     let converted = out.with_extension("rearranged");
     let input = if is_flattened(vmcore) {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::yaml::{self, YamlError};
+use crate::spec::yaml::{self, YamlError};
 
 /// One kernel of the matrix, as written in `kernels/<id>.yaml`.
 #[derive(Debug, Clone, Deserialize)]

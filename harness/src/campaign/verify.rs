@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::campaign::matrix::{self, Case};
+use crate::campaign::summary;
+use crate::case::verdict::{CaseResult, Verdict};
 use crate::case::{self, RunOptions};
-use crate::console::last_lines;
-use crate::matrix::{self, Case};
-use crate::summary;
-use crate::verdict::{CaseResult, Verdict};
+use crate::vm::console::last_lines;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct VerifyArgs {
@@ -63,7 +63,7 @@ pub fn project_root(given: Option<&Path>) -> anyhow::Result<PathBuf> {
         return Ok(root.to_path_buf());
     }
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
-    crate::paths::find_project_root(&cwd).with_context(|| {
+    crate::host::paths::find_project_root(&cwd).with_context(|| {
         format!("no kernels/ and scenarios/ folders in {} or above: run from a kdrill checkout or pass --root", cwd.display())
     })
 }
@@ -121,7 +121,7 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
         }
         done.push(&case.kernel.id);
         let bar = spinner(&format!("{}: fetching kernel", case.kernel.id));
-        let fetched = crate::kernel_cache::resolve(&case.kernel, &options.cache);
+        let fetched = crate::fetch::kernel::resolve(&case.kernel, &options.cache);
         bar.finish_and_clear();
         let files = fetched.with_context(|| format!("kernel {}", case.kernel.id))?;
         let needs_crasher = cases.iter().any(|c| {
@@ -131,7 +131,7 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
         });
         if needs_crasher {
             let spinner = spinner(&format!("{}: building the crasher module", case.kernel.id));
-            let built = crate::crasher::build(&case.kernel, &files, &options.cache);
+            let built = crate::fetch::crasher::build(&case.kernel, &files, &options.cache);
             spinner.finish_and_clear();
             built.with_context(|| format!("crasher module for {}", case.kernel.id))?;
         }

@@ -5,8 +5,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::accel::Accel;
-use crate::process::GroupChild;
+use crate::host::process::GroupChild;
+use crate::vm::accel::Accel;
 
 /// Everything that varies between guests.
 #[derive(Debug, Clone)]

@@ -1,0 +1,6 @@
+//! The project's commented data: kernel entries, crash scenarios, the image recipe, and YAML loading with `file:line:column` errors.
+
+pub mod image;
+pub mod kernel;
+pub mod scenario;
+pub mod yaml;

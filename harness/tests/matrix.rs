@@ -35,8 +35,8 @@ fn main() {
     // summary report them as SKIP with the reason.
     let trials = cases
         .into_iter()
-        .filter(|case| !case.kernel.skip.contains_key(&case.scenario.id))
         .map(|case| {
+            let skipped = case.kernel.skip.contains_key(&case.scenario.id);
             let root = root.clone();
             Trial::test(case.id(), move || {
                 let options = RunOptions::for_project(&root);
@@ -50,6 +50,7 @@ fn main() {
                     ))),
                 }
             })
+            .with_ignored_flag(skipped)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

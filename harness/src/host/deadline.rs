@@ -1,6 +1,26 @@
-//! One helper for every wait: poll a condition until it holds or a deadline passes.
+//! One helper for every wait: poll a condition until it holds or a deadline passes; and the one
+//! reading of `KDRILL_TIMEOUT_SCALE`, which stretches every deadline on a slow machine.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// `KDRILL_TIMEOUT_SCALE` (a positive number; 1 when unset or not a positive number), read once.
+pub fn scale() -> f64 {
+    static SCALE: OnceLock<f64> = OnceLock::new();
+    *SCALE.get_or_init(|| parse_scale(std::env::var("KDRILL_TIMEOUT_SCALE").ok().as_deref()))
+}
+
+fn parse_scale(value: Option<&str>) -> f64 {
+    value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(1.0)
+}
+
+/// `limit` stretched by [`scale`].
+pub fn scaled(limit: Duration) -> Duration {
+    limit.mul_f64(scale())
+}
 
 /// How often [`wait_until`] polls: short enough not to add visible latency to a phase.
 pub const POLL: Duration = Duration::from_millis(25);
@@ -23,6 +43,22 @@ pub fn wait_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scale_is_a_positive_number_or_one() {
+        assert_eq!(parse_scale(Some("2")), 2.0);
+        assert_eq!(parse_scale(Some(" 1.5 ")), 1.5);
+        for bad in [
+            None,
+            Some(""),
+            Some("0"),
+            Some("-1"),
+            Some("fast"),
+            Some("inf"),
+        ] {
+            assert_eq!(parse_scale(bad), 1.0, "{bad:?}");
+        }
+    }
 
     #[test]
     fn returns_value_once_probe_holds() {

@@ -1,6 +1,7 @@
 //! The host side of every run: child processes with deadlines, waiting, host programs and their packages, paths, file locks.
 
 pub mod deadline;
+pub mod interrupt;
 pub mod paths;
 pub mod process;
 pub mod tools;

@@ -1,41 +1,19 @@
-//! Child processes that must never outlive kdrill (QEMU, the crasher's `make`): each in a process
-//! group of its own, with a parent-death signal, registered for the Ctrl-C handler, and killed and
-//! reaped on every path (`Drop`).
+//! Every child process kdrill starts (QEMU, make, apt-get, dpkg-deb, mkfs.ext4, debugfs,
+//! makedumpfile, systemctl): each in a process group of its own, with a parent-death signal,
+//! registered so a stop kills it (`interrupt`), waited on with a deadline, and killed and reaped
+//! on every path (`Drop`).
+//!
+//! [`GroupChild`] is the process; [`run`] and [`run_status`] are the one way to run a command to
+//! its end: under a deadline (scaled by `KDRILL_TIMEOUT_SCALE`), ending early on a stop.
 
-use std::collections::BTreeSet;
+use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus};
-use std::sync::{Mutex, Once};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::host::deadline::wait_until;
-
-/// Process groups of live children, killed by the Ctrl-C handler.
-static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-static INTERRUPT_HANDLER: Once = Once::new();
-
-fn kill_group(pgid: i32) {
-    // SAFETY: sending a signal to a process group we created.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-}
-
-/// On Ctrl-C (or SIGTERM), kill every child group and exit 130: each child runs in its own process
-/// group, so the terminal's signal does not reach it.
-fn install_interrupt_handler() {
-    INTERRUPT_HANDLER.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            let groups: Vec<i32> = LIVE_GROUPS
-                .lock()
-                .map(|g| g.iter().copied().collect())
-                .unwrap_or_default();
-            for pgid in groups {
-                kill_group(pgid);
-            }
-            eprintln!("\nkdrill: interrupted; guests killed");
-            std::process::exit(130);
-        });
-    });
-}
+use crate::host::deadline::{self, wait_until};
+use crate::host::interrupt::{self, Stop};
 
 /// A running child and its process group. Dropping it kills and reaps the whole group.
 pub struct GroupChild {
@@ -48,7 +26,6 @@ impl GroupChild {
     /// Starts `command` in a new process group; the child gets SIGKILL if the thread that started
     /// it dies.
     pub fn start(command: &mut Command) -> std::io::Result<GroupChild> {
-        install_interrupt_handler();
         command.process_group(0);
         // SAFETY: prctl is async-signal-safe; it only sets a flag on the new process.
         unsafe {
@@ -57,11 +34,9 @@ impl GroupChild {
                 Ok(())
             });
         }
-        // Register under the lock before the child can be orphaned by a Ctrl-C.
-        let mut live = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
         let child = command.spawn()?;
         let pgid = child.id() as i32;
-        live.insert(pgid);
+        interrupt::register(pgid);
         Ok(GroupChild {
             child,
             pgid,
@@ -81,21 +56,24 @@ impl GroupChild {
         self.exited
     }
 
-    /// Waits up to `timeout` for the child to exit by itself.
+    /// Waits up to `timeout` for the child to exit by itself (less if a stop is asked for).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        wait_until(timeout, || self.try_exit())
+        wait_until(timeout, || {
+            if interrupt::interrupted().is_some() {
+                // The group was killed: collect the status at once.
+                return self.child.wait().ok().inspect(|s| self.exited = Some(*s));
+            }
+            self.try_exit()
+        })
     }
 
     /// Kills the process group and reaps the child. Idempotent. Returns an error naming what survived.
     pub fn kill(&mut self) -> Result<(), String> {
-        kill_group(self.pgid);
+        interrupt::kill_group(self.pgid);
         if self.exited.is_none() {
             self.exited = self.child.wait().ok();
         }
-        LIVE_GROUPS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.pgid);
+        interrupt::unregister(self.pgid);
         // Anything left in the group (QEMU helpers, gcc under make) must be gone too.
         let gone = wait_until(Duration::from_secs(5), || {
             // SAFETY: signal 0 only checks for existence.
@@ -111,5 +89,215 @@ impl Drop for GroupChild {
         if let Err(err) = self.kill() {
             eprintln!("kdrill: teardown: {err}");
         }
+    }
+}
+
+/// A command that ran to its end.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Finished {
+    /// The last non-empty line of standard error (or of standard output when stderr is empty).
+    pub fn last_line(&self) -> String {
+        let pick = if self.stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+            &self.stderr
+        } else {
+            &self.stdout
+        };
+        String::from_utf8_lossy(pick)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot start `{command}`")]
+    Start {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {}s and was killed: the host is overloaded or the tool is stuck; rerun with KDRILL_TIMEOUT_SCALE=2 (or higher) to allow more time", .after.as_secs())]
+    Timeout { command: String, after: Duration },
+    #[error("`{command}` was killed: kdrill was interrupted ({stop})")]
+    Interrupted { command: String, stop: Stop },
+}
+
+/// Runs `command` to its end with stdin closed, stdout and stderr captured, within `limit`
+/// (multiplied by `KDRILL_TIMEOUT_SCALE`). A timeout or a stop kills its whole process group.
+pub fn run(command: &mut Command, limit: Duration) -> Result<Finished, RunError> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = start(command)?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = finish(&mut child, command, limit);
+    // The group is dead now (exited or killed), so the pipes are closed.
+    drop(child);
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(Finished {
+        status: status?,
+        stdout,
+        stderr,
+    })
+}
+
+/// Runs `command` to its end with the stdio it was given (inherited, or files), within `limit`
+/// (multiplied by `KDRILL_TIMEOUT_SCALE`).
+pub fn run_status(command: &mut Command, limit: Duration) -> Result<ExitStatus, RunError> {
+    let mut child = start(command)?;
+    finish(&mut child, command, limit)
+}
+
+fn start(command: &mut Command) -> Result<GroupChild, RunError> {
+    GroupChild::start(command).map_err(|source| RunError::Start {
+        command: describe(command),
+        source,
+    })
+}
+
+fn finish(
+    child: &mut GroupChild,
+    command: &Command,
+    limit: Duration,
+) -> Result<ExitStatus, RunError> {
+    let limit = deadline::scaled(limit);
+    let started = Instant::now();
+    let status = child.wait_exit(limit);
+    if let Some(stop) = interrupt::interrupted() {
+        let _ = child.kill();
+        return Err(RunError::Interrupted {
+            command: describe(command),
+            stop,
+        });
+    }
+    match status {
+        Some(status) => Ok(status),
+        None => {
+            let _ = child.kill();
+            Err(RunError::Timeout {
+                command: describe(command),
+                after: started.elapsed().max(limit),
+            })
+        }
+    }
+}
+
+/// `program arg…`, shell-quoted, for messages.
+pub fn describe(command: &Command) -> String {
+    let args: Vec<String> = command
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    shell_line(Path::new(command.get_program()), &args)
+}
+
+/// A shell-quoted command line (as saved in `qemu-cmdline.txt`, and in error messages).
+pub fn shell_line(program: &Path, args: &[String]) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once(quote(&program.display().to_string()))
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_captures_output_and_status() {
+        let done = run(
+            Command::new("/bin/sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(done.status.code(), Some(3));
+        assert_eq!(done.stdout, b"out\n");
+        assert_eq!(done.last_line(), "err");
+    }
+
+    #[test]
+    fn a_timeout_names_the_command_and_kills_its_group() {
+        let started = Instant::now();
+        // The grandchild holds the pipe open: it must die with the group, or this would hang.
+        let err = run(
+            Command::new("/bin/sh").args(["-c", "sleep 300 & sleep 300"]),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("`/bin/sh -c 'sleep 300 & sleep 300'` did not finish within"),
+            "{text}"
+        );
+        assert!(text.contains("KDRILL_TIMEOUT_SCALE"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_program_is_a_start_error() {
+        let err = run(
+            &mut Command::new("/nonexistent/kdrill-tool"),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(matches!(err, RunError::Start { .. }), "{err}");
+        assert_eq!(err.to_string(), "cannot start `/nonexistent/kdrill-tool`");
+    }
+
+    #[test]
+    fn shell_line_quotes_what_needs_it() {
+        let line = shell_line(
+            Path::new("/usr/bin/qemu"),
+            &["-append".into(), "a b".into(), "it's".into()],
+        );
+        assert_eq!(line, "/usr/bin/qemu -append 'a b' 'it'\\''s'");
+        assert_eq!(
+            shell_line(Path::new("/my projects/x"), &[]),
+            "'/my projects/x'"
+        );
     }
 }

@@ -94,22 +94,7 @@ pub fn command_line(config: &GuestConfig) -> Vec<String> {
 }
 
 /// The shell-quoted command line, as saved in `qemu-cmdline.txt`.
-pub fn shell_line(program: &Path, args: &[String]) -> String {
-    let quote = |s: &str| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-        {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        }
-    };
-    std::iter::once(program.display().to_string())
-        .chain(args.iter().map(|a| quote(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::host::process::shell_line;
 
 /// A running QEMU: a process group of its own, killed and reaped on drop (see `process`).
 pub type Guest = GroupChild;
@@ -189,15 +174,6 @@ mod tests {
         }
         // The console must be the first serial port (ttyS0), status the second.
         assert!(line.find("chardev:console").unwrap() < line.find("chardev:status").unwrap());
-    }
-
-    #[test]
-    fn shell_line_quotes_what_needs_it() {
-        let line = shell_line(
-            Path::new("/usr/bin/qemu"),
-            &["-append".into(), "a b".into(), "it's".into()],
-        );
-        assert_eq!(line, "/usr/bin/qemu -append 'a b' 'it'\\''s'");
     }
 
     #[test]

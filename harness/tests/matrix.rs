@@ -3,6 +3,11 @@
 //! and partition them. The selection comes from the environment (`kdrill::campaign::matrix::from_env`):
 //! `KDRILL_MATRIX=ci|nightly` (default `ci`, see matrix.yaml), or `KDRILL_KERNELS` /
 //! `KDRILL_SCENARIOS` (comma-separated ids or `all`).
+//!
+//! A case its kernel entry declares impossible (`skip:`) is an ignored trial: nextest reports it
+//! as skipped (and JUnit, with `report-skipped`), and the summary shows SKIP with the reason.
+//! The process stops its guest and records the case as interrupted on SIGTERM (nextest's cancel
+//! and timeout), SIGINT, SIGHUP, or when nextest itself goes away.
 
 use std::path::{Path, PathBuf};
 
@@ -31,23 +36,22 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // Cases a kernel entry declares impossible (`skip:`) are not tests: `kdrill verify` and the
-    // summary report them as SKIP with the reason.
+    if !args.list {
+        kdrill::host::interrupt::stop_with_parent();
+    }
+    let options = RunOptions::for_project(&root);
     let trials = cases
         .into_iter()
         .map(|case| {
-            let skipped = case.kernel.skip.contains_key(&case.scenario.id);
-            let root = root.clone();
+            let skipped = case.skip_reason().is_some();
+            let options = options.clone();
             Trial::test(case.id(), move || {
-                let options = RunOptions::for_project(&root);
                 let result = kdrill::campaign::verify::run_one(&case, &options);
                 match result.verdict {
                     Verdict::Pass => Ok(()),
-                    Verdict::Fail | Verdict::Skip => Err(Failed::from(format!(
-                        "{}\nevidence: {}",
-                        result.summary_line(),
-                        result.artifacts
-                    ))),
+                    Verdict::Fail | Verdict::Skip | Verdict::Interrupted => Err(Failed::from(
+                        format!("{}\nevidence: {}", result.summary_line(), result.artifacts),
+                    )),
                 }
             })
             .with_ignored_flag(skipped)

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use crate::case::Case;
 use crate::spec::kernel::{self, KernelSpec};
 use crate::spec::scenario::{self, Scenario};
 use crate::spec::yaml::{self, YamlError};
@@ -23,19 +24,6 @@ struct MatrixFile {
 struct Block {
     kernels: Vec<String>,
     scenarios: Vec<String>,
-}
-
-/// One case to run.
-#[derive(Debug, Clone)]
-pub struct Case {
-    pub kernel: KernelSpec,
-    pub scenario: Scenario,
-}
-
-impl Case {
-    pub fn id(&self) -> String {
-        format!("{}/{}", self.kernel.id, self.scenario.id)
-    }
 }
 
 /// Expands kernel and scenario selections (`all` allowed) into cases, kernels outermost.

@@ -1,5 +1,7 @@
-//! Many cases: the matrix of kernels x scenarios, running them (`verify`), and the summary of a run.
+//! Many cases: the matrix of kernels x scenarios, running them (`verify`), soak runs of one case, the summary of a run and its JUnit report.
 
+pub mod junit;
 pub mod matrix;
+pub mod soak;
 pub mod summary;
 pub mod verify;

@@ -1,6 +1,7 @@
-//! The run summary people and machines read: `target/kdrill/summary.md` (kernel x scenario table,
-//! each FAIL with its reason and evidence folder) and `summary.json`, built from each case's
-//! `result.json`.
+//! The run summary people and machines read: `summary.md` (kernel x scenario table, each FAIL,
+//! FLAKY, SKIP and INTERRUPTED with its reason, and the failed attempt's evidence folder) and
+//! `summary.json`, built from the `result.json` of each attempt of this run and from the cases'
+//! declared skips.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,7 +21,9 @@ pub enum Status {
     Flaky,
     Fail,
     Skip,
-    /// Selected, but no result from this run (interrupted, or filtered out of the test run).
+    /// Stopped before it was judged (a signal, or the run was killed).
+    Interrupted,
+    /// Selected, but no result from this run (filtered out of the test run, or never started).
     #[serde(rename = "NOT RUN")]
     NotRun,
 }
@@ -32,6 +35,7 @@ impl Status {
             Status::Flaky => "FLAKY",
             Status::Fail => "FAIL",
             Status::Skip => "SKIP",
+            Status::Interrupted => "INTERRUPTED",
             Status::NotRun => "NOT RUN",
         }
     }
@@ -43,67 +47,109 @@ pub struct Row {
     pub scenario: String,
     pub status: Status,
     pub total_seconds: Option<f64>,
-    /// The first reason of a FAIL or SKIP.
+    /// Why: a FAIL's or INTERRUPTED's first reason, a SKIP's declared reason, a FLAKY's failed
+    /// attempt's reason.
     pub reason: Option<String>,
+    /// The evidence to look at: the failed attempt's folder for FAIL and FLAKY, else the last one.
     pub artifacts: Option<String>,
+    /// How many attempts this run made.
+    pub attempts: usize,
 }
 
-pub fn status_of(result: &CaseResult) -> Status {
-    match result.verdict {
-        Verdict::Pass if result.attempt > 1 => Status::Flaky,
-        Verdict::Pass => Status::Pass,
+/// A case's row from its attempts in this run, oldest first.
+fn row_of(case: &Case, attempts: &[&CaseResult]) -> Row {
+    let mut row = Row {
+        kernel: case.kernel.id.clone(),
+        scenario: case.scenario.id.clone(),
+        status: Status::NotRun,
+        total_seconds: None,
+        reason: None,
+        artifacts: None,
+        attempts: attempts.len(),
+    };
+    if let Some(why) = case.skip_reason() {
+        row.status = Status::Skip;
+        row.reason = Some(why.to_string());
+        return row;
+    }
+    let Some(last) = attempts.last() else {
+        return row;
+    };
+    row.total_seconds = last.phases.total;
+    row.artifacts = Some(last.artifacts.clone());
+    row.reason = last.reasons.first().cloned();
+    let failed_before = attempts[..attempts.len() - 1]
+        .iter()
+        .rev()
+        .find(|r| r.verdict != Verdict::Pass);
+    row.status = match last.verdict {
+        Verdict::Pass => match failed_before {
+            Some(failed) => {
+                row.artifacts = Some(failed.artifacts.clone());
+                row.reason = Some(format!(
+                    "passed on a retry; attempt {} failed: {}",
+                    failed.attempt,
+                    failed
+                        .reasons
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or("no reason recorded")
+                ));
+                Status::Flaky
+            }
+            // nextest retried in a folder this run no longer sees: still a flake.
+            None if last.attempt > 1 => {
+                row.reason = Some("passed on a retry".into());
+                Status::Flaky
+            }
+            None => Status::Pass,
+        },
         Verdict::Fail => Status::Fail,
         Verdict::Skip => Status::Skip,
-    }
+        Verdict::Interrupted => Status::Interrupted,
+    };
+    row
 }
 
-/// One row per case, from the results given (a case without one is NOT RUN).
+/// One row per case, from the results given (a case without one is NOT RUN, unless it is
+/// declared skipped).
 pub fn rows(cases: &[Case], results: &[CaseResult]) -> Vec<Row> {
     cases
         .iter()
         .map(|case| {
-            let found = results
+            let mut mine: Vec<&CaseResult> = results
                 .iter()
-                .find(|r| r.kernel == case.kernel.id && r.scenario == case.scenario.id);
-            match found {
-                Some(r) => Row {
-                    kernel: r.kernel.clone(),
-                    scenario: r.scenario.clone(),
-                    status: status_of(r),
-                    total_seconds: r.phases.total,
-                    reason: r.reasons.first().cloned(),
-                    artifacts: Some(r.artifacts.clone()),
-                },
-                None => Row {
-                    kernel: case.kernel.id.clone(),
-                    scenario: case.scenario.id.clone(),
-                    status: Status::NotRun,
-                    total_seconds: None,
-                    reason: None,
-                    artifacts: None,
-                },
-            }
+                .filter(|r| r.kernel == case.kernel.id && r.scenario == case.scenario.id)
+                .collect();
+            mine.sort_by(|a, b| a.started.total_cmp(&b.started));
+            row_of(case, &mine)
         })
         .collect()
 }
 
-/// Reads the `result.json` of each case written at or after `since` (older ones belong to
-/// another run and are left out).
-pub fn load_results(target_dir: &Path, cases: &[Case], since: SystemTime) -> Vec<CaseResult> {
-    cases
-        .iter()
-        .filter_map(|case| {
-            let path = crate::host::paths::case_dir(target_dir, &case.kernel.id, &case.scenario.id)
-                .join("result.json");
-            let fresh = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t >= since);
-            if !fresh {
-                return None;
+/// Reads the `result.json` of every attempt of each case that started at or after `since`
+/// (older ones belong to another run and are left out), oldest first.
+pub fn load_results(out_dir: &Path, cases: &[Case], since: SystemTime) -> Vec<CaseResult> {
+    let since = since
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut results = Vec::new();
+    for case in cases {
+        let dir = crate::host::paths::case_dir(out_dir, &case.kernel.id, &case.scenario.id);
+        for attempt in crate::case::evidence::attempts(&dir) {
+            let Ok(bytes) = std::fs::read(attempt.join("result.json")) else {
+                continue;
+            };
+            if let Ok(result) = serde_json::from_slice::<CaseResult>(&bytes) {
+                // One second of slack: `since` and `started` come from clocks read apart.
+                if result.started + 1.0 >= since {
+                    results.push(result);
+                }
             }
-            serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
-        })
-        .collect()
+        }
+    }
+    results
 }
 
 /// The Markdown summary: a kernel x scenario table, then the failures with reason and evidence.
@@ -113,12 +159,13 @@ pub fn markdown(rows: &[Row]) -> String {
     let count = |s: Status| rows.iter().filter(|r| r.status == s).count();
     let mut out = String::from("# kdrill summary\n\n");
     out.push_str(&format!(
-        "{} cases: {} passed, {} flaky, {} failed, {} skipped, {} not run\n\n",
+        "{} cases: {} passed, {} flaky, {} failed, {} skipped, {} interrupted, {} not run\n\n",
         rows.len(),
         count(Status::Pass),
         count(Status::Flaky),
         count(Status::Fail),
         count(Status::Skip),
+        count(Status::Interrupted),
         count(Status::NotRun)
     ));
     out.push_str(&format!("| kernel | {} |\n", scenarios.join(" | ")));
@@ -145,21 +192,21 @@ pub fn markdown(rows: &[Row]) -> String {
     }
     let notable: Vec<&Row> = rows
         .iter()
-        .filter(|r| matches!(r.status, Status::Fail | Status::Flaky | Status::Skip))
+        .filter(|r| {
+            matches!(
+                r.status,
+                Status::Fail | Status::Flaky | Status::Skip | Status::Interrupted
+            )
+        })
         .collect();
     if !notable.is_empty() {
-        out.push_str("\n## Failures, flakes and skips\n\n");
+        out.push_str("\n## Failures, flakes, skips and interruptions\n\n");
         for row in notable {
-            let reason = row
-                .reason
-                .as_deref()
-                .unwrap_or(if row.status == Status::Flaky {
-                    "passed on a retry"
-                } else {
-                    ""
-                });
+            let reason = row.reason.as_deref().unwrap_or("");
             let link = match (&row.artifacts, row.status) {
-                (Some(dir), Status::Fail | Status::Flaky) => format!(" ([evidence]({dir}))"),
+                (Some(dir), Status::Fail | Status::Flaky | Status::Interrupted) => {
+                    format!(" ([evidence]({dir}))")
+                }
                 _ => String::new(),
             };
             out.push_str(&format!(
@@ -178,10 +225,10 @@ fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     items.filter(|i| seen.insert(*i)).collect()
 }
 
-/// Writes `summary.md` and `summary.json` into `<target>/kdrill/` and returns the Markdown.
-pub fn write(target_dir: &Path, rows: &[Row]) -> std::io::Result<String> {
-    let dir = target_dir.join("kdrill");
-    std::fs::create_dir_all(&dir)?;
+/// Writes `summary.md` and `summary.json` into `out_dir` and returns the Markdown.
+pub fn write(out_dir: &Path, rows: &[Row]) -> std::io::Result<String> {
+    let dir = out_dir;
+    std::fs::create_dir_all(dir)?;
     let md = markdown(rows);
     std::fs::write(dir.join("summary.md"), &md)?;
     let json =
@@ -192,62 +239,144 @@ pub fn write(target_dir: &Path, rows: &[Row]) -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::path::Path;
 
-    fn row(kernel: &str, scenario: &str, status: Status, reason: Option<&str>) -> Row {
-        Row {
-            kernel: kernel.into(),
-            scenario: scenario.into(),
-            status,
-            total_seconds: Some(21.4),
-            reason: reason.map(String::from),
-            artifacts: Some(format!("target/kdrill/runs/{kernel}/{scenario}")),
+    use super::*;
+    use crate::spec::kernel::KernelSpec;
+    use crate::spec::scenario::Scenario;
+
+    fn case(kernel: &str, scenario: &str, skip: Option<&str>) -> Case {
+        let kernel: KernelSpec = crate::spec::yaml::parse(
+            Path::new("k.yaml"),
+            &format!("id: {kernel}\nwhy: w\nsource:\n  kind: local\n  vmlinuz: v\n  modules: m\n"),
+        )
+        .unwrap();
+        let scenario: Scenario = crate::spec::yaml::parse(
+            Path::new("s.yaml"),
+            &format!("id: {scenario}\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [x]\n"),
+        )
+        .unwrap();
+        let mut case = Case { kernel, scenario };
+        if let Some(why) = skip {
+            case.kernel
+                .skip
+                .insert(case.scenario.id.clone(), why.into());
         }
+        case
+    }
+
+    fn result(
+        case: &Case,
+        verdict: Verdict,
+        attempt: u32,
+        started: f64,
+        reason: Option<&str>,
+    ) -> CaseResult {
+        let dir = format!("runs/{}/a{attempt}", case.id());
+        let mut r = CaseResult::new(&case.kernel.id, &case.scenario.id, Path::new(&dir));
+        r.verdict = verdict;
+        r.attempt = attempt;
+        r.started = started;
+        r.phases.total = Some(21.4);
+        r.reasons = reason.into_iter().map(String::from).collect();
+        r
     }
 
     #[test]
-    fn markdown_table_and_failures() {
-        let rows = vec![
-            row("debian-6.1", "sysrq", Status::Pass, None),
-            row(
-                "debian-6.1",
-                "nmi",
-                Status::Fail,
+    fn markdown_table_and_notable_rows() {
+        let pass = case("debian-6.1", "sysrq", None);
+        let fail = case("debian-6.1", "nmi", None);
+        let flaky = case("debian-6.12", "sysrq", None);
+        let skip = case("debian-6.12", "nmi", Some("no NMI on this flavour"));
+        let results = vec![
+            result(&pass, Verdict::Pass, 1, 1.0, None),
+            result(
+                &fail,
+                Verdict::Fail,
+                1,
+                2.0,
                 Some("no sign of the capture kernel to boot within 120s"),
             ),
-            row("debian-6.12", "sysrq", Status::Flaky, None),
-            row(
-                "debian-6.12",
-                "nmi",
-                Status::Skip,
-                Some("no NMI on this flavour"),
+            result(
+                &flaky,
+                Verdict::Fail,
+                1,
+                3.0,
+                Some("guest reported failure in phase boot: oops"),
             ),
+            result(&flaky, Verdict::Pass, 2, 4.0, None),
         ];
+        let rows = rows(&[pass, fail, flaky, skip], &results);
         insta::assert_snapshot!(markdown(&rows), @r"
         # kdrill summary
 
-        4 cases: 1 passed, 1 flaky, 1 failed, 1 skipped, 0 not run
+        4 cases: 1 passed, 1 flaky, 1 failed, 1 skipped, 0 interrupted, 0 not run
 
         | kernel | sysrq | nmi |
         |---|---|---|
         | debian-6.1 | PASS 21s | FAIL 21s |
         | debian-6.12 | FLAKY 21s | SKIP |
 
-        ## Failures, flakes and skips
+        ## Failures, flakes, skips and interruptions
 
-        - **FAIL** debian-6.1/nmi: no sign of the capture kernel to boot within 120s ([evidence](target/kdrill/runs/debian-6.1/nmi))
-        - **FLAKY** debian-6.12/sysrq: passed on a retry ([evidence](target/kdrill/runs/debian-6.12/sysrq))
+        - **FAIL** debian-6.1/nmi: no sign of the capture kernel to boot within 120s ([evidence](runs/debian-6.1/nmi/a1))
+        - **FLAKY** debian-6.12/sysrq: passed on a retry; attempt 1 failed: guest reported failure in phase boot: oops ([evidence](runs/debian-6.12/sysrq/a1))
         - **SKIP** debian-6.12/nmi: no NMI on this flavour
         ");
     }
 
     #[test]
-    fn pass_on_a_retry_is_flaky() {
-        let mut r = CaseResult::new("k", "s", "dir");
-        r.verdict = Verdict::Pass;
-        r.attempt = 2;
-        assert_eq!(status_of(&r), Status::Flaky);
-        r.attempt = 1;
-        assert_eq!(status_of(&r), Status::Pass);
+    fn a_declared_skip_is_a_skip_row_without_any_result() {
+        let skip = case("debian-6.1-cloud", "watchdog", Some("no i6300esb driver"));
+        let rows = rows(&[skip], &[]);
+        assert_eq!(rows[0].status, Status::Skip);
+        assert_eq!(rows[0].reason.as_deref(), Some("no i6300esb driver"));
+    }
+
+    #[test]
+    fn the_last_attempt_decides_and_a_missing_one_is_not_run() {
+        let c = case("k", "s", None);
+        let results = vec![
+            result(&c, Verdict::Pass, 1, 1.0, None),
+            result(
+                &c,
+                Verdict::Interrupted,
+                1,
+                5.0,
+                Some("interrupted (SIGTERM); guests killed"),
+            ),
+        ];
+        let rows = rows(std::slice::from_ref(&c), &results);
+        assert_eq!(rows[0].status, Status::Interrupted);
+        assert_eq!(rows[0].attempts, 2);
+        assert_eq!(super::rows(&[c], &[])[0].status, Status::NotRun);
+    }
+
+    #[test]
+    fn a_pass_on_nextests_retry_alone_is_flaky() {
+        let c = case("k", "s", None);
+        let rows = rows(
+            std::slice::from_ref(&c),
+            &[result(&c, Verdict::Pass, 2, 1.0, None)],
+        );
+        assert_eq!(rows[0].status, Status::Flaky);
+    }
+
+    #[test]
+    fn results_of_earlier_runs_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = case("k", "s", None);
+        let case_dir = crate::host::paths::case_dir(dir.path(), "k", "s");
+        let old =
+            crate::case::evidence::Attempt::create(&case_dir, 1, std::time::UNIX_EPOCH).unwrap();
+        let mut r = result(&c, Verdict::Fail, 1, 10.0, Some("old"));
+        old.write(&mut r);
+        let new = crate::case::evidence::Attempt::create(&case_dir, 1, SystemTime::now()).unwrap();
+        let mut r = result(&c, Verdict::Pass, 1, 2_000_000_000.0, None);
+        new.write(&mut r);
+        let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let got = load_results(dir.path(), &[c], since);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].verdict, Verdict::Pass);
     }
 }

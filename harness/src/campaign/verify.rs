@@ -1,6 +1,7 @@
 //! `verify`: select kernel x scenario cases, fetch what they need up front, run them one by one
 //! with progress, print one line per case and write the summary. Shared by `kdrill verify`,
-//! `cargo xtask verify` and the `matrix` test binary.
+//! `cargo xtask verify` and the `matrix` test binary. A stop (Ctrl-C, SIGTERM, SIGHUP) ends the
+//! run after the case in progress recorded it, with the shell's exit code for the signal.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -12,6 +13,7 @@ use crate::campaign::matrix::{self, Case};
 use crate::campaign::summary;
 use crate::case::verdict::{CaseResult, Verdict};
 use crate::case::{self, RunOptions};
+use crate::host::interrupt;
 use crate::vm::console::last_lines;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -74,27 +76,38 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let cases = args.cases(&root)?;
     if args.list {
         for case in &cases {
-            match case.kernel.skip.get(&case.scenario.id) {
+            match case.skip_reason() {
                 Some(why) => println!("{}  (SKIP: {why})", case.id()),
                 None => println!("{}", case.id()),
             }
         }
         return Ok(0);
     }
+    interrupt::install();
     let mut options = RunOptions::for_project(&root);
     options.echo_console |= args.console;
     prefetch(&cases, &options)?;
-    let results: Vec<CaseResult> = cases.iter().map(|case| run_one(case, &options)).collect();
-    finish(&options.target_dir, &cases, &results)
+    let mut results: Vec<CaseResult> = Vec::new();
+    for case in &cases {
+        if interrupt::interrupted().is_some() {
+            break;
+        }
+        results.push(run_one(case, &options));
+    }
+    finish(&options.out_dir, &cases, &results)
 }
 
-/// Writes the summary files, prints the totals, and returns the exit code.
-pub fn finish(target_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyhow::Result<i32> {
+/// Writes the summary files, prints the totals, and returns the exit code: 0 when every case
+/// passed or was declared skipped, 1 when one failed or did not run, 128 + the signal's number
+/// when the run was stopped.
+pub fn finish(out_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyhow::Result<i32> {
     let rows = summary::rows(cases, results);
-    summary::write(target_dir, &rows)
-        .with_context(|| format!("cannot write the summary under {}", target_dir.display()))?;
+    summary::write(out_dir, &rows)
+        .with_context(|| format!("cannot write the summary under {}", out_dir.display()))?;
     let count = |s: summary::Status| rows.iter().filter(|r| r.status == s).count();
-    let failed = count(summary::Status::Fail) + count(summary::Status::NotRun);
+    let failed = count(summary::Status::Fail)
+        + count(summary::Status::NotRun)
+        + count(summary::Status::Interrupted);
     println!(
         "{} passed, {failed} failed, {} skipped{}",
         count(summary::Status::Pass) + count(summary::Status::Flaky),
@@ -104,10 +117,10 @@ pub fn finish(target_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyh
             n => format!(" ({n} flaky)"),
         }
     );
-    println!(
-        "summary: {}",
-        target_dir.join("kdrill/summary.md").display()
-    );
+    println!("summary: {}", out_dir.join("summary.md").display());
+    if let Some(stop) = interrupt::interrupted() {
+        return Ok(stop.exit_code());
+    }
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
@@ -116,7 +129,7 @@ pub fn finish(target_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyh
 pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
     let mut done: Vec<&str> = Vec::new();
     for case in cases {
-        if done.contains(&case.kernel.id.as_str()) {
+        if done.contains(&case.kernel.id.as_str()) || case.skip_reason().is_some() {
             continue;
         }
         done.push(&case.kernel.id);
@@ -127,7 +140,7 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
         let needs_crasher = cases.iter().any(|c| {
             c.kernel.id == case.kernel.id
                 && c.scenario.trigger.needs_crasher()
-                && !c.kernel.skip.contains_key(&c.scenario.id)
+                && c.skip_reason().is_none()
         });
         if needs_crasher {
             let spinner = spinner(&format!("{}: building the crasher module", case.kernel.id));
@@ -144,12 +157,12 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
 pub fn run_one(case: &Case, options: &RunOptions) -> CaseResult {
     let id = case.id();
     let spinner = spinner(&id);
-    let result = case::run(&case.kernel, &case.scenario, options, &|phase| {
+    let result = case::run(case, options, &|phase| {
         spinner.set_message(format!("{id}: {phase}"))
     });
     spinner.finish_and_clear();
     println!("{}", result.summary_line());
-    if result.verdict == Verdict::Fail {
+    if matches!(result.verdict, Verdict::Fail | Verdict::Interrupted) {
         let serial = Path::new(&result.artifacts).join("serial.log");
         println!("  evidence: {}", result.artifacts);
         println!(
@@ -164,17 +177,22 @@ pub fn run_one(case: &Case, options: &RunOptions) -> CaseResult {
     result
 }
 
-/// Summary of the cases whose `result.json` was written since `since` (after a nextest run).
-pub fn summarize_since(
-    target_dir: &Path,
-    cases: &[Case],
-    since: SystemTime,
-) -> anyhow::Result<i32> {
-    let results = summary::load_results(target_dir, cases, since);
-    for result in &results {
-        println!("{}", result.summary_line());
+/// Summary of the attempts that started since `since` (after a nextest run): the last line of
+/// each case, and the totals.
+pub fn summarize_since(out_dir: &Path, cases: &[Case], since: SystemTime) -> anyhow::Result<i32> {
+    let results = summary::load_results(out_dir, cases, since);
+    for case in cases {
+        let last = results
+            .iter()
+            .filter(|r| r.kernel == case.kernel.id && r.scenario == case.scenario.id)
+            .max_by(|a, b| a.started.total_cmp(&b.started));
+        match (last, case.skip_reason()) {
+            (_, Some(why)) => println!("SKIP {}\n  skipped: {why}", case.id()),
+            (Some(result), None) => println!("{}", result.summary_line()),
+            (None, None) => {}
+        }
     }
-    finish(target_dir, cases, &results)
+    finish(out_dir, cases, &results)
 }
 
 fn spinner(message: &str) -> ProgressBar {

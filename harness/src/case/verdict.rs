@@ -1,9 +1,15 @@
-//! Judging a case: the result record saved as `result.json`, the expectation check over the log
-//! read from the dump, and the one-line summary.
+//! A case's record, saved as `result.json`: the verdict and its reasons, what ran (route,
+//! accelerator, kernel), phase timings, what the dump showed; the PASS rule; the one-line summary.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::case::error::CaseError;
+use crate::host::interrupt::Stop;
+use crate::spec::scenario::Trigger;
+use crate::vm::accel::Accel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -12,6 +18,20 @@ pub enum Verdict {
     Fail,
     /// Not run: the kernel entry declares the route cannot work there (the reason is in `reasons`).
     Skip,
+    /// Stopped before it could be judged: a signal, a lost test runner, or (written at the start
+    /// and never replaced) a run that was killed outright.
+    Interrupted,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
+            Verdict::Interrupted => "INTERRUPTED",
+        }
+    }
 }
 
 /// Phase durations in seconds; absent when the phase did not happen.
@@ -50,19 +70,30 @@ pub struct CaseResult {
     pub reasons: Vec<String>,
     /// What was left out and why, without failing the case (e.g. a dump format QEMU does not offer).
     pub notes: Vec<String>,
-    pub accel: Option<String>,
+    /// The kind of the first failure (`CaseError::kind`: `timeout`, `guest-failed`, `no-dump`, …).
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// How the case was stopped, when it was (`SIGTERM`, `SIGINT`, `SIGHUP`, `parent exited`;
+    /// `killed` when kdrill died without a word, e.g. SIGKILL).
+    #[serde(default)]
+    pub interrupted: Option<String>,
+    pub accel: Option<Accel>,
     pub accel_reason: Option<String>,
     pub kernel_release: Option<String>,
     pub phases: Phases,
     /// Size of the dump file in bytes.
     pub dump_bytes: Option<u64>,
     /// The crash route (the scenario's trigger).
-    pub route: Option<String>,
+    pub route: Option<Trigger>,
     /// Each expected regex and the first line of the dump's log it matched (`null`: none).
     pub expectations: BTreeMap<String, Option<String>>,
     /// The panic message read from the dump.
     pub panic_message: Option<String>,
+    /// This attempt's evidence folder.
     pub artifacts: String,
+    /// When the case started, seconds since the epoch (the summary keeps the attempts of one run).
+    #[serde(default)]
+    pub started: f64,
     /// Which try this was: nextest's `NEXTEST_ATTEMPT` (1 outside nextest). A PASS on a later try is FLAKY.
     #[serde(default = "first_attempt")]
     pub attempt: u32,
@@ -81,12 +112,14 @@ impl Phases {
 }
 
 impl CaseResult {
-    pub fn new(kernel: &str, scenario: &str, artifacts: &str) -> CaseResult {
+    pub fn new(kernel: &str, scenario: &str, artifacts: &Path) -> CaseResult {
         CaseResult {
             kernel: kernel.into(),
             scenario: scenario.into(),
             verdict: Verdict::Fail,
             reasons: Vec::new(),
+            failure: None,
+            interrupted: None,
             notes: Vec::new(),
             accel: None,
             accel_reason: None,
@@ -96,7 +129,11 @@ impl CaseResult {
             route: None,
             expectations: BTreeMap::new(),
             panic_message: None,
-            artifacts: artifacts.into(),
+            artifacts: artifacts.display().to_string(),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
             attempt: std::env::var("NEXTEST_ATTEMPT")
                 .ok()
                 .and_then(|a| a.parse().ok())
@@ -108,16 +145,58 @@ impl CaseResult {
         format!("{}/{}", self.kernel, self.scenario)
     }
 
+    /// Records a failure: its reason, and its kind when it is the first. An interruption makes
+    /// the verdict INTERRUPTED, whatever else failed.
+    pub fn fail(&mut self, error: CaseError) {
+        if let CaseError::Interrupted(stop) = &error {
+            self.interrupted = Some(stop.name().into());
+        }
+        self.failure.get_or_insert_with(|| error.kind().into());
+        self.reasons.push(error.to_string());
+    }
+
+    /// What `result.json` says while the case runs: if kdrill dies without a word (SIGKILL, the
+    /// machine going down), this is what is left.
+    pub fn placeholder(&self) -> CaseResult {
+        let mut placeholder = self.clone();
+        placeholder.verdict = Verdict::Interrupted;
+        placeholder.interrupted = Some("killed".into());
+        placeholder.failure = Some("interrupted".into());
+        placeholder.reasons = vec![
+            "interrupted: kdrill stopped before the case finished (killed with SIGKILL, or the machine went down)".into(),
+        ];
+        placeholder
+    }
+
+    /// The PASS rule: no failure, and at least one expectation checked, every one of them met.
+    /// An interruption (a reason recorded by [`CaseResult::fail`], or `stop`) is INTERRUPTED.
+    pub fn judge(&mut self, stop: Option<Stop>) {
+        if let Some(stop) = stop {
+            if self.interrupted.is_none() {
+                self.fail(CaseError::Interrupted(stop));
+            }
+        }
+        if self.interrupted.is_some() {
+            self.verdict = Verdict::Interrupted;
+            return;
+        }
+        let checked = !self.expectations.is_empty();
+        if self.reasons.is_empty() && checked && self.expectations.values().all(Option::is_some) {
+            self.verdict = Verdict::Pass;
+            return;
+        }
+        self.verdict = Verdict::Fail;
+        if self.reasons.is_empty() {
+            self.fail(CaseError::NothingChecked);
+        }
+    }
+
     /// `PASS debian-6.1/sysrq  tcg  boot 4.5s  kexec 0.9s  crash→capture 4.8s  makedumpfile 3.9s  dump 30 MB  total 15.0s`
     pub fn summary_line(&self) -> String {
-        let verdict = match self.verdict {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Skip => "SKIP",
-        };
+        let verdict = self.verdict.label();
         let mut line = format!("{verdict} {}", self.id());
-        if let Some(accel) = &self.accel {
-            line.push_str(&format!("  {accel}"));
+        if let Some(accel) = self.accel {
+            line.push_str(&format!("  {}", accel.qemu_name()));
         }
         let p = &self.phases;
         for (label, value) in [
@@ -152,101 +231,19 @@ impl CaseResult {
     }
 }
 
-/// For each pattern, the first line of `log` it matches. Patterns were validated when the
-/// scenario was loaded; an invalid one matches nothing.
-pub fn check_log(log: &str, patterns: &[String]) -> BTreeMap<String, Option<String>> {
-    patterns
-        .iter()
-        .map(|pattern| {
-            let found = regex::Regex::new(pattern).ok().and_then(|re| {
-                log.lines()
-                    .find(|line| re.is_match(line))
-                    .map(|l| l.trim_end().to_string())
-            });
-            (pattern.clone(), found)
-        })
-        .collect()
-}
-
-/// Reasons for each `absent` pattern that matches a line of one of the named texts.
-pub fn check_absent(texts: &[(&str, &str)], patterns: &[String]) -> Vec<String> {
-    let mut reasons = Vec::new();
-    for pattern in patterns {
-        let Ok(re) = regex::Regex::new(pattern) else {
-            continue;
-        };
-        for (name, text) in texts {
-            if let Some(line) = text.lines().find(|line| re.is_match(line)) {
-                reasons.push(format!(
-                    "{name} holds a line it must not (`{pattern}`): {}",
-                    line.trim_end()
-                ));
-            }
-        }
-    }
-    reasons
-}
-
-/// The last `Kernel panic - not syncing:` message in a dmesg text.
-pub fn panic_message(log: &str) -> Option<String> {
-    let marker = "Kernel panic - not syncing: ";
-    log.lines().rev().find_map(|line| {
-        line.find(marker)
-            .map(|at| line[at + marker.len()..].trim_end().to_string())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LOG: &str = "[   10.250000] sysrq: Trigger a crash\n\
-                       [   10.260000] Kernel panic - not syncing: sysrq triggered crash\n\
-                       [   10.270000] CPU: 0 PID: 1 Comm: sh\n";
-
-    #[test]
-    fn expected_lines_found_and_missing() {
-        let patterns = [
-            "sysrq: Trigger a crash".into(),
-            "NMI received".into(),
-            r"CPU: \d+ PID".into(),
-        ];
-        let got = check_log(LOG, &patterns);
-        assert_eq!(
-            got["sysrq: Trigger a crash"].as_deref(),
-            Some("[   10.250000] sysrq: Trigger a crash")
-        );
-        assert_eq!(got["NMI received"], None);
-        assert_eq!(
-            got[r"CPU: \d+ PID"].as_deref(),
-            Some("[   10.270000] CPU: 0 PID: 1 Comm: sh")
-        );
-    }
-
-    #[test]
-    fn absent_patterns_name_the_text_and_line() {
-        let texts = [
-            ("serial.log", "ok\nshould have crashed\n"),
-            ("dmesg.txt", LOG),
-        ];
-        let reasons = check_absent(&texts, &["should have crashed".into(), "Dazed".into()]);
-        assert_eq!(
-            reasons,
-            ["serial.log holds a line it must not (`should have crashed`): should have crashed"]
-        );
-    }
-
-    #[test]
-    fn panic_message_is_the_last_one() {
-        assert_eq!(panic_message(LOG).as_deref(), Some("sysrq triggered crash"));
-        assert_eq!(panic_message("no panic here"), None);
-    }
-
     #[test]
     fn summary_line_shows_phases_and_reason() {
-        let mut r = CaseResult::new("debian-6.1", "sysrq", "target/kdrill/runs/debian-6.1/sysrq");
+        let mut r = CaseResult::new(
+            "debian-6.1",
+            "sysrq",
+            Path::new("target/kdrill/runs/debian-6.1/sysrq"),
+        );
         r.verdict = Verdict::Pass;
-        r.accel = Some("tcg".into());
+        r.accel = Some(Accel::Tcg);
         r.phases = Phases {
             boot: Some(4.52),
             kexec: Some(0.91),
@@ -268,5 +265,54 @@ mod tests {
         assert!(r
             .summary_line()
             .ends_with("\n  reason: expected log line absent from the dump: `x`"));
+    }
+
+    fn judged(
+        expectations: &[(&str, bool)],
+        errors: Vec<CaseError>,
+        stop: Option<Stop>,
+    ) -> CaseResult {
+        let mut r = CaseResult::new("k", "s", Path::new("d"));
+        for (pattern, found) in expectations {
+            r.expectations
+                .insert(pattern.to_string(), found.then(|| "line".to_string()));
+        }
+        for e in errors {
+            r.fail(e);
+        }
+        r.judge(stop);
+        r
+    }
+
+    #[test]
+    fn the_pass_rule() {
+        assert_eq!(judged(&[("a", true)], vec![], None).verdict, Verdict::Pass);
+        // An unmet expectation, a failure, or nothing checked: FAIL.
+        assert_eq!(judged(&[("a", false)], vec![], None).verdict, Verdict::Fail);
+        let r = judged(&[("a", true)], vec![CaseError::NoDump], None);
+        assert_eq!(
+            (r.verdict, r.failure.as_deref()),
+            (Verdict::Fail, Some("no-dump"))
+        );
+        let r = judged(&[], vec![], None);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(r.reasons, ["no expectation was checked"]);
+        // A stop outranks everything and is named.
+        let r = judged(&[("a", true)], vec![CaseError::NoDump], Some(Stop::Term));
+        assert_eq!(r.verdict, Verdict::Interrupted);
+        assert_eq!(r.interrupted.as_deref(), Some("SIGTERM"));
+        assert_eq!(r.failure.as_deref(), Some("no-dump"));
+        assert!(r
+            .reasons
+            .contains(&"interrupted (SIGTERM); guests killed".to_string()));
+    }
+
+    #[test]
+    fn the_placeholder_says_interrupted() {
+        let r = CaseResult::new("k", "s", Path::new("d")).placeholder();
+        assert_eq!(r.verdict, Verdict::Interrupted);
+        assert_eq!(r.interrupted.as_deref(), Some("killed"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["verdict"], "INTERRUPTED");
     }
 }

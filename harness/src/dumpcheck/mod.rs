@@ -1,1 +1,68 @@
-//! Reading a captured dump back on the host and judging it: the native log, the makedumpfile cross-check, the scenario's expectations.
+//! Reading a captured dump back on the host and judging it: the files off the dump disk, the
+//! kernel log read natively and cross-checked with makedumpfile, the scenario's expectations.
+
+pub mod expect;
+pub mod log;
+pub mod makedumpfile;
+
+use std::path::Path;
+
+use crate::case::error::CaseError;
+use crate::case::evidence;
+use crate::case::verdict::CaseResult;
+use crate::guest::dumpdisk;
+use crate::spec::scenario::Scenario;
+
+/// Copies the dump and the capture boot's logs off the dump disk into `dir`, reads the kernel log
+/// from the dump (kdrill's reader, byte-compared with makedumpfile's), and checks the scenario's
+/// expectations on it and on the serial log. Unmet expectations are recorded in `result`; the
+/// error is what stopped the check.
+pub fn check_capture(
+    disk: &Path,
+    dir: &Path,
+    scenario: &Scenario,
+    result: &mut CaseResult,
+) -> Result<(), CaseError> {
+    for name in ["makedumpfile.log", "capture-dmesg.txt"] {
+        // Evidence only: a missing log is not itself a failure.
+        let _ = dumpdisk::extract(disk, name, &dir.join(name));
+    }
+    let vmcore = dir.join("vmcore");
+    let extracted =
+        dumpdisk::extract(disk, "vmcore", &vmcore).map_err(|e| CaseError::Dump(e.to_string()))?;
+    if !extracted {
+        return Err(CaseError::NoDump);
+    }
+    evidence::restrict(&vmcore)
+        .map_err(|e| CaseError::Dump(format!("chmod {}: {e}", vmcore.display())))?;
+    let size = std::fs::metadata(&vmcore).map(|m| m.len()).unwrap_or(0);
+    result.dump_bytes = Some(size);
+    if size == 0 {
+        return Err(CaseError::EmptyDump);
+    }
+    let log = log::read_cross_checked(&vmcore, &dir.join("dmesg.txt"))?;
+    result.panic_message = expect::panic_message(&log);
+    result.expectations = expect::check_log(&log, &scenario.expect.log);
+    let missing: Vec<String> = result
+        .expectations
+        .iter()
+        .filter(|(_, found)| found.is_none())
+        .map(|(pattern, _)| pattern.clone())
+        .collect();
+    for pattern in missing {
+        result.fail(CaseError::ExpectedLineMissing {
+            from: "the dump".into(),
+            pattern,
+        });
+    }
+    let serial =
+        String::from_utf8_lossy(&std::fs::read(dir.join("serial.log")).unwrap_or_default())
+            .into_owned();
+    for error in expect::check_absent(
+        &[("the dump's log", &log), ("serial.log", &serial)],
+        &scenario.expect.absent,
+    ) {
+        result.fail(error);
+    }
+    Ok(())
+}

@@ -28,13 +28,18 @@ pub fn find_project_root(start: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// Artifacts of one case: `<target>/kdrill/runs/<kernel>/<scenario>/`.
-pub fn case_dir(target_dir: &Path, kernel: &str, scenario: &str) -> PathBuf {
-    target_dir
-        .join("kdrill")
-        .join("runs")
-        .join(kernel)
-        .join(scenario)
+/// Where a run's evidence and summaries go: `$KDRILL_OUT`, else `<target>/kdrill` (the target
+/// folder of [`target_dir`]).
+pub fn out_dir(project_root: &Path) -> PathBuf {
+    match std::env::var_os("KDRILL_OUT").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => target_dir(project_root).join("kdrill"),
+    }
+}
+
+/// The attempts of one case: `<out>/runs/<kernel>/<scenario>/` (each attempt a folder inside).
+pub fn case_dir(out_dir: &Path, kernel: &str, scenario: &str) -> PathBuf {
+    out_dir.join("runs").join(kernel).join(scenario)
 }
 
 /// Cargo's target folder for a project root: `$CARGO_TARGET_DIR` when set, else `<root>/target`.

@@ -135,8 +135,17 @@ pub enum RunError {
 /// Runs `command` to its end with stdin closed, stdout and stderr captured, within `limit`
 /// (multiplied by `KDRILL_TIMEOUT_SCALE`). A timeout or a stop kills its whole process group.
 pub fn run(command: &mut Command, limit: Duration) -> Result<Finished, RunError> {
+    run_with_input(command, Stdio::null(), limit)
+}
+
+/// [`run`] with `stdin` as the command's standard input (a file, for `makedumpfile -R < dump`).
+pub fn run_with_input(
+    command: &mut Command,
+    stdin: Stdio,
+    limit: Duration,
+) -> Result<Finished, RunError> {
     command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = start(command)?;

@@ -67,6 +67,10 @@ pub fn choose(qemu: &Path, kernel: &Path, cache: &Path, scratch: &Path) -> (Acce
         }
     }
     let (accel, reason) = probe(qemu, kernel, scratch);
+    if crate::host::interrupt::interrupted().is_some() {
+        // A probe cut short proves nothing: do not remember it.
+        return (accel, reason);
+    }
     let record = ProbeRecord {
         boot_id,
         accel,
@@ -101,7 +105,12 @@ fn probe(qemu: &Path, kernel: &Path, scratch: &Path) -> (Accel, String) {
         Ok(guest) => guest,
         Err(err) => return (Accel::Tcg, format!("KVM probe could not start QEMU: {err}")),
     };
-    let booted = wait_until(PROBE_TIMEOUT, || {
+    // A slow machine (KDRILL_TIMEOUT_SCALE) gets a longer probe, as every other wait does.
+    let limit = crate::host::deadline::scaled(PROBE_TIMEOUT);
+    let booted = wait_until(limit, || {
+        if crate::host::interrupt::interrupted().is_some() {
+            return Some(false);
+        }
         let text = std::fs::read_to_string(&serial).unwrap_or_default();
         if text.contains("Linux version") {
             return Some(true);
@@ -116,7 +125,7 @@ fn probe(qemu: &Path, kernel: &Path, scratch: &Path) -> (Accel, String) {
             Accel::Tcg,
             format!(
                 "KVM probe guest printed nothing in {}s (nested virtualisation off?); using TCG",
-                PROBE_TIMEOUT.as_secs()
+                limit.as_secs()
             ),
         ),
     }

@@ -29,11 +29,13 @@ pub struct Qmp {
 }
 
 impl Qmp {
-    /// Connects (retrying until `timeout`, QEMU creates the socket while it starts) and negotiates capabilities.
-    pub fn connect(socket: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
+    /// Connects (retrying until `timeout`, QEMU creates the socket while it starts) and negotiates
+    /// capabilities; each answer may then take up to `reply` (see [`Qmp::set_timeout`]). Callers
+    /// pass both already scaled by `KDRILL_TIMEOUT_SCALE`.
+    pub fn connect(socket: &Path, timeout: Duration, reply: Duration) -> Result<Qmp, QmpError> {
         let stream = wait_until(timeout, || UnixStream::connect(socket).ok())
             .ok_or_else(|| QmpError::Connect(socket.display().to_string()))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_read_timeout(Some(reply))?;
         let writer = stream.try_clone()?;
         let mut qmp = Qmp {
             reader: BufReader::new(stream),

@@ -7,10 +7,74 @@ use std::time::Instant;
 
 use crate::vm::console::LineTail;
 
+/// The events a guest reports, by the word its `/init` writes (`status <word> …`). The same words
+/// are in `images/minimal/init`; a test checks that the two agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventName {
+    /// The first boot's init is running (`kernel=<release>`).
+    Boot,
+    /// `kexec -p` loaded the capture kernel (`secs=`).
+    KexecLoaded,
+    /// A guest-side route is about to crash the kernel (`route=`).
+    Trigger,
+    /// The guest hung a CPU on purpose; the host presses NMI next.
+    Hanging,
+    /// The guest waits for the host to crash it (or to dump it).
+    Ready,
+    /// The capture kernel's init is running.
+    CaptureStart,
+    /// makedumpfile wrote the dump (`secs=`).
+    Makedumpfile,
+    /// The capture boot is done and powers off.
+    Done,
+    /// Something failed in the guest (`phase=`, `reason=`).
+    Fail,
+}
+
+impl EventName {
+    pub const ALL: [EventName; 9] = [
+        EventName::Boot,
+        EventName::KexecLoaded,
+        EventName::Trigger,
+        EventName::Hanging,
+        EventName::Ready,
+        EventName::CaptureStart,
+        EventName::Makedumpfile,
+        EventName::Done,
+        EventName::Fail,
+    ];
+
+    /// The word on the status line.
+    pub fn word(self) -> &'static str {
+        match self {
+            EventName::Boot => "boot",
+            EventName::KexecLoaded => "kexec-loaded",
+            EventName::Trigger => "trigger",
+            EventName::Hanging => "hanging",
+            EventName::Ready => "ready",
+            EventName::CaptureStart => "capture-start",
+            EventName::Makedumpfile => "makedumpfile",
+            EventName::Done => "done",
+            EventName::Fail => "fail",
+        }
+    }
+
+    pub fn from_word(word: &str) -> Option<EventName> {
+        EventName::ALL.into_iter().find(|e| e.word() == word)
+    }
+}
+
+impl std::fmt::Display for EventName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
 /// One status line from the guest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    pub name: String,
+    pub name: EventName,
     /// The guest's uptime when it wrote the line, in seconds.
     pub uptime: f64,
     pub fields: BTreeMap<String, String>,
@@ -27,16 +91,13 @@ impl Event {
     }
 }
 
-/// Parses one line; anything that is not a well-formed status line gives `None`.
+/// Parses one line; anything that is not a well-formed status line of a known event gives `None`.
 /// Values run to the next ` key=` so reasons may contain spaces: `reason=kexec -p exited 1`.
 pub fn parse_line(line: &str) -> Option<Event> {
     let line = line.trim_end_matches(['\r', '\n']);
     let start = line.find("KDRILL ")?;
     let mut words = line[start + "KDRILL ".len()..].split(' ').peekable();
-    let name = words
-        .next()
-        .filter(|n| !n.is_empty() && !n.contains('='))?
-        .to_string();
+    let name = EventName::from_word(words.next()?)?;
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
     let mut current: Option<String> = None;
     for word in words {
@@ -97,7 +158,7 @@ mod tests {
     #[test]
     fn parses_event_with_fields() {
         let e = parse_line("KDRILL kexec-loaded t=5.12 secs=0.91\r\n").unwrap();
-        assert_eq!(e.name, "kexec-loaded");
+        assert_eq!(e.name, EventName::KexecLoaded);
         assert_eq!(e.uptime, 5.12);
         assert_eq!(e.seconds("secs"), Some(0.91));
     }
@@ -116,6 +177,37 @@ mod tests {
         assert_eq!(e.field("kernel"), Some("6.1.0-47-amd64"));
     }
 
+    /// The words `status <word>` calls in the guest's init (comments skipped).
+    fn words_emitted(init: &str) -> std::collections::BTreeSet<String> {
+        init.lines()
+            .map(|l| l.trim_start())
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix("status "))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn the_minimal_init_and_rust_know_the_same_events() {
+        let init = String::from_utf8_lossy(crate::spec::image::MINIMAL_INIT);
+        let emitted = words_emitted(&init);
+        for word in &emitted {
+            assert!(
+                EventName::from_word(word).is_some(),
+                "images/minimal/init emits `{word}`, which Rust does not know"
+            );
+        }
+        for name in EventName::ALL {
+            assert!(
+                emitted.contains(name.word()),
+                "Rust knows `{name}`, which images/minimal/init never emits"
+            );
+        }
+        // The probe itself must see every call: it found them all.
+        assert_eq!(emitted.len(), EventName::ALL.len());
+    }
+
     #[test]
     fn malformed_lines_are_not_events() {
         for line in [
@@ -125,6 +217,7 @@ mod tests {
             "KDRILL boot t=x",
             "booting KDRILL",
             "KDRILL t=1.0",
+            "KDRILL reboot t=1.0",
         ] {
             assert_eq!(parse_line(line), None, "{line:?}");
         }
@@ -137,14 +230,14 @@ mod tests {
         let mut reader = StatusReader::new(&path);
         assert!(reader.poll().is_empty());
         std::fs::write(&path, "KDRILL boot t=1.00\r\nKDRILL kexec-lo").unwrap();
-        let got: Vec<String> = reader.poll().into_iter().map(|(_, e)| e.name).collect();
-        assert_eq!(got, ["boot"]);
+        let got: Vec<EventName> = reader.poll().into_iter().map(|(_, e)| e.name).collect();
+        assert_eq!(got, [EventName::Boot]);
         std::fs::write(
             &path,
             "KDRILL boot t=1.00\r\nKDRILL kexec-loaded t=2.00 secs=0.9\r\n",
         )
         .unwrap();
-        let got: Vec<String> = reader.poll().into_iter().map(|(_, e)| e.name).collect();
-        assert_eq!(got, ["kexec-loaded"]);
+        let got: Vec<EventName> = reader.poll().into_iter().map(|(_, e)| e.name).collect();
+        assert_eq!(got, [EventName::KexecLoaded]);
     }
 }

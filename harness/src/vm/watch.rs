@@ -1,31 +1,43 @@
-//! Waiting for the guest's status events: each wait has a deadline, and ends early with a reason
-//! when the guest reports a failure or QEMU exits.
+//! Waiting for the guest's status events: each wait has a deadline, and ends early with a typed
+//! reason when the guest reports a failure, QEMU exits, or kdrill is asked to stop.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::case::error::CaseError;
+use crate::host::interrupt;
 use crate::vm::console::{last_lines, LineTail};
 use crate::vm::qemu::Guest;
-use crate::vm::status::{Event, StatusReader};
+use crate::vm::status::{Event, EventName, StatusReader};
 
-pub struct Watch<'a> {
-    guest: &'a mut Guest,
+/// One awaited event: what it is, how long it may take, and how a failure describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub event: EventName,
+    pub limit: Duration,
+    /// "the first boot's init to start": completes "no sign of … within Ns".
+    pub what: &'static str,
+}
+
+/// The guest and its two output files, followed as they grow.
+pub struct Watch {
+    guest: Guest,
     status: StatusReader,
     console: LineTail,
     echo: bool,
     scale: f64,
     stderr: PathBuf,
     /// Every status event seen so far, with the host time it arrived.
-    history: Vec<(Instant, String)>,
+    history: Vec<(Instant, EventName)>,
     /// Events read but not yet consumed by a wait.
     pending: VecDeque<(Instant, Event)>,
 }
 
-impl<'a> Watch<'a> {
+impl Watch {
     /// Follows `status_log` and `serial_log` of `guest`; deadlines are multiplied by `scale`.
     pub fn new(
-        guest: &'a mut Guest,
+        guest: Guest,
         status_log: &Path,
         serial_log: &Path,
         stderr: &Path,
@@ -46,23 +58,27 @@ impl<'a> Watch<'a> {
 
     /// The guest being watched.
     pub fn guest(&mut self) -> &mut Guest {
-        self.guest
+        &mut self.guest
+    }
+
+    /// `limit` stretched by this watch's scale.
+    pub fn scaled(&self, limit: Duration) -> Duration {
+        limit.mul_f64(self.scale)
     }
 
     /// Reads new status events and consumes them up to the first `name` or `fail` event; later
     /// events stay queued for the next wait.
-    fn take(&mut self, name: &str) -> Option<Result<(Instant, Event), String>> {
+    fn take(&mut self, name: EventName) -> Option<Result<(Instant, Event), CaseError>> {
         for (at, event) in self.status.poll() {
-            self.history.push((at, event.name.clone()));
+            self.history.push((at, event.name));
             self.pending.push_back((at, event));
         }
         while let Some((at, event)) = self.pending.pop_front() {
-            if event.name == "fail" {
-                let phase = event.field("phase").unwrap_or("?");
-                let reason = event.field("reason").unwrap_or("no reason given");
-                return Some(Err(format!(
-                    "guest reported failure in phase {phase}: {reason}"
-                )));
+            if event.name == EventName::Fail {
+                return Some(Err(CaseError::GuestFailed {
+                    phase: event.field("phase").unwrap_or("?").into(),
+                    reason: event.field("reason").unwrap_or("no reason given").into(),
+                }));
             }
             if event.name == name {
                 return Some(Ok((at, event)));
@@ -72,23 +88,18 @@ impl<'a> Watch<'a> {
     }
 
     /// When event `name` was last seen, if ever.
-    pub fn seen(&self, name: &str) -> Option<Instant> {
+    pub fn seen(&self, name: EventName) -> Option<Instant> {
         self.history
             .iter()
             .rev()
-            .find(|(_, n)| n == name)
+            .find(|(_, n)| *n == name)
             .map(|(at, _)| *at)
     }
 
-    /// Waits for status event `name`; a `fail` event, QEMU exiting or the deadline ends the wait
-    /// with a reason naming `what` was expected.
-    pub fn until(
-        &mut self,
-        name: &str,
-        timeout: Duration,
-        what: &str,
-    ) -> Result<(Instant, Event), String> {
-        let timeout = timeout.mul_f64(self.scale);
+    /// Waits for `wait.event`; a `fail` event, QEMU exiting, a stop or the deadline ends the
+    /// wait with the matching [`CaseError`].
+    pub fn until(&mut self, wait: Wait) -> Result<(Instant, Event), CaseError> {
+        let timeout = self.scaled(wait.limit);
         let deadline = Instant::now() + timeout;
         loop {
             for line in self.console.poll() {
@@ -96,28 +107,116 @@ impl<'a> Watch<'a> {
                     eprintln!("  | {line}");
                 }
             }
-            if let Some(found) = self.take(name) {
+            if let Some(stop) = interrupt::interrupted() {
+                return Err(CaseError::Interrupted(stop));
+            }
+            if let Some(found) = self.take(wait.event) {
                 return found;
             }
             if let Some(status) = self.guest.try_exit() {
                 // The file may hold a last event written just before QEMU exited.
-                if let Some(found) = self.take(name) {
+                if let Some(found) = self.take(wait.event) {
                     return found;
                 }
-                let stderr = last_lines(&self.stderr, 5).join(" | ");
-                let stderr = if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!("; QEMU stderr: {stderr}")
-                };
-                return Err(format!(
-                    "QEMU exited ({status}) while waiting for {what}{stderr}"
-                ));
+                return Err(CaseError::QemuExited {
+                    status: status.to_string(),
+                    event: wait.event,
+                    what: wait.what,
+                    stderr: last_lines(&self.stderr, 5).join(" | "),
+                });
             }
             if Instant::now() >= deadline {
-                return Err(format!("no sign of {what} within {}s", timeout.as_secs()));
+                return Err(CaseError::Timeout {
+                    event: wait.event,
+                    what: wait.what,
+                    after: timeout,
+                });
             }
             std::thread::sleep(crate::host::deadline::POLL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+    use crate::host::process::GroupChild;
+
+    /// A fake guest: a shell that writes status lines, as QEMU writes the guest's ttyS1.
+    fn watch(script: &str, dir: &Path) -> Watch {
+        let status = dir.join("status.log");
+        let script = script.replace("STATUS", &status.display().to_string());
+        let guest = GroupChild::start(Command::new("/bin/sh").args(["-c", &script])).unwrap();
+        Watch::new(
+            guest,
+            &status,
+            &dir.join("serial.log"),
+            &dir.join("stderr.log"),
+            false,
+            1.0,
+        )
+    }
+
+    const BOOT: Wait = Wait {
+        event: EventName::Boot,
+        limit: Duration::from_secs(10),
+        what: "the first boot's init to start",
+    };
+
+    #[test]
+    fn an_event_ends_the_wait_and_later_ones_stay_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = watch(
+            "printf 'KDRILL boot t=1.0\\nKDRILL ready t=2.0\\n' > STATUS; sleep 30",
+            dir.path(),
+        );
+        let (_, boot) = w.until(BOOT).unwrap();
+        assert_eq!(boot.uptime, 1.0);
+        let ready = Wait {
+            event: EventName::Ready,
+            ..BOOT
+        };
+        assert_eq!(w.until(ready).unwrap().1.uptime, 2.0);
+        assert!(w.seen(EventName::Boot).is_some());
+    }
+
+    #[test]
+    fn a_guest_failure_is_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = watch(
+            "printf 'KDRILL fail t=1.0 phase=kexec reason=kexec -p exited 1\\n' > STATUS; sleep 30",
+            dir.path(),
+        );
+        let err = w.until(BOOT).unwrap_err();
+        assert!(
+            matches!(&err, CaseError::GuestFailed { phase, reason } if phase == "kexec" && reason == "kexec -p exited 1"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn qemu_exiting_and_the_deadline_end_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = watch("exit 3", dir.path());
+        let err = w.until(BOOT).unwrap_err();
+        assert_eq!(err.kind(), "qemu-exited", "{err}");
+        let mut w = watch("sleep 30", dir.path());
+        let short = Wait {
+            limit: Duration::from_millis(200),
+            ..BOOT
+        };
+        let err = w.until(short).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CaseError::Timeout {
+                    event: EventName::Boot,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -1,0 +1,144 @@
+//! Every deadline of one case, in one place, and their sum: the longest a case can take before
+//! one of its own deadlines ends it. nextest's kill time (`.config/nextest.toml`) must stay above
+//! that sum (a test checks it), so a stuck case always fails with its own reason, never by being
+//! killed from outside without evidence.
+//!
+//! Measured under TCG on 2 cores (see FACTS.md): boot 4.5–10 s, `kexec -p` 0.9–2.9 s, crash →
+//! capture 5–7.4 s, makedumpfile 3–13 s. The limits leave a wide margin for a loaded machine and
+//! are all multiplied by `KDRILL_TIMEOUT_SCALE`.
+
+use std::time::Duration;
+
+use crate::vm::status::EventName;
+use crate::vm::watch::Wait;
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+pub const BOOT: Wait = Wait {
+    event: EventName::Boot,
+    limit: secs(120),
+    what: "the first boot's init to start",
+};
+pub const KEXEC: Wait = Wait {
+    event: EventName::KexecLoaded,
+    limit: secs(60),
+    what: "kexec -p to load the capture kernel",
+};
+/// A host-side route waits this long for the guest to say it is ready to be crashed.
+pub const READY: Wait = Wait {
+    event: EventName::Ready,
+    limit: secs(60),
+    what: "the guest to be ready for the crash",
+};
+pub const HANGING: Wait = Wait {
+    event: EventName::Hanging,
+    limit: secs(60),
+    what: "the guest to hang a CPU",
+};
+/// `vm-dump`: the guest writes its marker to the kernel log, then says `ready`.
+pub const MARKER: Wait = Wait {
+    event: EventName::Ready,
+    limit: secs(60),
+    what: "the guest to write its marker",
+};
+pub const CAPTURE: Wait = Wait {
+    event: EventName::CaptureStart,
+    limit: secs(120),
+    what: "the capture kernel to boot (did the crash reach kexec?)",
+};
+pub const SAVE: Wait = Wait {
+    event: EventName::Makedumpfile,
+    limit: secs(180),
+    what: "makedumpfile to finish",
+};
+pub const DONE: Wait = Wait {
+    event: EventName::Done,
+    limit: secs(30),
+    what: "the capture boot to finish",
+};
+/// QEMU exits after the capture boot's power-off.
+pub const POWEROFF: Duration = secs(30);
+/// QEMU creates its QMP socket while it starts.
+pub const QMP_CONNECT: Duration = secs(20);
+/// A QMP command's answer (a `dump-guest-memory` takes longer: [`VM_DUMP`]).
+pub const QMP_REPLY: Duration = secs(10);
+/// One `dump-guest-memory` (elf of 1 GiB: ~1 s; kdump-zlib: ~1.6 s).
+pub const VM_DUMP: Duration = secs(120);
+/// The `vm-dump` formats a scenario may ask for at most (elf, kdump-zlib, kdump-lzo, kdump-snappy).
+pub const VM_DUMP_FORMATS: u32 = 4;
+/// The longest simulated hang (`hang_seconds` in a scenario).
+pub const MAX_HANG: Duration = secs(60);
+/// Reading the dump back on the host: each debugfs extraction, each makedumpfile run
+/// (`-R` then `--dump-dmesg`), kdrill's own reader.
+pub const EXTRACT: Duration = secs(60);
+pub const EXTRACTIONS: u32 = 3;
+pub const MAKEDUMPFILE_READ: Duration = secs(60);
+/// Before the guest: fetching the kernel and its headers, building the crasher, making the image
+/// and the disk, the KVM probe. Each step has its own deadline; this is their sum (see `fetch/`,
+/// `guest/`, `vm/accel.rs`).
+pub const SETUP: Duration = secs(600);
+
+/// The longest a case can run at `scale` before its own deadlines end it.
+pub fn total(scale: f64) -> Duration {
+    let capture = BOOT.limit
+        + KEXEC.limit
+        + READY.limit.max(HANGING.limit + MAX_HANG)
+        + CAPTURE.limit
+        + SAVE.limit
+        + DONE.limit
+        + POWEROFF
+        + EXTRACT * EXTRACTIONS
+        + MAKEDUMPFILE_READ * 2;
+    let vm_dump = BOOT.limit + MARKER.limit + QMP_REPLY + VM_DUMP * VM_DUMP_FORMATS;
+    (QMP_CONNECT + QMP_REPLY + SETUP + capture.max(vm_dump)).mul_f64(scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// nextest's kill time for the VM tests: `period × terminate-after` of the matrix override
+    /// in `.config/nextest.toml`, for `profile`.
+    fn nextest_kill_time(profile: &str) -> Duration {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.config/nextest.toml"),
+        )
+        .unwrap();
+        let header = format!("[[profile.{profile}.overrides]]");
+        let block = text.split(&header).nth(1).expect("a matrix override");
+        let line = block
+            .lines()
+            .find(|l| l.starts_with("slow-timeout"))
+            .expect("slow-timeout in the override");
+        let number = |key: &str| -> u64 {
+            let rest = &line[line.find(key).unwrap() + key.len()..];
+            rest.trim_start_matches(|c: char| !c.is_ascii_digit())
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap()
+        };
+        Duration::from_secs(number("period") * number("terminate-after"))
+    }
+
+    #[test]
+    fn the_case_budget_stays_below_nextests_kill_time() {
+        for profile in ["default", "ci"] {
+            let kill = nextest_kill_time(profile);
+            assert!(
+                total(1.0) < kill,
+                "{profile}: a case may take {}s by its own deadlines, nextest kills at {}s",
+                total(1.0).as_secs(),
+                kill.as_secs()
+            );
+        }
+    }
+
+    #[test]
+    fn the_budget_scales() {
+        assert_eq!(total(2.0), total(1.0) * 2);
+    }
+}

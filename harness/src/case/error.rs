@@ -1,0 +1,218 @@
+//! Why a case failed, as one typed value rendered once: the reason in `result.json`, the summary
+//! and the result line, and the `failure` kind machines (the summary, calibration) match on.
+
+use std::time::Duration;
+
+use crate::host::interrupt::Stop;
+use crate::vm::status::EventName;
+
+/// Everything that can make a case FAIL (or stop it).
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// Preparing the case failed before any guest ran: a missing tool, the kernel fetch, the
+    /// crasher build, the guest image, the dump disk, the evidence folder.
+    #[error("{what}: {detail}")]
+    Setup { what: &'static str, detail: String },
+    /// The guest's init reported a failure on its status channel.
+    #[error("guest reported failure in phase {phase}: {reason}")]
+    GuestFailed { phase: String, reason: String },
+    /// An awaited status event did not come in time.
+    #[error("no sign of {what} within {}s", .after.as_secs())]
+    Timeout {
+        event: EventName,
+        what: &'static str,
+        after: Duration,
+    },
+    /// The capture kernel never started although the console shows the kernel panicked: the
+    /// failure kdump exists to catch.
+    #[error("no sign of the capture kernel to boot (did the crash reach kexec?) within {}s; the kernel panicked (`{panic}`) but the capture kernel never ran", .after.as_secs())]
+    CaptureNeverRan { after: Duration, panic: String },
+    /// QEMU ended while an event was awaited.
+    #[error("QEMU exited ({status}) while waiting for {what}{}", stderr_note(.stderr))]
+    QemuExited {
+        status: String,
+        event: EventName,
+        what: &'static str,
+        stderr: String,
+    },
+    /// QEMU stayed up after the capture boot powered off.
+    #[error("QEMU did not exit within {}s of the capture boot powering off", .after.as_secs())]
+    NoPowerOff { after: Duration },
+    /// Talking to QEMU (QMP) failed.
+    #[error("{during}: {detail}")]
+    Qmp {
+        during: &'static str,
+        detail: String,
+    },
+    /// The host's side of a crash route could not be performed.
+    #[error("{0}")]
+    Route(String),
+    /// The capture boot left no dump.
+    #[error("no dump: the capture kernel wrote no vmcore to the dump disk")]
+    NoDump,
+    #[error("the dump is empty (0 bytes)")]
+    EmptyDump,
+    /// A dump (or a file kept with it) could not be read or written on the host.
+    #[error("{0}")]
+    Dump(String),
+    /// kdrill's reader and makedumpfile read different logs from the same dump.
+    #[error("kdrill's reader and makedumpfile disagree on the kernel log from byte {at} on (compare {ours} with {theirs})")]
+    LogMismatch {
+        at: usize,
+        ours: String,
+        theirs: String,
+    },
+    /// A line the scenario expects is not in the dump's log.
+    #[error("expected log line absent from {from}: `{pattern}`")]
+    ExpectedLineMissing { from: String, pattern: String },
+    /// A line the scenario forbids is in a log.
+    #[error("{text} holds a line it must not (`{pattern}`): {line}")]
+    ForbiddenLine {
+        text: String,
+        pattern: String,
+        line: String,
+    },
+    /// The case ran, but checked nothing.
+    #[error("no expectation was checked")]
+    NothingChecked,
+    /// Killing QEMU left something behind.
+    #[error("teardown: {0}")]
+    Teardown(String),
+    /// kdrill was stopped (a signal, or its test runner went away).
+    #[error("interrupted ({0}); guests killed")]
+    Interrupted(Stop),
+}
+
+fn stderr_note(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("; QEMU stderr: {stderr}")
+    }
+}
+
+impl CaseError {
+    /// A short stable name for the kind of failure (`result.json`'s `failure`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CaseError::Setup { .. } => "setup",
+            CaseError::GuestFailed { .. } => "guest-failed",
+            CaseError::Timeout { .. } => "timeout",
+            CaseError::CaptureNeverRan { .. } => "capture-never-ran",
+            CaseError::QemuExited { .. } => "qemu-exited",
+            CaseError::NoPowerOff { .. } => "no-poweroff",
+            CaseError::Qmp { .. } => "qmp",
+            CaseError::Route(_) => "route",
+            CaseError::NoDump => "no-dump",
+            CaseError::EmptyDump => "empty-dump",
+            CaseError::Dump(_) => "dump-unreadable",
+            CaseError::LogMismatch { .. } => "log-mismatch",
+            CaseError::ExpectedLineMissing { .. } => "expectation-missing",
+            CaseError::ForbiddenLine { .. } => "forbidden-line",
+            CaseError::NothingChecked => "nothing-checked",
+            CaseError::Teardown(_) => "teardown",
+            CaseError::Interrupted(_) => "interrupted",
+        }
+    }
+
+    /// Refines a timeout waiting for the capture kernel with what the console shows: a panic
+    /// that never reached the capture kernel. `panic` is the console's last panic message.
+    pub fn diagnose(self, panic: impl FnOnce() -> Option<String>) -> CaseError {
+        match self {
+            CaseError::Timeout {
+                event: EventName::CaptureStart,
+                after,
+                ..
+            } => match panic() {
+                Some(panic) => CaseError::CaptureNeverRan { after, panic },
+                None => self,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Turns any displayable error into a [`CaseError::Setup`] naming the step.
+pub trait SetupContext<T> {
+    fn setup(self, what: &'static str) -> Result<T, CaseError>;
+}
+
+impl<T, E: std::fmt::Display> SetupContext<T> for Result<T, E> {
+    fn setup(self, what: &'static str) -> Result<T, CaseError> {
+        self.map_err(|e| CaseError::Setup {
+            what,
+            detail: format!("{e:#}").trim_end().to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture_timeout() -> CaseError {
+        CaseError::Timeout {
+            event: EventName::CaptureStart,
+            what: "the capture kernel to boot (did the crash reach kexec?)",
+            after: Duration::from_secs(120),
+        }
+    }
+
+    #[test]
+    fn a_capture_timeout_after_a_panic_says_the_capture_never_ran() {
+        let err = capture_timeout().diagnose(|| Some("sysrq triggered crash".into()));
+        assert_eq!(err.kind(), "capture-never-ran");
+        assert_eq!(
+            err.to_string(),
+            "no sign of the capture kernel to boot (did the crash reach kexec?) within 120s; the kernel panicked (`sysrq triggered crash`) but the capture kernel never ran"
+        );
+    }
+
+    #[test]
+    fn other_timeouts_and_errors_are_not_rediagnosed() {
+        let err = capture_timeout().diagnose(|| None);
+        assert_eq!(err.kind(), "timeout");
+        let boot = CaseError::Timeout {
+            event: EventName::Boot,
+            what: "the first boot's init to start",
+            after: Duration::from_secs(120),
+        };
+        let err = boot.diagnose(|| Some("x".into()));
+        assert_eq!(
+            err.to_string(),
+            "no sign of the first boot's init to start within 120s"
+        );
+        let failed = CaseError::GuestFailed {
+            phase: "kexec".into(),
+            reason: "kexec -p exited 1: Cannot load".into(),
+        };
+        assert_eq!(
+            failed.to_string(),
+            "guest reported failure in phase kexec: kexec -p exited 1: Cannot load"
+        );
+    }
+
+    #[test]
+    fn qemu_exit_carries_its_stderr_only_when_there_is_some() {
+        let err = |stderr: &str| CaseError::QemuExited {
+            status: "exit status: 1".into(),
+            event: EventName::Boot,
+            what: "the first boot's init to start",
+            stderr: stderr.into(),
+        };
+        assert_eq!(
+            err("").to_string(),
+            "QEMU exited (exit status: 1) while waiting for the first boot's init to start"
+        );
+        assert!(err("no kvm").to_string().ends_with("; QEMU stderr: no kvm"));
+    }
+
+    #[test]
+    fn setup_errors_name_their_step() {
+        let got: Result<(), CaseError> = Err::<(), _>("apt-get failed").setup("kernel debian-6.1");
+        assert_eq!(
+            got.unwrap_err().to_string(),
+            "kernel debian-6.1: apt-get failed"
+        );
+    }
+}

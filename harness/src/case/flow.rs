@@ -1,0 +1,208 @@
+//! The crash-and-capture flow of a case: boot, `kexec -p`, the route's crash, the capture boot
+//! and makedumpfile, by the guest's status events; then teardown and reading the dump back.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::case::budget;
+use crate::case::error::{CaseError, SetupContext};
+use crate::case::prepare::{self, Prepared};
+use crate::case::verdict::CaseResult;
+use crate::case::{vmdump, Case, RunOptions};
+use crate::dumpcheck;
+use crate::host::interrupt;
+use crate::spec::scenario::Trigger;
+use crate::vm::qemu::{Guest, GuestConfig};
+use crate::vm::qmp::Qmp;
+use crate::vm::routes;
+use crate::vm::status::EventName;
+use crate::vm::watch::Watch;
+
+/// What one case's run needs throughout.
+pub struct Run<'a> {
+    pub case: &'a Case,
+    pub options: &'a RunOptions,
+    /// This attempt's evidence folder.
+    pub dir: &'a Path,
+    pub progress: &'a dyn Fn(&str),
+}
+
+/// A booted guest and what its flow records.
+pub struct Guesting<'a, 'r> {
+    pub run: &'a Run<'a>,
+    pub watch: Watch,
+    pub config: &'a GuestConfig,
+    pub result: &'r mut CaseResult,
+    /// When QEMU was started.
+    pub boot_started: Instant,
+}
+
+impl Run<'_> {
+    /// Runs the case; errors are its first reason (later ones are recorded in `result`).
+    pub fn go(&self, result: &mut CaseResult) -> Result<(), CaseError> {
+        let prepared = prepare::prepare(self.case, self.options, self.dir, result, self.progress)?;
+        let Prepared {
+            qemu,
+            config,
+            args,
+            disk,
+            scratch: _scratch,
+        } = &prepared;
+        (self.progress)("booting");
+        let boot_started = Instant::now();
+        let guest = Guest::spawn(qemu, args, &self.dir.join("qemu-stderr.log")).setup("QEMU")?;
+        let watch = Watch::new(
+            guest,
+            &self.dir.join("status.log"),
+            &config.serial_log,
+            &self.dir.join("qemu-stderr.log"),
+            self.options.echo_console,
+            self.options.timeout_scale,
+        );
+        let mut guesting = Guesting {
+            run: self,
+            watch,
+            config,
+            result,
+            boot_started,
+        };
+        let outcome = match self.case.scenario.trigger {
+            Trigger::VmDump => vmdump::dump(&mut guesting),
+            _ => crash_and_capture(&mut guesting),
+        };
+        if let Err(err) = guesting.watch.guest().kill() {
+            guesting.result.fail(CaseError::Teardown(err));
+        }
+        drop(guesting);
+        let serial = &config.serial_log;
+        let outcome = outcome.map_err(|e| e.diagnose(|| console_panic(serial)));
+        if self.case.scenario.trigger == Trigger::VmDump {
+            return outcome;
+        }
+        if let Some(stop) = interrupt::interrupted() {
+            return outcome.and(Err(CaseError::Interrupted(stop)));
+        }
+        let guest_failed = outcome.is_err();
+        if let Err(error) = outcome {
+            result.fail(error);
+        }
+        (self.progress)("reading the dump");
+        let started = Instant::now();
+        let checked = dumpcheck::check_capture(disk, self.dir, &self.case.scenario, result);
+        result.phases.verify = Some(started.elapsed().as_secs_f64());
+        match checked {
+            // The guest's failure is the reason; "no dump" after it would only point the wrong way.
+            Err(CaseError::NoDump) if guest_failed => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// The console's last panic message, for a capture that never came.
+fn console_panic(serial_log: &Path) -> Option<String> {
+    let serial =
+        String::from_utf8_lossy(&std::fs::read(serial_log).unwrap_or_default()).into_owned();
+    dumpcheck::expect::panic_message(&serial)
+}
+
+impl Guesting<'_, '_> {
+    fn progress(&self, what: &str) {
+        (self.run.progress)(what)
+    }
+
+    /// Connects QMP, records which accelerator really runs, and waits for the first boot's init,
+    /// timing it by the host's clock and the guest's own.
+    pub fn first_boot(&mut self) -> Result<Qmp, CaseError> {
+        let socket = self.config.qmp_socket.as_deref().ok_or(CaseError::Qmp {
+            during: "QMP",
+            detail: "the guest has no QMP socket".into(),
+        })?;
+        let qmp_err = |e: crate::vm::qmp::QmpError| CaseError::Qmp {
+            during: "QMP",
+            detail: e.to_string(),
+        };
+        let mut qmp = Qmp::connect(
+            socket,
+            self.watch.scaled(budget::QMP_CONNECT),
+            self.watch.scaled(budget::QMP_REPLY),
+        )
+        .map_err(qmp_err)?;
+        let kvm = qmp.execute("query-kvm", None).map_err(qmp_err)?;
+        let enabled = kvm
+            .get("enabled")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        self.result.accel = Some(if enabled {
+            crate::vm::accel::Accel::Kvm
+        } else {
+            crate::vm::accel::Accel::Tcg
+        });
+        let (seen, booted) = self.watch.until(budget::BOOT)?;
+        self.result.phases.boot = Some((seen - self.boot_started).as_secs_f64());
+        self.result.phases.guest_boot = Some(booted.uptime);
+        Ok(qmp)
+    }
+}
+
+/// Follows the guest through both boots, crashing it by the scenario's route; fills in phase
+/// times. Errors say which step did not happen.
+fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
+    let scenario = &g.run.case.scenario;
+    let mut qmp = g.first_boot()?;
+    g.progress("loading the capture kernel (kexec -p)");
+    let (loaded_at, loaded) = g.watch.until(budget::KEXEC)?;
+    g.result.phases.kexec = loaded.seconds("secs");
+
+    let mut crashed_at = None;
+    let mut _console = None;
+    if routes::host_presses(scenario.trigger) {
+        if scenario.trigger == Trigger::HangThenNmi {
+            g.watch.until(budget::HANGING)?;
+            g.progress("guest hung; waiting before pressing NMI");
+            // The point of the route: the system stays hung for a while, as in the field.
+            hold(Duration::from_secs(u64::from(scenario.hang_seconds)).min(budget::MAX_HANG))?;
+        } else {
+            g.watch.until(budget::READY)?;
+        }
+        g.progress("crashing from the host");
+        let socket = g
+            .config
+            .console_socket
+            .as_deref()
+            .unwrap_or(Path::new("/nonexistent"));
+        let pressed =
+            routes::press(scenario.trigger, &mut qmp, socket).map_err(CaseError::Route)?;
+        crashed_at = Some(pressed.at);
+        _console = pressed.console;
+    }
+    g.progress("crashed; capture kernel booting");
+    let (capture_at, capture) = g.watch.until(budget::CAPTURE)?;
+    // A guest-side trigger line is written just before the crash; if it was lost, the crash is
+    // timed from the capture kernel being loaded, which precedes it at once.
+    let crashed_at = crashed_at
+        .or_else(|| g.watch.seen(EventName::Trigger))
+        .unwrap_or(loaded_at);
+    g.result.phases.crash_to_capture = Some((capture_at - crashed_at).as_secs_f64());
+    g.result.phases.capture_boot = Some(capture.uptime);
+    g.progress("makedumpfile writing the dump");
+    let (_, saved) = g.watch.until(budget::SAVE)?;
+    g.result.phases.makedumpfile = saved.seconds("secs");
+    g.watch.until(budget::DONE)?;
+    let limit = g.watch.scaled(budget::POWEROFF);
+    if g.watch.guest().wait_exit(limit).is_none() {
+        if let Some(stop) = interrupt::interrupted() {
+            return Err(CaseError::Interrupted(stop));
+        }
+        return Err(CaseError::NoPowerOff { after: limit });
+    }
+    Ok(())
+}
+
+/// Keeps the guest hung for `how_long` (the simulated hang itself), ending early on a stop.
+fn hold(how_long: Duration) -> Result<(), CaseError> {
+    let stopped = crate::host::deadline::wait_until(how_long, interrupt::interrupted);
+    match stopped {
+        Some(stop) => Err(CaseError::Interrupted(stop)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,66 @@
+//! `cargo xtask test`: what CI runs. `cargo fmt --check`, `cargo clippy -D warnings`, then every
+//! test through nextest (the `ci` matrix set among them, stopped with xtask), the matrix summary
+//! and the JUnit report completed with the declared skips' reasons.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::SystemTime;
+
+use anyhow::{bail, Context};
+
+use crate::{cargo_bin, has_nextest, nextest};
+
+pub fn run(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
+    cargo(&["fmt", "--all", "--", "--check"])
+        .context("formatting differs: run `cargo fmt --all`")?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    let started = SystemTime::now();
+    let target = kdrill::host::paths::target_dir(root);
+    if !has_nextest() {
+        eprintln!("xtask: cargo-nextest is not installed (`cargo install cargo-nextest --locked`); running `cargo test`");
+        let mut args = vec!["test", "--workspace"];
+        args.extend(rest.iter().map(String::as_str));
+        return cargo(&args).map(|()| 0);
+    }
+    let config = nextest::config_file(root, &target, kdrill::host::deadline::scale())?;
+    let mut command = Command::new(cargo_bin());
+    command.args(["nextest", "run", "--workspace", "--profile", "ci"]);
+    command.arg("--config-file").arg(&config);
+    command.args(rest);
+    eprintln!(
+        "xtask: cargo nextest run --workspace --profile ci {}",
+        rest.join(" ")
+    );
+    let ended = nextest::run(command)?;
+    // The matrix cases of this run, as a table (the test runner's own verdict stands).
+    if let Ok(cases) = kdrill::campaign::matrix::from_env(root) {
+        let out = kdrill::host::paths::out_dir(root);
+        let _ = kdrill::campaign::verify::summarize_since(&out, &cases, started);
+        kdrill::campaign::junit::annotate_file(&target.join("nextest/ci/junit.xml"), &cases)?;
+    }
+    if ended.signal.is_some() || !ended.status.success() {
+        eprintln!("xtask: nextest failed ({})", ended.status);
+        return Ok(ended.exit_code());
+    }
+    Ok(0)
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(cargo_bin())
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}

@@ -105,23 +105,25 @@ pub fn finish(out_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyhow:
     summary::write(out_dir, &rows)
         .with_context(|| format!("cannot write the summary under {}", out_dir.display()))?;
     let count = |s: summary::Status| rows.iter().filter(|r| r.status == s).count();
-    let failed = count(summary::Status::Fail)
-        + count(summary::Status::NotRun)
-        + count(summary::Status::Interrupted);
-    println!(
-        "{} passed, {failed} failed, {} skipped{}",
+    let failed = count(summary::Status::Fail) + count(summary::Status::NotRun);
+    let interrupted = count(summary::Status::Interrupted);
+    let mut line = format!(
+        "{} passed, {failed} failed, {} skipped",
         count(summary::Status::Pass) + count(summary::Status::Flaky),
         count(summary::Status::Skip),
-        match count(summary::Status::Flaky) {
-            0 => String::new(),
-            n => format!(" ({n} flaky)"),
-        }
     );
+    if interrupted > 0 {
+        line.push_str(&format!(", {interrupted} interrupted"));
+    }
+    if count(summary::Status::Flaky) > 0 {
+        line.push_str(&format!(" ({} flaky)", count(summary::Status::Flaky)));
+    }
+    println!("{line}");
     println!("summary: {}", out_dir.join("summary.md").display());
     if let Some(stop) = interrupt::interrupted() {
         return Ok(stop.exit_code());
     }
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(if failed + interrupted == 0 { 0 } else { 1 })
 }
 
 /// Fetches every selected kernel (and builds the crasher where a route needs it) before the

@@ -75,7 +75,7 @@ impl GroupChild {
         }
         interrupt::unregister(self.pgid);
         // Anything left in the group (QEMU helpers, gcc under make) must be gone too.
-        let gone = wait_until(Duration::from_secs(5), || {
+        let gone = deadline::wait_through_stop(Duration::from_secs(5), || {
             // SAFETY: signal 0 only checks for existence.
             let alive = unsafe { libc::kill(-self.pgid, 0) } == 0;
             (!alive).then_some(())

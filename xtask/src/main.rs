@@ -53,20 +53,26 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let root = project_root();
     std::env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
+    if needs_host_tools(&cli.command) {
+        ensure_host_tools()?;
+    }
     match cli.command {
         Task::Kernels => kernels(&root),
-        // Listing runs nothing: it needs no host packages.
         Task::Verify(args) if args.list => kdrill::campaign::verify::run(&args),
-        command => {
-            ensure_host_tools()?;
-            match command {
-                Task::Verify(args) => verify::run(&root, args),
-                Task::Test { rest } => test::run(&root, &rest),
-                Task::Bench(args) => bench::run(&root, &args),
-                Task::Soak(args) => soak::run(&root, &args),
-                Task::Kernels => unreachable!("handled above"),
-            }
-        }
+        Task::Verify(args) => verify::run(&root, args),
+        Task::Test { rest } => test::run(&root, &rest),
+        Task::Bench(args) => bench::run(&root, &args),
+        Task::Soak(args) => soak::run(&root, &args),
+    }
+}
+
+/// Whether a task runs guests (and so needs QEMU, kexec, … installed). Listing cases or kernels
+/// runs nothing and must not install packages.
+fn needs_host_tools(task: &Task) -> bool {
+    match task {
+        Task::Kernels => false,
+        Task::Verify(args) => !args.list,
+        Task::Test { .. } | Task::Bench(_) | Task::Soak(_) => true,
     }
 }
 
@@ -122,4 +128,25 @@ fn kernels(root: &Path) -> anyhow::Result<i32> {
     }
     println!("cache: {}", cache.display());
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(args: &[&str]) -> Task {
+        Cli::parse_from(std::iter::once("xtask").chain(args.iter().copied())).command
+    }
+
+    #[test]
+    fn listing_installs_nothing() {
+        assert!(!needs_host_tools(&task(&["verify", "--list"])));
+        assert!(!needs_host_tools(&task(&[
+            "verify", "--list", "--set", "ci"
+        ])));
+        assert!(!needs_host_tools(&task(&["kernels"])));
+        assert!(needs_host_tools(&task(&["verify"])));
+        assert!(needs_host_tools(&task(&["test"])));
+        assert!(needs_host_tools(&task(&["soak", "--runs", "2"])));
+    }
 }

@@ -2,4 +2,7 @@
 mod check;
 mod crasher;
 mod inspect;
+mod support;
+mod tidy;
 mod verify;
+mod xtask;

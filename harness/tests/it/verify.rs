@@ -3,25 +3,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use crate::support::{kdrill, workspace};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn kdrill() -> Command {
-    let mut cmd = Command::cargo_bin("kdrill").unwrap();
-    cmd.env_remove("KDRILL_ROOT");
-    cmd
-}
-
-/// A project root with the real kernel entry and image recipe and the given scenario files.
-fn project_with(scenarios: &[(&str, &str)]) -> tempfile::TempDir {
+/// A project root with the real kernel entry and image recipe and the given scenario files, in a
+/// folder whose path has a space (as in `/home/me/my projects/`).
+fn project_with(scenarios: &[(&str, &str)]) -> Project {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    let root = dir.path().join("my projects/kdrill");
+    let root = root.as_path();
     std::fs::create_dir_all(root.join("kernels")).unwrap();
     std::fs::create_dir_all(root.join("scenarios")).unwrap();
     std::fs::create_dir_all(root.join("images/minimal")).unwrap();
@@ -43,7 +32,21 @@ fn project_with(scenarios: &[(&str, &str)]) -> tempfile::TempDir {
     for (name, text) in scenarios {
         std::fs::write(root.join("scenarios").join(name), text).unwrap();
     }
-    dir
+    Project {
+        root: root.to_path_buf(),
+        _dir: dir,
+    }
+}
+
+struct Project {
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn path(&self) -> &Path {
+        &self.root
+    }
 }
 
 #[test]
@@ -116,7 +119,8 @@ fn unknown_scenario_lists_the_known_ones() {
 }
 
 /// A real guest: the capture works, but the scenario expects a line the kernel never prints. The
-/// case must FAIL, say which line is missing, and keep the evidence.
+/// case must FAIL, say which line is missing, and keep the evidence. The project and its target
+/// folder sit under a path with a space: the dump must still be extracted and read.
 #[test]
 fn vm_missing_expected_line_fails_with_reason_and_evidence() {
     let scenario = "id: broken\ndescription: expects a line that never appears\ntrigger: sysrq\n\
@@ -140,7 +144,7 @@ fn vm_missing_expected_line_fails_with_reason_and_evidence() {
     );
     assert!(stdout.contains("0 passed, 1 failed, 0 skipped"), "{stdout}");
 
-    let evidence = target.join("kdrill/runs/debian-6.1/broken");
+    let evidence = target.join("kdrill/runs/debian-6.1/broken/latest");
     for file in [
         "qemu-cmdline.txt",
         "serial.log",
@@ -168,7 +172,13 @@ fn vm_missing_expected_line_fails_with_reason_and_evidence() {
     let result: serde_json::Value =
         serde_json::from_slice(&std::fs::read(evidence.join("result.json")).unwrap()).unwrap();
     assert_eq!(result["verdict"], "FAIL");
+    assert_eq!(result["failure"], "expectation-missing");
     assert_eq!(result["route"], "sysrq");
+    assert!(
+        result["accel"] == "tcg" || result["accel"] == "kvm",
+        "{}",
+        result["accel"]
+    );
     let matched = result["expectations"]["sysrq: Trigger a crash"]
         .as_str()
         .unwrap_or_default();

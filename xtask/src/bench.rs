@@ -12,24 +12,14 @@ pub struct BenchArgs {
     /// How many runs
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Kernel entry
-    #[arg(long, default_value = "debian-6.1")]
-    kernel: String,
-    /// Scenario
-    #[arg(long, default_value = "sysrq")]
-    scenario: String,
+    #[command(flatten)]
+    case: crate::OneCase,
 }
 
 pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<i32> {
-    let cases = kdrill::campaign::matrix::expand(
-        root,
-        std::slice::from_ref(&args.kernel),
-        std::slice::from_ref(&args.scenario),
-    )?;
-    let case = cases.first().context("no case selected")?;
-    let options = kdrill::case::RunOptions::for_project(root);
     kdrill::host::interrupt::install();
-    kdrill::campaign::verify::prefetch(&cases, &options)?;
+    let (case, options) = args.case.prepare(root)?;
+    let case = &case;
     let mut rows = Vec::new();
     println!("run  total   guest  (boot  kexec  capture-boot  makedumpfile)  overhead");
     for run in 1..=args.runs.max(1) {

@@ -87,6 +87,35 @@ fn ensure_host_tools() -> anyhow::Result<()> {
     kdrill::host::tools::ensure(&tools)
 }
 
+/// The one case `bench` and `soak` repeat.
+#[derive(clap::Args)]
+pub struct OneCase {
+    /// Kernel entry
+    #[arg(long, default_value = "debian-6.1")]
+    pub kernel: String,
+    /// Scenario
+    #[arg(long, default_value = "sysrq")]
+    pub scenario: String,
+}
+
+impl OneCase {
+    /// The case, with what it needs fetched and built.
+    pub fn prepare(
+        &self,
+        root: &Path,
+    ) -> anyhow::Result<(kdrill::case::Case, kdrill::case::RunOptions)> {
+        let cases = kdrill::campaign::matrix::expand(
+            root,
+            std::slice::from_ref(&self.kernel),
+            std::slice::from_ref(&self.scenario),
+        )?;
+        let case = cases.into_iter().next().context("no case selected")?;
+        let options = kdrill::case::RunOptions::for_project(root);
+        kdrill::campaign::verify::prefetch(std::slice::from_ref(&case), &options)?;
+        Ok((case, options))
+    }
+}
+
 fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

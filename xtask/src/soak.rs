@@ -11,29 +11,20 @@ pub struct SoakArgs {
     /// How many runs
     #[arg(long, default_value_t = 10)]
     runs: usize,
-    /// Kernel entry
-    #[arg(long, default_value = "debian-6.1")]
-    kernel: String,
-    /// Scenario
-    #[arg(long, default_value = "sysrq")]
-    scenario: String,
+    #[command(flatten)]
+    case: crate::OneCase,
 }
 
 pub fn run(root: &Path, args: &SoakArgs) -> anyhow::Result<i32> {
-    let cases = kdrill::campaign::matrix::expand(
-        root,
-        std::slice::from_ref(&args.kernel),
-        std::slice::from_ref(&args.scenario),
-    )?;
-    let case = cases.first().context("no case selected")?;
-    let options = kdrill::case::RunOptions::for_project(root);
-    kdrill::campaign::verify::prefetch(&cases, &options)?;
+    let (case, options) = args.case.prepare(root)?;
+    let case = &case;
     let results = kdrill::campaign::soak::run(case, &options, args.runs.max(1));
     let report = kdrill::campaign::soak::report(&case.id(), &results);
     print!("{}", kdrill::campaign::soak::render(&report));
-    let out = options
-        .out_dir
-        .join(format!("soak-{}-{}.json", args.kernel, args.scenario));
+    let out = options.out_dir.join(format!(
+        "soak-{}-{}.json",
+        args.case.kernel, args.case.scenario
+    ));
     std::fs::create_dir_all(&options.out_dir)?;
     std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("cannot write {}", out.display()))?;

@@ -27,29 +27,31 @@ pub const POLL: Duration = Duration::from_millis(25);
 
 /// Polls `probe` until it returns `Some`, or returns `None` once `timeout` has passed or kdrill
 /// was asked to stop (`interrupt::interrupted()` tells which).
-pub fn wait_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return Some(value);
-        }
-        let now = Instant::now();
-        if now >= deadline || crate::host::interrupt::interrupted().is_some() {
-            return None;
-        }
-        std::thread::sleep(POLL.min(deadline - now));
-    }
+pub fn wait_until<T>(timeout: Duration, probe: impl FnMut() -> Option<T>) -> Option<T> {
+    poll(
+        timeout,
+        || crate::host::interrupt::interrupted().is_some(),
+        probe,
+    )
 }
 
 /// [`wait_until`] that goes on through a stop: for teardown, which must finish whatever happens.
-pub fn wait_through_stop<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_through_stop<T>(timeout: Duration, probe: impl FnMut() -> Option<T>) -> Option<T> {
+    poll(timeout, || false, probe)
+}
+
+fn poll<T>(
+    timeout: Duration,
+    give_up: impl Fn() -> bool,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = probe() {
             return Some(value);
         }
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || give_up() {
             return None;
         }
         std::thread::sleep(POLL.min(deadline - now));

@@ -149,29 +149,8 @@ pub fn run_with_input(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = start(command)?;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let stdout = drain(child.child.stdout.take());
+    let stderr = drain(child.child.stderr.take());
     let status = finish(&mut child, command, limit);
     // The group is dead now (exited or killed), so the pipes are closed.
     drop(child);
@@ -189,6 +168,17 @@ pub fn run_with_input(
 pub fn run_status(command: &mut Command, limit: Duration) -> Result<ExitStatus, RunError> {
     let mut child = start(command)?;
     finish(&mut child, command, limit)
+}
+
+/// Reads a pipe to its end on a thread of its own, so neither pipe can fill and stall the child.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }
 
 fn start(command: &mut Command) -> Result<GroupChild, RunError> {

@@ -36,7 +36,8 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 
 /// How a file appears in a codemap: `x/` for a folder module's `x/mod.rs`, else its path.
 fn entry_of(rel: &str) -> String {
-    rel.strip_suffix("mod.rs").map_or(rel.to_string(), String::from)
+    rel.strip_suffix("mod.rs")
+        .map_or(rel.to_string(), String::from)
 }
 
 /// The backticked paths (`….rs` or `…/`) in one codemap section of ARCHITECTURE.md.
@@ -72,12 +73,16 @@ fn the_codemaps_name_every_module_and_only_modules_that_exist() {
         }
         for module in &modules {
             if !entries.contains(module) {
-                problems.push(format!("{src}/{module} is missing from ARCHITECTURE.md's `{heading}`"));
+                problems.push(format!(
+                    "{src}/{module} is missing from ARCHITECTURE.md's `{heading}`"
+                ));
             }
         }
         for entry in &entries {
             if !modules.contains(entry) {
-                problems.push(format!("ARCHITECTURE.md's `{heading}` names {src}/{entry}, which does not exist"));
+                problems.push(format!(
+                    "ARCHITECTURE.md's `{heading}` names {src}/{entry}, which does not exist"
+                ));
             }
         }
     }
@@ -93,11 +98,15 @@ fn every_module_says_what_it_is_for_and_stays_small() {
             let text = std::fs::read_to_string(&file).unwrap();
             let rel = file.strip_prefix(&root).unwrap().display().to_string();
             if !text.starts_with("//!") {
-                problems.push(format!("{rel}: no `//!` line saying what the module is for"));
+                problems.push(format!(
+                    "{rel}: no `//!` line saying what the module is for"
+                ));
             }
             let lines = text.lines().count();
             if lines > MAX_LINES {
-                problems.push(format!("{rel}: {lines} lines (over {MAX_LINES}): split it by what it does"));
+                problems.push(format!(
+                    "{rel}: {lines} lines (over {MAX_LINES}): split it by what it does"
+                ));
             }
         }
     }

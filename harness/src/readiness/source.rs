@@ -122,17 +122,47 @@ impl Root {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// Up to `limit` bytes of a file.
+    /// A whole file of at most `limit` bytes. A larger file is [`Problem::Odd`], never judged from
+    /// its first `limit` bytes as if whole; a FIFO, socket or device is refused without opening
+    /// it (reading a FIFO in a captured tree would wait forever for a writer).
     pub fn bytes(&self, path: &str, limit: u64) -> Got<Vec<u8>> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
         let host = self.resolve(path)?;
-        if host.is_dir() {
+        let kind = std::fs::metadata(&host).map_err(io_problem)?.file_type();
+        if kind.is_dir() {
             return Err(Problem::Odd(format!("{path} is a directory")));
         }
-        let file = std::fs::File::open(&host).map_err(io_problem)?;
+        if !kind.is_file() {
+            let what = if kind.is_fifo() {
+                "a FIFO (named pipe)"
+            } else if kind.is_socket() {
+                "a socket"
+            } else if kind.is_char_device() || kind.is_block_device() {
+                "a device"
+            } else {
+                "not a regular file"
+            };
+            return Err(Problem::Odd(format!(
+                "{path} is {what}, not a file kdrill can read; a captured tree must hold copies of the files"
+            )));
+        }
+        // O_NONBLOCK: should the file be swapped for a FIFO after the check, opening it still
+        // returns at once.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&host)
+            .map_err(io_problem)?;
         let mut bytes = Vec::new();
-        file.take(limit)
+        file.take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(io_problem)?;
+        if bytes.len() as u64 > limit {
+            return Err(Problem::Odd(format!(
+                "{path} is larger than the {} kdrill reads of it: not judged from a part (is it the right file?)",
+                shown_limit(limit)
+            )));
+        }
         Ok(bytes)
     }
 
@@ -217,6 +247,15 @@ fn components(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// `16 MiB`, `64 bytes`: a read cap in words.
+fn shown_limit(limit: u64) -> String {
+    if limit >= 1 << 20 && limit % (1 << 20) == 0 {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{limit} bytes")
+    }
+}
+
 fn io_problem(err: std::io::Error) -> Problem {
     match err.kind() {
         std::io::ErrorKind::NotFound => Problem::Missing,
@@ -265,5 +304,56 @@ mod tests {
         assert_eq!(root.read_link("/dangling").as_deref(), Ok("/nowhere"));
         assert!(!root.exists("/dangling"));
         assert_eq!(root.text("/absent"), Err(Problem::Missing));
+    }
+
+    #[test]
+    fn fifos_sockets_and_devices_are_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        let fifo = dir.path().join("proc/cmdline");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+        let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        // Reading the FIFO would block this test forever without a writer: a wrong answer here
+        // is a hang, so the read runs on a thread with a deadline.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = root.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((
+                reader.text("/proc/cmdline"),
+                reader.text("/sock"),
+                // Re-rooted: /dev/zero inside the tree does not exist.
+                reader.text("/zero"),
+            ));
+        });
+        let (fifo, socket, zero) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO in the tree hung");
+        let odd = |got: Got<String>, word: &str| match got {
+            Err(Problem::Odd(why)) => assert!(why.contains(word), "{why}"),
+            other => panic!("expected Odd naming {word}, got {other:?}"),
+        };
+        odd(fifo, "FIFO");
+        odd(socket, "socket");
+        assert_eq!(zero, Err(Problem::Missing));
+        let live = Root::new("/");
+        odd(live.text("/dev/zero"), "device");
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_a_problem_not_its_first_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::write(dir.path().join("big"), vec![b'x'; 65]).unwrap();
+        std::fs::write(dir.path().join("fits"), vec![b'x'; 64]).unwrap();
+        match root.bytes("/big", 64) {
+            Err(Problem::Odd(why)) => assert!(why.contains("larger than the 64 bytes"), "{why}"),
+            other => panic!("a 65-byte file under a 64-byte cap: {other:?}"),
+        }
+        assert_eq!(root.bytes("/fits", 64).unwrap().len(), 64);
+        assert_eq!(shown_limit(TEXT_LIMIT), "16 MiB");
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::case::budget::MAX_HANG;
 use crate::spec::yaml::{self, YamlError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +135,17 @@ pub struct Expect {
     pub absent: Vec<String>,
 }
 
+/// The reason in the regex crate's multi-line message (pattern, caret line, `error: …`).
+fn regex_reason(message: &str) -> String {
+    message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or(message.lines().last().unwrap_or(message))
+        .trim()
+        .to_string()
+}
+
 /// Reads `scenarios/<id>.yaml` under `root`.
 pub fn load(root: &Path, id: &str) -> Result<Scenario, YamlError> {
     from_file(&yaml::entry_path(
@@ -146,7 +158,8 @@ pub fn load(root: &Path, id: &str) -> Result<Scenario, YamlError> {
 
 /// Parses one scenario file and checks what serde cannot.
 pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
-    let scenario: Scenario = yaml::load(path)?;
+    let text = yaml::read(path)?;
+    let scenario: Scenario = yaml::parse(path, &text)?;
     let invalid = |message: String| YamlError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -154,10 +167,24 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
     yaml::check_id(path, &scenario.id)?;
     for pattern in scenario.expect.log.iter().chain(&scenario.expect.absent) {
         if let Err(err) = regex::Regex::new(pattern) {
-            return Err(invalid(format!(
-                "expect: `{pattern}` is not a valid regex: {err}"
-            )));
+            let (line, column) = yaml::position_of(&text, pattern).unwrap_or((1, 1));
+            return Err(YamlError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: format!(
+                    "expect: `{pattern}` is not a valid regex: {}",
+                    regex_reason(&err.to_string())
+                ),
+            });
         }
+    }
+    if scenario.hang_seconds == 0 || u64::from(scenario.hang_seconds) > MAX_HANG.as_secs() {
+        return Err(invalid(format!(
+            "hang_seconds: {} is outside 1..={}: a longer hang would outlast the case's deadlines",
+            scenario.hang_seconds,
+            MAX_HANG.as_secs()
+        )));
     }
     if scenario.trigger.needs_crasher() != scenario.crasher.is_some() {
         return Err(invalid(if scenario.crasher.is_some() {
@@ -278,11 +305,24 @@ mod tests {
     }
 
     #[test]
-    fn bad_regex_is_named() {
+    fn bad_regex_is_named_at_its_line_and_column() {
         check_err(
             "id: t\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [\"a(\"]\n",
-            "`a(` is not a valid regex",
+            "t.yaml:5:9: expect: `a(` is not a valid regex: unclosed group",
         );
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nexpect:\n  log:\n    - ok\n  absent:\n    - ok\n    - \"[z-a]\"\n",
+            "t.yaml:9:7: expect: `[z-a]` is not a valid regex",
+        );
+    }
+
+    #[test]
+    fn hang_seconds_stay_within_the_budget() {
+        let yaml = |n: u32| {
+            format!("id: t\ndescription: d\ntrigger: hang-then-nmi\ncrasher: hardlockup\nhang_seconds: {n}\nexpect:\n  log: [a]\n")
+        };
+        check_err(&yaml(61), "hang_seconds: 61 is outside 1..=60");
+        check_err(&yaml(0), "hang_seconds: 0 is outside");
     }
 
     #[test]

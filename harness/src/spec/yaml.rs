@@ -25,16 +25,52 @@ pub enum YamlError {
 
 /// Reads and parses `path`; unknown fields and type errors point at their line and column.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
-    let text = std::fs::read_to_string(path).map_err(|source| YamlError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(path, &text)
+    parse(path, &read(path)?)
 }
 
-/// Parses `text` as if it were read from `path` (the path only labels errors).
+/// The text of a data file.
+pub fn read(path: &Path) -> Result<String, YamlError> {
+    std::fs::read_to_string(path).map_err(|source| YamlError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// (line, column) of the first scalar in `text` whose value is `value`: written plain, in
+/// single quotes or in double quotes (with `\\` and `\"` escapes), so a check made after
+/// parsing (a regex that does not compile) can point at what it rejects.
+pub fn position_of(text: &str, value: &str) -> Option<(usize, usize)> {
+    let double = format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""));
+    let single = format!("'{}'", value.replace('\'', "''"));
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        let quoted = [&double, &single]
+            .iter()
+            .find_map(|form| code.find(form.as_str()));
+        // A plain scalar starts after `: `, `- `, `[` or `, `, never at a key's place.
+        let plain = || {
+            code.match_indices(value)
+                .map(|(at, _)| at)
+                .find(|&at| at > 0 && matches!(code.as_bytes()[at - 1], b' ' | b'[' | b','))
+        };
+        if let Some(at) = quoted.or_else(plain) {
+            return Some((n + 1, line[..at].chars().count() + 1));
+        }
+    }
+    None
+}
+
+/// Parses `text` as if it were read from `path` (the path only labels errors). A key given twice
+/// in any mapping is an error at the second one (a map field such as `sysctls:` would otherwise
+/// keep the last value silently).
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, YamlError> {
-    yaml_serde::from_str(text).map_err(|err| {
+    yaml_serde::from_str::<yaml_serde::Value>(text).map_err(|err| located(path, text, err))?;
+    yaml_serde::from_str(text).map_err(|err| located(path, text, err))
+}
+
+/// A parser error as file:line:column.
+fn located(path: &Path, text: &str, err: yaml_serde::Error) -> YamlError {
+    {
         let (line, column) = err
             .location()
             .map(|l| (l.line(), l.column()))
@@ -44,13 +80,77 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, YamlErro
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        // The parser reports a duplicate key at the start of its mapping: point at the second
+        // occurrence instead, and say where the first one is.
+        if let Some(key) = duplicate_key(&message) {
+            if let Some((first, second)) = find_duplicate(text, line, &key) {
+                return YamlError::Parse {
+                    path: path.to_path_buf(),
+                    line: second.0,
+                    column: second.1,
+                    message: format!(
+                        "duplicate key `{key}` (first at line {}): remove one of them",
+                        first.0
+                    ),
+                };
+            }
+        }
         YamlError::Parse {
             path: path.to_path_buf(),
             line,
             column,
             message,
         }
-    })
+    }
+}
+
+/// The key named by a duplicate-key message.
+fn duplicate_key(message: &str) -> Option<String> {
+    // serde's derive says "duplicate field `k`", a map says "duplicate entry with key \"k\"".
+    let rest = ["duplicate field ", "duplicate entry with key "]
+        .iter()
+        .find_map(|lead| message.split(lead).nth(1))?;
+    let key = rest.trim().trim_matches(['"', '\'', '`']);
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+/// (line, column) of the first and second `key:` of the mapping that starts at line `from`
+/// (1-based), both at the same indentation, before the mapping ends (a line indented less).
+fn find_duplicate(text: &str, from: usize, key: &str) -> Option<((usize, usize), (usize, usize))> {
+    let mut first: Option<(usize, usize)> = None;
+    for (n, raw) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        let body = raw.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let mut column = raw.len() - body.len() + 1;
+        let mut entry = body;
+        if let Some(item) = body.strip_prefix("- ") {
+            entry = item.trim_start();
+            column += body.len() - entry.len();
+        }
+        if let Some((_, col)) = first {
+            if column < col || (column == col && entry.len() != body.len()) {
+                return None; // the mapping ended, or a new list item began
+            }
+        }
+        let named = [
+            format!("{key}:"),
+            format!("\"{key}\":"),
+            format!("'{key}':"),
+        ]
+        .iter()
+        .any(|k| entry.starts_with(k.as_str()));
+        if !named {
+            continue;
+        }
+        match first {
+            None => first = Some((n + 1, column)),
+            Some((_, col)) if col == column => return Some((first?, (n + 1, column))),
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 /// `<root>/<folder>/<id>.yaml`, or an error that lists the ids there (`missing` prefixes the list).
@@ -120,6 +220,37 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("kernels/x.yaml:2:7: "), "{text}");
         assert!(text.contains("invalid type"), "{text}");
+    }
+
+    #[test]
+    fn duplicate_key_points_at_the_second_one() {
+        let text = "# kernel\nname: a\nsize: 1\nname: b\n";
+        let err = parse::<Sample>(Path::new("k.yaml"), text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "k.yaml:4:1: duplicate key `name` (first at line 2): remove one of them"
+        );
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            inner: std::collections::BTreeMap<String, u32>,
+        }
+        let text = "inner:\n  a: 1\n  b: 2\n  a: 3\n";
+        let err = parse::<Outer>(Path::new("o.yaml"), text).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("o.yaml:4:3: duplicate key `a` (first at line 2)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn position_of_finds_plain_and_quoted_scalars() {
+        let text = "x: [x]\nb: \"\\\\d(\"\nc: 'it''s'\n";
+        assert_eq!(position_of(text, "x"), Some((1, 5)));
+        assert_eq!(position_of(text, "\\d("), Some((2, 4)));
+        assert_eq!(position_of(text, "it's"), Some((3, 4)));
+        assert_eq!(position_of(text, "absent"), None);
     }
 
     #[test]

@@ -578,3 +578,27 @@ fn live_host_states() {
     assert_eq!(status, Status::Fail, "{text}");
     assert!(text.contains("no /sys/kernel/kexec_crash_size"), "{text}");
 }
+
+/// A FIFO where a captured file should be (a tree copied with `cp -a` from a live host can hold
+/// one) is reported, not waited on: `kdrill check --root` ends at once with a verdict.
+#[test]
+fn cli_refuses_a_fifo_in_the_tree_instead_of_waiting() {
+    let dir = tree(DEBIAN, &[Remove("proc/cmdline")]);
+    let fifo = std::ffi::CString::new(dir.path().join("proc/cmdline").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let out = Command::cargo_bin("kdrill")
+        .unwrap()
+        .args(["check", "--format", "json", "--root"])
+        .arg(dir.path())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The rest of the tree is ready; what /proc/cmdline would say is unknown: a warning.
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("/proc/cmdline is a FIFO (named pipe), not a file kdrill can read"),
+        "the FIFO is named in the report: {stdout}"
+    );
+}

@@ -4,9 +4,10 @@
 //! SIGKILLed run still says what happened) and rewritten with the verdict at the end.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::case::verdict::{CaseResult, Verdict};
+use crate::host::clock::Civil;
 
 /// The name of the link to the newest attempt of a case.
 pub const LATEST: &str = "latest";
@@ -93,34 +94,9 @@ pub fn attempts(case_dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// `20261202T002506Z` for a time stamp (UTC; civil date from days since the epoch).
+/// `20261202T002506Z` for a time stamp (UTC).
 pub fn utc_stamp(at: SystemTime) -> String {
-    let secs = at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    Civil::from_system(at).stamp()
 }
 
 /// After a PASS, removes dumps over [`KEEP_DUMP_BYTES`] and says so in the notes.
@@ -151,7 +127,7 @@ pub fn restrict(path: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 

@@ -1,5 +1,6 @@
 //! The host side of every run: child processes with deadlines, waiting, host programs and their packages, paths, file locks.
 
+pub mod clock;
 pub mod deadline;
 pub mod interrupt;
 pub mod paths;

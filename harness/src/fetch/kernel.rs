@@ -4,11 +4,27 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::host::lock::{FileLock, LockError};
+use crate::host::process::{self, RunError};
 use crate::host::tools;
 use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
+
+/// `apt-get download` of one package (a kernel .deb is ~70 MB: 4 minutes at 300 kB/s) or
+/// `apt-get update`.
+pub const APT_DEADLINE: Duration = Duration::from_secs(300);
+/// `dpkg-deb -x` of one package: a few seconds here.
+pub const DPKG_DEADLINE: Duration = Duration::from_secs(120);
+/// The longest fetching one package can take: the download and the extraction (plus, once per
+/// run on a fresh machine, `apt-get update`: [`APT_DEADLINE`]).
+pub const PACKAGE_WORST: Duration = Duration::from_secs(300 + 120);
+/// Waiting for another kdrill fetching the same package: what its fetch may take, lists
+/// included. A waiter does not fetch when the holder succeeded, so in the case budget the wait
+/// stands in for the work.
+const LOCK_WAIT: Duration = Duration::from_secs(PACKAGE_WORST.as_secs() + APT_DEADLINE.as_secs());
 
 /// A kernel ready to boot: its bzImage and its `/lib/modules/<release>` folder.
 #[derive(Debug, Clone)]
@@ -22,6 +38,10 @@ pub struct KernelFiles {
 pub enum FetchError {
     #[error(transparent)]
     MissingTool(#[from] tools::MissingTool),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Run(#[from] RunError),
     #[error("`apt-get download {spec}` failed: {detail}")]
     Download { spec: String, detail: String },
     #[error("{path}: sha256 is {actual}, the kernel entry pins {expected}: the archive served another file; check the entry's version and sha256")]
@@ -121,7 +141,7 @@ pub fn fetch_package(pkg: &DebPackage, cache: &Path) -> Result<PathBuf, FetchErr
     let dir = package_dir(cache, &pkg.package, &pkg.version);
     std::fs::create_dir_all(dir.parent().unwrap_or(cache)).map_err(io(cache))?;
     // Several test processes may ask for the same package at once: one fetches, the others wait.
-    let _lock = FileLock::acquire(&dir.with_extension("lock"))?;
+    let _lock = FileLock::acquire(&dir.with_extension("lock"), LOCK_WAIT)?;
     let root = dir.join("root");
     let stamp = dir.join(STAMP);
     if stamp.is_file() {
@@ -177,23 +197,27 @@ fn download_and_extract(pkg: &DebPackage, dir: &Path) -> Result<(), FetchError> 
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     let spec = format!("{package}={version}");
     eprintln!("kdrill: fetching {spec} with apt-get download");
-    let mut out = Command::new(&apt)
-        .args(["download", "-q", &spec])
-        .current_dir(&staging)
-        .output()
-        .map_err(io(&apt))?;
+    let download = || {
+        let mut command = Command::new(&apt);
+        command
+            .args(["download", "-q", &spec])
+            .current_dir(&staging);
+        process::run(&mut command, APT_DEADLINE)
+    };
+    let mut out = download()?;
     if !out.status.success()
         && is_root()
         && String::from_utf8_lossy(&out.stderr).contains("Unable to locate")
     {
         // A fresh machine has no package lists yet; as root we may fetch them.
         eprintln!("kdrill: apt has no package lists; running apt-get update (as root)");
-        let _ = Command::new(&apt).args(["update", "-qq"]).status();
-        out = Command::new(&apt)
-            .args(["download", "-q", &spec])
-            .current_dir(&staging)
-            .output()
-            .map_err(io(&apt))?;
+        let mut update = Command::new(&apt);
+        update.args(["update", "-qq"]);
+        let updated = process::run(&mut update, APT_DEADLINE)?;
+        if !updated.status.success() {
+            eprintln!("kdrill: apt-get update failed: {}", updated.last_line());
+        }
+        out = download()?;
     }
     if !out.status.success() {
         let mut detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -220,12 +244,9 @@ fn download_and_extract(pkg: &DebPackage, dir: &Path) -> Result<(), FetchError> 
         });
     }
     let root = staging.join("root");
-    let out = Command::new(&dpkg_deb)
-        .arg("-x")
-        .arg(&deb)
-        .arg(&root)
-        .output()
-        .map_err(io(&dpkg_deb))?;
+    let mut extract = Command::new(&dpkg_deb);
+    extract.arg("-x").arg(&deb).arg(&root);
+    let out = process::run(&mut extract, DPKG_DEADLINE)?;
     if !out.status.success() {
         return Err(FetchError::Extract {
             deb,
@@ -300,37 +321,6 @@ pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
 
 fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
-}
-
-/// An exclusive `flock` on a file, released on drop.
-pub(crate) struct FileLock(File);
-
-impl FileLock {
-    pub(crate) fn acquire(path: &Path) -> Result<FileLock, FetchError> {
-        use std::os::fd::AsRawFd;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io(path))?;
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(FetchError::Io {
-                path: path.into(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(FileLock(file))
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: unlocking our own descriptor; closing would release it too.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
 }
 
 #[cfg(test)]

@@ -6,13 +6,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use crate::host::process::{self, RunError};
 use crate::host::tools::{self, MissingTool};
+
+/// mkfs.ext4 of a sparse image, or one debugfs request (a dump of up to a GiB): seconds here.
+pub const DISK_TOOL_DEADLINE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
     #[error(transparent)]
     MissingTool(#[from] MissingTool),
+    #[error(transparent)]
+    Run(#[from] RunError),
     #[error("cannot create the dump disk {path}: {detail}")]
     Create { path: PathBuf, detail: String },
     #[error("cannot read {name} from the dump disk {disk}: {detail}")]
@@ -36,7 +43,8 @@ pub fn create(path: &Path, size_mib: u64) -> Result<(), DiskError> {
     drop(file);
     // No journal: one writer, synced before power-off. Inode tables are initialised here, on the
     // host, so the guest spends no time on it.
-    let out = Command::new(mkfs)
+    let mut command = Command::new(mkfs);
+    command
         .args([
             "-q",
             "-F",
@@ -47,9 +55,8 @@ pub fn create(path: &Path, size_mib: u64) -> Result<(), DiskError> {
             "-L",
             "kdrill-dump",
         ])
-        .arg(path)
-        .output()
-        .map_err(|e| fail(e.to_string()))?;
+        .arg(path);
+    let out = process::run(&mut command, DISK_TOOL_DEADLINE)?;
     if !out.status.success() {
         return Err(fail(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
@@ -71,33 +78,69 @@ pub fn list(disk: &Path) -> Result<Vec<String>, DiskError> {
 }
 
 /// Copies `/name` from the disk to `out`; `Ok(false)` when the disk has no such file.
+///
+/// debugfs splits its request on blanks and has no quoting for them, so the host path never
+/// goes into the request: debugfs runs in `out`'s folder and dumps to a plain relative name,
+/// which is then renamed to `out` (a checkout under `/home/me/my projects/` works).
 pub fn extract(disk: &Path, name: &str, out: &Path) -> Result<bool, DiskError> {
+    let fail = |detail: String| DiskError::Extract {
+        disk: disk.into(),
+        name: name.into(),
+        detail,
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '/')
+    {
+        return Err(fail("not a plain file name".into()));
+    }
     if !list(disk)?.iter().any(|n| n == name) {
         return Ok(false);
     }
+    let folder = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let partial = format!(".{name}.extracting");
+    let staged = folder.join(&partial);
+    let _ = std::fs::remove_file(&staged);
     let _ = std::fs::remove_file(out);
-    debugfs(disk, &format!("dump /{name} {}", out.display()), name)?;
-    if !out.is_file() {
-        return Err(DiskError::Extract {
-            disk: disk.into(),
-            name: name.into(),
-            detail: "debugfs wrote nothing".into(),
-        });
+    debugfs_in(disk, &format!("dump /{name} {partial}"), name, Some(folder))?;
+    if !staged.is_file() {
+        return Err(fail("debugfs wrote nothing".into()));
     }
+    std::fs::rename(&staged, out).map_err(|e| fail(format!("{}: {e}", out.display())))?;
     Ok(true)
 }
 
 fn debugfs(disk: &Path, request: &str, name: &str) -> Result<String, DiskError> {
+    debugfs_in(disk, request, name, None)
+}
+
+/// Runs one debugfs request on `disk` (an absolute or cwd-relative path, passed as its own
+/// argument), in `folder` when given.
+fn debugfs_in(
+    disk: &Path,
+    request: &str,
+    name: &str,
+    folder: Option<&Path>,
+) -> Result<String, DiskError> {
     let debugfs = tools::require("debugfs")?;
-    let out = Command::new(debugfs)
-        .args(["-R", request])
-        .arg(disk)
-        .output()
-        .map_err(|e| DiskError::Extract {
+    let disk_arg = match folder {
+        Some(_) => std::path::absolute(disk).map_err(|e| DiskError::Extract {
             disk: disk.into(),
             name: name.into(),
             detail: e.to_string(),
-        })?;
+        })?,
+        None => disk.to_path_buf(),
+    };
+    let mut command = Command::new(debugfs);
+    command.args(["-R", request]).arg(&disk_arg);
+    if let Some(folder) = folder {
+        command.current_dir(folder);
+    }
+    let out = process::run(&mut command, DISK_TOOL_DEADLINE)?;
     if !out.status.success() {
         return Err(DiskError::Extract {
             disk: disk.into(),
@@ -106,4 +149,37 @@ fn debugfs(disk: &Path, request: &str, name: &str) -> Result<String, DiskError> 
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real ext4 image holding `vmcore`, extracted into a folder whose path has a space (and
+    /// a relative disk path), as a checkout under `/home/me/my projects/` would.
+    #[test]
+    fn extracts_into_a_folder_whose_path_has_a_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("my projects/kdrill run");
+        std::fs::create_dir_all(&work).unwrap();
+        let disk = work.join("dump disk.img");
+        create(&disk, 8).unwrap();
+        // Put a file on it with debugfs `write` (run where the source is, by relative name).
+        std::fs::write(work.join("src"), b"dump bytes\n").unwrap();
+        let mut put = Command::new(tools::require("debugfs").unwrap());
+        put.args(["-w", "-R", "write src vmcore"])
+            .arg(&disk)
+            .current_dir(&work);
+        assert!(process::run(&mut put, DISK_TOOL_DEADLINE)
+            .unwrap()
+            .status
+            .success());
+        assert_eq!(list(&disk).unwrap(), ["vmcore"]);
+        let out = work.join("the dump");
+        assert!(extract(&disk, "vmcore", &out).unwrap());
+        assert_eq!(std::fs::read(&out).unwrap(), b"dump bytes\n");
+        assert!(!work.join(".vmcore.extracting").exists());
+        assert!(!extract(&disk, "absent", &out).unwrap());
+        assert!(extract(&disk, "a b", &out).is_err());
+    }
 }

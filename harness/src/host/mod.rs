@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod deadline;
 pub mod interrupt;
+pub mod lock;
 pub mod paths;
 pub mod process;
 pub mod tools;

@@ -96,7 +96,10 @@ pub fn ensure(tools: &[(&str, &str)]) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let line = format!("apt-get install -y {}", missing.join(" "));
+    let line = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
     let is_root = unsafe { libc::geteuid() } == 0;
     let has_apt = find("apt-get").is_some() && Path::new("/etc/debian_version").exists();
     if !(is_root && has_apt) {
@@ -106,10 +109,10 @@ pub fn ensure(tools: &[(&str, &str)]) -> anyhow::Result<()> {
         );
     }
     eprintln!("kdrill: installing missing host packages as root: {line}");
-    run_apt(&["update", "-qq"])?;
-    let mut args = vec!["install", "-y", "-q"];
+    run_apt(&["update", "-qq"], APT_UPDATE_DEADLINE)?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
     args.extend(missing.iter().map(String::as_str));
-    run_apt(&args)?;
+    run_apt(&args, APT_INSTALL_DEADLINE)?;
     let still = missing_packages(tools);
     anyhow::ensure!(
         still.is_empty(),
@@ -119,12 +122,16 @@ pub fn ensure(tools: &[(&str, &str)]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_apt(args: &[&str]) -> anyhow::Result<()> {
-    let status = std::process::Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .map_err(|e| anyhow::anyhow!("cannot run apt-get: {e}"))?;
+/// `apt-get update`: the package lists, a minute or two on a slow mirror.
+const APT_UPDATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+/// `apt-get install` of the host packages (QEMU and its libraries are the bulk: ~100 MB).
+const APT_INSTALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1800);
+
+/// Runs apt-get with the terminal's output (the user sees its progress), under `limit`.
+fn run_apt(args: &[&str], limit: std::time::Duration) -> anyhow::Result<()> {
+    let mut command = std::process::Command::new("apt-get");
+    command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    let status = crate::host::process::run_status(&mut command, limit)?;
     anyhow::ensure!(
         status.success(),
         "`apt-get {}` failed ({status})",

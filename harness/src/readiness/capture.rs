@@ -223,6 +223,15 @@ pub fn service(cx: &Context) -> Check {
             });
         }
     }
+    if let Some(why) = &service.unanswered {
+        parts.push((
+            Status::Warn,
+            format!("systemd did not answer for {name} ({why}); judged from its unit files"),
+        ));
+        fixes.push(format!(
+            "find why `systemctl is-active {name}` hangs or fails (`systemctl status`, `journalctl -b`): a host whose systemd does not answer may not run its kdump service either"
+        ));
+    }
     match service.active.as_deref() {
         Some("active") => {}
         Some(state) => {
@@ -238,7 +247,9 @@ pub fn service(cx: &Context) -> Check {
         (Some(enabled), Some(active)) => format!("{name}: {enabled}, {active}"),
         (Some(enabled), None) => format!(
             "{name}: {enabled} (active state not known here: {})",
-            if snap.live {
+            if service.unanswered.is_some() {
+                "systemd did not answer"
+            } else if snap.live {
                 "systemd is not running"
             } else {
                 "captured tree"

@@ -1,6 +1,8 @@
 //! The checklist's only I/O: reads a [`Snapshot`] through a [`Root`]; asks systemd and `statvfs` only on the live host.
 
 use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
 
 use crate::readiness::kdumpconf::{self, Target};
 use crate::readiness::snapshot::{self, PathUnit, Service, Snapshot, TargetSnapshot};
@@ -204,16 +206,25 @@ fn services(root: &Root) -> Vec<Service> {
         .chain(snapshot::NOTIFY_UNITS)
         .map(|unit| {
             if systemd {
-                let enabled = systemctl("is-enabled", unit);
-                let active = systemctl("is-active", unit);
-                if let (Some(enabled), Some(active)) = (enabled, active) {
-                    let installed = !enabled.is_empty() && enabled != "not-found";
-                    return Service {
-                        unit: unit.to_string(),
-                        installed,
-                        enabled: Some(enabled),
-                        active: Some(active),
-                    };
+                match systemctl("is-enabled", unit)
+                    .and_then(|enabled| Ok((enabled, systemctl("is-active", unit)?)))
+                {
+                    Ok((enabled, active)) => {
+                        let installed = !enabled.is_empty() && enabled != "not-found";
+                        return Service {
+                            unit: unit.to_string(),
+                            installed,
+                            enabled: Some(enabled),
+                            active: Some(active),
+                            unanswered: None,
+                        };
+                    }
+                    Err(why) => {
+                        return Service {
+                            unanswered: Some(why),
+                            ..unit_files(root, unit)
+                        }
+                    }
                 }
             }
             unit_files(root, unit)
@@ -239,17 +250,30 @@ fn path_units(root: &Root) -> Vec<PathUnit> {
         .collect()
 }
 
-fn systemctl(verb: &str, unit: &str) -> Option<String> {
-    let out = std::process::Command::new("systemctl")
-        .args([verb, unit])
-        .output()
-        .ok()?;
+/// How long `systemctl is-enabled`/`is-active` may take: instant on a healthy host; a systemd
+/// that does not answer in this time is itself a finding on a host that must survive a crash.
+const SYSTEMCTL_DEADLINE: Duration = Duration::from_secs(10);
+
+fn systemctl(verb: &str, unit: &str) -> Result<String, String> {
+    ask_systemctl(Path::new("systemctl"), verb, unit, SYSTEMCTL_DEADLINE)
+}
+
+/// systemd's one-word answer, or why there is none (cannot run, timed out, interrupted).
+fn ask_systemctl(
+    program: &Path,
+    verb: &str,
+    unit: &str,
+    limit: Duration,
+) -> Result<String, String> {
+    let mut command = std::process::Command::new(program);
+    command.args([verb, unit]);
+    let out = crate::host::process::run(&mut command, limit).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     // `is-enabled` of an unknown unit prints nothing on stdout and "No such file" on stderr.
     if text.is_empty() && String::from_utf8_lossy(&out.stderr).contains("No such file") {
-        return Some("not-found".to_string());
+        return Ok("not-found".to_string());
     }
-    Some(text)
+    Ok(text)
 }
 
 fn unit_files(root: &Root, unit: &str) -> Service {
@@ -280,6 +304,7 @@ fn unit_files(root: &Root, unit: &str) -> Service {
         installed: installed || masked,
         enabled: Some(enabled.to_string()),
         active: None,
+        unanswered: None,
     }
 }
 
@@ -341,4 +366,53 @@ fn free_space(root: &Root, dir: &str) -> Option<u64> {
         return None;
     }
     Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &Path, body: &str) -> std::path::PathBuf {
+        let path = dir.join("systemctl");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// A wedged systemd (here a `systemctl` that never answers) costs `kdrill check` the
+    /// deadline, not forever, and the reason names the command.
+    #[test]
+    fn a_systemctl_that_never_answers_is_a_reason_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let hung = script(dir.path(), "exec sleep 60");
+        let started = std::time::Instant::now();
+        let err = ask_systemctl(
+            &hung,
+            "is-active",
+            "kdump-tools.service",
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "waited {:?}",
+            started.elapsed()
+        );
+        assert!(err.contains("did not finish within"), "{err}");
+        assert!(err.contains("is-active kdump-tools.service"), "{err}");
+        let quick = script(dir.path(), "echo active");
+        assert_eq!(
+            ask_systemctl(&quick, "is-active", "x", Duration::from_secs(10)).as_deref(),
+            Ok("active")
+        );
+        let missing = script(
+            dir.path(),
+            "echo 'Failed to get unit file state: No such file' >&2",
+        );
+        assert_eq!(
+            ask_systemctl(&missing, "is-enabled", "x", Duration::from_secs(10)).as_deref(),
+            Ok("not-found")
+        );
+    }
 }

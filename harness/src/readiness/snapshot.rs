@@ -85,6 +85,9 @@ pub struct Service {
     pub enabled: Option<String>,
     /// `systemctl is-active` wording: `active`, `inactive`, `failed`…; `None` if unknown (captured tree).
     pub active: Option<String>,
+    /// Why systemd gave no answer on a live host (`systemctl` timed out or could not run): the
+    /// state above then comes from the unit files.
+    pub unanswered: Option<String>,
 }
 
 /// A systemd `.path` unit and whether a `.wants` link enables it.

@@ -28,7 +28,7 @@ impl Accel {
 }
 
 /// How long a KVM guest gets to print its banner; a working KVM needs well under a second.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ProbeRecord {

@@ -558,6 +558,22 @@ fn live_host_states() {
         "{text}"
     );
 
+    // A systemd that does not answer: judged from the unit files, with a warning naming why.
+    let mut wedged = snapshot.clone();
+    wedged.live = true;
+    wedged.services.iter_mut().for_each(|s| {
+        s.unanswered = Some(
+            "`systemctl is-enabled kdump-tools.service` did not finish within 10s and was killed"
+                .into(),
+        )
+    });
+    let (status, text) = said(&readiness::evaluate(&wedged), "kdump-service");
+    assert_eq!(status, Status::Warn, "{text}");
+    assert!(
+        text.contains("systemd did not answer for kdump-tools.service (`systemctl is-enabled kdump-tools.service` did not finish within 10s"),
+        "{text}"
+    );
+
     // statvfs's figure wins over any df output.
     let mut full = snapshot.clone();
     full.target.as_mut().unwrap().free_bytes = Some(100 << 20);

@@ -113,6 +113,34 @@ fn every_module_says_what_it_is_for_and_stays_small() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
+/// Every child process goes through `host/process.rs` (own process group, deadline, killed on a
+/// stop): a bare `Command::output()`, `status()` or `spawn()` elsewhere waits without a deadline.
+#[test]
+fn every_subprocess_runs_through_host_process() {
+    let root = workspace();
+    let owner = root.join("harness/src/host/process.rs");
+    let mut problems = Vec::new();
+    for file in rust_files(&root.join("harness/src")) {
+        if file == owner {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let rel = file.strip_prefix(&root).unwrap().display().to_string();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or(line);
+            for call in [".output()", ".status()", ".spawn()", ".wait_with_output()"] {
+                if code.contains(call) {
+                    problems.push(format!(
+                        "{rel}:{}: `{call}` waits without a deadline: use host::process::run or run_status",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
 #[test]
 fn codemap_entries_are_read_from_their_own_section() {
     let text = "## Codemap: `a/`\n| `x.rs` | `y/` | `not a path` | `/abs/` |\n## Other\n`z.rs`\n";

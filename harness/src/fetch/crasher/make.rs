@@ -12,7 +12,7 @@ use crate::host::process::{self, RunError};
 use crate::vm::console::last_lines;
 
 /// A build took 1–4 s here; the margin covers a machine whose 2 cores are busy with VM tests.
-const MAKE_DEADLINE: Duration = Duration::from_secs(300);
+pub(super) const MAKE_DEADLINE: Duration = Duration::from_secs(300);
 
 /// How many lines of make's output a build error carries.
 const TAIL_LINES: usize = 30;

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::fetch::kernel::{FetchError, FileLock, KernelFiles};
+use crate::fetch::kernel::{FetchError, KernelFiles};
+use crate::host::lock::{FileLock, LockError};
 use crate::host::process::RunError;
 use crate::host::tools::{self, MissingTool};
 use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
@@ -32,6 +33,17 @@ const SOURCES: &[(&str, &str)] = &[
     ("Kbuild", include_str!("../../../../images/crasher/Kbuild")),
 ];
 
+/// Header packages a Debian entry pins (headers, their -common, kbuild).
+const HEADER_PACKAGES: u32 = 3;
+/// The longest getting the module can take: fetching its header packages and the build.
+pub const BUILD_WORST: Duration = Duration::from_secs(
+    HEADER_PACKAGES as u64 * crate::fetch::kernel::PACKAGE_WORST.as_secs()
+        + make::MAKE_DEADLINE.as_secs(),
+);
+/// Waiting for another kdrill building the same module: what its build may take (the wait
+/// stands in for the work, as for a kernel fetch).
+const LOCK_WAIT: Duration = BUILD_WORST;
+
 /// What `make` produces, and the name it is cached under.
 pub const MODULE_FILE: &str = "crasher.ko";
 
@@ -43,6 +55,8 @@ pub enum CrasherError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Run(RunError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("kernel entry `{kernel}` pins no `headers:` packages, so the crasher module cannot be built for it: add linux-headers-<release>, its -common package and linux-kbuild-<series> (see kernels/debian-6.1.yaml)")]
     NoHeaders { kernel: String },
     #[error("the `headers:` packages of kernel entry `{kernel}` hold no {expected}: pin the headers of the kernel package's exact version")]
@@ -133,7 +147,7 @@ pub fn build(
     let folder = cache.join("crasher");
     std::fs::create_dir_all(&folder).map_err(io(&folder))?;
     let name = format!("{release}-{key}");
-    let _lock = FileLock::acquire(&folder.join(format!("{name}.lock")))?;
+    let _lock = FileLock::acquire(&folder.join(format!("{name}.lock")), LOCK_WAIT)?;
     let done = folder.join(&name);
     let ko = done.join(MODULE_FILE);
     if ko.is_file() {

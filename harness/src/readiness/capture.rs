@@ -1,7 +1,7 @@
 //! Checks 4, 5 and 12: the capture kernel is loaded, the kdump service and its initrd are in order, and the
 //! capture kernel's command line avoids known traps.
 
-use crate::readiness::crashkernel::cmdline_words;
+use crate::readiness::cmdline::cmdline_words;
 use crate::readiness::kdumpconf::Flavour;
 use crate::readiness::snapshot;
 use crate::readiness::source::Problem;

@@ -4,12 +4,14 @@
 //! snapshot into a [`Report`] of 13 checks; [`report`] renders it as a table or as JSON.
 
 mod capture;
+pub mod cmdline;
 pub mod crashkernel;
 pub mod distro;
 mod gather;
 pub mod kdumpconf;
 mod memory;
 mod platform;
+mod ram;
 pub mod report;
 pub mod snapshot;
 pub mod source;
@@ -138,7 +140,7 @@ pub struct Facts {
     pub crashkernel: Vec<String>,
     pub crashkernel_requested_bytes: Option<u64>,
     pub crash_reserved_bytes: Option<u64>,
-    pub estimate: Option<memory::Estimate>,
+    pub estimate: Option<ram::Estimate>,
     pub arch_default_bytes: Option<u64>,
     /// Hook for a later issue: the minimum kdrill measured for this kernel.
     pub calibrated_bytes: Option<u64>,
@@ -180,7 +182,7 @@ pub(crate) struct Context<'a> {
     pub config: Option<KdumpConfig>,
     pub kernel_config: BTreeMap<String, String>,
     pub support: Support,
-    pub mem: memory::Memory,
+    pub mem: ram::Memory,
     pub capture_cmdline: Option<String>,
 }
 
@@ -207,7 +209,7 @@ impl<'a> Context<'a> {
         Context {
             snap,
             family: distro::family(snap.os_release.as_deref().ok()),
-            mem: memory::Memory::new(snap),
+            mem: ram::Memory::new(snap),
             config,
             kernel_config,
             support,

@@ -78,7 +78,7 @@ pub fn table(report: &Report, verbose: bool) -> String {
         .unwrap_or_default();
     let ram = facts
         .mem_total_bytes
-        .map(|m| format!(", {} RAM", crate::readiness::crashkernel::size(m)))
+        .map(|m| format!(", {} RAM", crate::readiness::cmdline::size(m)))
         .unwrap_or_default();
     let root = if report.live {
         "this host".to_string()

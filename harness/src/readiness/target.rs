@@ -1,6 +1,6 @@
 //! Check 10: the dump target exists, is on a local persistent filesystem, is not world-readable, and has room.
 
-use crate::readiness::crashkernel::size;
+use crate::readiness::cmdline::size;
 use crate::readiness::kdumpconf;
 use crate::readiness::source::Problem;
 use crate::readiness::{check, Check, Context, Status};

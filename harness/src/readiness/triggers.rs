@@ -1,7 +1,7 @@
 //! Checks 6–9, all sysctls: the SysRq crash key, NMIs that panic, oops and hangs that panic, and what
 //! happens after the dump (reboot, notification).
 
-use crate::readiness::crashkernel::cmdline_words;
+use crate::readiness::cmdline::cmdline_words;
 use crate::readiness::distro::{set_sysctl, Family};
 use crate::readiness::kdumpconf::{Flavour, Target};
 use crate::readiness::snapshot::sysctl_path;

@@ -172,6 +172,8 @@ fn every_check_takes_each_path() {
         (BARE, vec![], "crashkernel-param", Status::Fail, "update-grub"),
         (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=16G-:512M\n")], "crashkernel-param", Status::Fail, "has no range covering"),
         (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=16G\n")], "crashkernel-param", Status::Fail, "the kernel refuses"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=0\n")], "crashkernel-param", Status::Fail, "crashkernel=0 asks for 0 bytes with 8.0G of RAM (System RAM in /proc/iomem): nothing is reserved"),
+        (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=0-16G:0,16G-:256M\n")], "crashkernel-param", Status::Fail, "asks for 0 bytes"),
         (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=auto\n")], "crashkernel-param", Status::Warn, "only RHEL/CentOS 7–8 kernels"),
         (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=lots\n")], "crashkernel-param", Status::Fail, "`lots` is not a size"),
         (DEBIAN, vec![Write("proc/cmdline", "ro crashkernel=256M crashkernel=2G,middle\n")], "crashkernel-param", Status::Warn, "unknown suffix `,middle`"),

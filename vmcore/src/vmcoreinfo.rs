@@ -40,6 +40,19 @@ impl VmcoreInfo {
         self.get("PAGESIZE")?.parse().ok()
     }
 
+    /// `PAGESIZE`, if present, checked against what a kernel can have.
+    pub(crate) fn checked_page_size(&self) -> Result<Option<u64>> {
+        let Some(v) = self.get("PAGESIZE") else {
+            return Ok(None);
+        };
+        match v.parse::<u64>() {
+            Ok(n) if n.is_power_of_two() && crate::diskdump::PAGE_SIZES.contains(&n) => Ok(Some(n)),
+            _ => Err(Error::Corrupt(format!(
+                "VMCOREINFO gives PAGESIZE={v}, but a page is a power of two from 4096 to 65536 bytes"
+            ))),
+        }
+    }
+
     pub fn crash_time(&self) -> Option<i64> {
         self.get("CRASHTIME")?.parse().ok()
     }

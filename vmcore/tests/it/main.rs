@@ -1,5 +1,6 @@
 //! Integration tests of the dump reader over synthetic dumps built in code.
 
 mod formats;
+mod hardening;
 mod robustness;
 mod style;

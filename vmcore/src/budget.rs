@@ -54,7 +54,14 @@ mod tests {
         b.take("a", 60).unwrap();
         let err = b.take("b", 41).unwrap_err();
         assert!(
-            matches!(err, Error::OverBudget { what: "b", need: 41, left: 40 }),
+            matches!(
+                err,
+                Error::OverBudget {
+                    what: "b",
+                    need: 41,
+                    left: 40
+                }
+            ),
             "{err}"
         );
         assert_eq!(b.left(), 40);

@@ -103,7 +103,8 @@ pub(crate) fn parse(src: &Source, budget: &Budget) -> Result<ElfDump> {
                         what: "ELF PT_LOAD p_memsz",
                         offset: at + 40,
                         value: memsz,
-                        rule: "the segment would reach past 2^52, the end of x86_64 physical memory",
+                        rule:
+                            "the segment would reach past 2^52, the end of x86_64 physical memory",
                     });
                 }
                 // QEMU: offset -1 and filesz 0 for memory it did not store.

@@ -354,7 +354,9 @@ impl PhysicalMemory for KdumpPhys<'_> {
             let (head, rest) = buf.split_at_mut(n);
             head.copy_from_slice(&page[at..at + n]);
             buf = rest;
-            paddr = paddr.checked_add(n as u64).ok_or(Error::NotInDump { paddr })?;
+            paddr = paddr
+                .checked_add(n as u64)
+                .ok_or(Error::NotInDump { paddr })?;
         }
         Ok(())
     }

@@ -64,12 +64,10 @@ pub(crate) fn read(
     let desc_ring = info.need_offset("printk_ringbuffer.desc_ring")?;
     let text_ring = info.need_offset("printk_ringbuffer.text_data_ring")?;
 
-    let desc_field = |m: &str| -> Result<u64> {
-        Ok(desc_ring.saturating_add(info.need_offset(m)?))
-    };
-    let text_field = |m: &str| -> Result<u64> {
-        Ok(text_ring.saturating_add(info.need_offset(m)?))
-    };
+    let desc_field =
+        |m: &str| -> Result<u64> { Ok(desc_ring.saturating_add(info.need_offset(m)?)) };
+    let text_field =
+        |m: &str| -> Result<u64> { Ok(text_ring.saturating_add(info.need_offset(m)?)) };
     let count_bits = rb.u32(desc_field("prb_desc_ring.count_bits")?)?;
     let size_bits = rb.u32(text_field("prb_data_ring.size_bits")?)?;
     if count_bits > MAX_COUNT_BITS || size_bits > MAX_TEXT_BITS {
@@ -83,8 +81,10 @@ pub(crate) fn read(
     let infos_addr = rb.u64(desc_field("prb_desc_ring.infos")?)?;
     // Ids are masked as the kernel's DESC_ID() does: state bits in head_id or
     // tail_id would otherwise keep the walk from ever meeting head_id.
-    let head_id = rb.u64(desc_field("prb_desc_ring.head_id")?.saturating_add(counter))? & DESC_ID_MASK;
-    let tail_id = rb.u64(desc_field("prb_desc_ring.tail_id")?.saturating_add(counter))? & DESC_ID_MASK;
+    let head_id =
+        rb.u64(desc_field("prb_desc_ring.head_id")?.saturating_add(counter))? & DESC_ID_MASK;
+    let tail_id =
+        rb.u64(desc_field("prb_desc_ring.tail_id")?.saturating_add(counter))? & DESC_ID_MASK;
     let text_addr = rb.u64(text_field("prb_data_ring.data")?)?;
 
     let text_blk_lpos = info.need_offset("prb_desc.text_blk_lpos")?;

@@ -184,7 +184,10 @@ fn a_fifo_is_refused_at_once_not_waited_on() {
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is a FIFO (named pipe), not a dump file"), "{err}");
+    assert!(
+        err.contains("is a FIFO (named pipe), not a dump file"),
+        "{err}"
+    );
     assert!(err.contains("save the stream to a file first"), "{err}");
 }
 

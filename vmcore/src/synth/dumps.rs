@@ -2,8 +2,8 @@
 
 use super::{image, Kernel, DIRECT_MAP, PAGE_SIZE, PHYS_BASE};
 use crate::compress::Compression;
-use crate::flattened::flatten;
 pub use crate::diskdump::{build as build_kdump, KdumpSpec};
+use crate::flattened::flatten;
 
 /// An ELF vmcore of `k` as the capture kernel's `/proc/vmcore` shows it: two
 /// CPU notes and VMCOREINFO, RAM in two PT_LOADs, and the kernel text mapped again.
@@ -190,4 +190,11 @@ pub fn kdump_spec<'a>(
         dump_level: 31,
         incomplete_after: None,
     }
+}
+
+/// Gunzips a stored fixture (the compacted real dumps in `vmcore/tests/fixtures` are gzipped).
+pub fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)?;
+    Ok(out)
 }

@@ -14,8 +14,8 @@ mod dumps;
 
 pub use dumps::*;
 
-use crate::dmesg::LogRecord;
 pub use crate::compress::compress_page;
+use crate::dmesg::LogRecord;
 pub use crate::flattened::{flatten, flatten_with};
 use crate::logbuf::{build_log_buf, log_buf_vmcoreinfo};
 pub use crate::ringbuffer::{build_ring, BuiltRing, RingPlacement, RingRecord};
@@ -412,4 +412,3 @@ pub fn sample_records(n: usize) -> Vec<RingRecord> {
         })
         .collect()
 }
-

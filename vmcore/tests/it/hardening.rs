@@ -85,7 +85,9 @@ fn vmcoreinfo(key: &str, value: String) -> Options {
 #[test]
 fn pagesize_zero_is_an_error_not_a_division_by_zero() {
     let k = with(vmcoreinfo("PAGESIZE", "0".into()));
-    let err = bounded_read(synth::elf(&k)).err().expect("PAGESIZE=0 is refused");
+    let err = bounded_read(synth::elf(&k))
+        .err()
+        .expect("PAGESIZE=0 is refused");
     assert!(err.to_string().contains("PAGESIZE=0"), "{err}");
 }
 
@@ -136,7 +138,9 @@ fn a_flattened_record_at_2_40_does_not_make_the_file_1_tib() {
     kdump[4096 + 96..4096 + 104].copy_from_slice(&(1u64 << 35).to_le_bytes());
     for file in [elf, kdump] {
         let stream = synth::flatten_with(&file, 4096, &[(1 << 40, b"x")]);
-        let err = bounded_read(stream).err().expect("a forged stream is refused");
+        let err = bounded_read(stream)
+            .err()
+            .expect("a forged stream is refused");
         assert!(err.to_string().contains("mostly holes"), "{err}");
     }
 }
@@ -147,10 +151,19 @@ fn a_text_ring_aliased_onto_one_page_is_refused_by_the_budget() {
         aliased_text_bits: Some(31),
         ..Options::default()
     });
-    for bytes in [synth::elf(&k), synth::kdump_with(&k, Compression::Zlib, &[])] {
+    for bytes in [
+        synth::elf(&k),
+        synth::kdump_with(&k, Compression::Zlib, &[]),
+    ] {
         let err = log_error(bytes);
         assert!(
-            matches!(err, Error::OverBudget { what: "printk text ring", .. }),
+            matches!(
+                err,
+                Error::OverBudget {
+                    what: "printk text ring",
+                    ..
+                }
+            ),
             "{err}"
         );
     }
@@ -195,7 +208,10 @@ fn a_cut_short_kdump_counts_its_lost_pages() {
     let (dump, _) = bounded_read(whole[..whole.len() - 3000].to_vec()).unwrap();
     assert!(dump.info().truncated, "a cut file must say so");
     assert!(dump.info().incomplete_pages >= 1, "{:?}", dump.info());
-    assert!(!dump.info().incomplete, "the header does not say incomplete");
+    assert!(
+        !dump.info().incomplete,
+        "the header does not say incomplete"
+    );
 }
 
 // Overflows (debug builds).
@@ -209,7 +225,9 @@ fn elf_segment_and_note_sizes_that_overflow_are_errors() {
     let mut notes = synth::elf(&k);
     notes[phdr(1, 0)..phdr(1, 4)].copy_from_slice(&4u32.to_le_bytes());
     put(&mut notes, phdr(1, 32), u64::MAX - 50);
-    let err = bounded_read(notes).err().expect("wrapping note sizes are refused");
+    let err = bounded_read(notes)
+        .err()
+        .expect("wrapping note sizes are refused");
     assert!(err.to_string().contains("p_filesz"), "{err}");
     // Segments: an incomplete dump whose lost bytes would sum past 2^64.
     let mut loads = synth::elf(&k);
@@ -219,6 +237,8 @@ fn elf_segment_and_note_sizes_that_overflow_are_errors() {
         put(&mut loads, phdr(i, 32), 1 << 63);
         put(&mut loads, phdr(i, 40), 1 << 63);
     }
-    let err = bounded_read(loads).err().expect("wrapping segment sizes are refused");
+    let err = bounded_read(loads)
+        .err()
+        .expect("wrapping segment sizes are refused");
     assert!(err.to_string().contains("p_memsz"), "{err}");
 }

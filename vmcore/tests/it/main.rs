@@ -2,5 +2,6 @@
 
 mod formats;
 mod hardening;
+mod real_dump;
 mod robustness;
 mod style;

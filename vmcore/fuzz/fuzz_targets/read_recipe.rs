@@ -252,7 +252,7 @@ fn build(r: &Recipe) -> Vec<u8> {
             spec.compression = c;
             // Page sizes the memory divides into; 64 KiB needs memory to match.
             spec.page_size = 4096 << (kr.page_shift % 5);
-            if k.memory.len() as u64 % spec.page_size != 0 {
+            if !(k.memory.len() as u64).is_multiple_of(spec.page_size) {
                 spec.page_size = 4096;
             }
             spec.header_version = 1 + kr.header_version as u32 % 6;

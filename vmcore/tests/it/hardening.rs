@@ -47,9 +47,15 @@ pub(crate) fn bounded_read(bytes: Vec<u8>) -> Result<(Vmcore, Result<usize, Erro
         });
         let _ = tx.send((result, ALLOCATED.with(|a| a.get())));
     });
-    let (result, allocated) = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("opening and reading the dump did not end within 30 s");
+    let (result, allocated) = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(got) => got,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("opening and reading the dump did not end within 30 s")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("opening or reading the dump panicked (see the thread's message above)")
+        }
+    };
     let limit = MEMORY_BUDGET + 2 * input + (16 << 20);
     assert!(
         allocated <= limit,

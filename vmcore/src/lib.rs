@@ -156,7 +156,12 @@ impl Vmcore {
     fn from_plain(src: Source, head: &[u8], flattened: bool, budget: &Budget) -> Result<Vmcore> {
         if head.starts_with(elf::MAGIC) {
             let elf = elf::parse(&src, budget)?;
-            let vmcoreinfo = elf.notes.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
+            let vmcoreinfo = elf
+                .notes
+                .vmcoreinfo
+                .as_deref()
+                .map(vmcoreinfo::parse_checked)
+                .transpose()?;
             let page_size = match &vmcoreinfo {
                 Some(v) => v.checked_page_size()?.unwrap_or(4096),
                 None => 4096,
@@ -196,7 +201,11 @@ impl Vmcore {
         }
         if head.starts_with(diskdump::SIGNATURE) {
             let kd = diskdump::parse(&src, budget)?;
-            let vmcoreinfo = kd.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
+            let vmcoreinfo = kd
+                .vmcoreinfo
+                .as_deref()
+                .map(vmcoreinfo::parse_checked)
+                .transpose()?;
             let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
             let info = DumpInfo {
                 format: DumpFormat::KdumpCompressed,

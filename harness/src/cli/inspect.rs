@@ -86,7 +86,10 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
             let records = log.with_context(|| {
                 format!("cannot read the kernel log in {}", args.dump.display())
             })?;
-            write_out(&mut out, format_dmesg(&records).as_bytes())?;
+            // In slices: escapes can make the text 16 times longer than the records.
+            for slice in records.chunks(256) {
+                write_out(&mut out, format_dmesg(slice).as_bytes())?;
+            }
             if !whole {
                 eprintln!("kdrill: {}", loss(dump.info()));
             }
@@ -109,9 +112,16 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
                     None
                 },
             };
-            let mut json = serde_json::to_vec_pretty(&report)?;
-            json.push(b'\n');
-            write_out(&mut out, &json)?;
+            // Streamed, not built whole: escaped text can be several times the records' size.
+            let mut buffered = std::io::BufWriter::new(&mut out);
+            let written = serde_json::to_writer_pretty(&mut buffered, &report)
+                .map_err(std::io::Error::from)
+                .and_then(|()| buffered.write_all(b"\n"))
+                .and_then(|()| buffered.flush());
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r?,
+            }
             Ok(if log.is_ok() && whole { 0 } else { 1 })
         }
     }

@@ -33,7 +33,7 @@ const SUB_HEADER_SIZE: usize = 104;
 const DESC_SIZE: u64 = 24;
 /// Bits per section of the dumped-page prefix counts (makedumpfile's BITMAP_SECT_LEN).
 const SECTION_BITS: u64 = 4096;
-const MAX_VMCOREINFO: u64 = 16 << 20;
+const MAX_VMCOREINFO: u64 = crate::vmcoreinfo::MAX_BYTES;
 const MAX_NOTES: u64 = 64 << 20;
 /// x86_64's largest `CONFIG_NR_CPUS` (MAXSMP).
 const MAX_CPUS: u32 = 8192;

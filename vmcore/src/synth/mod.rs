@@ -150,7 +150,7 @@ pub struct Options {
     pub overlapping_records: bool,
     /// The ring claims 2^bits of text at an address whose pages all map onto one zero page.
     pub aliased_text_bits: Option<u32>,
-    /// [`legacy_kernel`]: the `log_buf` size (default 4096).
+    /// [`legacy_kernel`]: the `log_buf` size (default 4096, at least 1024).
     pub log_buf_size: usize,
     /// [`legacy_kernel`]: one 64 KiB record, then an end marker leading back
     /// to it, and a `log_next_idx` the walk never meets.
@@ -328,7 +328,8 @@ pub fn legacy_kernel_with(records: &[(u64, u8, &[u8])], o: &Options) -> Kernel {
         .iter()
         .map(|&(t, l, x)| (t, l, x, &b"SUBSYSTEM=virtio"[..]))
         .collect();
-    let size = o.log_buf_size.max(64);
+    // At least room for any one record of `sample_records` and an end marker.
+    let size = o.log_buf_size.max(1024);
     let (mut buf, mut first, mut next) = build_log_buf(&with_dict, size);
     if o.log_buf_cycle {
         // One record of 0xffe0 text bytes (nearly the most a u16 length allows)

@@ -8,6 +8,7 @@
 //! memory it did not store, and PN_XNUM with the real count in section 0's
 //! `sh_info` when there are 65535 or more program headers.
 
+use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::notes::{self, NoteSummary};
 use crate::source::{u16_at, u32_at, u64_at, Source};
@@ -23,6 +24,8 @@ const EM_X86_64: u16 = 62;
 const ELF_INCOMPLETE: u32 = 0x1;
 /// Notes larger than this are not VMCOREINFO and CPU states; refuse to load them.
 const MAX_NOTES: u64 = 64 << 20;
+/// x86_64 physical addresses have at most 52 bits (MAXPHYADDR); no segment reaches past them.
+const PHYS_LIMIT: u64 = 1 << 52;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Segment {
@@ -43,7 +46,7 @@ pub(crate) struct ElfDump {
     pub(crate) missing_bytes: u64,
 }
 
-pub(crate) fn parse(src: &Source) -> Result<ElfDump> {
+pub(crate) fn parse(src: &Source, budget: &Budget) -> Result<ElfDump> {
     let mut h = [0u8; 64];
     src.read_exact("ELF header", 0, &mut h)?;
     if h[4] != 2 {
@@ -78,11 +81,15 @@ pub(crate) fn parse(src: &Source) -> Result<ElfDump> {
         phnum = u32_at(&sh, 44) as u64;
     }
     let incomplete = e_flags & ELF_INCOMPLETE != 0;
-    let table = src.read_vec("ELF program headers", phoff, phnum * PHDR_SIZE)?;
+    // phnum is at most u32::MAX, so the table size fits in u64.
+    let table_len = phnum * PHDR_SIZE;
+    budget.take("ELF program headers", table_len)?;
+    let table = src.read_vec("ELF program headers", phoff, table_len)?;
     let mut segments = Vec::new();
     let mut missing = 0u64;
     let mut note_bytes = Vec::new();
-    for ph in table.chunks_exact(PHDR_SIZE as usize) {
+    for (i, ph) in table.chunks_exact(PHDR_SIZE as usize).enumerate() {
+        let at = phoff + i as u64 * PHDR_SIZE;
         let p_type = u32_at(ph, 0);
         let offset = u64_at(ph, 8);
         let vaddr = u64_at(ph, 16);
@@ -91,6 +98,15 @@ pub(crate) fn parse(src: &Source) -> Result<ElfDump> {
         let memsz = u64_at(ph, 40);
         match p_type {
             PT_LOAD => {
+                if paddr.checked_add(memsz).is_none_or(|e| e > PHYS_LIMIT) {
+                    return Err(Error::BadField {
+                        what: "ELF PT_LOAD p_memsz",
+                        offset: at + 40,
+                        value: memsz,
+                        rule:
+                            "the segment would reach past 2^52, the end of x86_64 physical memory",
+                    });
+                }
                 // QEMU: offset -1 and filesz 0 for memory it did not store.
                 let mut filesz = if offset == u64::MAX {
                     0
@@ -101,7 +117,11 @@ pub(crate) fn parse(src: &Source) -> Result<ElfDump> {
                     if incomplete {
                         // The writer ran out of space inside this segment.
                         let kept = src.len().saturating_sub(offset);
-                        missing += filesz - kept;
+                        missing = missing.checked_add(filesz - kept).ok_or_else(|| {
+                            Error::Corrupt(format!(
+                                "ELF PT_LOAD segments (header at {at:#x}) lack more than 2^64 bytes"
+                            ))
+                        })?;
                         filesz = kept;
                     } else {
                         return Err(Error::Truncated {
@@ -112,6 +132,7 @@ pub(crate) fn parse(src: &Source) -> Result<ElfDump> {
                         });
                     }
                 }
+                budget.take("ELF segment list", std::mem::size_of::<Segment>() as u64)?;
                 segments.push(Segment {
                     paddr,
                     vaddr,
@@ -121,11 +142,18 @@ pub(crate) fn parse(src: &Source) -> Result<ElfDump> {
                 });
             }
             PT_NOTE => {
-                if note_bytes.len() as u64 + filesz > MAX_NOTES {
-                    return Err(Error::Corrupt(format!(
-                        "ELF notes claim {filesz} bytes, more than {MAX_NOTES}"
-                    )));
+                if (note_bytes.len() as u64)
+                    .checked_add(filesz)
+                    .is_none_or(|total| total > MAX_NOTES)
+                {
+                    return Err(Error::BadField {
+                        what: "ELF PT_NOTE p_filesz",
+                        offset: at + 32,
+                        value: filesz,
+                        rule: "all notes together are at most 64 MiB",
+                    });
                 }
+                budget.take("ELF notes", filesz)?;
                 note_bytes.extend(src.read_vec("ELF PT_NOTE segment", offset, filesz)?);
             }
             _ => {}
@@ -291,7 +319,7 @@ mod tests {
             incomplete,
         );
         bytes.truncate(bytes.len() - 4096);
-        parse(&Source::new(Box::new(bytes))?)
+        parse(&Source::new(Box::new(bytes))?, &Budget::new(1 << 20))
     }
 
     #[test]

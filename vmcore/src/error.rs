@@ -55,6 +55,22 @@ pub enum Error {
     NoVmcoreinfo,
     #[error("VMCOREINFO lacks {0}, needed to read the kernel log")]
     MissingVmcoreinfo(String),
+    #[error("corrupt dump: {what} at offset {offset:#x} is {value:#x}, but {rule}")]
+    BadField {
+        what: &'static str,
+        offset: u64,
+        value: u64,
+        rule: &'static str,
+    },
+    #[error(
+        "{what} needs {need} bytes, more than the {left} left of the {}-byte memory budget for reading one dump",
+        crate::MEMORY_BUDGET
+    )]
+    OverBudget {
+        what: &'static str,
+        need: u64,
+        left: u64,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

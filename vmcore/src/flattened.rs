@@ -6,10 +6,17 @@
 //! (makedumpfile.h `struct makedumpfile_data_header`, `makedumpfile -R`). We
 //! index the records once and serve reads from them: later records win where
 //! they overlap, gaps read as zeros, as in the file `makedumpfile -R` would write.
+//!
+//! The reassembled file is as long as its highest record reaches, but it may
+//! not be mostly holes: makedumpfile and QEMU write every block of the file
+//! (the only gaps are header padding), so a stream whose records reach past
+//! twice the bytes it holds is refused. Otherwise one 1-byte record at 2^40
+//! would make every "fits in the file" check pass for any header field.
 
 use std::collections::BTreeMap;
 use std::io;
 
+use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::source::{ReadAt, Source};
 
@@ -17,6 +24,8 @@ pub(crate) const SIGNATURE: &[u8; 12] = b"makedumpfile";
 const HEADER_SIZE: u64 = 4096;
 const TYPE_FLAT_HEADER: u64 = 1;
 const END_FLAG: u64 = u64::MAX; // -1 as int64_t
+/// What one extent of the index costs in memory (a BTreeMap entry and its share of a node).
+const EXTENT_COST: u64 = 64;
 
 /// A view of the reassembled file over a flattened stream.
 pub(crate) struct Flattened {
@@ -31,7 +40,7 @@ pub(crate) fn is_flattened(head: &[u8]) -> bool {
 }
 
 impl Flattened {
-    pub(crate) fn index(stream: Source) -> Result<Flattened> {
+    pub(crate) fn index(stream: Source, budget: &Budget) -> Result<Flattened> {
         let mut head = [0u8; 32];
         stream.read_exact("flattened header", 0, &mut head)?;
         let kind = u64::from_be_bytes(head[16..24].try_into().unwrap());
@@ -42,6 +51,8 @@ impl Flattened {
         }
         let mut extents = BTreeMap::new();
         let mut len = 0u64;
+        // stream position of the record that reaches furthest
+        let mut furthest = 0u64;
         let mut pos = HEADER_SIZE;
         loop {
             let mut rec = [0u8; 16];
@@ -70,10 +81,22 @@ impl Flattened {
                 });
             }
             if size > 0 {
+                budget.take("flattened record index", EXTENT_COST)?;
                 insert(&mut extents, offset, offset + size, data);
-                len = len.max(offset + size);
+                if offset + size > len {
+                    len = offset + size;
+                    furthest = pos;
+                }
             }
             pos = data + size;
+        }
+        let present: u64 = extents.iter().map(|(s, (e, _))| e - s).sum();
+        if len > present.saturating_mul(2) {
+            return Err(Error::Corrupt(format!(
+                "flattened record at stream offset {furthest:#x} puts data at {:#x}, but the stream \
+                 holds only {present} bytes: the file would be mostly holes",
+                len - 1
+            )));
         }
         Ok(Flattened {
             stream,
@@ -150,15 +173,21 @@ impl ReadAt for Flattened {
 /// Builds a flattened stream from a plain file image, `chunk` bytes per record
 /// (and the records in a shuffled order, as makedumpfile's are not sorted).
 pub fn flatten(image: &[u8], chunk: usize) -> Vec<u8> {
+    flatten_with(image, chunk, &[])
+}
+
+/// [`flatten`], then `extra` records `(offset, data)` before the end marker,
+/// as a writer that seeks elsewhere (or a forged stream) would add them.
+pub fn flatten_with(image: &[u8], chunk: usize, extra: &[(u64, &[u8])]) -> Vec<u8> {
     let mut out = vec![0u8; HEADER_SIZE as usize];
     out[..12].copy_from_slice(SIGNATURE);
     out[16..24].copy_from_slice(&TYPE_FLAT_HEADER.to_be_bytes());
     out[24..32].copy_from_slice(&1u64.to_be_bytes());
     let chunk = chunk.max(1);
-    let chunks: Vec<(usize, &[u8])> = image
+    let chunks: Vec<(u64, &[u8])> = image
         .chunks(chunk)
         .enumerate()
-        .map(|(i, c)| (i * chunk, c))
+        .map(|(i, c)| ((i * chunk) as u64, c))
         .collect();
     // Odd-numbered chunks first, then even ones: offsets are not monotonic.
     for (off, data) in chunks
@@ -166,8 +195,9 @@ pub fn flatten(image: &[u8], chunk: usize) -> Vec<u8> {
         .skip(1)
         .step_by(2)
         .chain(chunks.iter().step_by(2))
+        .chain(extra)
     {
-        out.extend_from_slice(&(*off as u64).to_be_bytes());
+        out.extend_from_slice(&off.to_be_bytes());
         out.extend_from_slice(&(data.len() as u64).to_be_bytes());
         out.extend_from_slice(data);
     }
@@ -181,7 +211,7 @@ mod tests {
     use super::*;
 
     fn view(stream: Vec<u8>) -> Result<Flattened> {
-        Flattened::index(Source::new(Box::new(stream))?)
+        Flattened::index(Source::new(Box::new(stream))?, &Budget::new(1 << 20))
     }
 
     fn read_all(f: &Flattened) -> Vec<u8> {

@@ -12,6 +12,7 @@
 //! # Ok::<(), kdrill_vmcore::Error>(())
 //! ```
 
+mod budget;
 mod compress;
 mod diskdump;
 mod dmesg;
@@ -30,12 +31,14 @@ mod x86_64;
 use std::collections::HashMap;
 use std::path::Path;
 
+pub use budget::MEMORY_BUDGET;
 pub use compress::Compression;
 pub use dmesg::{format_dmesg, panic_message, LogRecord};
 pub use error::{Error, Result};
 pub use source::ReadAt;
 pub use vmcoreinfo::VmcoreInfo;
 
+use budget::Budget;
 use diskdump::KdumpDump;
 use elf::ElfDump;
 use memory::{KernelView, PhysicalMemory};
@@ -85,6 +88,10 @@ pub struct DumpInfo {
     pub incomplete_pages: u64,
     /// The dump's header marks it incomplete.
     pub incomplete: bool,
+    /// The file ends before data its headers point to: it was cut short after
+    /// it was written (a copy or transfer stopped early). `incomplete_pages`
+    /// counts the pages lost. (An ELF dump cut short does not open at all.)
+    pub truncated: bool,
     /// makedumpfile's `-d` level, for kdump-compressed dumps.
     pub dump_level: Option<i32>,
     /// kdump-compressed header version (1 to 6).
@@ -103,6 +110,8 @@ pub struct Vmcore {
     layout: Layout,
     info: DumpInfo,
     vmcoreinfo: Option<VmcoreInfo>,
+    /// What opening left of [`MEMORY_BUDGET`] for each log read.
+    budget_left: u64,
 }
 
 fn describe_magic(head: &[u8]) -> String {
@@ -131,26 +140,32 @@ impl Vmcore {
     /// Opens a dump from any byte source, for example a `Vec<u8>`.
     pub fn from_source(source: impl ReadAt + Send + Sync + 'static) -> Result<Vmcore> {
         let src = Source::new(Box::new(source))?;
+        let budget = Budget::new(MEMORY_BUDGET);
         let mut head = vec![0u8; src.len().min(16) as usize];
         src.read_exact("file magic", 0, &mut head)?;
         if flattened::is_flattened(&head) {
-            let flat = flattened::Flattened::index(src)?;
+            let flat = flattened::Flattened::index(src, &budget)?;
             let inner = Source::new(Box::new(flat))?;
             let mut head = vec![0u8; inner.len().min(16) as usize];
             inner.read_exact("file magic", 0, &mut head)?;
-            return Vmcore::from_plain(inner, &head, true);
+            return Vmcore::from_plain(inner, &head, true, &budget);
         }
-        Vmcore::from_plain(src, &head, false)
+        Vmcore::from_plain(src, &head, false, &budget)
     }
 
-    fn from_plain(src: Source, head: &[u8], flattened: bool) -> Result<Vmcore> {
+    fn from_plain(src: Source, head: &[u8], flattened: bool, budget: &Budget) -> Result<Vmcore> {
         if head.starts_with(elf::MAGIC) {
-            let elf = elf::parse(&src)?;
-            let vmcoreinfo = elf.notes.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
-            let page_size = vmcoreinfo
-                .as_ref()
-                .and_then(|v| v.page_size())
-                .unwrap_or(4096);
+            let elf = elf::parse(&src, budget)?;
+            let vmcoreinfo = elf
+                .notes
+                .vmcoreinfo
+                .as_deref()
+                .map(vmcoreinfo::parse_checked)
+                .transpose()?;
+            let page_size = match &vmcoreinfo {
+                Some(v) => v.checked_page_size()?.unwrap_or(4096),
+                None => 4096,
+            };
             let (dumped, excluded) = elf.page_counts(page_size);
             let info = DumpInfo {
                 format: DumpFormat::Elf,
@@ -171,6 +186,7 @@ impl Vmcore {
                 excluded_pages: excluded,
                 incomplete_pages: elf.missing_bytes.div_ceil(page_size),
                 incomplete: elf.incomplete,
+                truncated: false,
                 dump_level: None,
                 header_version: None,
                 has_vmcoreinfo: vmcoreinfo.is_some(),
@@ -180,11 +196,16 @@ impl Vmcore {
                 layout: Layout::Elf(elf),
                 info,
                 vmcoreinfo,
+                budget_left: budget.left(),
             });
         }
         if head.starts_with(diskdump::SIGNATURE) {
-            let kd = diskdump::parse(&src)?;
-            let vmcoreinfo = kd.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
+            let kd = diskdump::parse(&src, budget)?;
+            let vmcoreinfo = kd
+                .vmcoreinfo
+                .as_deref()
+                .map(vmcoreinfo::parse_checked)
+                .transpose()?;
             let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
             let info = DumpInfo {
                 format: DumpFormat::KdumpCompressed,
@@ -210,6 +231,7 @@ impl Vmcore {
                 excluded_pages: kd.excluded,
                 incomplete_pages: kd.incomplete_pages,
                 incomplete: kd.incomplete(),
+                truncated: kd.lost_pages > 0,
                 dump_level: kd.dump_level,
                 header_version: Some(kd.header_version),
                 has_vmcoreinfo: vmcoreinfo.is_some(),
@@ -219,6 +241,7 @@ impl Vmcore {
                 layout: Layout::Kdump(kd),
                 info,
                 vmcoreinfo,
+                budget_left: budget.left(),
             });
         }
         if head.starts_with(diskdump::OLD_SIGNATURE) {
@@ -260,6 +283,7 @@ impl Vmcore {
             .unwrap_or(0);
         let translator = x86_64::Translator::new(vi, phys_base)?;
         let page_size = self.info.page_size;
+        let budget = Budget::new(self.budget_left);
         match &self.layout {
             Layout::Elf(elf) => {
                 let phys = ElfPhys {
@@ -267,7 +291,7 @@ impl Vmcore {
                     src: &self.src,
                     page_size,
                 };
-                read_log(&mut KernelView::new(phys, translator), vi)
+                read_log(&mut KernelView::new(phys, translator), vi, &budget)
             }
             Layout::Kdump(kd) => {
                 let phys = KdumpPhys {
@@ -275,17 +299,21 @@ impl Vmcore {
                     src: &self.src,
                     pages: HashMap::new(),
                 };
-                read_log(&mut KernelView::new(phys, translator), vi)
+                read_log(&mut KernelView::new(phys, translator), vi, &budget)
             }
         }
     }
 }
 
-fn read_log(mem: &mut dyn memory::KernelMemory, vi: &VmcoreInfo) -> Result<Vec<LogRecord>> {
+fn read_log(
+    mem: &mut dyn memory::KernelMemory,
+    vi: &VmcoreInfo,
+    budget: &Budget,
+) -> Result<Vec<LogRecord>> {
     if vi.symbol("prb").is_some() {
-        ringbuffer::read(mem, vi)
+        ringbuffer::read(mem, vi, budget)
     } else if vi.symbol("log_buf").is_some() {
-        logbuf::read(mem, vi)
+        logbuf::read(mem, vi, budget)
     } else {
         Err(Error::MissingVmcoreinfo(
             "SYMBOL(prb) and SYMBOL(log_buf)".into(),
@@ -300,9 +328,6 @@ struct ElfPhys<'a> {
 }
 
 impl PhysicalMemory for ElfPhys<'_> {
-    fn page_size(&self) -> u64 {
-        self.page_size
-    }
     fn read_phys(&mut self, paddr: u64, buf: &mut [u8]) -> Result<()> {
         self.elf.read_phys(self.src, paddr, buf, self.page_size)
     }
@@ -314,24 +339,34 @@ struct KdumpPhys<'a> {
     pages: HashMap<u64, Vec<u8>>,
 }
 
+/// Decompressed pages kept by a kdump log read (a few MiB whatever the page size).
+const PAGE_CACHE_BYTES: u64 = 4 << 20;
+
 impl PhysicalMemory for KdumpPhys<'_> {
-    fn page_size(&self) -> u64 {
-        self.kd.block_size
-    }
-    fn read_phys(&mut self, paddr: u64, buf: &mut [u8]) -> Result<()> {
+    fn read_phys(&mut self, mut paddr: u64, mut buf: &mut [u8]) -> Result<()> {
         let ps = self.kd.block_size;
-        let pfn = paddr / ps;
-        if !self.pages.contains_key(&pfn) {
-            let mut page = vec![0u8; ps as usize];
-            self.kd.read_page(self.src, pfn, &mut page)?;
-            if self.pages.len() >= 4096 {
-                self.pages.clear();
+        // Reads may cross pages: a kdump block can be larger than the 4 KiB
+        // pages the translation works in, and phys_base need not be aligned to it.
+        while !buf.is_empty() {
+            let pfn = paddr / ps;
+            if !self.pages.contains_key(&pfn) {
+                let mut page = vec![0u8; ps as usize];
+                self.kd.read_page(self.src, pfn, &mut page)?;
+                if self.pages.len() as u64 >= PAGE_CACHE_BYTES / ps {
+                    self.pages.clear();
+                }
+                self.pages.insert(pfn, page);
             }
-            self.pages.insert(pfn, page);
+            let page = &self.pages[&pfn];
+            let at = (paddr % ps) as usize;
+            let n = buf.len().min(page.len() - at);
+            let (head, rest) = buf.split_at_mut(n);
+            head.copy_from_slice(&page[at..at + n]);
+            buf = rest;
+            paddr = paddr
+                .checked_add(n as u64)
+                .ok_or(Error::NotInDump { paddr })?;
         }
-        let page = &self.pages[&pfn];
-        let at = (paddr % ps) as usize;
-        buf.copy_from_slice(&page[at..at + buf.len()]);
         Ok(())
     }
 }

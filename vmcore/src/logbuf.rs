@@ -8,6 +8,7 @@
 //! VMCOREINFO; facility and level are the two bytes after `dict_len`
 //! (`u8 facility; u8 flags:5, level:3;`), which VMCOREINFO does not export.
 
+use crate::budget::Budget;
 use crate::dmesg::LogRecord;
 use crate::error::{Error, Result};
 use crate::memory::{Fields, KernelMemory};
@@ -15,8 +16,16 @@ use crate::vmcoreinfo::VmcoreInfo;
 
 /// The kernel caps log_buf_len at 1 << 31 (LOG_BUF_LEN_MAX).
 const MAX_LOG_BUF: u64 = 1 << 31;
+/// `struct printk_log` is 16 bytes (24 with caller_id); anything near a page is not it.
+const MAX_HEADER: u64 = 4096;
+/// What a record costs beyond its text (the `LogRecord` itself).
+const RECORD_COST: u64 = std::mem::size_of::<LogRecord>() as u64;
 
-pub(crate) fn read(mem: &mut dyn KernelMemory, info: &VmcoreInfo) -> Result<Vec<LogRecord>> {
+pub(crate) fn read(
+    mem: &mut dyn KernelMemory,
+    info: &VmcoreInfo,
+    budget: &Budget,
+) -> Result<Vec<LogRecord>> {
     if info.symbol("log_end").is_some() {
         return Err(Error::Unsupported(
             "kernel log of a kernel before 3.5 (plain character log_buf)".into(),
@@ -28,11 +37,16 @@ pub(crate) fn read(mem: &mut dyn KernelMemory, info: &VmcoreInfo) -> Result<Vec<
         "log"
     };
     let hdr_size = info.need_size(s)?;
+    if hdr_size == 0 || hdr_size > MAX_HEADER {
+        return Err(Error::Corrupt(format!(
+            "VMCOREINFO gives SIZE({s})={hdr_size}, but a log record header is a few dozen bytes"
+        )));
+    }
     let off = |m: &str| info.need_offset(&format!("{s}.{m}"));
     let (ts_off, len_off, text_len_off) = (off("ts_nsec")?, off("len")?, off("text_len")?);
     let level_off = match info.offset(&format!("{s}.dict_len")) {
-        Some(d) => d + 3,
-        None => text_len_off + 5,
+        Some(d) => d.saturating_add(3),
+        None => text_len_off.saturating_add(5),
     };
     let caller_off = info.offset(&format!("{s}.caller_id"));
 
@@ -40,7 +54,7 @@ pub(crate) fn read(mem: &mut dyn KernelMemory, info: &VmcoreInfo) -> Result<Vec<
     let log_buf_len = mem.read_u32(info.need_symbol("log_buf_len")?)? as u64;
     let first = mem.read_u32(info.need_symbol("log_first_idx")?)? as u64;
     let next = mem.read_u32(info.need_symbol("log_next_idx")?)? as u64;
-    let buf = mem.read_vec(log_buf, log_buf_len, "log_buf", MAX_LOG_BUF)?;
+    let buf = mem.read_vec(log_buf, log_buf_len, "log_buf", MAX_LOG_BUF, budget)?;
     let len = buf.len() as u64;
     if first > len || next > len {
         return Err(Error::Corrupt(format!(
@@ -64,40 +78,53 @@ pub(crate) fn read(mem: &mut dyn KernelMemory, info: &VmcoreInfo) -> Result<Vec<
 
     let mut records = Vec::new();
     let mut ptr = first;
-    // Each record takes at least a header, so more steps than this is a cycle.
-    let max_steps = len / hdr_size.max(1) + 2;
+    // The walk from first to next passes each byte of the buffer at most once
+    // (the skip from an end marker to the start included): going further is a
+    // cycle, found within one lap, so at most `len` bytes of text are copied.
+    let mut walked = 0u64;
     while ptr != next {
-        if records.len() as u64 > max_steps {
-            return Err(Error::Corrupt("log_buf records form a cycle".into()));
-        }
         let mut at = ptr;
         let mut rec_len = header(at)?.u16(len_off)? as u64;
         if rec_len == 0 {
+            walked += len - at;
             at = 0; // end-of-buffer marker: this record is the one at the start
             rec_len = header(0)?.u16(len_off)? as u64;
+        }
+        walked += rec_len;
+        if walked > len {
+            return Err(Error::Corrupt(format!(
+                "log_buf records form a cycle (at record offset {at}, after {} records)",
+                records.len()
+            )));
+        }
+        if rec_len < hdr_size {
+            return Err(Error::Corrupt(format!(
+                "log_buf record at {at} has length {rec_len}, less than its {hdr_size}-byte header"
+            )));
         }
         let h = header(at)?;
         let text_len = h.u16(text_len_off)? as u64;
         let text_at = at + hdr_size;
+        if text_len > rec_len - hdr_size {
+            return Err(Error::Corrupt(format!(
+                "log_buf record at {at} has {text_len} bytes of text in a record of {rec_len}"
+            )));
+        }
         let text = buf
             .get(text_at as usize..(text_at + text_len) as usize)
             .ok_or_else(|| {
                 Error::Corrupt(format!("log_buf record at {at} has text past the end"))
             })?;
+        budget.take("log_buf records", RECORD_COST + text_len)?;
         let flags = h.u8(level_off)?;
         records.push(LogRecord {
             seq: records.len() as u64,
             timestamp_ns: h.u64(ts_off)?,
             level: flags >> 5,
-            facility: h.u8(level_off - 1)?,
+            facility: h.u8(level_off.saturating_sub(1))?,
             caller_id: caller_off.map(|o| h.u32(o)).transpose()?,
             text: text.to_vec(),
         });
-        if rec_len == 0 {
-            return Err(Error::Corrupt(format!(
-                "log_buf record at {at} has length 0"
-            )));
-        }
         ptr = at + rec_len;
     }
     Ok(records)
@@ -194,7 +221,7 @@ mod tests {
         let (buf, first, next) = build_log_buf(&recs, 512);
         assert!(next < first, "the test needs a wrapped buffer");
         let (mut mem, info) = memory(buf, first, next);
-        let got = read(&mut mem, &info).unwrap();
+        let got = read(&mut mem, &info, &Budget::new(1 << 20)).unwrap();
         assert!(got.len() >= 5 && got.len() < 30, "{}", got.len());
         let skip = 30 - got.len();
         for (k, r) in got.iter().enumerate() {
@@ -212,10 +239,11 @@ mod tests {
         let (buf, first, next) = build_log_buf(&[(1, 6, b"a", b""), (2, 6, b"b", b"")], 256);
         assert_eq!((first, next), (0, 40));
         let (mut mem, info) = memory(buf, 0, 200);
-        let err = read(&mut mem, &info).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "corrupt dump: log_buf records form a cycle"
+        let err = read(&mut mem, &info, &Budget::new(1 << 20)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("corrupt dump: log_buf records form a cycle"),
+            "{err}"
         );
     }
 
@@ -223,7 +251,7 @@ mod tests {
     fn old_kernels_are_refused_by_name() {
         let (mut mem, _) = memory(vec![0; 64], 0, 0);
         let info = VmcoreInfo::parse(b"SYMBOL(log_end)=ffffffff81000000\n");
-        let err = read(&mut mem, &info).unwrap_err();
+        let err = read(&mut mem, &info, &Budget::new(1 << 20)).unwrap_err();
         assert!(err.to_string().contains("before 3.5"), "{err}");
     }
 }

@@ -2,8 +2,12 @@
 
 use std::collections::HashMap;
 
+use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::x86_64::Translator;
+
+/// Translations are per 4 KiB page (the x86_64 base page), whatever the dump's page size.
+const TRANSLATION_PAGE: u64 = 4096;
 
 /// Reads kernel virtual memory; the log readers need nothing else.
 pub(crate) trait KernelMemory {
@@ -21,14 +25,23 @@ pub(crate) trait KernelMemory {
         Ok(u32::from_le_bytes(b))
     }
 
-    /// Reads `len` bytes, growing the buffer as the reads succeed, so a corrupt
-    /// length fails on the first missing page instead of allocating it all first.
-    fn read_vec(&mut self, vaddr: u64, len: u64, what: &str, cap: u64) -> Result<Vec<u8>> {
+    /// Reads `len` bytes, at most `cap` (the kernel's limit for `what`), charged
+    /// to `budget` before reading; the buffer grows as the reads succeed, so a
+    /// corrupt length fails on the first missing page.
+    fn read_vec(
+        &mut self,
+        vaddr: u64,
+        len: u64,
+        what: &'static str,
+        cap: u64,
+        budget: &Budget,
+    ) -> Result<Vec<u8>> {
         if len > cap {
             return Err(Error::Corrupt(format!(
-                "{what} claims {len} bytes, more than the {cap} a kernel uses"
+                "{what} at {vaddr:#x} claims {len} bytes, more than the {cap} a kernel uses"
             )));
         }
+        budget.take(what, len)?;
         let mut out = Vec::new();
         let mut done = 0u64;
         while done < len {
@@ -47,8 +60,8 @@ pub(crate) trait KernelMemory {
 
 /// Reads physical memory; implemented by each dump format.
 pub(crate) trait PhysicalMemory {
-    fn page_size(&self) -> u64;
-    /// Reads bytes at a physical address; `buf` never crosses a page boundary.
+    /// Reads bytes at a physical address; `buf` may cross the dump's pages
+    /// (it stays within one 4 KiB translation page of virtual memory).
     fn read_phys(&mut self, paddr: u64, buf: &mut [u8]) -> Result<()>;
 }
 
@@ -88,10 +101,9 @@ impl<P: PhysicalMemory> KernelView<P> {
 
 impl<P: PhysicalMemory> KernelMemory for KernelView<P> {
     fn read_virt(&mut self, mut vaddr: u64, mut buf: &mut [u8]) -> Result<()> {
-        let page_size = self.phys.page_size();
         while !buf.is_empty() {
-            let in_page = vaddr % page_size;
-            let n = (buf.len() as u64).min(page_size - in_page) as usize;
+            let in_page = vaddr % TRANSLATION_PAGE;
+            let n = (buf.len() as u64).min(TRANSLATION_PAGE - in_page) as usize;
             let ppage = self.translate_page(vaddr - in_page)?;
             let (head, rest) = buf.split_at_mut(n);
             self.phys.read_phys(ppage + in_page, head)?;

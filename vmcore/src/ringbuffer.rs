@@ -10,6 +10,7 @@
 //! (modulo the ring size) wrapped and its data starts at 0; the text follows
 //! the block's 8-byte id and is cut to the block if `text_len` overruns it.
 
+use crate::budget::Budget;
 use crate::dmesg::LogRecord;
 use crate::error::{Error, Result};
 use crate::memory::{Fields, KernelMemory};
@@ -22,6 +23,10 @@ const DESC_FINALIZED: u64 = 2;
 /// Kernel limits: log_buf_len is at most 1 << 31, and descriptors 1 << (31 - 5).
 const MAX_TEXT_BITS: u32 = 31;
 const MAX_COUNT_BITS: u32 = 26;
+/// The kernel's `struct prb_desc` and `struct printk_info` are a few dozen bytes.
+const MAX_STRUCT: u64 = 4096;
+/// What a record costs beyond its text (the `LogRecord` itself).
+const RECORD_COST: u64 = std::mem::size_of::<LogRecord>() as u64;
 
 struct Layout {
     desc_size: u64,
@@ -35,11 +40,23 @@ struct Layout {
     caller_id: Option<u64>,
 }
 
-pub(crate) fn read(mem: &mut dyn KernelMemory, info: &VmcoreInfo) -> Result<Vec<LogRecord>> {
+pub(crate) fn read(
+    mem: &mut dyn KernelMemory,
+    info: &VmcoreInfo,
+    budget: &Budget,
+) -> Result<Vec<LogRecord>> {
+    // Offsets from VMCOREINFO are summed saturating: a sum past any structure
+    // is then refused by `Fields` as outside it.
     let counter = info.offset("atomic_long_t.counter").unwrap_or(0);
     let prb_addr = mem.read_u64(info.need_symbol("prb")?)?;
     let rb_size = info.need_size("printk_ringbuffer")?;
-    let rb = mem.read_vec(prb_addr, rb_size, "struct printk_ringbuffer", 4096)?;
+    let rb = mem.read_vec(
+        prb_addr,
+        rb_size,
+        "struct printk_ringbuffer",
+        MAX_STRUCT,
+        budget,
+    )?;
     let rb = Fields {
         bytes: &rb,
         what: "struct printk_ringbuffer",
@@ -47,8 +64,12 @@ pub(crate) fn read(mem: &mut dyn KernelMemory, info: &VmcoreInfo) -> Result<Vec<
     let desc_ring = info.need_offset("printk_ringbuffer.desc_ring")?;
     let text_ring = info.need_offset("printk_ringbuffer.text_data_ring")?;
 
-    let count_bits = rb.u32(desc_ring + info.need_offset("prb_desc_ring.count_bits")?)?;
-    let size_bits = rb.u32(text_ring + info.need_offset("prb_data_ring.size_bits")?)?;
+    let desc_field =
+        |m: &str| -> Result<u64> { Ok(desc_ring.saturating_add(info.need_offset(m)?)) };
+    let text_field =
+        |m: &str| -> Result<u64> { Ok(text_ring.saturating_add(info.need_offset(m)?)) };
+    let count_bits = rb.u32(desc_field("prb_desc_ring.count_bits")?)?;
+    let size_bits = rb.u32(text_field("prb_data_ring.size_bits")?)?;
     if count_bits > MAX_COUNT_BITS || size_bits > MAX_TEXT_BITS {
         return Err(Error::Corrupt(format!(
             "printk ring buffer claims 2^{count_bits} descriptors and 2^{size_bits} bytes of text"
@@ -56,19 +77,32 @@ pub(crate) fn read(mem: &mut dyn KernelMemory, info: &VmcoreInfo) -> Result<Vec<
     }
     let count = 1u64 << count_bits;
     let text_size = 1u64 << size_bits;
-    let descs_addr = rb.u64(desc_ring + info.need_offset("prb_desc_ring.descs")?)?;
-    let infos_addr = rb.u64(desc_ring + info.need_offset("prb_desc_ring.infos")?)?;
-    let head_id = rb.u64(desc_ring + info.need_offset("prb_desc_ring.head_id")? + counter)?;
-    let tail_id = rb.u64(desc_ring + info.need_offset("prb_desc_ring.tail_id")? + counter)?;
-    let text_addr = rb.u64(text_ring + info.need_offset("prb_data_ring.data")?)?;
+    let descs_addr = rb.u64(desc_field("prb_desc_ring.descs")?)?;
+    let infos_addr = rb.u64(desc_field("prb_desc_ring.infos")?)?;
+    // Ids are masked as the kernel's DESC_ID() does: state bits in head_id or
+    // tail_id would otherwise keep the walk from ever meeting head_id.
+    let head_id =
+        rb.u64(desc_field("prb_desc_ring.head_id")?.saturating_add(counter))? & DESC_ID_MASK;
+    let tail_id =
+        rb.u64(desc_field("prb_desc_ring.tail_id")?.saturating_add(counter))? & DESC_ID_MASK;
+    let text_addr = rb.u64(text_field("prb_data_ring.data")?)?;
 
     let text_blk_lpos = info.need_offset("prb_desc.text_blk_lpos")?;
+    let (desc_size, info_size) = (info.need_size("prb_desc")?, info.need_size("printk_info")?);
+    if desc_size > MAX_STRUCT || info_size > MAX_STRUCT {
+        return Err(Error::Corrupt(format!(
+            "VMCOREINFO gives SIZE(prb_desc)={desc_size} and SIZE(printk_info)={info_size}, \
+             but each is a few dozen bytes"
+        )));
+    }
     let l = Layout {
-        desc_size: info.need_size("prb_desc")?,
-        state_var: info.need_offset("prb_desc.state_var")? + counter,
-        lpos_begin: text_blk_lpos + info.need_offset("prb_data_blk_lpos.begin")?,
-        lpos_next: text_blk_lpos + info.need_offset("prb_data_blk_lpos.next")?,
-        info_size: info.need_size("printk_info")?,
+        desc_size,
+        state_var: info
+            .need_offset("prb_desc.state_var")?
+            .saturating_add(counter),
+        lpos_begin: text_blk_lpos.saturating_add(info.need_offset("prb_data_blk_lpos.begin")?),
+        lpos_next: text_blk_lpos.saturating_add(info.need_offset("prb_data_blk_lpos.next")?),
+        info_size,
         seq: info.need_offset("printk_info.seq")?,
         ts_nsec: info.need_offset("printk_info.ts_nsec")?,
         text_len: info.need_offset("printk_info.text_len")?,
@@ -80,31 +114,48 @@ pub(crate) fn read(mem: &mut dyn KernelMemory, info: &VmcoreInfo) -> Result<Vec<
             "printk ring buffer head id {head_id:#x} is {span} descriptors past tail id {tail_id:#x}, but there are only {count}"
         )));
     }
-    let cap = 1u64 << 31;
+    // Both sizes are at most 2^12 * 2^26: no overflow.
+    let cap = MAX_STRUCT << MAX_COUNT_BITS;
     let descs = mem.read_vec(
         descs_addr,
-        l.desc_size.saturating_mul(count),
+        l.desc_size * count,
         "printk descriptors",
         cap,
+        budget,
     )?;
     let infos = mem.read_vec(
         infos_addr,
-        l.info_size.saturating_mul(count),
+        l.info_size * count,
         "printk_info array",
         cap,
+        budget,
     )?;
-    let text = mem.read_vec(text_addr, text_size, "printk text ring", cap)?;
+    let text = mem.read_vec(
+        text_addr,
+        text_size,
+        "printk text ring",
+        1 << MAX_TEXT_BITS,
+        budget,
+    )?;
 
+    // span + 1 descriptors, each once: the walk is bounded by the ring's size.
     let mut records = Vec::new();
-    let mut id = tail_id;
-    loop {
+    let mut copied = 0u64;
+    for n in 0..=span {
+        let id = tail_id.wrapping_add(n) & DESC_ID_MASK;
         if let Some(r) = record(&l, &descs, &infos, &text, count, id)? {
+            // The kernel's text blocks do not overlap, so the records hold at
+            // most the ring's bytes; more means descriptors share text.
+            copied += r.text.len() as u64;
+            if copied > text_size {
+                return Err(Error::Corrupt(format!(
+                    "printk descriptor {id:#x} brings the records' text past the {text_size} \
+                     bytes of the text ring: descriptors overlap"
+                )));
+            }
+            budget.take("printk records", RECORD_COST + r.text.len() as u64)?;
             records.push(r);
         }
-        if id == head_id {
-            break;
-        }
-        id = (id + 1) & DESC_ID_MASK;
     }
     Ok(records)
 }
@@ -147,12 +198,12 @@ fn record(
     }
     let start = begin.min(size) as usize;
     let end = (begin + text_len).min(size) as usize;
-    let flags = i.u8(l.text_len + 3)?;
+    let flags = i.u8(l.text_len.saturating_add(3))?;
     Ok(Some(LogRecord {
         seq: i.u64(l.seq)?,
         timestamp_ns: i.u64(l.ts_nsec)?,
         level: flags >> 5,
-        facility: i.u8(l.text_len + 2)?,
+        facility: i.u8(l.text_len.saturating_add(2))?,
         caller_id: l.caller_id.map(|o| i.u32(o)).transpose()?,
         text: text[start..end].to_vec(),
     }))
@@ -347,7 +398,11 @@ mod tests {
 
     fn read_built(ring: &BuiltRing) -> Result<Vec<LogRecord>> {
         let mut mem = MapMemory(ring.blobs.clone());
-        read(&mut mem, &VmcoreInfo::parse(ring.vmcoreinfo.as_bytes()))
+        read(
+            &mut mem,
+            &VmcoreInfo::parse(ring.vmcoreinfo.as_bytes()),
+            &Budget::new(1 << 30),
+        )
     }
 
     #[test]
@@ -387,7 +442,12 @@ mod tests {
             .vmcoreinfo
             .replace("OFFSET(printk_info.ts_nsec)=8\n", "");
         let mut mem = MapMemory(ring.blobs.clone());
-        let err = read(&mut mem, &VmcoreInfo::parse(info.as_bytes())).unwrap_err();
+        let err = read(
+            &mut mem,
+            &VmcoreInfo::parse(info.as_bytes()),
+            &Budget::new(1 << 30),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "VMCOREINFO lacks OFFSET(printk_info.ts_nsec), needed to read the kernel log"
@@ -416,7 +476,12 @@ mod tests {
             "OFFSET(printk_info.text_len)=4000",
         );
         let mut mem = MapMemory(ring.blobs.clone());
-        let err = read(&mut mem, &VmcoreInfo::parse(info.as_bytes())).unwrap_err();
+        let err = read(
+            &mut mem,
+            &VmcoreInfo::parse(info.as_bytes()),
+            &Budget::new(1 << 30),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("outside its 88 bytes"), "{err}");
     }
 }

@@ -8,6 +8,21 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 
+/// The kernel's VMCOREINFO is at most a page (`VMCOREINFO_BYTES`), so at most 64 KiB.
+pub(crate) const MAX_BYTES: u64 = 65536;
+
+/// Parses a dump's VMCOREINFO after checking it is no longer than a kernel writes
+/// (the parse keeps every line, so a long one would cost far more than its bytes).
+pub(crate) fn parse_checked(text: &[u8]) -> Result<VmcoreInfo> {
+    let len = text.iter().position(|&b| b == 0).unwrap_or(text.len()) as u64;
+    if len > MAX_BYTES {
+        return Err(Error::Corrupt(format!(
+            "VMCOREINFO is {len} bytes, but a kernel's is at most a page (64 KiB)"
+        )));
+    }
+    Ok(VmcoreInfo::parse(text))
+}
+
 /// Parsed VMCOREINFO, keeping every line so new keys need no code.
 #[derive(Debug, Clone, Default)]
 pub struct VmcoreInfo {
@@ -38,6 +53,19 @@ impl VmcoreInfo {
 
     pub fn page_size(&self) -> Option<u64> {
         self.get("PAGESIZE")?.parse().ok()
+    }
+
+    /// `PAGESIZE`, if present, checked against what a kernel can have.
+    pub(crate) fn checked_page_size(&self) -> Result<Option<u64>> {
+        let Some(v) = self.get("PAGESIZE") else {
+            return Ok(None);
+        };
+        match v.parse::<u64>() {
+            Ok(n) if n.is_power_of_two() && crate::diskdump::PAGE_SIZES.contains(&n) => Ok(Some(n)),
+            _ => Err(Error::Corrupt(format!(
+                "VMCOREINFO gives PAGESIZE={v}, but a page is a power of two from 4096 to 65536 bytes"
+            ))),
+        }
     }
 
     pub fn crash_time(&self) -> Option<i64> {
@@ -113,5 +141,13 @@ mod tests {
             info.need_offset("printk_info.seq"),
             Err(Error::MissingVmcoreinfo(k)) if k == "OFFSET(printk_info.seq)"
         ));
+    }
+
+    #[test]
+    fn a_vmcoreinfo_longer_than_a_page_is_refused() {
+        let long = "A=1\n".repeat(20_000);
+        let err = parse_checked(long.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("at most a page"), "{err}");
+        assert!(parse_checked(b"PAGESIZE=4096\n\0\0").is_ok());
     }
 }

@@ -29,6 +29,13 @@ pub(crate) struct Translator {
 
 impl Translator {
     pub(crate) fn new(info: &VmcoreInfo, phys_base: u64) -> Result<Translator> {
+        // The kernel image is placed on a CONFIG_PHYSICAL_ALIGN (at least 2 MiB) boundary;
+        // a page-aligned phys_base is the least a real kernel has.
+        if phys_base % 4096 != 0 {
+            return Err(Error::Corrupt(format!(
+                "phys_base {phys_base:#x} is not page-aligned (a kernel image starts on a page)"
+            )));
+        }
         let image_size = info
             .number("KERNEL_IMAGE_SIZE")
             .unwrap_or(DEFAULT_IMAGE_SIZE);

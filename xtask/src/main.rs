@@ -1,9 +1,10 @@
 //! Developer and CI entry points: `cargo xtask verify` (the main job), `cargo xtask test` (the
-//! test suite as CI runs it), `kernels`, `bench`, `soak`. Each installs missing host packages
+//! test suite as CI runs it), `kernels`, `bench`, `soak`, `fuzz` (the dump reader's fuzz targets). Each installs missing host packages
 //! first (as root on Debian/Ubuntu) or stops with the exact install line; the logic lives in the
 //! `kdrill` library, xtask only orchestrates.
 
 mod bench;
+mod fuzz;
 mod nextest;
 mod soak;
 mod test;
@@ -37,6 +38,12 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Run one case N times back to back: pass/fail counts, flake rate, each phase's spread
     Soak(soak::SoakArgs),
+    /// Fuzz the dump reader: seed corpora, build, then each target for --time seconds
+    Fuzz {
+        /// Seconds per target
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+    },
 }
 
 fn main() {
@@ -63,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Test { rest } => test::run(&root, &rest),
         Task::Bench(args) => bench::run(&root, &args),
         Task::Soak(args) => soak::run(&root, &args),
+        Task::Fuzz { time } => fuzz::run(&root, time),
     }
 }
 
@@ -70,7 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 /// runs nothing and must not install packages.
 fn needs_host_tools(task: &Task) -> bool {
     match task {
-        Task::Kernels => false,
+        Task::Kernels | Task::Fuzz { .. } => false,
         Task::Verify(args) => !args.list,
         Task::Test { .. } | Task::Bench(_) | Task::Soak(_) => true,
     }
@@ -174,6 +182,7 @@ mod tests {
             "verify", "--list", "--set", "ci"
         ])));
         assert!(!needs_host_tools(&task(&["kernels"])));
+        assert!(!needs_host_tools(&task(&["fuzz", "--time", "5"])));
         assert!(needs_host_tools(&task(&["verify"])));
         assert!(needs_host_tools(&task(&["test"])));
         assert!(needs_host_tools(&task(&["soak", "--runs", "2"])));

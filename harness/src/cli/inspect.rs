@@ -40,24 +40,64 @@ struct JsonReport<'a> {
     records: Option<&'a [LogRecord]>,
 }
 
-/// Exit codes: 0 all read; 1 the metadata was read but the kernel log was not;
-/// an error (2, from main) when the dump cannot be opened at all.
+/// Refuses anything but a regular file (or a link to one) before opening it:
+/// a FIFO would block the open until a writer comes, and a device or folder is
+/// no dump. The reader needs random access, so a stream must be saved first.
+fn check_regular_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the crash dump {}", path.display()))?;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_dir() {
+        "a folder"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    anyhow::bail!(
+        "{} is {kind}, not a dump file: kdrill inspect reads a saved dump with random access; \
+         save the stream to a file first (e.g. `cat {} > vmcore`) and pass that file",
+        path.display(),
+        path.display()
+    )
+}
+
+/// Exit codes: 0 all read; 1 the metadata was read but the kernel log was not,
+/// or the file was cut short and lost pages; an error (2, from main) when the
+/// dump cannot be opened at all.
 pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
+    check_regular_file(&args.dump)?;
     let dump = Vmcore::open(&args.dump)
         .with_context(|| format!("cannot read the crash dump {}", args.dump.display()))?;
     let log = dump.dmesg_records();
+    let whole = !dump.info().truncated;
     let mut out = std::io::stdout().lock();
     match args.format {
         OutputFormat::Text if args.dmesg => {
             let records = log.with_context(|| {
                 format!("cannot read the kernel log in {}", args.dump.display())
             })?;
-            write_out(&mut out, format_dmesg(&records).as_bytes())?;
-            Ok(0)
+            // In slices: escapes can make the text 16 times longer than the records.
+            for slice in records.chunks(256) {
+                write_out(&mut out, format_dmesg(slice).as_bytes())?;
+            }
+            if !whole {
+                eprintln!("kdrill: {}", loss(dump.info()));
+            }
+            Ok(if whole { 0 } else { 1 })
         }
         OutputFormat::Text => {
             write_out(&mut out, summary(&args.dump, dump.info(), &log).as_bytes())?;
-            Ok(if log.is_ok() { 0 } else { 1 })
+            Ok(if log.is_ok() && whole { 0 } else { 1 })
         }
         OutputFormat::Json => {
             let report = JsonReport {
@@ -72,12 +112,27 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
                     None
                 },
             };
-            let mut json = serde_json::to_vec_pretty(&report)?;
-            json.push(b'\n');
-            write_out(&mut out, &json)?;
-            Ok(if log.is_ok() { 0 } else { 1 })
+            // Streamed, not built whole: escaped text can be several times the records' size.
+            let mut buffered = std::io::BufWriter::new(&mut out);
+            let written = serde_json::to_writer_pretty(&mut buffered, &report)
+                .map_err(std::io::Error::from)
+                .and_then(|()| buffered.write_all(b"\n"))
+                .and_then(|()| buffered.flush());
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r?,
+            }
+            Ok(if log.is_ok() && whole { 0 } else { 1 })
         }
     }
+}
+
+/// What a cut-short file lost, in one line.
+fn loss(info: &DumpInfo) -> String {
+    format!(
+        "yes: the file was cut short; the data of {} dumped pages lies past its end, so this is a partial answer",
+        info.incomplete_pages
+    )
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -145,6 +200,9 @@ fn summary(
     }
     if info.incomplete {
         lines.push(("incomplete", "yes: the writer ran out of space".to_string()));
+    }
+    if info.truncated {
+        lines.push(("truncated", loss(info)));
     }
     match log {
         Ok(records) => {

@@ -162,3 +162,53 @@ fn unreadable_log_still_prints_metadata_and_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_fifo_is_refused_at_once_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("vmcore.fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let started = std::time::Instant::now();
+    // The deadline kills a kdrill that blocks on the FIFO, so the test fails instead of hanging.
+    let out = kdrill()
+        .arg("inspect")
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(10))
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is a FIFO (named pipe), not a dump file"),
+        "{err}"
+    );
+    assert!(err.contains("save the stream to a file first"), "{err}");
+}
+
+#[test]
+fn a_cut_short_kdump_exits_1_stating_the_loss() {
+    let f = fixture(|k| synth::kdump_with(k, Compression::Zlib, &[]));
+    let bytes = std::fs::read(&f.path).unwrap();
+    // The last pages (above the log) compress to a few dozen bytes each.
+    std::fs::write(&f.path, &bytes[..bytes.len() - 200]).unwrap();
+    let out = stdout_of(kdrill().arg("inspect").arg(&f.path), 1);
+    assert!(
+        out.contains("truncated:      yes: the file was cut short; the data of "),
+        "{out}"
+    );
+    assert!(!out.contains(", 0 incomplete\n"), "{out}");
+    let out = kdrill()
+        .args(["inspect", "--dmesg"])
+        .arg(&f.path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("partial answer"), "{err}");
+}

@@ -1,5 +1,7 @@
 //! Integration tests of the dump reader over synthetic dumps built in code.
 
 mod formats;
+mod hardening;
+mod real_dump;
 mod robustness;
 mod style;

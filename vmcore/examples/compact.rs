@@ -1,0 +1,111 @@
+//! Compacts a real kdump-compressed dump to the pages its kernel log reads, for test fixtures.
+//!
+//! `cargo run -p kdrill-vmcore --example compact -- <vmcore> <out>`: opens the
+//! dump through a tracing `ReadAt`, reads the log, notes which page
+//! descriptors the log walk read, and writes a kdump file with the same
+//! headers, VMCOREINFO, notes and 1st bitmap but only those pages dumped. The
+//! result reads the same log (checked before writing).
+
+use std::sync::{Arc, Mutex};
+
+use kdrill_vmcore::{ReadAt, Vmcore};
+
+struct Tracing {
+    data: Arc<Vec<u8>>,
+    reads: Arc<Mutex<Vec<(u64, usize)>>>,
+}
+
+impl ReadAt for Tracing {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.data.len() as u64)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reads.lock().unwrap().push((offset, buf.len()));
+        self.data.as_slice().read_at(offset, buf)
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u64 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as u64
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, input, output] = &args[..] else {
+        eprintln!("usage: compact <vmcore> <out>");
+        std::process::exit(2);
+    };
+    let data = Arc::new(std::fs::read(input).expect("read the dump"));
+    assert_eq!(
+        &data[..8],
+        b"KDUMP   ",
+        "only kdump-compressed dumps are compacted"
+    );
+    let reads = Arc::new(Mutex::new(Vec::new()));
+    let dump = Vmcore::from_source(Tracing {
+        data: data.clone(),
+        reads: reads.clone(),
+    })
+    .expect("open the dump");
+    reads.lock().unwrap().clear();
+    let log = dump.dmesg_records().expect("read the log");
+
+    let d = &data[..];
+    let bs = u32_at(d, 428);
+    let sub_hdr = u32_at(d, 432);
+    let bitmap_blocks = u32_at(d, 436);
+    let bitmap1 = ((1 + sub_hdr) * bs) as usize;
+    let half = (bitmap_blocks * bs / 2) as usize;
+    let desc_off = bitmap1 as u64 + 2 * half as u64;
+    // pfn of each dumped page, in descriptor order
+    let bitmap2 = &d[bitmap1 + half..bitmap1 + 2 * half];
+    let dumped: Vec<u64> = (0..half as u64 * 8)
+        .filter(|p| bitmap2[(p / 8) as usize] & (1 << (p % 8)) != 0)
+        .collect();
+    let mut keep: Vec<usize> = reads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|&&(off, len)| len == 24 && off >= desc_off)
+        .map(|&(off, _)| ((off - desc_off) / 24) as usize)
+        .filter(|&i| i < dumped.len())
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+
+    let mut out = d[..bitmap1 + half].to_vec();
+    let mut new_bitmap2 = vec![0u8; half];
+    for &i in &keep {
+        let p = dumped[i];
+        new_bitmap2[(p / 8) as usize] |= 1 << (p % 8);
+    }
+    out.extend_from_slice(&new_bitmap2);
+    let data_start = out.len() as u64 + keep.len() as u64 * 24;
+    let mut descs = Vec::new();
+    let mut pages = Vec::new();
+    for &i in &keep {
+        let at = (desc_off + i as u64 * 24) as usize;
+        let mut desc = d[at..at + 24].to_vec();
+        let (offset, size) = (u64_at(&desc, 0) as usize, u32_at(&desc, 8) as usize);
+        desc[0..8].copy_from_slice(&(data_start + pages.len() as u64).to_le_bytes());
+        pages.extend_from_slice(&d[offset..offset + size]);
+        descs.extend_from_slice(&desc);
+    }
+    out.extend_from_slice(&descs);
+    out.extend_from_slice(&pages);
+
+    let check = Vmcore::from_source(out.clone()).expect("open the compacted dump");
+    assert_eq!(check.dmesg_records().expect("its log"), log, "the same log");
+    std::fs::write(output, &out).expect("write the compacted dump");
+    eprintln!(
+        "{input}: {} bytes, {} dumped pages -> {output}: {} bytes, {} pages, {} log records",
+        d.len(),
+        dumped.len(),
+        out.len(),
+        keep.len(),
+        log.len()
+    );
+}

@@ -136,11 +136,15 @@ fn cargo_bin() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// `cargo nextest --version` answers in well under a second; a wedged cargo must not hang xtask.
+const NEXTEST_PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn has_nextest() -> bool {
-    std::process::Command::new(cargo_bin())
-        .args(["nextest", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    kdrill::host::process::run(
+        std::process::Command::new(cargo_bin()).args(["nextest", "--version"]),
+        NEXTEST_PROBE_DEADLINE,
+    )
+    .is_ok_and(|o| o.status.success())
 }
 
 fn kernels(root: &Path) -> anyhow::Result<i32> {

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: what CI runs. `cargo fmt --check`, `cargo clippy -D warnings`, then every
 //! test through nextest (the `ci` matrix set among them, stopped with xtask), the matrix summary
-//! and the JUnit report completed with the declared skips' reasons.
+//! and the JUnit report completed with the declared skips' reasons, then the dump reader's fuzz
+//! targets for [`CI_FUZZ_SECONDS`] each.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,6 +10,9 @@ use std::time::SystemTime;
 use anyhow::{bail, Context};
 
 use crate::{cargo_bin, has_nextest, nextest};
+
+/// How long CI fuzzes each of the reader's targets (`cargo xtask fuzz --time 60`).
+const CI_FUZZ_SECONDS: u64 = 60;
 
 pub fn run(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
     cargo(&["fmt", "--all", "--", "--check"])
@@ -50,7 +54,12 @@ pub fn run(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
         eprintln!("xtask: nextest failed ({})", ended.status);
         return Ok(ended.exit_code());
     }
-    Ok(0)
+    if !rest.is_empty() {
+        // A filtered run (`cargo xtask test -- tidy`) is a developer's quick loop: no fuzzing.
+        return Ok(0);
+    }
+    eprintln!("xtask: fuzzing the dump reader, {CI_FUZZ_SECONDS} s per target");
+    crate::fuzz::run(root, CI_FUZZ_SECONDS)
 }
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {

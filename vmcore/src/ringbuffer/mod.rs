@@ -288,13 +288,7 @@ mod tests {
         let info = ring
             .vmcoreinfo
             .replace("OFFSET(printk_info.ts_nsec)=8\n", "");
-        let mut mem = MapMemory(ring.blobs.clone());
-        let err = read(
-            &mut mem,
-            &VmcoreInfo::parse(info.as_bytes()),
-            &Budget::new(1 << 30),
-        )
-        .unwrap_err();
+        let err = read_with_info(&ring, &info).unwrap_err();
         assert_eq!(
             err.to_string(),
             "VMCOREINFO lacks OFFSET(printk_info.ts_nsec), needed to read the kernel log"
@@ -322,13 +316,17 @@ mod tests {
             "OFFSET(printk_info.text_len)=16",
             "OFFSET(printk_info.text_len)=4000",
         );
+        let err = read_with_info(&ring, &info).unwrap_err();
+        assert!(err.to_string().contains("outside its 88 bytes"), "{err}");
+    }
+
+    /// Reads `ring`'s memory with `info` as its VMCOREINFO (an edited copy of the ring's own).
+    fn read_with_info(ring: &BuiltRing, info: &str) -> Result<Vec<LogRecord>> {
         let mut mem = MapMemory(ring.blobs.clone());
-        let err = read(
+        read(
             &mut mem,
             &VmcoreInfo::parse(info.as_bytes()),
             &Budget::new(1 << 30),
         )
-        .unwrap_err();
-        assert!(err.to_string().contains("outside its 88 bytes"), "{err}");
     }
 }

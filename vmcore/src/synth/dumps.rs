@@ -88,22 +88,9 @@ pub fn kdump_incomplete(
     compress: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
     written: u64,
 ) -> Vec<u8> {
-    crate::diskdump::build(&crate::diskdump::KdumpSpec {
-        memory: &k.memory,
-        page_size: PAGE_SIZE,
-        vmcoreinfo: k.vmcoreinfo.as_bytes(),
-        header_version: 6,
-        compression: Compression::Zlib,
-        compress,
-        excluded: &[],
-        holes: &[1],
-        release: "6.1.0-synthetic",
-        machine: "x86_64",
-        timestamp: 1_764_170_001,
-        nr_cpus: 2,
-        phys_base: PHYS_BASE,
-        dump_level: 31,
+    crate::diskdump::build(&KdumpSpec {
         incomplete_after: Some(written),
+        ..kdump_spec(k, compress)
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod bench;
 mod fuzz;
+mod kernels;
 mod nextest;
 mod soak;
 mod test;
@@ -32,8 +33,8 @@ enum Task {
         #[arg(last = true)]
         rest: Vec<String>,
     },
-    /// List the kernel entries and whether each is in the cache
-    Kernels,
+    /// List the kernel entries: pin, newest in the archives, cached or not; --repin ID re-pins one
+    Kernels(kernels::KernelsArgs),
     /// Harness overhead: run a case N times; wall time ÷ what the guest spent by its own clocks
     Bench(bench::BenchArgs),
     /// Run one case N times back to back: pass/fail counts, flake rate, each phase's spread
@@ -64,7 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         ensure_host_tools()?;
     }
     match cli.command {
-        Task::Kernels => kernels(&root),
+        Task::Kernels(args) => kernels::run(&root, &args),
         Task::Verify(args) if args.list => kdrill::campaign::verify::run(&args),
         Task::Verify(args) => verify::run(&root, args),
         Task::Test { rest } => test::run(&root, &rest),
@@ -78,7 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 /// runs nothing and must not install packages.
 fn needs_host_tools(task: &Task) -> bool {
     match task {
-        Task::Kernels | Task::Fuzz { .. } => false,
+        Task::Kernels(_) | Task::Fuzz { .. } => false,
         Task::Verify(args) => !args.list,
         Task::Test { .. } | Task::Bench(_) | Task::Soak(_) => true,
     }
@@ -147,30 +148,6 @@ fn has_nextest() -> bool {
     .is_ok_and(|o| o.status.success())
 }
 
-fn kernels(root: &Path) -> anyhow::Result<i32> {
-    let cache = kdrill::host::paths::cache_dir();
-    for id in kdrill::spec::kernel::list_ids(root) {
-        let spec = kdrill::spec::kernel::load(root, &id)?;
-        let cached = if kdrill::fetch::kernel::is_cached(&spec, &cache) {
-            "cached"
-        } else {
-            "not cached"
-        };
-        let source = match &spec.source {
-            kdrill::spec::kernel::KernelSource::Debian {
-                package, version, ..
-            } => format!("{package}={version}"),
-            kdrill::spec::kernel::KernelSource::Local { vmlinuz, .. } => {
-                format!("local {}", vmlinuz.display())
-            }
-        };
-        println!("{id:<20} {cached:<11} {source}");
-        println!("{:<20} {}", "", spec.why);
-    }
-    println!("cache: {}", cache.display());
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +163,11 @@ mod tests {
             "verify", "--list", "--set", "ci"
         ])));
         assert!(!needs_host_tools(&task(&["kernels"])));
+        assert!(!needs_host_tools(&task(&[
+            "kernels",
+            "--repin",
+            "debian-6.1"
+        ])));
         assert!(!needs_host_tools(&task(&["fuzz", "--time", "5"])));
         assert!(needs_host_tools(&task(&["verify"])));
         assert!(needs_host_tools(&task(&["test"])));

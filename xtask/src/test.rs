@@ -48,7 +48,12 @@ pub fn run(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
     if let Ok(cases) = kdrill::campaign::matrix::from_env(root) {
         let out = kdrill::host::paths::out_dir(root);
         let _ = kdrill::campaign::verify::summarize_since(&out, &cases, started);
-        kdrill::campaign::junit::annotate_file(&target.join("nextest/ci/junit.xml"), &cases)?;
+        let results = kdrill::campaign::summary::load_results(&out, &cases, started);
+        kdrill::campaign::junit::annotate_file(
+            &target.join("nextest/ci/junit.xml"),
+            &cases,
+            &results,
+        )?;
     }
     if ended.signal.is_some() || !ended.status.success() {
         eprintln!("xtask: nextest failed ({})", ended.status);

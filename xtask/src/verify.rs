@@ -78,7 +78,8 @@ pub fn run(root: &Path, mut args: VerifyArgs) -> anyhow::Result<i32> {
     let ended = nextest::run(command)?;
     let code = kdrill::campaign::verify::summarize_since(&options.out_dir, &cases, started)?;
     let junit = target.join("nextest/ci/junit.xml");
-    kdrill::campaign::junit::annotate_file(&junit, &cases)?;
+    let results = kdrill::campaign::summary::load_results(&options.out_dir, &cases, started);
+    kdrill::campaign::junit::annotate_file(&junit, &cases, &results)?;
     eprintln!("xtask: JUnit: {}", junit.display());
     Ok(match ended.signal {
         Some(_) => ended.exit_code(),

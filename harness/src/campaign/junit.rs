@@ -1,10 +1,48 @@
 //! nextest's JUnit report, completed with what only kdrill knows: a declared skip's reason in
 //! place of nextest's generic "does not match the run-ignored option", so the report, the summary
-//! and the exit code tell the same story.
+//! and the exit code tell the same story; and each case's kernel package as `<properties>`.
 
 use std::path::Path;
 
+use crate::case::verdict::CaseResult;
 use crate::case::Case;
+
+/// Adds `<properties>` naming the kernel package (`kernel.package`, `kernel.version`,
+/// `kernel.sha256`, `kernel.tracked`) to each case's `<testcase>`, from its last result.
+pub fn annotate_kernels(xml: &str, results: &[CaseResult]) -> String {
+    let mut out = xml.to_string();
+    let mut done: Vec<String> = Vec::new();
+    let mut latest: Vec<&CaseResult> = results.iter().collect();
+    latest.sort_by(|a, b| b.started.total_cmp(&a.started));
+    for result in latest {
+        let (id, Some(p)) = (result.id(), &result.kernel_package) else {
+            continue;
+        };
+        if done.contains(&id) {
+            continue;
+        }
+        done.push(id.clone());
+        let name = format!("<testcase name=\"{}\"", escape(&id));
+        let Some(start) = out.find(&name) else {
+            continue;
+        };
+        let Some(open_end) = out[start..].find('>').map(|e| start + e + 1) else {
+            continue;
+        };
+        if out[start..open_end].ends_with("/>") {
+            continue;
+        }
+        let props = format!(
+            "<properties><property name=\"kernel.package\" value=\"{}\"/><property name=\"kernel.version\" value=\"{}\"/><property name=\"kernel.sha256\" value=\"{}\"/><property name=\"kernel.tracked\" value=\"{}\"/></properties>",
+            escape(&p.package),
+            escape(&p.version),
+            escape(&p.sha256),
+            p.tracked
+        );
+        out.insert_str(open_end, &props);
+    }
+    out
+}
 
 /// Puts each skipped case's declared reason into its `<skipped message="…"/>` element.
 pub fn annotate_skips(xml: &str, cases: &[Case]) -> String {
@@ -35,14 +73,18 @@ pub fn annotate_skips(xml: &str, cases: &[Case]) -> String {
     out
 }
 
-/// Rewrites the report at `path` in place; a missing report is left alone.
-pub fn annotate_file(path: &Path, cases: &[Case]) -> std::io::Result<()> {
+/// Rewrites the report at `path` in place (skip reasons, kernel packages); a missing report is
+/// left alone.
+pub fn annotate_file(path: &Path, cases: &[Case], results: &[CaseResult]) -> std::io::Result<()> {
     let xml = match std::fs::read_to_string(path) {
         Ok(xml) => xml,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    std::fs::write(path, annotate_skips(&xml, cases))
+    std::fs::write(
+        path,
+        annotate_kernels(&annotate_skips(&xml, cases), results),
+    )
 }
 
 /// XML attribute escaping.
@@ -93,6 +135,25 @@ mod tests {
         );
         assert!(!got.contains("run-ignored"));
         assert!(got.ends_with("time=\"20.1\">\n        </testcase>\n</testsuite>"));
+    }
+
+    #[test]
+    fn each_testcase_names_the_kernel_package_it_booted() {
+        let xml = "<testsuite>\n<testcase name=\"debian-6.1-track/sysrq\" classname=\"kdrill::matrix\" time=\"30.0\">\n</testcase>\n<testcase name=\"k/none\" time=\"1\"/>\n</testsuite>";
+        let mut older = CaseResult::new("debian-6.1-track", "sysrq", Path::new("/r/1"));
+        older.started = 1.0;
+        older.kernel_package = Some(crate::case::verdict::KernelPackage {
+            package: "linux-image-6.1.0-50-amd64-unsigned".into(),
+            version: "6.1.180-1".into(),
+            sha256: "aa".into(),
+            tracked: true,
+        });
+        let mut newer = older.clone();
+        newer.started = 2.0;
+        newer.kernel_package.as_mut().unwrap().version = "6.1.192-3".into();
+        let got = annotate_kernels(xml, &[older, newer]);
+        assert!(got.contains("time=\"30.0\"><properties><property name=\"kernel.package\" value=\"linux-image-6.1.0-50-amd64-unsigned\"/><property name=\"kernel.version\" value=\"6.1.192-3\"/><property name=\"kernel.sha256\" value=\"aa\"/><property name=\"kernel.tracked\" value=\"true\"/></properties>\n</testcase>"), "{got}");
+        assert_eq!(got.matches("<properties>").count(), 1, "{got}");
     }
 
     #[test]

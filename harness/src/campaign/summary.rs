@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::campaign::matrix::Case;
-use crate::case::verdict::{CaseResult, Verdict};
+use crate::case::verdict::{CaseResult, KernelPackage, Verdict};
 
 /// A case's place in the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +54,8 @@ pub struct Row {
     pub artifacts: Option<String>,
     /// How many attempts this run made.
     pub attempts: usize,
+    /// The kernel package the last attempt booted.
+    pub kernel_package: Option<KernelPackage>,
 }
 
 /// A case's row from its attempts in this run, oldest first.
@@ -66,6 +68,7 @@ fn row_of(case: &Case, attempts: &[&CaseResult]) -> Row {
         reason: None,
         artifacts: None,
         attempts: attempts.len(),
+        kernel_package: None,
     };
     if let Some(why) = case.skip_reason() {
         row.status = Status::Skip;
@@ -76,6 +79,7 @@ fn row_of(case: &Case, attempts: &[&CaseResult]) -> Row {
         return row;
     };
     row.total_seconds = last.phases.total;
+    row.kernel_package = last.kernel_package.clone();
     row.artifacts = Some(last.artifacts.clone());
     row.reason = last.reasons.first().cloned();
     let failed_before = attempts[..attempts.len() - 1]
@@ -199,6 +203,21 @@ pub fn markdown(rows: &[Row]) -> String {
             )
         })
         .collect();
+    let mut packages: Vec<(&str, String)> = Vec::new();
+    for row in rows {
+        if let Some(p) = &row.kernel_package {
+            let line = p.describe();
+            if !packages.iter().any(|(k, l)| *k == row.kernel && *l == line) {
+                packages.push((&row.kernel, line));
+            }
+        }
+    }
+    if !packages.is_empty() {
+        out.push_str("\n## Kernels\n\n");
+        for (kernel, line) in packages {
+            out.push_str(&format!("- {kernel}: {line}\n"));
+        }
+    }
     if !notable.is_empty() {
         out.push_str("\n## Failures, flakes, skips and interruptions\n\n");
         for row in notable {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::case::error::{CaseError, SetupContext};
+use crate::case::verdict::KernelPackage;
 use crate::case::{Case, RunOptions};
 use crate::fetch::kernel::KernelFiles;
 use crate::guest::{dumpdisk, minimal};
@@ -42,6 +43,12 @@ pub fn prepare(
             detail: format!("{}: {e}", kernel.id),
         })?;
     result.kernel_release = Some(files.release.clone());
+    result.kernel_package = files.packages.as_ref().map(|p| KernelPackage {
+        package: p.image.package.clone(),
+        version: p.image.version.clone(),
+        sha256: p.image.sha256.clone(),
+        tracked: p.tracked,
+    });
 
     progress("building guest image");
     let crasher = crasher_module(case, &files, options)?;

@@ -80,6 +80,10 @@ pub struct CaseResult {
     pub accel: Option<Accel>,
     pub accel_reason: Option<String>,
     pub kernel_release: Option<String>,
+    /// The Debian package the kernel came from, as this case used it (a tracking entry's
+    /// resolution included): name, version and the sha256 of the `.deb` downloaded.
+    #[serde(default)]
+    pub kernel_package: Option<KernelPackage>,
     pub phases: Phases,
     /// Size of the dump file in bytes.
     pub dump_bytes: Option<u64>,
@@ -97,6 +101,29 @@ pub struct CaseResult {
     /// Which try this was: nextest's `NEXTEST_ATTEMPT` (1 outside nextest). A PASS on a later try is FLAKY.
     #[serde(default = "first_attempt")]
     pub attempt: u32,
+}
+
+/// Which kernel package a case booted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelPackage {
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
+    /// Resolved from `version: track` when the run started.
+    pub tracked: bool,
+}
+
+impl KernelPackage {
+    /// `package version (sha256 <first 12>…)`, with `tracked` when it was resolved.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} (sha256 {}…{})",
+            self.package,
+            self.version,
+            &self.sha256[..self.sha256.len().min(12)],
+            if self.tracked { ", tracked" } else { "" }
+        )
+    }
 }
 
 fn first_attempt() -> u32 {
@@ -124,6 +151,7 @@ impl CaseResult {
             accel: None,
             accel_reason: None,
             kernel_release: None,
+            kernel_package: None,
             phases: Phases::default(),
             dump_bytes: None,
             route: None,

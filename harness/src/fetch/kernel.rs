@@ -8,30 +8,34 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::fetch::apt::pin::{self, Pinned};
+use crate::fetch::apt::tree::{self, AptError};
 use crate::host::lock::{FileLock, LockError};
 use crate::host::process::{self, RunError};
 use crate::host::tools;
 use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
+use crate::spec::yaml::YamlError;
 
-/// `apt-get download` of one package (a kernel .deb is ~70 MB: 4 minutes at 300 kB/s) or
-/// `apt-get update`.
-pub const APT_DEADLINE: Duration = Duration::from_secs(300);
 /// `dpkg-deb -x` of one package: a few seconds here.
 pub const DPKG_DEADLINE: Duration = Duration::from_secs(120);
-/// The longest fetching one package can take: the download and the extraction (plus, once per
-/// run on a fresh machine, `apt-get update`: [`APT_DEADLINE`]).
-pub const PACKAGE_WORST: Duration = Duration::from_secs(300 + 120);
+/// The longest fetching one package can take: the download and the extraction. (The package
+/// lists are fetched at most once per case, [`tree::UPDATE_DEADLINE`], counted apart.)
+pub const PACKAGE_WORST: Duration =
+    Duration::from_secs(tree::DOWNLOAD_DEADLINE.as_secs() + DPKG_DEADLINE.as_secs());
 /// Waiting for another kdrill fetching the same package: what its fetch may take, lists
 /// included. A waiter does not fetch when the holder succeeded, so in the case budget the wait
 /// stands in for the work.
-const LOCK_WAIT: Duration = Duration::from_secs(PACKAGE_WORST.as_secs() + APT_DEADLINE.as_secs());
+const LOCK_WAIT: Duration =
+    Duration::from_secs(PACKAGE_WORST.as_secs() + tree::UPDATE_DEADLINE.as_secs());
 
-/// A kernel ready to boot: its bzImage and its `/lib/modules/<release>` folder.
+/// A kernel ready to boot: its bzImage and its `/lib/modules/<release>` folder, and for a
+/// Debian entry the packages it came from.
 #[derive(Debug, Clone)]
 pub struct KernelFiles {
     pub release: String,
     pub vmlinuz: PathBuf,
     pub modules: PathBuf,
+    pub packages: Option<Pinned>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +46,36 @@ pub enum FetchError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Run(#[from] RunError),
-    #[error("`apt-get download {spec}` failed: {detail}")]
-    Download { spec: String, detail: String },
+    #[error(transparent)]
+    Apt(#[from] AptError),
+    #[error(transparent)]
+    Spec(#[from] YamlError),
+    #[error("{package} {version} is no longer served by any configured archive ({archives}); the newest is {newest}: re-pin with `cargo xtask kernels --repin {entry}`")]
+    Gone {
+        package: String,
+        version: String,
+        archives: String,
+        newest: String,
+        entry: String,
+    },
+    #[error("kernel entry `{entry}` tracks {series} {flavour}, but no linux-image-{series}.*-{flavour}-unsigned is in {suite} ({archives}): check `series`, `flavour` and `suite`")]
+    NoSeries {
+        entry: String,
+        series: String,
+        flavour: String,
+        suite: String,
+        archives: String,
+    },
+    #[error("kernel entry `{entry}`: {detail}")]
+    Resolve { entry: String, detail: String },
+    #[error("{package} {version}: the archive's signed index ({origin}) lists sha256 {listed}, the kernel entry pins {pinned}: the archive serves another file under this version; check the entry")]
+    Listed {
+        package: String,
+        version: String,
+        listed: String,
+        pinned: String,
+        origin: String,
+    },
     #[error("{path}: sha256 is {actual}, the kernel entry pins {expected}: the archive served another file; check the entry's version and sha256")]
     Checksum {
         path: PathBuf,
@@ -73,18 +105,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
 pub fn resolve(spec: &KernelSpec, cache: &Path) -> Result<KernelFiles, FetchError> {
     match &spec.source {
         KernelSource::Local { vmlinuz, modules } => resolve_local(vmlinuz, modules),
-        KernelSource::Debian {
-            package,
-            version,
-            sha256,
-            ..
-        } => {
-            let pkg = DebPackage {
-                package: package.clone(),
-                version: version.clone(),
-                sha256: sha256.clone(),
-            };
-            layout(&fetch_package(&pkg, cache)?)
+        KernelSource::Debian { .. } => {
+            let pinned = pin::pin(spec, cache)?.ok_or_else(|| FetchError::Resolve {
+                entry: spec.id.clone(),
+                detail: "no packages".into(),
+            })?;
+            let mut files = layout(&fetch_package(&pinned.image, &pinned, cache)?)?;
+            files.packages = Some(pinned);
+            Ok(files)
         }
     }
 }
@@ -111,6 +139,7 @@ fn resolve_local(vmlinuz: &Path, modules: &Path) -> Result<KernelFiles, FetchErr
         release,
         vmlinuz: vmlinuz.into(),
         modules: modules.into(),
+        packages: None,
     })
 }
 
@@ -121,23 +150,46 @@ pub fn package_dir(cache: &Path, package: &str, version: &str) -> PathBuf {
         .join(format!("{package}_{}", version.replace(':', "%3a")))
 }
 
-/// Is this kernel available without fetching?
+/// Is this kernel available without fetching? (A tracking entry: never known without asking
+/// the archive, so `false`.)
 pub fn is_cached(spec: &KernelSpec, cache: &Path) -> bool {
     match &spec.source {
-        KernelSource::Debian {
-            package, version, ..
-        } => package_dir(cache, package, version).join(STAMP).is_file(),
+        KernelSource::Debian { .. } => spec
+            .source
+            .pinned_image()
+            .and_then(|p| cached_deb(cache, &p))
+            .is_some_and(|deb| deb.is_file()),
         KernelSource::Local { vmlinuz, modules } => vmlinuz.is_file() && modules.is_dir(),
     }
 }
 
-/// Written last, after extraction: its presence means the folder is complete. It lists the sha256
-/// of every file under `boot/` (the bzImage), checked again at each use.
+/// Written last, after extraction: its presence means the folder is complete. Its first line
+/// names the kept `.deb` and its sha256 (checked when it was downloaded); then the sha256 of
+/// every file under `root/boot/` (the bzImage), checked again at each use.
 const STAMP: &str = "complete";
+/// The downloaded package, kept beside its extracted tree (a guest image installs it whole).
+pub const DEB_FILE: &str = "package.deb";
 
-/// Fetches a pinned Debian package into the cache once (`apt-get download`, sha256 check,
-/// `dpkg-deb -x`) and returns the folder it is extracted in. A damaged cache is fetched again.
-pub fn fetch_package(pkg: &DebPackage, cache: &Path) -> Result<PathBuf, FetchError> {
+/// The cached `.deb` of a package fetched before, and its sha256 as verified at download.
+pub fn cached_deb(cache: &Path, pkg: &DebPackage) -> Option<PathBuf> {
+    let dir = package_dir(cache, &pkg.package, &pkg.version);
+    let stamp = std::fs::read_to_string(dir.join(STAMP)).ok()?;
+    let first = stamp.lines().next()?;
+    (first == deb_line(&pkg.sha256)).then(|| dir.join(DEB_FILE))
+}
+
+fn deb_line(sha256: &str) -> String {
+    format!("{}  {DEB_FILE}", sha256.to_ascii_lowercase())
+}
+
+/// Fetches a Debian package of `pinned` into the cache once (download checked by the sha256 of
+/// the archive's signed index and of the entry, `dpkg-deb -x`) and returns the folder it is
+/// extracted in. A damaged cache is fetched again.
+pub fn fetch_package(
+    pkg: &DebPackage,
+    pinned: &Pinned,
+    cache: &Path,
+) -> Result<PathBuf, FetchError> {
     let dir = package_dir(cache, &pkg.package, &pkg.version);
     std::fs::create_dir_all(dir.parent().unwrap_or(cache)).map_err(io(cache))?;
     // Several test processes may ask for the same package at once: one fetches, the others wait.
@@ -146,15 +198,17 @@ pub fn fetch_package(pkg: &DebPackage, cache: &Path) -> Result<PathBuf, FetchErr
     let stamp = dir.join(STAMP);
     if stamp.is_file() {
         let recorded = std::fs::read_to_string(&stamp).map_err(io(&stamp))?;
-        if recorded == boot_manifest(&root)? {
+        let expected = format!("{}\n{}", deb_line(&pkg.sha256), boot_manifest(&root)?);
+        if recorded == expected && dir.join(DEB_FILE).is_file() {
             return Ok(root);
         }
         eprintln!(
-            "kdrill: cached {} changed since it was fetched; fetching it again",
-            root.display()
+            "kdrill: cached {} changed since it was fetched (or predates the kept .deb); fetching it again",
+            dir.display()
         );
     }
-    download_and_extract(pkg, &dir)?;
+    let record = pin::lookup(pkg, pinned, cache)?;
+    download_and_extract(pkg, &record, pinned, cache, &dir)?;
     Ok(root)
 }
 
@@ -182,64 +236,34 @@ fn boot_manifest(root: &Path) -> Result<String, FetchError> {
     Ok(manifest)
 }
 
-fn download_and_extract(pkg: &DebPackage, dir: &Path) -> Result<(), FetchError> {
-    let DebPackage {
-        package,
-        version,
-        sha256,
-    } = pkg;
-    let apt = tools::require("apt-get")?;
+fn download_and_extract(
+    pkg: &DebPackage,
+    record: &crate::fetch::apt::index::Record,
+    pinned: &Pinned,
+    cache: &Path,
+    dir: &Path,
+) -> Result<(), FetchError> {
     let dpkg_deb = tools::require("dpkg-deb")?;
     let staging = dir.with_extension("partial");
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-    let spec = format!("{package}={version}");
-    eprintln!("kdrill: fetching {spec} with apt-get download");
-    let download = || {
-        let mut command = Command::new(&apt);
-        command
-            .args(["download", "-q", &spec])
-            .current_dir(&staging);
-        process::run(&mut command, APT_DEADLINE)
-    };
-    let mut out = download()?;
-    if !out.status.success()
-        && is_root()
-        && String::from_utf8_lossy(&out.stderr).contains("Unable to locate")
-    {
-        // A fresh machine has no package lists yet; as root we may fetch them.
-        eprintln!("kdrill: apt has no package lists; running apt-get update (as root)");
-        let mut update = Command::new(&apt);
-        update.args(["update", "-qq"]);
-        let updated = process::run(&mut update, APT_DEADLINE)?;
-        if !updated.status.success() {
-            eprintln!("kdrill: apt-get update failed: {}", updated.last_line());
-        }
-        out = download()?;
-    }
-    if !out.status.success() {
-        let mut detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        if detail.contains("Unable to locate") || detail.contains("Can't select") {
-            detail.push_str(" (run `apt-get update` as root; if the version is gone from the archive, pin a newer one in the kernel entry)");
-        }
-        return Err(FetchError::Download { spec, detail });
-    }
-    let deb = std::fs::read_dir(&staging)
-        .map_err(io(&staging))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .ok_or_else(|| FetchError::Download {
-            spec: spec.clone(),
-            detail: "apt-get wrote no .deb".into(),
-        })?;
+    eprintln!(
+        "kdrill: fetching {} {} ({:.1} MB) from {}",
+        pkg.package,
+        pkg.version,
+        record.size as f64 / 1e6,
+        record.site
+    );
+    let deb = staging.join(DEB_FILE);
+    tree::Tree::new(cache, &pinned.archives).download(&record.url(), &pkg.sha256, &deb)?;
+    // apt checked the sha256; so does kdrill, on the bytes it keeps.
     let actual = sha256_file(&deb)?;
-    if !actual.eq_ignore_ascii_case(sha256) {
+    if !actual.eq_ignore_ascii_case(&pkg.sha256) {
         return Err(FetchError::Checksum {
             path: deb,
-            expected: sha256.into(),
+            expected: pkg.sha256.clone(),
             actual,
         });
     }
@@ -253,10 +277,12 @@ fn download_and_extract(pkg: &DebPackage, dir: &Path) -> Result<(), FetchError> 
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    // Everything needed is extracted (a kernel .deb is 70 MB): drop it.
-    std::fs::remove_file(&deb).map_err(io(&deb))?;
     let manifest = boot_manifest(&root)?;
-    std::fs::write(staging.join(STAMP), manifest).map_err(io(&staging))?;
+    std::fs::write(
+        staging.join(STAMP),
+        format!("{}\n{manifest}", deb_line(&pkg.sha256)),
+    )
+    .map_err(io(&staging))?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(dir))?;
     }
@@ -297,6 +323,7 @@ fn layout(root: &Path) -> Result<KernelFiles, FetchError> {
         release,
         vmlinuz,
         modules,
+        packages: None,
     })
 }
 
@@ -317,10 +344,6 @@ pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect())
-}
-
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[cfg(test)]

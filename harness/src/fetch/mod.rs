@@ -1,4 +1,5 @@
 //! Getting what a case needs onto this machine once: kernel and header packages into the per-user cache, the crasher module built against them.
 
+pub mod apt;
 pub mod crasher;
 pub mod kernel;

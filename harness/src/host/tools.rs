@@ -10,7 +10,14 @@ pub const VERIFY_TOOLS: &[(&str, &str)] = &[
     ("busybox", "busybox-static"),
     ("mkfs.ext4", "e2fsprogs"),
     ("debugfs", "e2fsprogs"),
+    // Kernels come through kdrill's own apt tree (`fetch/apt/`): apt-get and apt-helper run it,
+    // the Debian archive keyring checks its InRelease files (Ubuntu carries the package too).
     ("apt-get", "apt"),
+    ("/usr/lib/apt/apt-helper", "apt"),
+    (
+        "/usr/share/keyrings/debian-archive-keyring.gpg",
+        "debian-archive-keyring",
+    ),
     ("dpkg-deb", "dpkg"),
 ];
 
@@ -82,7 +89,13 @@ pub fn package_for(tool: &str) -> &str {
 pub fn missing_packages(tools: &[(&str, &str)]) -> Vec<String> {
     let mut packages: Vec<String> = Vec::new();
     for (tool, package) in tools {
-        if find(tool).is_none() && !packages.iter().any(|p| p == package) {
+        // An absolute path is a file (a keyring) or a program outside $PATH: it must exist.
+        let present = if tool.starts_with('/') {
+            Path::new(tool).exists()
+        } else {
+            find(tool).is_some()
+        };
+        if !present && !packages.iter().any(|p| p == package) {
             packages.push(package.to_string());
         }
     }

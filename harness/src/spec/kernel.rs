@@ -22,17 +22,43 @@ pub struct KernelSpec {
     /// are reported as SKIP with the reason and are not run; an undeclared gap is a FAIL.
     #[serde(default)]
     pub skip: BTreeMap<String, String>,
+    /// The file this entry was read from (archives are looked up beside its `kernels/` folder).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl KernelSpec {
+    /// The project folder of this entry: the parent of its `kernels/` folder.
+    pub fn project_root(&self) -> Option<&Path> {
+        self.path.parent()?.parent()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KernelSource {
-    /// A Debian binary package fetched with `apt-get download`, pinned by version and checksum.
+    /// A Debian binary package from the archives in `archives.yaml`, pinned by version and
+    /// checksum, or `version: track` for the newest of its series and flavour.
     Debian {
-        package: String,
+        /// The release whose suites are searched: `bookworm` covers bookworm and
+        /// bookworm-security (see `archives.yaml`).
+        suite: String,
+        /// The kernel series (`6.1`, `6.12`): with `flavour`, names the package family that
+        /// `version: track` follows and `cargo xtask kernels` compares the pin with.
+        #[serde(default)]
+        series: Option<String>,
+        /// `amd64`, `cloud-amd64`, `rt-amd64`.
+        #[serde(default)]
+        flavour: Option<String>,
+        /// The image package; a tracking entry leaves it out (it is resolved).
+        #[serde(default)]
+        package: Option<String>,
+        /// A Debian version, or `track`.
         version: String,
-        sha256: String,
-        /// Header packages to build out-of-tree modules (the crasher) against this kernel.
+        #[serde(default)]
+        sha256: Option<String>,
+        /// Header packages to build out-of-tree modules (the crasher) against this kernel; a
+        /// tracking entry leaves them out (they follow from the image's headers package).
         #[serde(default)]
         headers: Vec<DebPackage>,
     },
@@ -40,8 +66,35 @@ pub enum KernelSource {
     Local { vmlinuz: PathBuf, modules: PathBuf },
 }
 
+/// The word that makes a Debian entry follow its series' newest kernel.
+pub const TRACK: &str = "track";
+
+impl KernelSource {
+    /// The pinned image package of a Debian entry (`None`: local, or tracking).
+    pub fn pinned_image(&self) -> Option<DebPackage> {
+        match self {
+            KernelSource::Debian {
+                package: Some(package),
+                version,
+                sha256: Some(sha256),
+                ..
+            } if version != TRACK => Some(DebPackage {
+                package: package.clone(),
+                version: version.clone(),
+                sha256: sha256.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Does this entry follow the newest kernel of its series?
+    pub fn is_tracking(&self) -> bool {
+        matches!(self, KernelSource::Debian { version, .. } if version == TRACK)
+    }
+}
+
 /// One pinned Debian package.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebPackage {
     pub package: String,
@@ -101,6 +154,8 @@ pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
             message: format!("skip: `{scenario}` needs a reason"),
         });
     }
+    check_debian(path, &spec.source)?;
+    spec.path = path.to_path_buf();
     if let KernelSource::Local { vmlinuz, modules } = &mut spec.source {
         // Relative paths in a local entry are relative to the entry's folder.
         let base = path.parent().unwrap_or(Path::new("."));
@@ -108,6 +163,46 @@ pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
         *modules = base.join(&*modules);
     }
     Ok(spec)
+}
+
+/// A Debian entry is either pinned (package, version, sha256) or tracking (`version: track`
+/// with series and flavour, nothing pinned).
+fn check_debian(path: &Path, source: &KernelSource) -> Result<(), YamlError> {
+    let KernelSource::Debian {
+        series,
+        flavour,
+        package,
+        version,
+        sha256,
+        headers,
+        ..
+    } = source
+    else {
+        return Ok(());
+    };
+    let invalid = |message: String| YamlError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    if version == TRACK {
+        if series.is_none() || flavour.is_none() {
+            return Err(invalid(
+                "source: `version: track` needs `series` (e.g. \"6.1\") and `flavour` (e.g. amd64) to know which kernels to follow".into(),
+            ));
+        }
+        if package.is_some() || sha256.is_some() || !headers.is_empty() {
+            return Err(invalid(
+                "source: a `version: track` entry pins nothing: remove `package`, `sha256` and `headers` (they are resolved at run time), or pin a version".into(),
+            ));
+        }
+        return Ok(());
+    }
+    if package.is_none() || sha256.is_none() {
+        return Err(invalid(format!(
+            "source: version {version} is a pin, so `package` and `sha256` are needed (or write `version: track`; `cargo xtask kernels --repin <id>` fills a pin in)"
+        )));
+    }
+    Ok(())
 }
 
 /// The ids of every `kernels/*.yaml`, sorted.
@@ -162,10 +257,45 @@ mod tests {
         let path = write(
             dir.path(),
             "k.yaml",
-            "id: k\nwhy: w\nsource:\n  kind: debian\n  package: p\n  version: v\n",
+            "id: k\nwhy: w\nsource:\n  kind: debian\n  suite: bookworm\n  package: p\n  version: v\n",
         );
         let err = from_file(&path).unwrap_err().to_string();
-        // serde buffers an internally tagged enum: the location is the document's start.
-        assert!(err.contains("k.yaml:1:1: missing field `sha256`"), "{err}");
+        assert!(
+            err.contains(
+                "k.yaml: source: version v is a pin, so `package` and `sha256` are needed"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tracking_entry_names_its_series_and_pins_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let track = "id: k\nwhy: w\nsource:\n  kind: debian\n  suite: bookworm\n  series: \"6.1\"\n  flavour: amd64\n  version: track\n";
+        let spec = from_file(&write(dir.path(), "k.yaml", track)).unwrap();
+        assert!(spec.source.is_tracking());
+        assert_eq!(spec.source.pinned_image(), None);
+        let no_series = track.replace("  series: \"6.1\"\n", "");
+        let err = from_file(&write(dir.path(), "k.yaml", &no_series))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs `series`"), "{err}");
+        let pinned_too = format!("{track}  sha256: abc\n");
+        let err = from_file(&write(dir.path(), "k.yaml", &pinned_too))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pins nothing"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_without_a_suite_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "k.yaml",
+            "id: k\nwhy: w\nsource:\n  kind: debian\n  package: p\n  version: v\n  sha256: s\n",
+        );
+        let err = from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("missing field `suite`"), "{err}");
     }
 }

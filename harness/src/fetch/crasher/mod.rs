@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::fetch::apt::pin::Pinned;
 use crate::fetch::kernel::{FetchError, KernelFiles};
 use crate::host::lock::{FileLock, LockError};
 use crate::host::process::RunError;
 use crate::host::tools::{self, MissingTool};
-use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
+use crate::spec::kernel::{KernelSource, KernelSpec};
 use make::{check_module, compiler_of, run_make};
 use tree::assemble_debian;
 
@@ -51,8 +52,9 @@ pub const MODULE_FILE: &str = "crasher.ko";
 pub enum CrasherError {
     #[error(transparent)]
     MissingTool(#[from] MissingTool),
+    /// Boxed: a fetch error names packages, versions and archives.
     #[error(transparent)]
-    Fetch(#[from] FetchError),
+    Fetch(Box<FetchError>),
     #[error(transparent)]
     Run(RunError),
     #[error(transparent)]
@@ -98,6 +100,12 @@ pub enum CrasherError {
     },
 }
 
+impl From<FetchError> for CrasherError {
+    fn from(err: FetchError) -> Self {
+        CrasherError::Fetch(Box::new(err))
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CrasherError + '_ {
     move |source| CrasherError::Io {
         path: path.to_path_buf(),
@@ -108,10 +116,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CrasherError + '_ {
 /// What the module is built against.
 enum Against<'a> {
     /// A Debian kernel: its pinned header packages.
-    Debian {
-        kernel: &'a str,
-        headers: &'a [DebPackage],
-    },
+    Debian { kernel: &'a str, pinned: &'a Pinned },
     /// A local kernel: its build tree (`<modules>/build`).
     Local { tree: PathBuf },
 }
@@ -126,14 +131,16 @@ pub fn build(
 ) -> Result<PathBuf, CrasherError> {
     let release = &files.release;
     let against = match &kernel.source {
-        KernelSource::Debian { headers, .. } if headers.is_empty() => {
-            return Err(CrasherError::NoHeaders {
-                kernel: kernel.id.clone(),
-            })
-        }
-        KernelSource::Debian { headers, .. } => Against::Debian {
-            kernel: &kernel.id,
-            headers,
+        KernelSource::Debian { .. } => match &files.packages {
+            Some(pinned) if !pinned.headers.is_empty() => Against::Debian {
+                kernel: &kernel.id,
+                pinned,
+            },
+            _ => {
+                return Err(CrasherError::NoHeaders {
+                    kernel: kernel.id.clone(),
+                })
+            }
         },
         KernelSource::Local { .. } => {
             let tree = files.modules.join("build");
@@ -189,8 +196,8 @@ fn compile(
     scratch: &Path,
 ) -> Result<PathBuf, CrasherError> {
     let headers = match against {
-        Against::Debian { kernel, headers } => {
-            assemble_debian(kernel, headers, cache, &scratch.join("tree"), release)?
+        Against::Debian { kernel, pinned } => {
+            assemble_debian(kernel, pinned, cache, &scratch.join("tree"), release)?
         }
         Against::Local { tree } => tree.clone(),
     };
@@ -214,8 +221,8 @@ fn compile(
 fn fingerprint(against: &Against) -> Result<String, CrasherError> {
     let mut text = String::new();
     match against {
-        Against::Debian { headers, .. } => {
-            for pkg in *headers {
+        Against::Debian { pinned, .. } => {
+            for pkg in &pinned.headers {
                 text.push_str(&format!("{}={} {}\n", pkg.package, pkg.version, pkg.sha256));
             }
         }
@@ -317,6 +324,7 @@ mod tests {
             source,
             guest: GuestSize::default(),
             skip: Default::default(),
+            path: PathBuf::new(),
         }
     }
 
@@ -333,6 +341,7 @@ mod tests {
             release: "9.9".into(),
             vmlinuz: dir.path().join("bzImage"),
             modules: modules.clone(),
+            packages: None,
         };
         let err = build(&kernel, &files, &dir.path().join("cache"))
             .unwrap_err()
@@ -346,15 +355,19 @@ mod tests {
     #[test]
     fn a_debian_kernel_without_headers_is_refused() {
         let kernel = spec(KernelSource::Debian {
-            package: "linux-image-9.9".into(),
+            suite: "bookworm".into(),
+            series: None,
+            flavour: None,
+            package: Some("linux-image-9.9".into()),
             version: "1".into(),
-            sha256: "0".into(),
+            sha256: Some("0".into()),
             headers: Vec::new(),
         });
         let files = KernelFiles {
             release: "9.9".into(),
             vmlinuz: "/nonexistent".into(),
             modules: "/nonexistent".into(),
+            packages: None,
         };
         let err = build(&kernel, &files, Path::new("/nonexistent"))
             .unwrap_err()

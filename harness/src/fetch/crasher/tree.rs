@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{io, CrasherError};
-use crate::spec::kernel::DebPackage;
+use crate::fetch::apt::pin::Pinned;
 
 /// What a build needs from the header packages: the headers (`usr/src`) and kbuild's programs
 /// (`usr/lib`). Not `lib/modules/<release>/{build,source}`: links to the host's `/usr/src`.
@@ -15,14 +15,15 @@ const MERGED: &[&str] = &["usr/src", "usr/lib"];
 /// `usr/src/linux-headers-<release>` folder, ready for `make -C`.
 pub(super) fn assemble_debian(
     kernel: &str,
-    packages: &[DebPackage],
+    pinned: &Pinned,
     cache: &Path,
     tree: &Path,
     release: &str,
 ) -> Result<PathBuf, CrasherError> {
-    let roots = packages
+    let roots = pinned
+        .headers
         .iter()
-        .map(|pkg| crate::fetch::kernel::fetch_package(pkg, cache))
+        .map(|pkg| crate::fetch::kernel::fetch_package(pkg, pinned, cache))
         .collect::<Result<Vec<_>, _>>()?;
     merge_roots(&roots, tree)?;
     let headers = tree

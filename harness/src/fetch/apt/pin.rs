@@ -1,0 +1,239 @@
+//! From a kernel entry to the exact packages a case uses: a pinned entry as written (no network
+//! needed while its packages are cached), a `version: track` entry resolved once per process
+//! against fresh lists. Looking a pin up in the archive, and the "gone, newest is …" error.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::fetch::apt::index::Record;
+use crate::fetch::apt::tree::{Tree, MAX_AGE};
+use crate::fetch::kernel::FetchError;
+use crate::spec::archive::{self, Archives};
+use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
+
+/// The packages of one Debian kernel entry, as this run uses them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pinned {
+    pub entry: String,
+    pub image: DebPackage,
+    pub headers: Vec<DebPackage>,
+    /// Resolved from `version: track` (the entry pins nothing itself).
+    pub tracked: bool,
+    pub suite: String,
+    pub series: Option<String>,
+    pub flavour: Option<String>,
+    #[serde(skip)]
+    pub archives: Archives,
+}
+
+/// Resolutions of tracking entries in this process: every case of a run uses the same kernel,
+/// even if the archive moves on while it runs.
+static TRACKED: Mutex<BTreeMap<String, Pinned>> = Mutex::new(BTreeMap::new());
+
+/// The packages of `spec` (`None` for a local kernel). Tracking entries query the archive
+/// (lists at most an hour old); pinned ones do not.
+pub fn pin(spec: &KernelSpec, cache: &Path) -> Result<Option<Pinned>, FetchError> {
+    let KernelSource::Debian {
+        suite,
+        series,
+        flavour,
+        headers,
+        ..
+    } = &spec.source
+    else {
+        return Ok(None);
+    };
+    let archives = archive::load(spec.project_root())?;
+    if let Some(image) = spec.source.pinned_image() {
+        return Ok(Some(Pinned {
+            entry: spec.id.clone(),
+            image,
+            headers: headers.clone(),
+            tracked: false,
+            suite: suite.clone(),
+            series: series.clone(),
+            flavour: flavour.clone(),
+            archives,
+        }));
+    }
+    let key = format!("{}\n{}\n{}", spec.path.display(), suite, archives.sources());
+    if let Some(done) = TRACKED.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(Some(done));
+    }
+    let (series, flavour) = (
+        series.clone().unwrap_or_default(),
+        flavour.clone().unwrap_or_default(),
+    );
+    let tree = Tree::new(cache, &archives);
+    let index = tree.index(suite, MAX_AGE)?;
+    let image = index
+        .newest_image(&series, &flavour)
+        .ok_or_else(|| FetchError::NoSeries {
+            entry: spec.id.clone(),
+            series: series.clone(),
+            flavour: flavour.clone(),
+            suite: suite.clone(),
+            archives: archives.describe(),
+        })?
+        .clone();
+    let headers = index
+        .headers_for(&image)
+        .map_err(|detail| FetchError::Resolve {
+            entry: spec.id.clone(),
+            detail,
+        })?;
+    let pinned = Pinned {
+        entry: spec.id.clone(),
+        image: deb(&image),
+        headers: headers.iter().map(deb).collect(),
+        tracked: true,
+        suite: suite.clone(),
+        series: Some(series),
+        flavour: Some(flavour),
+        archives,
+    };
+    eprintln!(
+        "kdrill: {} tracks {} {}: {} {}",
+        spec.id,
+        pinned.series.as_deref().unwrap_or(""),
+        pinned.flavour.as_deref().unwrap_or(""),
+        pinned.image.package,
+        pinned.image.version
+    );
+    if let Ok(mut map) = TRACKED.lock() {
+        map.insert(key, pinned.clone());
+    }
+    Ok(Some(pinned))
+}
+
+fn deb(record: &Record) -> DebPackage {
+    DebPackage {
+        package: record.package.clone(),
+        version: record.version.clone(),
+        sha256: record.sha256.clone(),
+    }
+}
+
+/// The archive's record of `pkg`, one of `pinned`'s packages: it must be served (else
+/// [`FetchError::Gone`], naming the newest of the series and the re-pin command) and list the
+/// sha256 the entry pins.
+pub fn lookup(pkg: &DebPackage, pinned: &Pinned, cache: &Path) -> Result<Record, FetchError> {
+    let tree = Tree::new(cache, &pinned.archives);
+    let index = tree.index_with(&pinned.suite, &pkg.package, &pkg.version)?;
+    let Some(record) = index.find(&pkg.package, &pkg.version) else {
+        let newest = match (&pinned.series, &pinned.flavour) {
+            (Some(series), Some(flavour)) => index
+                .newest_image(series, flavour)
+                .map(|r| format!("{} {}", r.package, r.version)),
+            _ => index
+                .newest(&pkg.package, None)
+                .map(|r| format!("{} {}", r.package, r.version)),
+        };
+        return Err(FetchError::Gone {
+            package: pkg.package.clone(),
+            version: pkg.version.clone(),
+            archives: pinned.archives.describe(),
+            newest: newest
+                .unwrap_or_else(|| "none: no configured archive serves this series".into()),
+            entry: pinned.entry.clone(),
+        });
+    };
+    if !record.sha256.eq_ignore_ascii_case(&pkg.sha256) {
+        return Err(FetchError::Listed {
+            package: pkg.package.clone(),
+            version: pkg.version.clone(),
+            listed: record.sha256.clone(),
+            pinned: pkg.sha256.clone(),
+            origin: record.origin.clone(),
+        });
+    }
+    Ok(record.clone())
+}
+
+/// What `--repin` did to an entry.
+#[derive(Debug, Clone)]
+pub struct Repinned {
+    pub from: String,
+    pub to: String,
+    pub changed: bool,
+    pub notes: Vec<String>,
+}
+
+/// Rewrites the entry at `path` to the newest kernel of its series and flavour (and that
+/// kernel's header packages), from lists fetched within the last minute; comments stay.
+pub fn repin_file(path: &Path, cache: &Path) -> Result<Repinned, FetchError> {
+    let spec = crate::spec::kernel::from_file(path)?;
+    let fail = |detail: String| FetchError::Resolve {
+        entry: spec.id.clone(),
+        detail,
+    };
+    let (
+        KernelSource::Debian {
+            suite,
+            series: Some(series),
+            flavour: Some(flavour),
+            ..
+        },
+        Some(old),
+    ) = (&spec.source, spec.source.pinned_image())
+    else {
+        return Err(fail(if spec.source.is_tracking() {
+            "it tracks its series (`version: track`): there is nothing to re-pin".into()
+        } else {
+            "only a pinned Debian entry with `series` and `flavour` can be re-pinned".into()
+        }));
+    };
+    let archives = archive::load(spec.project_root())?;
+    let index = Tree::new(cache, &archives).index(suite, std::time::Duration::from_secs(60))?;
+    let image = index
+        .newest_image(series, flavour)
+        .ok_or_else(|| FetchError::NoSeries {
+            entry: spec.id.clone(),
+            series: series.clone(),
+            flavour: flavour.clone(),
+            suite: suite.clone(),
+            archives: archives.describe(),
+        })?;
+    let headers: Vec<DebPackage> = index
+        .headers_for(image)
+        .map_err(fail)?
+        .iter()
+        .map(deb)
+        .collect();
+    let new = deb(image);
+    let text = crate::spec::yaml::read(path)?;
+    let (rewritten, notes) = crate::spec::repin::rewrite(
+        &text,
+        &crate::spec::repin::Repin {
+            old_image: &old,
+            new_image: &new,
+            new_headers: &headers,
+            flavour,
+        },
+    )
+    .map_err(fail)?;
+    let changed = rewritten != text;
+    if changed {
+        let partial = path.with_extension("yaml.partial");
+        let io = |source| FetchError::Io {
+            path: partial.clone(),
+            source,
+        };
+        std::fs::write(&partial, &rewritten).map_err(io)?;
+        // What was written must still be a valid entry before it replaces the old one.
+        if let Err(err) =
+            crate::spec::yaml::parse::<crate::spec::kernel::KernelSpec>(path, &rewritten)
+        {
+            let _ = std::fs::remove_file(&partial);
+            return Err(err.into());
+        }
+        std::fs::rename(&partial, path).map_err(io)?;
+    }
+    Ok(Repinned {
+        from: format!("{} {}", old.package, old.version),
+        to: format!("{} {}", new.package, new.version),
+        changed,
+        notes,
+    })
+}

@@ -120,7 +120,7 @@ impl KernelPackage {
             "{} {} (sha256 {}…{})",
             self.package,
             self.version,
-            &self.sha256[..self.sha256.len().min(12)],
+            self.sha256.get(..12).unwrap_or(&self.sha256),
             if self.tracked { ", tracked" } else { "" }
         )
     }

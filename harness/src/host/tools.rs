@@ -67,6 +67,12 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Is kdrill running as root (and so allowed to install packages)?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Finds `tool`, or says which package provides it.
 pub fn require(tool: &str) -> Result<PathBuf, MissingTool> {
     find(tool).ok_or_else(|| MissingTool {
@@ -113,7 +119,7 @@ pub fn ensure(tools: &[(&str, &str)]) -> anyhow::Result<()> {
         "apt-get install -y --no-install-recommends {}",
         missing.join(" ")
     );
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = is_root();
     let has_apt = find("apt-get").is_some() && Path::new("/etc/debian_version").exists();
     if !(is_root && has_apt) {
         anyhow::bail!(

@@ -94,7 +94,7 @@ impl KernelSource {
 }
 
 /// One pinned Debian package.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebPackage {
     pub package: String,

@@ -71,8 +71,7 @@ fn vm_kernels_arrive_with_the_host_apt_sources_hidden() {
         kdrill_bin.display(),
         workspace().display()
     );
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = kdrill::host::tools::is_root();
     let mut cmd = assert_cmd::Command::new("unshare");
     if !root {
         cmd.arg("--map-root-user");

@@ -7,13 +7,14 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::fetch::apt::index::Record;
+use crate::fetch::apt::resolve::Index;
 use crate::fetch::apt::tree::{Tree, MAX_AGE};
 use crate::fetch::kernel::FetchError;
 use crate::spec::archive::{self, Archives};
 use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
 
 /// The packages of one Debian kernel entry, as this run uses them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pinned {
     pub entry: String,
     pub image: DebPackage,
@@ -23,7 +24,6 @@ pub struct Pinned {
     pub suite: String,
     pub series: Option<String>,
     pub flavour: Option<String>,
-    #[serde(skip)]
     pub archives: Archives,
 }
 
@@ -65,28 +65,12 @@ pub fn pin(spec: &KernelSpec, cache: &Path) -> Result<Option<Pinned>, FetchError
         series.clone().unwrap_or_default(),
         flavour.clone().unwrap_or_default(),
     );
-    let tree = Tree::new(cache, &archives);
-    let index = tree.index(suite, MAX_AGE)?;
-    let image = index
-        .newest_image(&series, &flavour)
-        .ok_or_else(|| FetchError::NoSeries {
-            entry: spec.id.clone(),
-            series: series.clone(),
-            flavour: flavour.clone(),
-            suite: suite.clone(),
-            archives: archives.describe(),
-        })?
-        .clone();
-    let headers = index
-        .headers_for(&image)
-        .map_err(|detail| FetchError::Resolve {
-            entry: spec.id.clone(),
-            detail,
-        })?;
+    let index = Tree::new(cache, &archives).index(suite, MAX_AGE)?;
+    let (image, headers) = newest(&index, &spec.id, suite, &series, &flavour, &archives)?;
     let pinned = Pinned {
         entry: spec.id.clone(),
-        image: deb(&image),
-        headers: headers.iter().map(deb).collect(),
+        image,
+        headers,
         tracked: true,
         suite: suite.clone(),
         series: Some(series),
@@ -105,6 +89,33 @@ pub fn pin(spec: &KernelSpec, cache: &Path) -> Result<Option<Pinned>, FetchError
         map.insert(key, pinned.clone());
     }
     Ok(Some(pinned))
+}
+
+/// The newest image of `series` and `flavour` in `index`, and its header packages.
+fn newest(
+    index: &Index,
+    entry: &str,
+    suite: &str,
+    series: &str,
+    flavour: &str,
+    archives: &Archives,
+) -> Result<(DebPackage, Vec<DebPackage>), FetchError> {
+    let image = index
+        .newest_image(series, flavour)
+        .ok_or_else(|| FetchError::NoSeries {
+            entry: entry.into(),
+            series: series.into(),
+            flavour: flavour.into(),
+            suite: suite.into(),
+            archives: archives.describe(),
+        })?;
+    let headers = index
+        .headers_for(image)
+        .map_err(|detail| FetchError::Resolve {
+            entry: entry.into(),
+            detail,
+        })?;
+    Ok((deb(image), headers.iter().map(deb).collect()))
 }
 
 fn deb(record: &Record) -> DebPackage {
@@ -186,22 +197,7 @@ pub fn repin_file(path: &Path, cache: &Path) -> Result<Repinned, FetchError> {
     };
     let archives = archive::load(spec.project_root())?;
     let index = Tree::new(cache, &archives).index(suite, std::time::Duration::from_secs(60))?;
-    let image = index
-        .newest_image(series, flavour)
-        .ok_or_else(|| FetchError::NoSeries {
-            entry: spec.id.clone(),
-            series: series.clone(),
-            flavour: flavour.clone(),
-            suite: suite.clone(),
-            archives: archives.describe(),
-        })?;
-    let headers: Vec<DebPackage> = index
-        .headers_for(image)
-        .map_err(fail)?
-        .iter()
-        .map(deb)
-        .collect();
-    let new = deb(image);
+    let (new, headers) = newest(&index, &spec.id, suite, series, flavour, &archives)?;
     let text = crate::spec::yaml::read(path)?;
     let (rewritten, notes) = crate::spec::repin::rewrite(
         &text,

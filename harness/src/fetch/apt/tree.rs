@@ -76,10 +76,6 @@ impl Tree {
         }
     }
 
-    pub fn archives(&self) -> &Archives {
-        &self.archives
-    }
-
     /// The kernel records of the suites of `release` (`bookworm`: bookworm, bookworm-security,
     /// …), from lists no older than `max_age` (fetched again when older, or when the archives
     /// list changed). When the lists cannot be fetched but older ones exist, those are used
@@ -153,14 +149,15 @@ impl Tree {
         let sources = self.dir.join("etc/sources.list.d/kdrill.sources");
         std::fs::write(&sources, self.archives.sources()).map_err(io(&sources))?;
         let conf = self.dir.join("apt.conf");
-        std::fs::write(&conf, config_text(&self.dir, is_root())).map_err(io(&conf))?;
+        std::fs::write(&conf, config_text(&self.dir, crate::host::tools::is_root()))
+            .map_err(io(&conf))?;
         Ok(())
     }
 
     fn apt(&self, tool: &str) -> Result<Command, AptError> {
-        let path = crate::host::tools::find(tool)
-            .or_else(|| Some(PathBuf::from(tool)).filter(|p| p.is_absolute() && p.is_file()))
-            .ok_or_else(|| AptError::NoApt { tool: tool.into() })?;
+        // `find` takes an absolute path (apt-helper) as it is.
+        let path =
+            crate::host::tools::find(tool).ok_or_else(|| AptError::NoApt { tool: tool.into() })?;
         let mut command = Command::new(path);
         command.env("APT_CONFIG", self.dir.join("apt.conf"));
         // apt's messages in English, whatever the host's locale: they are quoted in errors.
@@ -292,11 +289,6 @@ pub fn config_text(dir: &Path, root: bool) -> String {
         text.push_str("APT::Sandbox::User \"root\";\n");
     }
     text
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[cfg(test)]

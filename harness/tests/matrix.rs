@@ -39,7 +39,13 @@ fn main() {
     if !args.list {
         kdrill::host::interrupt::stop_with_parent();
     }
-    let options = RunOptions::for_project(&root);
+    let options = match RunOptions::for_project(&root) {
+        Ok(options) => options,
+        Err(err) => {
+            eprintln!("kdrill matrix: {err}");
+            std::process::exit(2);
+        }
+    };
     let trials = cases
         .into_iter()
         .map(|case| {

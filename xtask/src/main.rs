@@ -119,7 +119,7 @@ impl OneCase {
             std::slice::from_ref(&self.scenario),
         )?;
         let case = cases.into_iter().next().context("no case selected")?;
-        let options = kdrill::case::RunOptions::for_project(root);
+        let options = kdrill::case::RunOptions::for_project(root).map_err(anyhow::Error::msg)?;
         kdrill::campaign::verify::prefetch(std::slice::from_ref(&case), &options)?;
         Ok((case, options))
     }

@@ -19,7 +19,8 @@ pub fn run(root: &Path, mut args: VerifyArgs) -> anyhow::Result<i32> {
     // `--root` chooses the kernels, scenarios and images the matrix tests read, as for `kdrill verify`.
     let project = args.root.clone().unwrap_or_else(|| root.to_path_buf());
     let cases = args.cases(&project)?;
-    let options = kdrill::case::RunOptions::for_project(&project);
+    args.export_overrides();
+    let options = kdrill::case::RunOptions::for_project(&project).map_err(anyhow::Error::msg)?;
     kdrill::campaign::verify::prefetch(&cases, &options)?;
     let started = SystemTime::now();
     let cores = std::thread::available_parallelism()

@@ -14,6 +14,7 @@ use crate::campaign::summary;
 use crate::case::verdict::{CaseResult, Verdict};
 use crate::case::{self, RunOptions};
 use crate::host::interrupt;
+use crate::spec::scenario::BootMode;
 use crate::vm::console::last_lines;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -36,9 +37,27 @@ pub struct VerifyArgs {
     /// List the selected cases without running them
     #[arg(long)]
     pub list: bool,
+    /// Boot every case this way, whatever its scenario says: `faithful` (firmware, bzImage,
+    /// purgatory's checks, zlib) or `fast` (PVH vmlinux, `kexec -p -i`, LZO) [env: KDRILL_MODE]
+    #[arg(long, value_name = "MODE", value_parser = ["faithful", "fast"])]
+    pub mode: Option<String>,
+    /// Boot every fast case instead of restoring its saved guest shape [env: KDRILL_RESTORE=0]
+    #[arg(long)]
+    pub no_restore: bool,
 }
 
 impl VerifyArgs {
+    /// `--mode` and `--no-restore` as the environment the cases read (so nextest's test
+    /// processes see them too).
+    pub fn export_overrides(&self) {
+        if let Some(mode) = &self.mode {
+            std::env::set_var("KDRILL_MODE", mode);
+        }
+        if self.no_restore {
+            std::env::set_var("KDRILL_RESTORE", "0");
+        }
+    }
+
     /// The selected cases: a named set, or kernels x scenarios (defaults: debian-6.1 x sysrq).
     pub fn cases(&self, root: &Path) -> anyhow::Result<Vec<Case>> {
         if let Some(name) = &self.set {
@@ -84,7 +103,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     interrupt::install();
-    let mut options = RunOptions::for_project(&root);
+    args.export_overrides();
+    let mut options = RunOptions::for_project(&root).map_err(anyhow::Error::msg)?;
     options.echo_console |= args.console;
     prefetch(&cases, &options)?;
     let mut results: Vec<CaseResult> = Vec::new();
@@ -126,8 +146,10 @@ pub fn finish(out_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyhow:
     Ok(if failed + interrupted == 0 { 0 } else { 1 })
 }
 
-/// Fetches every selected kernel (and builds the crasher where a route needs it) before the
-/// first case, with progress, so that work is not charged to a case.
+/// Fetches every selected kernel (builds the crasher where a route needs it, extracts the
+/// uncompressed vmlinux where a case boots fast) before the first case, with progress, so that
+/// work is not charged to a case. (A saved guest shape is built by the first case that needs it,
+/// which records the time in its `phases.shape`.)
 pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
     let mut done: Vec<&str> = Vec::new();
     for case in cases {
@@ -144,6 +166,26 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
                 && c.scenario.trigger.needs_crasher()
                 && c.skip_reason().is_none()
         });
+        let plans: Vec<_> = cases
+            .iter()
+            .filter(|c| c.kernel.id == case.kernel.id && c.skip_reason().is_none())
+            .map(|c| crate::case::plan::plan(c, options.overrides))
+            .collect();
+        if plans.iter().any(|p| p.mode == BootMode::Fast) {
+            let bar = spinner(&format!(
+                "{}: extracting the uncompressed vmlinux",
+                case.kernel.id
+            ));
+            let extracted = crate::fetch::vmlinux::uncompressed(&files.vmlinuz, &options.cache)
+                .and_then(|vmlinux| {
+                    crate::fetch::vmlinux::rebased(
+                        &vmlinux,
+                        crate::case::plan::FAST_CRASH_BASE_MIB << 20,
+                    )
+                });
+            bar.finish_and_clear();
+            extracted.with_context(|| format!("uncompressed vmlinux of {}", case.kernel.id))?;
+        }
         if needs_crasher {
             let spinner = spinner(&format!("{}: building the crasher module", case.kernel.id));
             let built = crate::fetch::crasher::build(&case.kernel, &files, &options.cache);

@@ -58,6 +58,34 @@ pub const DONE: Wait = Wait {
     limit: secs(30),
     what: "the capture boot to finish",
 };
+/// A shape's guest says it waits for its case (each second once `kexec -p` is done).
+pub const WAITING: Wait = Wait {
+    event: EventName::Waiting,
+    limit: secs(30),
+    what: "the shape's guest to wait for its case",
+};
+/// A restored guest acknowledges its case's settings; the host sends them again each time this
+/// passes without an answer, [`CASE_TRIES`] times.
+pub const CASE: Wait = Wait {
+    event: EventName::Case,
+    limit: secs(5),
+    what: "the restored guest to take its case's settings",
+};
+pub const CASE_TRIES: u32 = 4;
+/// Saving a shape's state (~80 MB of a 1 GiB guest: under a second here).
+pub const SHAPE_SAVE: Duration = secs(120);
+/// A restored QEMU reading the saved state back.
+pub const RESTORE: Duration = secs(60);
+/// Booting and saving a shape: its first boot, `kexec -p`, the wait, the save, QMP.
+pub const SHAPE: Duration = secs(
+    BOOT.limit.as_secs()
+        + KEXEC.limit.as_secs()
+        + WAITING.limit.as_secs()
+        + SHAPE_SAVE.as_secs()
+        + QMP_CONNECT.as_secs()
+        + QMP_REPLY.as_secs(),
+);
+
 /// QEMU exits after the capture boot's power-off.
 pub const POWEROFF: Duration = secs(30);
 /// QEMU creates its QMP socket while it starts.
@@ -89,8 +117,11 @@ pub const SETUP: Duration = secs(
 
 /// The longest a case can run at `scale` before its own deadlines end it.
 pub fn total(scale: f64) -> Duration {
-    let capture = BOOT.limit
-        + KEXEC.limit
+    // A restored case builds its shape (or waits for another run building it) instead of the
+    // first boot, then restores it and hands it its case.
+    let first_boot =
+        (BOOT.limit + KEXEC.limit).max(SHAPE + RESTORE + WAITING.limit + CASE.limit * CASE_TRIES);
+    let capture = first_boot
         + READY.limit.max(HANGING.limit + MAX_HANG)
         + CAPTURE.limit
         + SAVE.limit

@@ -75,6 +75,12 @@ pub enum CaseError {
     /// The case ran, but checked nothing.
     #[error("no expectation was checked")]
     NothingChecked,
+    /// The saved guest shape this case starts from could not be booted or saved.
+    #[error("the guest shape (its evidence: {dir}) failed: {cause}")]
+    Shape { dir: String, cause: Box<CaseError> },
+    /// Starting from the saved shape, or handing the restored guest its case, failed.
+    #[error("restoring the saved shape: {0}")]
+    Restore(String),
     /// Killing QEMU left something behind.
     #[error("teardown: {0}")]
     Teardown(String),
@@ -110,6 +116,8 @@ impl CaseError {
             CaseError::ExpectedLineMissing { .. } => "expectation-missing",
             CaseError::ForbiddenLine { .. } => "forbidden-line",
             CaseError::NothingChecked => "nothing-checked",
+            CaseError::Shape { .. } => "shape",
+            CaseError::Restore(_) => "restore",
             CaseError::Teardown(_) => "teardown",
             CaseError::Interrupted(_) => "interrupted",
         }

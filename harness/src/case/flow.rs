@@ -12,9 +12,11 @@ use crate::case::{vmdump, Case, RunOptions};
 use crate::dumpcheck;
 use crate::host::interrupt;
 use crate::spec::scenario::Trigger;
+use crate::vm::control::Control;
 use crate::vm::qemu::{Guest, GuestConfig};
 use crate::vm::qmp::Qmp;
 use crate::vm::routes;
+use crate::vm::snapshot;
 use crate::vm::status::EventName;
 use crate::vm::watch::Watch;
 
@@ -35,6 +37,8 @@ pub struct Guesting<'a, 'r> {
     pub result: &'r mut CaseResult,
     /// When QEMU was started.
     pub boot_started: Instant,
+    /// For a guest restored from a shape: the case's settings to hand it.
+    pub case_settings: Option<&'a str>,
 }
 
 impl Run<'_> {
@@ -46,7 +50,10 @@ impl Run<'_> {
             config,
             args,
             disk,
+            shape,
+            case_settings,
             scratch: _scratch,
+            ..
         } = &prepared;
         (self.progress)("booting");
         let boot_started = Instant::now();
@@ -65,6 +72,7 @@ impl Run<'_> {
             config,
             result,
             boot_started,
+            case_settings: shape.as_ref().map(|_| case_settings.as_str()),
         };
         let outcome = match self.case.scenario.trigger {
             Trigger::VmDump => vmdump::dump(&mut guesting),
@@ -140,18 +148,99 @@ impl Guesting<'_, '_> {
         let (seen, booted) = self.watch.until(budget::BOOT)?;
         self.result.phases.boot = Some((seen - self.boot_started).as_secs_f64());
         self.result.phases.guest_boot = Some(booted.uptime);
+        self.result.phases.first_line = self
+            .watch
+            .banners()
+            .first()
+            .map(|at| (*at - self.boot_started).as_secs_f64());
         Ok(qmp)
     }
+
+    /// Lets a guest restored from its shape run on, and hands it the case's settings over the
+    /// status channel until it acknowledges them (it asks each second); returns when it did.
+    pub fn restore(&mut self, settings: &str) -> Result<(Qmp, Control, Instant), CaseError> {
+        self.progress("restoring the saved shape");
+        let socket = self.config.qmp_socket.as_deref().ok_or(CaseError::Qmp {
+            during: "QMP",
+            detail: "the guest has no QMP socket".into(),
+        })?;
+        let mut qmp = Qmp::connect(
+            socket,
+            self.watch.scaled(budget::QMP_CONNECT),
+            self.watch.scaled(budget::QMP_REPLY),
+        )
+        .map_err(|e| CaseError::Restore(e.to_string()))?;
+        snapshot::resume(&mut qmp, self.watch.scaled(budget::RESTORE))
+            .map_err(|e| CaseError::Restore(e.to_string()))?;
+        self.result.accel = Some(crate::vm::accel::Accel::Tcg);
+        if let Ok(kvm) = qmp.execute("query-kvm", None) {
+            if kvm.get("enabled").and_then(|v| v.as_bool()) == Some(true) {
+                self.result.accel = Some(crate::vm::accel::Accel::Kvm);
+            }
+        }
+        self.result.phases.restore = Some(self.boot_started.elapsed().as_secs_f64());
+        let status = self
+            .config
+            .status_socket
+            .as_deref()
+            .ok_or(CaseError::Restore(
+                "the restored guest has no status socket".into(),
+            ))?;
+        let mut control = Control::connect(status, self.watch.scaled(budget::QMP_CONNECT))
+            .map_err(CaseError::Restore)?;
+        let line = format!("case {}", base64(settings.as_bytes()));
+        self.progress("handing the restored guest its case");
+        for attempt in 1..=budget::CASE_TRIES {
+            control.send(&line).map_err(CaseError::Restore)?;
+            match self.watch.until(budget::CASE) {
+                Ok((at, _)) => return Ok((qmp, control, at)),
+                Err(CaseError::Timeout { .. }) if attempt < budget::CASE_TRIES => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CaseError::Restore(
+            "the restored guest never took its case's settings".into(),
+        ))
+    }
+}
+
+/// Standard base64 (what busybox `base64 -d` reads), for one line of the status channel.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Follows the guest through both boots, crashing it by the scenario's route; fills in phase
 /// times. Errors say which step did not happen.
 fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
     let scenario = &g.run.case.scenario;
-    let mut qmp = g.first_boot()?;
-    g.progress("loading the capture kernel (kexec -p)");
-    let (loaded_at, loaded) = g.watch.until(budget::KEXEC)?;
-    g.result.phases.kexec = loaded.seconds("secs");
+    let (mut qmp, loaded_at, _control) = match g.case_settings {
+        Some(settings) => {
+            let (qmp, control, at) = g.restore(settings)?;
+            (qmp, at, Some(control))
+        }
+        None => {
+            let qmp = g.first_boot()?;
+            g.progress("loading the capture kernel (kexec -p)");
+            let (loaded_at, loaded) = g.watch.until(budget::KEXEC)?;
+            g.result.phases.kexec = loaded.seconds("secs");
+            (qmp, loaded_at, None)
+        }
+    };
 
     let mut crashed_at = None;
     let mut _console = None;
@@ -183,6 +272,13 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
         .or_else(|| g.watch.seen(EventName::Trigger))
         .unwrap_or(loaded_at);
     g.result.phases.crash_to_capture = Some((capture_at - crashed_at).as_secs_f64());
+    // The capture kernel's banner: the second a booted guest shows, the first of a restored one.
+    let capture_banner = g
+        .watch
+        .banners()
+        .get(usize::from(g.case_settings.is_none()));
+    g.result.phases.capture_first_line =
+        capture_banner.map(|at| at.saturating_duration_since(crashed_at).as_secs_f64());
     g.result.phases.capture_boot = Some(capture.uptime);
     g.progress("makedumpfile writing the dump");
     let (_, saved) = g.watch.until(budget::SAVE)?;
@@ -204,5 +300,24 @@ fn hold(how_long: Duration) -> Result<(), CaseError> {
     match stopped {
         Some(stop) => Err(CaseError::Interrupted(stop)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_as_busybox_reads_it() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            (
+                "KDRILL_TRIGGER='host'\n",
+                "S0RSSUxMX1RSSUdHRVI9J2hvc3QnCg==",
+            ),
+        ] {
+            assert_eq!(super::base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
     }
 }

@@ -6,7 +6,9 @@ pub mod budget;
 pub mod error;
 pub mod evidence;
 mod flow;
+pub mod plan;
 mod prepare;
+pub mod shape;
 pub mod verdict;
 mod vmdump;
 
@@ -57,18 +59,22 @@ pub struct RunOptions {
     pub echo_console: bool,
     /// Multiplies every phase deadline (slow or busy machines); `KDRILL_TIMEOUT_SCALE` by default.
     pub timeout_scale: f64,
+    /// A boot mode forced on every case, restoring turned off (`KDRILL_MODE`, `KDRILL_RESTORE`).
+    pub overrides: plan::Overrides,
 }
 
 impl RunOptions {
-    /// Defaults for a project root: its `target/kdrill`, the per-user cache, `KDRILL_TIMEOUT_SCALE`.
-    pub fn for_project(root: &Path) -> RunOptions {
-        RunOptions {
+    /// Defaults for a project root: its `target/kdrill`, the per-user cache,
+    /// `KDRILL_TIMEOUT_SCALE`, `KDRILL_MODE` and `KDRILL_RESTORE` (an invalid value is an error).
+    pub fn for_project(root: &Path) -> Result<RunOptions, String> {
+        Ok(RunOptions {
             project_root: Some(root.into()),
             out_dir: crate::host::paths::out_dir(root),
             cache: crate::host::paths::cache_dir(),
             echo_console: std::env::var_os("KDRILL_CONSOLE").is_some(),
             timeout_scale: crate::host::deadline::scale(),
-        }
+            overrides: plan::Overrides::from_env()?,
+        })
     }
 }
 

@@ -1,15 +1,19 @@
-//! Everything a case needs before its guest boots: the kernel, the crasher module, the
-//! initramfs, the dump disk, the accelerator, and the QEMU command line (saved as evidence).
+//! Everything a case needs before its guest starts: its plan (mode, restore), the kernel (and its
+//! uncompressed vmlinux for a `fast` boot), the crasher module, the initramfs, the dump disk, the
+//! accelerator, the saved shape it restores, and the QEMU command line (saved as evidence).
 
 use std::path::{Path, PathBuf};
 
 use crate::case::error::{CaseError, SetupContext};
+use crate::case::plan;
+use crate::case::shape::{self, Shape, ShapeInputs};
 use crate::case::verdict::KernelPackage;
 use crate::case::{Case, RunOptions};
 use crate::fetch::kernel::KernelFiles;
 use crate::guest::{dumpdisk, minimal};
 use crate::host::tools;
 use crate::spec::image;
+use crate::spec::scenario::BootMode;
 use crate::vm::accel;
 use crate::vm::qemu::{self, GuestConfig};
 
@@ -20,11 +24,15 @@ pub struct Prepared {
     /// QEMU's arguments: the config's, then the scenario's extras.
     pub args: Vec<String>,
     pub disk: PathBuf,
+    /// The saved shape this case starts from, when it restores one.
+    pub shape: Option<Shape>,
+    /// The case's settings for a restored guest (`case.env`, sent over the status channel).
+    pub case_settings: String,
     /// Sockets, the initramfs and the disk image; removed with the case.
     pub scratch: tempfile::TempDir,
 }
 
-/// Prepares the guest of `case`, recording the kernel release and accelerator in `result`.
+/// Prepares the guest of `case`, recording the kernel, plan, accelerator and shape in `result`.
 pub fn prepare(
     case: &Case,
     options: &RunOptions,
@@ -35,6 +43,8 @@ pub fn prepare(
     let (kernel, scenario) = (&case.kernel, &case.scenario);
     let qemu_bin = tools::require("qemu-system-x86_64").setup("host tools")?;
     tools::require("makedumpfile").setup("host tools")?;
+    let plan = plan::plan(case, options.overrides);
+    result.plan = Some(plan.clone());
 
     progress("fetching kernel");
     let files =
@@ -49,6 +59,22 @@ pub fn prepare(
         sha256: p.image.sha256.clone(),
         tracked: p.tracked,
     });
+    // The kernel QEMU boots and the one `kexec -p` loads: the bzImage twice, or the uncompressed
+    // vmlinux and a copy of it moved to where a fast boot reserves the capture kernel's memory.
+    let (boot_kernel, capture_kernel) = match plan.mode {
+        BootMode::Faithful => (files.vmlinuz.clone(), files.vmlinuz.clone()),
+        BootMode::Fast => {
+            let setup = |e: crate::fetch::vmlinux::VmlinuxError| CaseError::Setup {
+                what: "uncompressed vmlinux",
+                detail: format!("{}: {e}", kernel.id),
+            };
+            let vmlinux = crate::fetch::vmlinux::uncompressed(&files.vmlinuz, &options.cache)
+                .map_err(setup)?;
+            let capture = crate::fetch::vmlinux::rebased(&vmlinux, plan::FAST_CRASH_BASE_MIB << 20)
+                .map_err(setup)?;
+            (vmlinux, capture)
+        }
+    };
 
     progress("building guest image");
     let crasher = crasher_module(case, &files, options)?;
@@ -58,17 +84,30 @@ pub fn prepare(
         .tempdir()
         .setup("scratch folder")?;
     let initrd = scratch.path().join("initrd.img");
+    let contents = minimal::Contents {
+        scenario,
+        plan: &plan,
+        capture_kernel: &capture_kernel,
+        crasher: crasher.as_deref(),
+        shape: plan.restore,
+    };
     minimal::write(
         &recipe,
         &files,
-        scenario,
-        crasher.as_deref(),
+        &contents,
         &initrd,
         options.project_root.as_deref(),
     )
     .setup("guest image")?;
     let disk = scratch.path().join("dump-disk.img");
-    dumpdisk::create(&disk, u64::from(kernel.guest.memory_mib) + 256).setup("dump disk")?;
+    let disk_mib = u64::from(kernel.guest.memory_mib) + 256;
+    let capture_env = minimal::capture_env(&plan);
+    dumpdisk::create(
+        &disk,
+        disk_mib,
+        &[("kdrill/capture.env", capture_env.as_bytes())],
+    )
+    .setup("dump disk")?;
 
     progress("choosing accelerator");
     let (accel, accel_reason) =
@@ -77,20 +116,46 @@ pub fn prepare(
     result.accel_reason = Some(accel_reason);
 
     let mut append = recipe.cmdline.first.clone();
-    append.push(format!("crashkernel={}", kernel.guest.crashkernel));
+    append.push(format!("crashkernel={}", plan.crashkernel));
     append.extend(scenario.guest.cmdline.iter().cloned());
-    let config = GuestConfig {
+    let mut config = GuestConfig {
         accel,
         memory_mib: kernel.guest.memory_mib,
         cpus: scenario.guest.cpus.unwrap_or(kernel.guest.cpus),
-        kernel: files.vmlinuz.clone(),
+        kernel: boot_kernel.clone(),
         initrd: Some(initrd),
         append: append.join(" "),
         disk: Some(disk.clone()),
         serial_log: dir.join("serial.log"),
         console_socket: Some(scratch.path().join("console.sock")),
         status_log: Some(dir.join("status.log")),
+        status_socket: None,
         qmp_socket: Some(scratch.path().join("qmp.sock")),
+        incoming: None,
+    };
+    let shape = if plan.restore {
+        let shape = shape::ensure(
+            &ShapeInputs {
+                qemu: &qemu_bin,
+                config: &config,
+                disk_mib,
+                out_dir: &options.out_dir,
+                scale: options.timeout_scale,
+                echo: options.echo_console,
+            },
+            progress,
+        )?;
+        if shape.built_now {
+            result.phases.shape = Some(shape.record.boot + shape.record.save);
+        }
+        result.boot = Some(format!("restored from {}", &shape.record.key[..16]));
+        result.shape = Some(shape.record.clone());
+        config.status_socket = Some(scratch.path().join("status.sock"));
+        config.incoming = Some(shape.state.clone());
+        Some(shape)
+    } else {
+        result.boot = Some("booted".into());
+        None
     };
     let mut args = qemu::command_line(&config);
     args.extend(scenario.guest.qemu.iter().cloned());
@@ -102,6 +167,8 @@ pub fn prepare(
         config,
         args,
         disk,
+        shape,
+        case_settings: minimal::case_settings(scenario),
         scratch,
     })
 }

@@ -7,6 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::case::error::CaseError;
+use crate::case::plan::Plan;
+use crate::case::shape::ShapeRecord;
 use crate::host::interrupt::Stop;
 use crate::spec::scenario::Trigger;
 use crate::vm::accel::Accel;
@@ -34,9 +36,21 @@ impl Verdict {
     }
 }
 
-/// Phase durations in seconds; absent when the phase did not happen.
+/// Phase durations in seconds; absent when the phase did not happen. Host-clock phases and the
+/// guest's own clocks side by side: what the host sees minus what the guest saw is time no kernel
+/// code ran in (QEMU and firmware starting, the kernel decompressing itself, purgatory).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Phases {
+    /// Booting and saving the guest shape this case restores, when this case had to (host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<f64>,
+    /// QEMU start → the restored guest running again (host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<f64>,
+    /// QEMU start → the first kernel's banner on the console (host clock): firmware and the
+    /// kernel's decompression, before any of its own log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_line: Option<f64>,
     /// QEMU start → the first boot's init running (host clock).
     pub boot: Option<f64>,
     /// The first kernel's own uptime when its init started (guest clock).
@@ -49,6 +63,10 @@ pub struct Phases {
     pub kexec: Option<f64>,
     /// Crash trigger → the capture kernel's init running (host clock).
     pub crash_to_capture: Option<f64>,
+    /// Crash trigger → the capture kernel's banner on the console (host clock): the panic path,
+    /// purgatory and the capture kernel's decompression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_first_line: Option<f64>,
     /// makedumpfile in the capture kernel (guest clock).
     pub makedumpfile: Option<f64>,
     /// `dump-guest-memory`, all formats together (vm-dump route; host clock).
@@ -89,6 +107,15 @@ pub struct CaseResult {
     pub dump_bytes: Option<u64>,
     /// The crash route (the scenario's trigger).
     pub route: Option<Trigger>,
+    /// How the case booted: its mode, restore or not, kexec's and makedumpfile's options.
+    #[serde(default)]
+    pub plan: Option<Plan>,
+    /// `booted`, or `restored from <shape key>`.
+    #[serde(default)]
+    pub boot: Option<String>,
+    /// The shape a restored case started from: its own boot, verified and timed once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<ShapeRecord>,
     /// Each expected regex and the first line of the dump's log it matched (`null`: none).
     pub expectations: BTreeMap<String, Option<String>>,
     /// The panic message read from the dump.
@@ -155,6 +182,9 @@ impl CaseResult {
             phases: Phases::default(),
             dump_bytes: None,
             route: None,
+            plan: None,
+            boot: None,
+            shape: None,
             expectations: BTreeMap::new(),
             panic_message: None,
             artifacts: artifacts.display().to_string(),
@@ -219,15 +249,23 @@ impl CaseResult {
         }
     }
 
-    /// `PASS debian-6.1/sysrq  tcg  boot 4.5s  kexec 0.9s  crash→capture 4.8s  makedumpfile 3.9s  dump 30 MB  total 15.0s`
+    /// `PASS debian-6.1/sysrq  tcg faithful  boot 4.5s  kexec 0.9s  crash→capture 4.8s  makedumpfile 3.9s  dump 30 MB  total 15.0s`
     pub fn summary_line(&self) -> String {
         let verdict = self.verdict.label();
         let mut line = format!("{verdict} {}", self.id());
         if let Some(accel) = self.accel {
             line.push_str(&format!("  {}", accel.qemu_name()));
         }
+        if let Some(plan) = &self.plan {
+            line.push_str(&format!(" {}", plan.mode.word()));
+            if self.shape.is_some() {
+                line.push_str(", restored");
+            }
+        }
         let p = &self.phases;
         for (label, value) in [
+            ("shape", p.shape),
+            ("restore", p.restore),
             ("boot", p.boot),
             ("kexec", p.kexec),
             ("crash→capture", p.crash_to_capture),
@@ -273,6 +311,10 @@ mod tests {
         r.verdict = Verdict::Pass;
         r.accel = Some(Accel::Tcg);
         r.phases = Phases {
+            shape: None,
+            restore: None,
+            first_line: Some(2.1),
+            capture_first_line: Some(3.0),
             boot: Some(4.52),
             kexec: Some(0.91),
             crash_to_capture: Some(4.8),

@@ -1,5 +1,6 @@
-//! Getting what a case needs onto this machine once: kernel and header packages into the per-user cache, the crasher module built against them.
+//! Getting what a case needs onto this machine once: kernel and header packages into the per-user cache, the crasher module built against them, the uncompressed vmlinux for `fast` boots.
 
 pub mod apt;
 pub mod crasher;
 pub mod kernel;
+pub mod vmlinux;

@@ -30,8 +30,9 @@ pub enum DiskError {
     },
 }
 
-/// Creates a sparse ext4 image of `size_mib` MiB at `path`.
-pub fn create(path: &Path, size_mib: u64) -> Result<(), DiskError> {
+/// Creates a sparse ext4 image of `size_mib` MiB at `path`, holding `files` (paths relative to
+/// its root, e.g. `kdrill/capture.env`: what the capture boot reads there).
+pub fn create(path: &Path, size_mib: u64, files: &[(&str, &[u8])]) -> Result<(), DiskError> {
     let mkfs = tools::require("mkfs.ext4")?;
     let fail = |detail: String| DiskError::Create {
         path: path.into(),
@@ -41,6 +42,15 @@ pub fn create(path: &Path, size_mib: u64) -> Result<(), DiskError> {
     file.set_len(size_mib << 20)
         .map_err(|e| fail(e.to_string()))?;
     drop(file);
+    // mkfs.ext4 copies a folder's contents into the new filesystem (`-d`): no mount needed.
+    let contents = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
+    for (name, data) in files {
+        let at = contents.path().join(name);
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+        }
+        std::fs::write(&at, data).map_err(|e| fail(format!("{}: {e}", at.display())))?;
+    }
     // No journal: one writer, synced before power-off. Inode tables are initialised here, on the
     // host, so the guest spends no time on it.
     let mut command = Command::new(mkfs);
@@ -54,7 +64,9 @@ pub fn create(path: &Path, size_mib: u64) -> Result<(), DiskError> {
             "lazy_itable_init=0",
             "-L",
             "kdrill-dump",
+            "-d",
         ])
+        .arg(contents.path())
         .arg(path);
     let out = process::run(&mut command, DISK_TOOL_DEADLINE)?;
     if !out.status.success() {
@@ -163,7 +175,7 @@ mod tests {
         let work = dir.path().join("my projects/kdrill run");
         std::fs::create_dir_all(&work).unwrap();
         let disk = work.join("dump disk.img");
-        create(&disk, 8).unwrap();
+        create(&disk, 8, &[("kdrill/capture.env", b"X='1'\n")]).unwrap();
         // Put a file on it with debugfs `write` (run where the source is, by relative name).
         std::fs::write(work.join("src"), b"dump bytes\n").unwrap();
         let mut put = Command::new(tools::require("debugfs").unwrap());
@@ -174,7 +186,7 @@ mod tests {
             .unwrap()
             .status
             .success());
-        assert_eq!(list(&disk).unwrap(), ["vmcore"]);
+        assert_eq!(list(&disk).unwrap(), ["kdrill", "vmcore"]);
         let out = work.join("the dump");
         assert!(extract(&disk, "vmcore", &out).unwrap());
         assert_eq!(std::fs::read(&out).unwrap(), b"dump bytes\n");

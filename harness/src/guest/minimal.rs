@@ -3,24 +3,47 @@
 
 use std::path::Path;
 
+use crate::case::plan::Plan;
 use crate::fetch::kernel::KernelFiles;
 use crate::guest::initramfs;
 use crate::guest::modules::ModuleIndex;
 use crate::spec::image::{self, ImageRecipe};
-use crate::spec::scenario::Scenario;
+use crate::spec::scenario::{BootMode, Scenario};
 
 /// Where the crasher module sits in the guest.
 pub const CRASHER_GUEST_PATH: &str = "lib/modules/kdrill/crasher.ko";
+
+/// What goes into one guest image besides the recipe's base.
+pub struct Contents<'a> {
+    pub scenario: &'a Scenario,
+    pub plan: &'a Plan,
+    /// The capture kernel `kexec -p` loads: the bzImage (`faithful`) or the ELF vmlinux (`fast`).
+    pub capture_kernel: &'a Path,
+    pub crasher: Option<&'a [u8]>,
+    /// A shape's image: the same for every case that restores it, so it holds no case settings
+    /// (the host sends them after the restore) and says `KDRILL_SHAPE=1`.
+    pub shape: bool,
+}
+
+impl Contents<'_> {
+    /// Where the capture kernel sits in the guest.
+    fn capture_kernel_path(&self) -> &'static str {
+        match self.plan.mode {
+            BootMode::Faithful => "boot/vmlinuz",
+            BootMode::Fast => "boot/vmlinux",
+        }
+    }
+}
 
 /// Writes the first boot's initramfs to `out`. The capture initramfs is the same minus `/boot`.
 pub fn write(
     recipe: &ImageRecipe,
     files: &KernelFiles,
-    scenario: &Scenario,
-    crasher: Option<&[u8]>,
+    contents: &Contents,
     out: &Path,
     project_root: Option<&Path>,
 ) -> Result<(), String> {
+    let scenario = contents.scenario;
     let init = match project_root
         .map(|r| r.join("images/minimal/init"))
         .filter(|p| p.is_file())
@@ -62,10 +85,13 @@ pub fn write(
             owned.push((guest, index.read(&dep).map_err(|e| e.to_string())?));
         }
     }
-    if let Some(ko) = crasher {
+    if let Some(ko) = contents.crasher {
         owned.push((CRASHER_GUEST_PATH.to_string(), ko.to_vec()));
     }
-    let env = case_env(recipe, scenario);
+    let mut env = machine_env(recipe, contents);
+    if !contents.shape {
+        env.push_str(&case_settings(scenario));
+    }
     let mut files_in_case: Vec<(&str, u32, &[u8])> = vec![
         ("etc/kdrill/case.env", 0o644, env.as_bytes()),
         ("etc/kdrill/first-modules", 0o644, list.as_bytes()),
@@ -78,25 +104,45 @@ pub fn write(
 
     let mut capture = base.cpio;
     capture.extend(initramfs::segment(&files_in_case));
-    let vmlinuz = std::fs::read(&files.vmlinuz)
-        .map_err(|e| format!("cannot read {}: {e}", files.vmlinuz.display()))?;
+    let kernel = std::fs::read(contents.capture_kernel)
+        .map_err(|e| format!("cannot read {}: {e}", contents.capture_kernel.display()))?;
     let mut first = capture.clone();
     first.extend(initramfs::segment(&[
-        ("boot/vmlinuz", 0o644, &vmlinuz),
+        (contents.capture_kernel_path(), 0o644, &kernel),
         ("boot/capture.img", 0o644, &capture),
     ]));
     std::fs::write(out, first).map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
 
-/// The shell variables the guest's init reads from `/etc/kdrill/case.env`. Values were checked for
-/// quotes and newlines when the scenario was loaded.
-pub fn case_env(recipe: &ImageRecipe, scenario: &Scenario) -> String {
+fn env_lines(vars: &[(&str, String)]) -> String {
+    vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
+}
+
+/// The settings of the machine and its capture path, the same for every case a shape serves:
+/// which capture kernel `kexec -p` loads, how, and with which command line. Values were checked
+/// for quotes and newlines when the recipe and scenario were loaded.
+fn machine_env(recipe: &ImageRecipe, contents: &Contents) -> String {
+    env_lines(&[
+        ("KDRILL_SHAPE", if contents.shape { "1" } else { "" }.into()),
+        (
+            "KDRILL_CAPTURE_KERNEL",
+            format!("/{}", contents.capture_kernel_path()),
+        ),
+        ("KDRILL_KEXEC_ARGS", contents.plan.kexec.join(" ")),
+        ("KDRILL_CAPTURE_CMDLINE", recipe.cmdline.capture.join(" ")),
+    ])
+}
+
+/// The case's own settings, which `/init` reads from `/etc/kdrill/case.env` (in a restored shape:
+/// sent by the host over the status channel): the route, the crasher's word, the CPU to crash on,
+/// the sysctls.
+pub fn case_settings(scenario: &Scenario) -> String {
     let sysctls: Vec<String> = scenario
         .sysctls
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    let vars = [
+    env_lines(&[
         ("KDRILL_TRIGGER", scenario.trigger.guest_word().to_string()),
         (
             "KDRILL_CRASHER",
@@ -107,13 +153,13 @@ pub fn case_env(recipe: &ImageRecipe, scenario: &Scenario) -> String {
             scenario.pin_cpu.map(|c| c.to_string()).unwrap_or_default(),
         ),
         ("KDRILL_SYSCTLS", sysctls.join(" ")),
-        ("KDRILL_CAPTURE_CMDLINE", recipe.cmdline.capture.join(" ")),
-        (
-            "KDRILL_MAKEDUMPFILE_ARGS",
-            scenario.capture.makedumpfile.join(" "),
-        ),
-    ];
-    vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
+    ])
+}
+
+/// What the capture boot reads from `kdrill/capture.env` on the dump disk: makedumpfile's
+/// options. On the disk rather than in the image, so a restored shape captures each case its way.
+pub fn capture_env(plan: &Plan) -> String {
+    env_lines(&[("KDRILL_MAKEDUMPFILE_ARGS", plan.makedumpfile.join(" "))])
 }
 
 #[cfg(test)]
@@ -121,7 +167,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn case_env_carries_the_route() {
+    fn settings_split_into_machine_case_and_capture() {
         let recipe = image::minimal(None).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cpu1.yaml");
@@ -131,14 +177,38 @@ mod tests {
         )
         .unwrap();
         let scenario = crate::spec::scenario::from_file(&path).unwrap();
-        let env = case_env(&recipe, &scenario);
-        assert!(env.contains("KDRILL_TRIGGER='sysrq'\n"), "{env}");
-        assert!(env.contains("KDRILL_PIN_CPU='1'\n"), "{env}");
-        assert!(env.contains("KDRILL_SYSCTLS='kernel.sysrq=1'\n"), "{env}");
+        let case = case_settings(&scenario);
+        assert!(case.contains("KDRILL_TRIGGER='sysrq'\n"), "{case}");
+        assert!(case.contains("KDRILL_PIN_CPU='1'\n"), "{case}");
+        assert!(case.contains("KDRILL_SYSCTLS='kernel.sysrq=1'\n"), "{case}");
+        let plan = Plan {
+            mode: BootMode::Fast,
+            restore: true,
+            boots_because: None,
+            faithful_because: None,
+            crashkernel: "256M@256M".into(),
+            kexec: vec!["-i".into(), "--args-linux".into()],
+            makedumpfile: vec!["-l".into(), "-d".into(), "31".into()],
+        };
+        let contents = Contents {
+            scenario: &scenario,
+            plan: &plan,
+            capture_kernel: Path::new("/cache/vmlinux"),
+            crasher: None,
+            shape: true,
+        };
+        let machine = machine_env(&recipe, &contents);
+        assert!(machine.contains("KDRILL_SHAPE='1'\n"), "{machine}");
         assert!(
-            env.contains("KDRILL_MAKEDUMPFILE_ARGS='-c -d 31'\n"),
-            "{env}"
+            machine.contains("KDRILL_CAPTURE_KERNEL='/boot/vmlinux'\n"),
+            "{machine}"
         );
-        assert!(env.contains("nr_cpus=1"), "{env}");
+        assert!(
+            machine.contains("KDRILL_KEXEC_ARGS='-i --args-linux'\n"),
+            "{machine}"
+        );
+        assert!(machine.contains("nr_cpus=1"), "{machine}");
+        assert!(!machine.contains("KDRILL_TRIGGER"), "{machine}");
+        assert_eq!(capture_env(&plan), "KDRILL_MAKEDUMPFILE_ARGS='-l -d 31'\n");
     }
 }

@@ -226,20 +226,23 @@ pub fn describe(command: &Command) -> String {
 
 /// A shell-quoted command line (as saved in `qemu-cmdline.txt`, and in error messages).
 pub fn shell_line(program: &Path, args: &[String]) -> String {
-    let quote = |s: &str| {
-        if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-        {
-            s.to_string()
-        } else {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        }
-    };
-    std::iter::once(quote(&program.display().to_string()))
-        .chain(args.iter().map(|a| quote(a)))
+    std::iter::once(shell_quote(&program.display().to_string()))
+        .chain(args.iter().map(|a| shell_quote(a)))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One word quoted for `sh`: as it is when it holds nothing the shell would read specially.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]

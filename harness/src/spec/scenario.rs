@@ -18,6 +18,10 @@ pub struct Scenario {
     #[serde(default)]
     pub simulates: String,
     pub trigger: Trigger,
+    /// How the case boots (`faithful` when the firmware, the kernel's self-decompression or
+    /// purgatory's checks are part of what the route proves; `fast` otherwise).
+    #[serde(default)]
+    pub mode: BootMode,
     /// For `crasher` and `hang-then-nmi`: the word written to the crasher module's control file.
     #[serde(default)]
     pub crasher: Option<String>,
@@ -60,6 +64,37 @@ pub struct GuestExtras {
     /// Extra QEMU arguments (devices, `-action`).
     #[serde(default)]
     pub qemu: Vec<String>,
+}
+
+/// How a case's kernels boot (README, "Boot modes").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootMode {
+    /// As on a real machine: the bzImage through the firmware (SeaBIOS) and its own
+    /// decompressor, the capture bzImage loaded by `kexec -p` with purgatory's SHA-256 check,
+    /// the scenario's makedumpfile options.
+    Faithful,
+    /// Under emulation, skip what no kdump code runs in: the uncompressed vmlinux through its
+    /// PVH entry (no firmware, no decompression), the capture kernel as that ELF vmlinux with
+    /// `kexec -p -i` (no purgatory checksums), LZO (`-l`) instead of zlib (`-c`).
+    #[default]
+    Fast,
+}
+
+impl BootMode {
+    pub fn word(self) -> &'static str {
+        match self {
+            BootMode::Faithful => "faithful",
+            BootMode::Fast => "fast",
+        }
+    }
+
+    /// `faithful` or `fast` (`KDRILL_MODE`, `--mode`).
+    pub fn from_word(word: &str) -> Option<BootMode> {
+        [BootMode::Faithful, BootMode::Fast]
+            .into_iter()
+            .find(|m| m.word() == word)
+    }
 }
 
 /// How the crash is caused.
@@ -111,6 +146,9 @@ pub struct Capture {
     /// makedumpfile's options in the capture kernel (input and output paths are added).
     #[serde(default = "default_makedumpfile")]
     pub makedumpfile: Vec<String>,
+    /// Extra options for `kexec -p` in the first boot (`-s`: the kexec_file_load syscall).
+    #[serde(default)]
+    pub kexec: Vec<String>,
 }
 
 fn default_makedumpfile() -> Vec<String> {
@@ -121,6 +159,7 @@ impl Default for Capture {
     fn default() -> Self {
         Capture {
             makedumpfile: default_makedumpfile(),
+            kexec: Vec::new(),
         }
     }
 }
@@ -214,6 +253,11 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
             )));
         }
     }
+    if scenario.mode == BootMode::Fast && scenario.capture.kexec.iter().any(|a| a == "-s") {
+        return Err(invalid(
+            "capture.kexec: -s (kexec_file_load) loads only a bzImage, and a fast boot loads the ELF vmlinux: set `mode: faithful`".into(),
+        ));
+    }
     let guest_words = scenario
         .guest
         .cmdline
@@ -224,6 +268,7 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         .sysctls
         .values()
         .chain(&scenario.capture.makedumpfile)
+        .chain(&scenario.capture.kexec)
         .chain(guest_words)
     {
         if value.contains(['\'', '\n']) {
@@ -265,6 +310,8 @@ mod tests {
         assert_eq!(s.trigger, Trigger::Sysrq);
         assert_eq!(s.sysctls["kernel.sysrq"], "1");
         assert_eq!(s.capture.makedumpfile, ["-c", "-d", "31"]);
+        assert_eq!(s.mode, BootMode::Fast);
+        assert!(s.capture.kexec.is_empty());
         assert_eq!(s.expect.log, ["a", "b"]);
     }
 
@@ -330,6 +377,18 @@ mod tests {
         check_err(
             "id: t\ndescription: d\ntrigger: sysrq\nguest:\n  cmdline: [\"a'b\"]\nexpect:\n  log: [a]\n",
             "holds a quote or newline",
+        );
+    }
+
+    #[test]
+    fn kexec_file_load_needs_a_faithful_boot() {
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\ncapture:\n  kexec: [-s]\nexpect:\n  log: [a]\n",
+            "set `mode: faithful`",
+        );
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nmode: quick\nexpect:\n  log: [a]\n",
+            "mode: unknown variant `quick`",
         );
     }
 

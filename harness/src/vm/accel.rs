@@ -98,7 +98,9 @@ fn probe(qemu: &Path, kernel: &Path, scratch: &Path) -> (Accel, String) {
         serial_log: serial.clone(),
         console_socket: None,
         status_log: None,
+        status_socket: None,
         qmp_socket: None,
+        incoming: None,
     };
     let args = qemu::command_line(&config);
     let mut guest = match Guest::spawn(qemu, &args, &scratch.join("kvm-probe-stderr.log")) {

@@ -25,6 +25,11 @@ pub struct GuestConfig {
     pub console_socket: Option<PathBuf>,
     /// The status channel (guest ttyS1): QEMU writes it to this file.
     pub status_log: Option<PathBuf>,
+    /// A unix socket on the status channel too, for the host's words to the guest (a restored
+    /// shape's case settings).
+    pub status_socket: Option<PathBuf>,
+    /// Start from this saved state instead of booting (`vm::snapshot`).
+    pub incoming: Option<PathBuf>,
     /// QMP control socket.
     pub qmp_socket: Option<PathBuf>,
 }
@@ -72,10 +77,15 @@ pub fn command_line(config: &GuestConfig) -> Vec<String> {
     ]);
     // ttyS1: the machine-readable status channel.
     if let Some(status) = &config.status_log {
-        args.extend([
-            "-chardev".into(),
-            format!("file,id=status,path={}", path(status)),
-        ]);
+        let chardev = match &config.status_socket {
+            Some(socket) => format!(
+                "socket,id=status,path={},server=on,wait=off,logfile={}",
+                path(socket),
+                path(status)
+            ),
+            None => format!("file,id=status,path={}", path(status)),
+        };
+        args.extend(["-chardev".into(), chardev]);
         args.extend(["-serial".into(), "chardev:status".into()]);
     }
     if let Some(disk) = &config.disk {
@@ -90,7 +100,27 @@ pub fn command_line(config: &GuestConfig) -> Vec<String> {
             format!("unix:{},server=on,wait=off", path(qmp)),
         ]);
     }
+    if let Some(state) = &config.incoming {
+        args.extend(crate::vm::snapshot::incoming_args(state));
+    }
     args
+}
+
+/// The machine `config` describes, without what differs between two runs of it (its files,
+/// sockets and saved state): two configs with the same machine can save and restore each other.
+pub fn machine_line(config: &GuestConfig) -> Vec<String> {
+    let blank = PathBuf::from("-");
+    let machine = GuestConfig {
+        disk: config.disk.as_ref().map(|_| blank.clone()),
+        serial_log: blank.clone(),
+        console_socket: config.console_socket.as_ref().map(|_| blank.clone()),
+        status_log: config.status_log.as_ref().map(|_| blank.clone()),
+        status_socket: None,
+        qmp_socket: config.qmp_socket.as_ref().map(|_| blank.clone()),
+        incoming: None,
+        ..config.clone()
+    };
+    command_line(&machine)
 }
 
 /// The shell-quoted command line, as saved in `qemu-cmdline.txt`.
@@ -153,7 +183,9 @@ mod tests {
             serial_log: "/r/serial.log".into(),
             console_socket: Some("/s/console.sock".into()),
             status_log: Some("/r/status.log".into()),
+            status_socket: None,
             qmp_socket: Some("/s/qmp.sock".into()),
+            incoming: None,
         }
     }
 
@@ -174,6 +206,32 @@ mod tests {
         }
         // The console must be the first serial port (ttyS0), status the second.
         assert!(line.find("chardev:console").unwrap() < line.find("chardev:status").unwrap());
+    }
+
+    #[test]
+    fn a_restored_guest_has_the_machine_of_its_shape() {
+        let shape = config();
+        let restored = GuestConfig {
+            serial_log: "/other/serial.log".into(),
+            status_log: Some("/other/status.log".into()),
+            status_socket: Some("/other/status.sock".into()),
+            qmp_socket: Some("/other/qmp.sock".into()),
+            disk: Some("/other/disk.img".into()),
+            incoming: Some("/shapes/k/state".into()),
+            ..config()
+        };
+        assert_eq!(machine_line(&shape), machine_line(&restored));
+        let line = command_line(&restored).join(" ");
+        assert!(line.contains("-chardev socket,id=status,path=/other/status.sock,server=on,wait=off,logfile=/other/status.log"), "{line}");
+        assert!(
+            line.ends_with("-incoming exec:cat /shapes/k/state"),
+            "{line}"
+        );
+        let other_machine = GuestConfig {
+            memory_mib: 2048,
+            ..config()
+        };
+        assert_ne!(machine_line(&shape), machine_line(&other_machine));
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub enum EventName {
     Boot,
     /// `kexec -p` loaded the capture kernel (`secs=`).
     KexecLoaded,
+    /// A guest booted to be saved as a shape waits for its case's settings (repeated each
+    /// second until the host sends them over the status channel).
+    Waiting,
+    /// The case's settings arrived over the status channel (`trigger=`).
+    Case,
     /// A guest-side route is about to crash the kernel (`route=`).
     Trigger,
     /// The guest hung a CPU on purpose; the host presses NMI next.
@@ -33,9 +38,11 @@ pub enum EventName {
 }
 
 impl EventName {
-    pub const ALL: [EventName; 9] = [
+    pub const ALL: [EventName; 11] = [
         EventName::Boot,
         EventName::KexecLoaded,
+        EventName::Waiting,
+        EventName::Case,
         EventName::Trigger,
         EventName::Hanging,
         EventName::Ready,
@@ -50,6 +57,8 @@ impl EventName {
         match self {
             EventName::Boot => "boot",
             EventName::KexecLoaded => "kexec-loaded",
+            EventName::Waiting => "waiting",
+            EventName::Case => "case",
             EventName::Trigger => "trigger",
             EventName::Hanging => "hanging",
             EventName::Ready => "ready",

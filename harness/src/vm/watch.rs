@@ -32,6 +32,9 @@ pub struct Watch {
     history: Vec<(Instant, EventName)>,
     /// Events read but not yet consumed by a wait.
     pending: VecDeque<(Instant, Event)>,
+    /// When each kernel's banner (`Linux version …`, among its first console lines) arrived:
+    /// one per kernel that booted, in order.
+    banners: Vec<Instant>,
 }
 
 impl Watch {
@@ -53,6 +56,7 @@ impl Watch {
             stderr: stderr.into(),
             history: Vec::new(),
             pending: VecDeque::new(),
+            banners: Vec::new(),
         }
     }
 
@@ -96,6 +100,11 @@ impl Watch {
             .map(|(at, _)| *at)
     }
 
+    /// When each kernel that booted printed its banner (seen on the console), in order.
+    pub fn banners(&self) -> &[Instant] {
+        &self.banners
+    }
+
     /// Waits for `wait.event`; a `fail` event, QEMU exiting, a stop or the deadline ends the
     /// wait with the matching [`CaseError`].
     pub fn until(&mut self, wait: Wait) -> Result<(Instant, Event), CaseError> {
@@ -103,6 +112,9 @@ impl Watch {
         let deadline = Instant::now() + timeout;
         loop {
             for line in self.console.poll() {
+                if line.contains("Linux version ") {
+                    self.banners.push(Instant::now());
+                }
                 if self.echo {
                     eprintln!("  | {line}");
                 }

@@ -6,4 +6,5 @@ mod inspect;
 mod support;
 mod tidy;
 mod verify;
+mod vmlinux;
 mod xtask;

@@ -1,56 +1,207 @@
-//! `cargo xtask bench`: the harness's own overhead, against the peer that is the guest's own
-//! clock. Per run: the case's wall time, the guest's first boot, `kexec -p`, capture boot and
-//! makedumpfile by its own timestamps, and the ratio (target ≤ 1.10). Results also go to
-//! `<out>/bench.json`.
+//! `cargo xtask bench`: how long one case takes, against a peer measured in the same run on the
+//! same machine. Four rows, run in turn round by round (so drift hits all of them alike), after
+//! one warm-up round that is not counted (it also builds the saved shape of row d):
+//!
+//! - (a) the same minimal guest as a plain script: `mkfs.ext4`, then one QEMU command line with
+//!   today's boot (bzImage through SeaBIOS, capture bzImage, zlib), no harness;
+//! - (b) kdrill `faithful`; (c) kdrill `fast`, booted; (d) kdrill `fast`, restored from its shape.
+//!
+//! Prints each row's median, min and max wall time and its median's ratio to (a), against the
+//! targets (b ≤ 1.05, c ≤ 0.6, d ≤ 0.4), and writes `<out>/bench.json`. `--set NAME` instead
+//! times a whole named set the way `cargo xtask verify --set NAME` runs it.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use kdrill::case::plan::Overrides;
+use kdrill::case::verdict::Verdict;
+use kdrill::case::RunOptions;
+use kdrill::spec::scenario::BootMode;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// How many runs
+    /// Counted rounds (each runs every row once)
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Time a whole named set from matrix.yaml instead (`ci`, `nightly`)
+    #[arg(long, value_name = "NAME")]
+    set: Option<String>,
     #[command(flatten)]
     case: crate::OneCase,
 }
 
+/// The baseline script's deadline: a whole case, generously.
+const BASELINE_DEADLINE: Duration = Duration::from_secs(600);
+
+struct Row {
+    label: &'static str,
+    target: Option<f64>,
+    secs: Vec<f64>,
+}
+
 pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<i32> {
     kdrill::host::interrupt::install();
-    let (case, options) = args.case.prepare(root)?;
-    let case = &case;
-    let mut rows = Vec::new();
-    println!("run  total   guest  (boot  kexec  capture-boot  makedumpfile)  overhead");
-    for run in 1..=args.runs.max(1) {
-        let result = kdrill::campaign::verify::run_one(case, &options);
-        let p = &result.phases;
-        let (Some(total), Some(guest)) = (p.total, p.guest_seconds()) else {
-            bail!(
-                "run {run} did not record every phase ({}): see {}",
-                result.reasons.join("; "),
-                result.artifacts
-            );
-        };
-        let f = |v: Option<f64>| v.unwrap_or(0.0);
-        println!(
-            "{run:>3}  {total:5.1}s  {guest:5.1}s  ({:4.1}s {:5.1}s {:9.1}s {:12.1}s)  {:.2}",
-            f(p.guest_boot),
-            f(p.kexec),
-            f(p.capture_boot),
-            f(p.makedumpfile),
-            total / guest
-        );
-        rows.push(serde_json::json!({ "run": run, "total": total, "guest": guest, "ratio": total / guest, "phases": p }));
+    if let Some(set) = &args.set {
+        return time_set(root, set);
     }
-    let ratios: Vec<f64> = rows.iter().filter_map(|r| r["ratio"].as_f64()).collect();
-    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-    println!("mean overhead {mean:.2} (wall time ÷ guest time; target ≤ 1.10)");
+    let (case, options) = args.case.prepare(root)?;
+    let bench_dir = options.out_dir.join("bench");
+    let baseline = kdrill::campaign::baseline::write(&case, &options, &bench_dir.join("baseline"))
+        .context("writing the plain-QEMU baseline")?;
+    let with = |mode: BootMode, no_restore: bool| RunOptions {
+        overrides: Overrides {
+            mode: Some(mode),
+            no_restore,
+        },
+        ..options.clone()
+    };
+    let kdrill_rows = [
+        with(BootMode::Faithful, true),
+        with(BootMode::Fast, true),
+        with(BootMode::Fast, false),
+    ];
+    let mut rows = vec![
+        Row {
+            label: "(a) plain QEMU script, bzImage + SeaBIOS + zlib",
+            target: None,
+            secs: vec![],
+        },
+        Row {
+            label: "(b) kdrill faithful",
+            target: Some(1.05),
+            secs: vec![],
+        },
+        Row {
+            label: "(c) kdrill fast, booted",
+            target: Some(0.6),
+            secs: vec![],
+        },
+        Row {
+            label: "(d) kdrill fast, restored from its shape",
+            target: Some(0.4),
+            secs: vec![],
+        },
+    ];
+    let mut shape = None;
+    for round in 0..=args.runs.max(1) {
+        let counted = round > 0;
+        eprintln!(
+            "bench: {} {}",
+            if counted { "round" } else { "warm-up" },
+            round
+        );
+        let took = kdrill::campaign::baseline::run(&baseline, BASELINE_DEADLINE)?;
+        if counted {
+            rows[0].secs.push(took.as_secs_f64());
+        }
+        for (i, options) in kdrill_rows.iter().enumerate() {
+            let started = Instant::now();
+            let result = kdrill::campaign::verify::run_one(&case, options);
+            let took = started.elapsed().as_secs_f64();
+            if result.verdict != Verdict::Pass {
+                bail!(
+                    "{} did not pass ({}): see {}",
+                    rows[i + 1].label,
+                    result.reasons.join("; "),
+                    result.artifacts
+                );
+            }
+            if let Some(record) = &result.shape {
+                shape.get_or_insert_with(|| record.clone());
+            }
+            if counted {
+                rows[i + 1].secs.push(took);
+            }
+            if kdrill::host::interrupt::interrupted().is_some() {
+                bail!("stopped");
+            }
+        }
+    }
+    let base = median(&rows[0].secs);
+    println!("{} ({} rounds, after one warm-up)", case.id(), args.runs);
+    println!(
+        "{:<46} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "row", "median", "min", "max", "÷ (a)", "target"
+    );
+    let mut json_rows = Vec::new();
+    for row in &rows {
+        let m = median(&row.secs);
+        let (min, max) = (
+            row.secs.iter().copied().fold(f64::INFINITY, f64::min),
+            row.secs.iter().copied().fold(0.0, f64::max),
+        );
+        let ratio = m / base;
+        let target = row
+            .target
+            .map(|t| format!("≤ {t:.2}{}", if ratio <= t { "" } else { " MISSED" }))
+            .unwrap_or_default();
+        println!(
+            "{:<46} {m:>7.1}s {min:>7.1}s {max:>7.1}s {ratio:>8.2} {target:>8}",
+            row.label
+        );
+        json_rows.push(serde_json::json!({
+            "row": row.label, "seconds": row.secs, "median": m, "ratio": ratio, "target": row.target,
+        }));
+    }
+    if let Some(shape) = &shape {
+        println!(
+            "the shape of (d): booted in {:.1}s (guest {:.1}s, kexec {:.1}s), saved in {:.1}s ({} MB), once; {}",
+            shape.boot,
+            shape.guest_boot,
+            shape.kexec.unwrap_or(0.0),
+            shape.save,
+            shape.state_bytes / 1_000_000,
+            shape.evidence
+        );
+    }
     let out = options.out_dir.join("bench.json");
-    let json = serde_json::json!({ "case": case.id(), "runs": rows, "mean_ratio": mean });
+    let json = serde_json::json!({ "case": case.id(), "rounds": args.runs, "rows": json_rows, "shape": shape });
     std::fs::create_dir_all(&options.out_dir)?;
     std::fs::write(&out, serde_json::to_string_pretty(&json)? + "\n")
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("written: {}", out.display());
     Ok(0)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Times a named set run as `cargo xtask verify --set NAME` runs it.
+fn time_set(root: &Path, set: &str) -> anyhow::Result<i32> {
+    let args = kdrill::campaign::verify::VerifyArgs {
+        kernels: vec![],
+        scenarios: vec![],
+        set: Some(set.to_string()),
+        root: None,
+        console: false,
+        list: false,
+        mode: None,
+        no_restore: false,
+    };
+    let started = Instant::now();
+    let code = crate::verify::run(root, args)?;
+    println!(
+        "set {set}: {:.0} s wall time (exit {code}), on {} cores",
+        started.elapsed().as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(super::median(&[]).is_nan());
+    }
 }

@@ -35,7 +35,7 @@ enum Task {
     },
     /// List the kernel entries: pin, newest in the archives, cached or not; --repin ID re-pins one
     Kernels(kernels::KernelsArgs),
-    /// Harness overhead: run a case N times; wall time ÷ what the guest spent by its own clocks
+    /// One case against a plain QEMU script: faithful, fast, restored (medians and ratios), or --set NAME timed whole
     Bench(bench::BenchArgs),
     /// Run one case N times back to back: pass/fail counts, flake rate, each phase's spread
     Soak(soak::SoakArgs),

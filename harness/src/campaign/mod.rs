@@ -1,5 +1,6 @@
-//! Many cases: the matrix of kernels x scenarios, running them (`verify`), soak runs of one case, the summary of a run and its JUnit report.
+//! Many cases: the matrix of kernels x scenarios, running them (`verify`), soak runs of one case, the benchmark's plain-QEMU baseline, the summary of a run and its JUnit report.
 
+pub mod baseline;
 pub mod junit;
 pub mod matrix;
 pub mod soak;

@@ -56,6 +56,9 @@ pub struct Row {
     pub attempts: usize,
     /// The kernel package the last attempt booted.
     pub kernel_package: Option<KernelPackage>,
+    /// How the last attempt booted: `faithful`, `fast`, or `restored` (fast, from a saved shape).
+    #[serde(default)]
+    pub boot: Option<String>,
 }
 
 /// A case's row from its attempts in this run, oldest first.
@@ -69,6 +72,7 @@ fn row_of(case: &Case, attempts: &[&CaseResult]) -> Row {
         artifacts: None,
         attempts: attempts.len(),
         kernel_package: None,
+        boot: None,
     };
     if let Some(why) = case.skip_reason() {
         row.status = Status::Skip;
@@ -80,6 +84,13 @@ fn row_of(case: &Case, attempts: &[&CaseResult]) -> Row {
     };
     row.total_seconds = last.phases.total;
     row.kernel_package = last.kernel_package.clone();
+    row.boot = last.plan.as_ref().map(|plan| {
+        if last.shape.is_some() {
+            "restored".to_string()
+        } else {
+            plan.mode.word().to_string()
+        }
+    });
     row.artifacts = Some(last.artifacts.clone());
     row.reason = last.reasons.first().cloned();
     let failed_before = attempts[..attempts.len() - 1]
@@ -172,6 +183,11 @@ pub fn markdown(rows: &[Row]) -> String {
         count(Status::Interrupted),
         count(Status::NotRun)
     ));
+    out.push_str(
+        "Each case's boot: `faithful` (firmware, bzImage, purgatory's checks), `fast` (PVH vmlinux, \
+         `kexec -p -i`, LZO) or `restored` (fast, from its saved guest shape); see README, \
+         \"Boot modes\".\n\n",
+    );
     out.push_str(&format!("| kernel | {} |\n", scenarios.join(" | ")));
     out.push_str(&format!("|---|{}\n", "---|".repeat(scenarios.len())));
     for kernel in &kernels {
@@ -184,7 +200,12 @@ pub fn markdown(rows: &[Row]) -> String {
                 {
                     Some(row) => match row.total_seconds {
                         Some(secs) if row.status != Status::Skip => {
-                            format!("{} {secs:.0}s", row.status.label())
+                            let boot = row.boot.as_deref().map(|b| format!(" {b}"));
+                            format!(
+                                "{} {secs:.0}s{}",
+                                row.status.label(),
+                                boot.unwrap_or_default()
+                            )
                         }
                         _ => row.status.label().to_string(),
                     },
@@ -325,15 +346,28 @@ mod tests {
             ),
             result(&flaky, Verdict::Pass, 2, 4.0, None),
         ];
+        let mut results = results;
+        results[0].plan = Some(crate::case::plan::plan(
+            &crate::case::Case {
+                kernel: pass.kernel.clone(),
+                scenario: pass.scenario.clone(),
+            },
+            crate::case::plan::Overrides {
+                mode: Some(crate::spec::scenario::BootMode::Faithful),
+                no_restore: false,
+            },
+        ));
         let rows = rows(&[pass, fail, flaky, skip], &results);
-        insta::assert_snapshot!(markdown(&rows), @r"
+        insta::assert_snapshot!(markdown(&rows), @r#"
         # kdrill summary
 
         4 cases: 1 passed, 1 flaky, 1 failed, 1 skipped, 0 interrupted, 0 not run
 
+        Each case's boot: `faithful` (firmware, bzImage, purgatory's checks), `fast` (PVH vmlinux, `kexec -p -i`, LZO) or `restored` (fast, from its saved guest shape); see README, "Boot modes".
+
         | kernel | sysrq | nmi |
         |---|---|---|
-        | debian-6.1 | PASS 21s | FAIL 21s |
+        | debian-6.1 | PASS 21s faithful | FAIL 21s |
         | debian-6.12 | FLAKY 21s | SKIP |
 
         ## Failures, flakes, skips and interruptions
@@ -341,7 +375,7 @@ mod tests {
         - **FAIL** debian-6.1/nmi: no sign of the capture kernel to boot within 120s ([evidence](runs/debian-6.1/nmi/a1))
         - **FLAKY** debian-6.12/sysrq: passed on a retry; attempt 1 failed: guest reported failure in phase boot: oops ([evidence](runs/debian-6.12/sysrq/a1))
         - **SKIP** debian-6.12/nmi: no NMI on this flavour
-        ");
+        "#);
     }
 
     #[test]

@@ -189,3 +189,70 @@ fn vm_missing_expected_line_fails_with_reason_and_evidence() {
     assert_eq!(theirs, dmesg.as_bytes());
     assert_eq!(result["panic_message"], "sysrq triggered crash");
 }
+
+/// Two fast cases of one machine: the first boots the guest shape once and saves it, both start
+/// from it, and each still gets its own settings (the NMI route crashes only with the sysctl the
+/// restored guest is handed) and its own capture options (LZO on the dump disk).
+#[test]
+fn vm_fast_cases_restore_one_saved_shape_with_their_own_settings() {
+    let sysrq =
+        "id: a\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [\"sysrq: Trigger a crash\"]\n";
+    let nmi = "id: b\ndescription: d\ntrigger: nmi\nsysctls:\n  kernel.unknown_nmi_panic: 1\n\
+               expect:\n  log: [\"Kernel panic - not syncing: NMI: Not continuing\"]\n";
+    let project = project_with(&[("a.yaml", sysrq), ("b.yaml", nmi)]);
+    let target = project.path().join("target");
+    let out = kdrill()
+        .args(["verify", "--scenario", "a", "--scenario", "b", "--root"])
+        .arg(project.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("KDRILL_MODE")
+        .env_remove("KDRILL_RESTORE")
+        .timeout(std::time::Duration::from_secs(600))
+        .assert();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+    let result = |id: &str| -> serde_json::Value {
+        let path = target.join(format!("kdrill/runs/debian-6.1/{id}/latest/result.json"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let (a, b) = (result("a"), result("b"));
+    for r in [&a, &b] {
+        assert_eq!(r["plan"]["mode"], "fast", "{r}");
+        assert_eq!(r["plan"]["restore"], true, "{r}");
+        assert_eq!(
+            r["plan"]["makedumpfile"],
+            serde_json::json!(["-l", "-d", "31"])
+        );
+        assert_eq!(r["plan"]["crashkernel"], "256M@256M");
+        assert!(r["phases"]["restore"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(
+            r["phases"]["boot"].is_null(),
+            "a restored case does not boot: {r}"
+        );
+    }
+    let key = a["shape"]["key"].as_str().unwrap();
+    assert_eq!(b["shape"]["key"], key, "both cases share one shape");
+    assert_eq!(a["boot"], format!("restored from {}", &key[..16]));
+    // The first case built the shape (and says how long that took), the second found it.
+    assert!(a["phases"]["shape"].as_f64().unwrap() > 0.0, "{a}");
+    assert!(b["phases"]["shape"].is_null(), "{b}");
+    let shape = target.join("kdrill/shapes").join(&key[..16]);
+    for file in [
+        "state",
+        "shape.json",
+        "serial.log",
+        "status.log",
+        "qemu-cmdline.txt",
+    ] {
+        assert!(shape.join(file).is_file(), "the shape lacks {file}");
+    }
+    // The shape's guest loaded the capture kernel before it was saved.
+    let status = std::fs::read_to_string(shape.join("status.log")).unwrap();
+    assert!(status.contains("KDRILL kexec-loaded"), "{status}");
+    assert!(a["shape"]["kexec"].as_f64().is_some(), "{a}");
+    // The restored guest said which case it took.
+    let b_status =
+        std::fs::read_to_string(target.join("kdrill/runs/debian-6.1/b/latest/status.log")).unwrap();
+    assert!(b_status.contains("KDRILL case t="), "{b_status}");
+    assert!(b_status.contains("trigger=host"), "{b_status}");
+}

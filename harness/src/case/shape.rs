@@ -128,6 +128,12 @@ fn qemu_version(qemu: &Path) -> Result<String, String> {
         .clone()
 }
 
+/// The version line of the QEMU kdrill runs (for calibration files and benchmarks).
+pub fn qemu_identity() -> Result<String, String> {
+    let qemu = crate::host::tools::require("qemu-system-x86_64").map_err(|e| e.to_string())?;
+    qemu_version(&qemu)
+}
+
 /// The hash naming the machine of `inputs` (see the module's doc).
 fn key(inputs: &ShapeInputs) -> Result<String, String> {
     let mut hasher = Sha256::new();

@@ -29,6 +29,11 @@ pub struct CheckArgs {
     /// Show every check's details in the table, not only those of checks that need fixing
     #[arg(long, short)]
     pub verbose: bool,
+    /// A calibration file from `kdrill calibrate` (repeatable); the root's
+    /// /etc/kdrill/calibration/*.yaml are read too. Check 3 then compares the reservation with
+    /// the measured minimum for this kernel and RAM
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Vec<PathBuf>,
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
@@ -38,7 +43,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
             args.root.display()
         )
     })?;
-    let snapshot = readiness::gather(&Root::new(root))
+    let mut given = Vec::new();
+    for path in &args.calibration {
+        let parsed = kdrill::calibrate::file::load(path)?;
+        given.push(readiness::CalibrationFile {
+            source: path.display().to_string(),
+            parsed: Ok(parsed),
+        });
+    }
+    let snapshot = readiness::gather_with(&Root::new(root), given)
         .with_context(|| format!("cannot check {}", args.root.display()))?;
     let report = readiness::evaluate(&snapshot);
     match args.format {

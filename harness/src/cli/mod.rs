@@ -1,5 +1,6 @@
 //! Command-line front end: argument parsing and dispatch to one module per subcommand.
 
+mod calibrate;
 mod check;
 mod inspect;
 mod verify;
@@ -25,6 +26,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the metadata and kernel log of a crash dump
     Inspect(inspect::InspectArgs),
+    /// Measure the smallest crashkernel= that still captures, per memory size
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
@@ -33,5 +36,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify(args) => verify::run(args),
         Command::Check(args) => check::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
     }
 }

@@ -35,14 +35,15 @@ impl Contents<'_> {
     }
 }
 
-/// Writes the first boot's initramfs to `out`. The capture initramfs is the same minus `/boot`.
+/// Writes the first boot's initramfs to `out`. The capture initramfs is the same minus `/boot`;
+/// returns its size (what the capture kernel unpacks: `kdrill calibrate`'s estimate uses it).
 pub fn write(
     recipe: &ImageRecipe,
     files: &KernelFiles,
     contents: &Contents,
     out: &Path,
     project_root: Option<&Path>,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let scenario = contents.scenario;
     let init = match project_root
         .map(|r| r.join("images/minimal/init"))
@@ -111,7 +112,8 @@ pub fn write(
         (contents.capture_kernel_path(), 0o644, &kernel),
         ("boot/capture.img", 0o644, &capture),
     ]));
-    std::fs::write(out, first).map_err(|e| format!("cannot write {}: {e}", out.display()))
+    std::fs::write(out, first).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    Ok(capture.len() as u64)
 }
 
 fn env_lines(vars: &[(&str, String)]) -> String {

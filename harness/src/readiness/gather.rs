@@ -4,6 +4,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::readiness::calibration::{self, CalibrationFile, CALIBRATION_DIR};
 use crate::readiness::kdumpconf::{self, Target};
 use crate::readiness::snapshot::{self, PathUnit, Service, Snapshot, TargetSnapshot};
 use crate::readiness::source::{Got, Problem, Root};
@@ -38,6 +39,11 @@ pub struct RootError {
 
 /// Reads everything the checks need from `root`.
 pub fn gather(root: &Root) -> Result<Snapshot, RootError> {
+    gather_with(root, Vec::new())
+}
+
+/// [`gather`], with calibration files given on the command line besides the root's own.
+pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot, RootError> {
     let display = root.base().display().to_string();
     std::fs::read_dir(root.base()).map_err(|source| RootError {
         path: display.clone(),
@@ -107,8 +113,8 @@ pub fn gather(root: &Root) -> Result<Snapshot, RootError> {
     snap.mounts = text("/proc/mounts");
     snap.df = text("/sos_commands/filesys/df_-al_-x_autofs");
     snap.has_usr = root.exists("/usr");
-    // Hook for a later issue: calibrated figures from kdrill's own drills for this kernel.
-    snap.calibrated = None;
+    snap.calibrations = given;
+    snap.calibrations.extend(calibration_files(root));
 
     if let Ok(release) = snap.release.clone() {
         snap.kernel_config = kernel_config(root, &release);
@@ -168,6 +174,8 @@ pub fn gather(root: &Root) -> Result<Snapshot, RootError> {
         snap.kexec_cmd = text(&format!("{}/kexec_cmd", dir.trim_end_matches('/')));
         snap.target = Some(target(root, &dir));
     }
+    let ram = crate::readiness::ram::Memory::new(&snap).ram().map(|(bytes, _)| bytes);
+    snap.calibrated = calibration::choose(&snap, ram);
     Ok(snap)
 }
 
@@ -415,4 +423,18 @@ mod tests {
             Ok("not-found")
         );
     }
+}
+
+/// The calibration files in the root's `/etc/kdrill/calibration/` (`*.yaml`).
+fn calibration_files(root: &Root) -> Vec<CalibrationFile> {
+    let mut names = root.list(CALIBRATION_DIR).unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .filter(|name| name.ends_with(".yaml"))
+        .map(|name| {
+            let path = format!("{CALIBRATION_DIR}/{name}");
+            calibration::parse(&path, root.text(&path))
+        })
+        .collect()
 }

@@ -232,16 +232,21 @@ pub fn large_enough(cx: &Context) -> Check {
     )];
     let mut need = estimate.total_bytes;
     let mut basis = format!("estimate {}", size(estimate.total_bytes));
+    let mut other_release = None;
     if let Some(calibrated) = &cx.snap.calibrated {
         details.push(format!(
-            "kdrill measured a {} minimum for this kernel ({})",
+            "kdrill measured a {} minimum ({})",
             size(calibrated.min_bytes),
             calibrated.source
         ));
-        if calibrated.min_bytes > need {
+        details.extend(calibrated.notes.iter().cloned());
+        // A measurement of this very kernel replaces the estimate; one of another release
+        // only raises the bar.
+        if calibrated.other_release.is_none() || calibrated.min_bytes > need {
             need = calibrated.min_bytes;
             basis = format!("measured minimum {}", size(calibrated.min_bytes));
         }
+        other_release = calibrated.other_release.clone();
     }
     if let Some(default) = mem.arch_default(cx) {
         details.push(format!(
@@ -249,14 +254,30 @@ pub fn large_enough(cx: &Context) -> Check {
             size(default)
         ));
     }
+    let release = cx.snap.release.as_deref().unwrap_or("this kernel");
     if reserved >= need {
-        check(
-            3,
-            Status::Pass,
-            format!("{} reserved ≥ {basis}", size(reserved)),
-            WHY_SIZE,
-        )
-        .details(details)
+        match other_release {
+            None => check(
+                3,
+                Status::Pass,
+                format!("{} reserved ≥ {basis}", size(reserved)),
+                WHY_SIZE,
+            )
+            .details(details),
+            Some(measured_on) => check(
+                3,
+                Status::Warn,
+                format!(
+                    "{} reserved ≥ {basis}, but that was measured on {measured_on}, not {release}",
+                    size(reserved)
+                ),
+                WHY_SIZE,
+            )
+            .details(details)
+            .fix(format!(
+                "measure this kernel: `kdrill calibrate --kernel <its entry>` (a {release} entry in kernels/), and give the file to `kdrill check --calibration`"
+            )),
+        }
     } else {
         let want = format!("crashkernel={}", size(mem.recommended(cx)));
         check(

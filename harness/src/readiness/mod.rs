@@ -3,6 +3,7 @@
 //! [`gather`] is the only I/O (it reads a [`Snapshot`] through a [`source::Root`]); [`evaluate`] turns a
 //! snapshot into a [`Report`] of 13 checks; [`report`] renders it as a table or as JSON.
 
+mod calibration;
 mod capture;
 pub mod cmdline;
 pub mod crashkernel;
@@ -21,7 +22,8 @@ mod triggers;
 
 use std::collections::BTreeMap;
 
-pub use gather::{gather, RootError};
+pub use gather::{gather, gather_with, RootError};
+pub use calibration::{CalibrationFile, CALIBRATION_DIR};
 pub use snapshot::{Calibrated, Snapshot};
 
 use crate::readiness::crashkernel::Resolution;

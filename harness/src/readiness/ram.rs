@@ -184,15 +184,24 @@ impl Memory {
         })
     }
 
-    /// The `crashkernel=` value to recommend: the larger of the estimate and the arch default, else 256M.
+    /// The `crashkernel=` value to recommend: kdrill's measured minimum for this kernel with its
+    /// margin; without one, the largest of the estimate, the arch default and another release's
+    /// measurement, else 256M.
     pub fn recommended(&self, cx: &Context) -> u64 {
         let estimate = self.estimate(cx).map(|e| round_up(e.total_bytes));
-        let calibrated = cx.snap.calibrated.as_ref().map(|c| round_up(c.min_bytes));
-        [estimate, self.arch_default(cx), calibrated]
+        match cx.snap.calibrated.as_ref() {
+            // This kernel was measured: its figure with kdrill's margin.
+            Some(c) if c.other_release.is_none() => round_up(c.recommended_bytes.max(c.min_bytes)),
+            c => [
+                estimate,
+                self.arch_default(cx),
+                c.map(|c| round_up(c.recommended_bytes.max(c.min_bytes))),
+            ]
             .into_iter()
             .flatten()
             .max()
-            .unwrap_or(256 << 20)
+            .unwrap_or(256 << 20),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::readiness::calibration::CalibrationFile;
 use crate::readiness::source::{Got, Meta, Problem};
 
 /// Everything the checklist looked at on one host (or captured tree). Built by [`crate::readiness::gather`];
@@ -60,10 +61,12 @@ pub struct Snapshot {
     pub target: Option<TargetSnapshot>,
     /// `df` output in a captured sosreport (`sos_commands/filesys/df_-al_-x_autofs`), for a captured tree.
     pub df: Got<String>,
-    /// The smallest reservation kdrill's own drills measured to capture with this kernel.
-    ///
-    /// Hook for a later issue: nothing fills it yet ([`crate::readiness::gather`] sets `None`); the
-    /// `crashkernel-size` check already compares against it when present.
+    /// Calibration files (`kdrill calibrate`), from `--calibration` and the root's
+    /// `/etc/kdrill/calibration/`.
+    pub calibrations: Vec<CalibrationFile>,
+    /// The smallest reservation kdrill's own drills measured to capture with this kernel, chosen
+    /// from `calibrations` for this release and RAM (`readiness::calibration::choose`); the
+    /// `crashkernel-size` check compares against it.
     pub calibrated: Option<Calibrated>,
 }
 
@@ -71,8 +74,14 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Calibrated {
     pub min_bytes: u64,
-    /// Where the figure comes from (a kdrill run, its date and scenario).
+    /// The measured minimum with kdrill's margin (what a fix recommends).
+    pub recommended_bytes: u64,
+    /// Where the figure comes from (the file, kernel, image, interpolation, date).
     pub source: String,
+    /// The release it was measured on, when that is not this host's.
+    pub other_release: Option<String>,
+    /// Anything else to say (files ignored, another capture userspace).
+    pub notes: Vec<String>,
 }
 
 /// State of one candidate kdump unit.
@@ -146,6 +155,7 @@ impl Snapshot {
             mounts: Err(Problem::Missing),
             target: None,
             df: Err(Problem::Missing),
+            calibrations: Vec::new(),
             calibrated: None,
         }
     }

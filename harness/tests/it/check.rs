@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use assert_cmd::Command;
 use kdrill::readiness::{self, report, source::Root, Calibrated, Report, Status};
+use crate::support::kdrill;
 
 const DEBIAN: &str = "debian-ready";
 const BARE: &str = "no-crashkernel";
@@ -347,13 +348,13 @@ fn verdicts_and_exit_codes() {
 fn calibrated_figure_raises_the_bar() {
     let dir = tree(DEBIAN, &[]);
     let mut snapshot = readiness::gather(&Root::new(dir.path())).unwrap();
-    assert_eq!(
-        snapshot.calibrated, None,
-        "nothing fills the calibration hook yet"
-    );
+    assert_eq!(snapshot.calibrated, None, "no calibration file in the tree");
     snapshot.calibrated = Some(Calibrated {
         min_bytes: 384 << 20,
+        recommended_bytes: 480 << 20,
         source: "kdrill drill of 2026-11-26".to_string(),
+        other_release: None,
+        notes: vec![],
     });
     let report = readiness::evaluate(&snapshot);
     let (status, text) = said(&report, "crashkernel-size");
@@ -362,8 +363,101 @@ fn calibrated_figure_raises_the_bar() {
         text.contains("256M reserved < measured minimum 384M"),
         "{text}"
     );
-    assert!(text.contains("crashkernel=384M"), "{text}");
+    assert!(text.contains("crashkernel=480M"), "{text}");
     assert_eq!(report.facts.calibrated_bytes, Some(384 << 20));
+}
+
+/// A calibration file as `kdrill calibrate` writes it, for `release`, measured at `sizes`
+/// (memory MiB, smallest working MiB).
+fn calibration(release: &str, sizes: &[(u64, u64)]) -> String {
+    let mut yaml = format!(
+        "kernel: debian-6.1\nrelease: {release}\nimage: minimal\nscenario: sysrq\n\
+         measured: 2026-12-05 10:00:00 UTC\nkdrill: 0.1.0\nqemu: QEMU emulator version 7.2.22\n\
+         host: test, 2 cores, tcg\nwall_seconds: 300\nmargin: +25%\nrange: null\nsizes:\n"
+    );
+    for (memory, min) in sizes {
+        yaml.push_str(&format!(
+            "  - memory_mib: {memory}\n    smallest_working_mib: {min}\n    largest_failing_mib: {}\n\
+             \x20   failure_below: capture-oom\n    recommended_mib: null\n\
+             \x20   heuristics: {{ kdumpctl_estimate_mib: 176, x86_64_default_mib: null, debian_default_mib: 128 }}\n\
+             \x20   wall_seconds: 100\n    probes: []\n",
+            min - 8
+        ));
+    }
+    yaml
+}
+
+/// `kdrill check --root` with a calibration: the reservation is judged by the measured minimum
+/// for this kernel at the nearest memory size (the estimate alone would pass it), the fix names
+/// the value with kdrill's margin, and a calibration of another release only warns, naming it.
+#[test]
+fn the_calibrated_figure_decides_the_reservation_verdict() {
+    // The tree's host has 8 GiB; measured at 4 GiB and 16 GiB: between them, the larger counts.
+    let file = tempfile::tempdir().unwrap();
+    let path = file.path().join("debian-6.1-minimal.yaml");
+    std::fs::write(&path, calibration("6.1.0-47-amd64", &[(4096, 224), (16384, 320)])).unwrap();
+    let dir = tree(DEBIAN, &[]);
+    let out = kdrill()
+        .args(["check", "--format", "json", "--root"])
+        .arg(dir.path())
+        .arg("--calibration")
+        .arg(&path)
+        .assert()
+        .code(1);
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let size = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "crashkernel-size")
+        .unwrap();
+    assert_eq!(size["status"], "warn", "{size}");
+    assert_eq!(size["seen"], "256M reserved < measured minimum 320M");
+    let fix = size["fix"].as_str().unwrap();
+    assert!(fix.contains("crashkernel=400M"), "{fix}");
+    let details = size["details"].to_string();
+    assert!(
+        details.contains("between the 4096M and 16384M measurements: the larger"),
+        "{details}"
+    );
+    assert_eq!(json["facts"]["calibrated_bytes"], 320u64 << 20);
+
+    // The same file in the tree's /etc/kdrill/calibration/, measured below the reservation: PASS.
+    let dir = tree(DEBIAN, &[]);
+    let folder = dir.path().join("etc/kdrill/calibration");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("debian-6.1-minimal.yaml"),
+        calibration("6.1.0-47-amd64", &[(8192, 200)]),
+    )
+    .unwrap();
+    let report = evaluate(dir.path());
+    let (status, text) = said(&report, "crashkernel-size");
+    assert_eq!(status, Status::Pass, "{text}");
+    assert!(text.contains("256M reserved ≥ measured minimum 200M"), "{text}");
+    assert!(text.contains("measured at 8192M"), "{text}");
+
+    // Another release's figure: used, with a WARN that names the release it was measured on.
+    std::fs::write(
+        folder.join("debian-6.1-minimal.yaml"),
+        calibration("6.1.0-57-amd64", &[(8192, 200)]),
+    )
+    .unwrap();
+    let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
+    assert_eq!(status, Status::Warn, "{text}");
+    assert!(text.contains("measured on 6.1.0-57-amd64, not 6.1.0-47-amd64"), "{text}");
+
+    // A broken file given on the command line is an error naming its line.
+    std::fs::write(&path, "kernel: [\n").unwrap();
+    let out = kdrill()
+        .args(["check", "--root"])
+        .arg(dir.path())
+        .arg("--calibration")
+        .arg(&path)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(stderr.contains("debian-6.1-minimal.yaml:"), "{stderr}");
 }
 
 #[test]

@@ -1,0 +1,323 @@
+//! Calibration files, `calibration/<kernel>-<image>.yaml` (commented data, like the kernel
+//! entries): writing one from a run, reading one back (unknown fields are errors, with
+//! `file:line:column`), the Markdown table, and choosing the figure for a host (`kdrill check`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::calibrate::heuristics::{self, Heuristics, DEBIAN_DEFAULT, X86_64_DEFAULT};
+use crate::spec::yaml::{self, YamlError};
+
+/// One calibration: a kernel × image, measured at one or more memory sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// The kernel entry (`kernels/<id>.yaml`) and the release it booted.
+    pub kernel: String,
+    pub release: String,
+    /// `minimal` (kdrill's busybox capture initramfs) or `debian` (kdump-tools' own).
+    pub image: String,
+    pub scenario: String,
+    /// When (UTC) and with what it was measured.
+    pub measured: String,
+    pub kdrill: String,
+    pub qemu: String,
+    pub host: String,
+    pub wall_seconds: f64,
+    /// How `recommended_mib` is derived from `smallest_working_mib`.
+    pub margin: String,
+    pub sizes: Vec<SizeEntry>,
+    /// A `crashkernel=` value covering every measured size.
+    #[serde(default)]
+    pub range: Option<String>,
+}
+
+/// One memory size of a calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeEntry {
+    pub memory_mib: u64,
+    pub smallest_working_mib: Option<u64>,
+    pub largest_failing_mib: Option<u64>,
+    /// How the largest failing size failed (`capture-oom`, `kexec-cannot-load`, …).
+    pub failure_below: Option<String>,
+    pub recommended_mib: Option<u64>,
+    pub heuristics: Heuristics,
+    pub wall_seconds: f64,
+    #[serde(default)]
+    pub non_monotonic: Vec<String>,
+    #[serde(default)]
+    pub unfinished: Option<String>,
+    pub probes: Vec<ProbeEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeEntry {
+    pub crashkernel_mib: u64,
+    /// `works`, `too-small: <mode>` or `unrelated: <why>`.
+    pub outcome: String,
+    pub seconds: f64,
+    pub evidence: String,
+}
+
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn opt(value: Option<u64>) -> String {
+    value.map_or("null".into(), |v| v.to_string())
+}
+
+/// The calibration as a commented YAML document.
+pub fn to_yaml(c: &Calibration) -> String {
+    let mut out = format!(
+        "# kdrill calibration: the smallest crashkernel= that still captured a dump, measured by\n\
+         # running the real case ({scenario}) at each size and bisecting (`kdrill calibrate`).\n\
+         # A size counts as working only if the dump was saved and its log verified; a probe that\n\
+         # failed for a reason unrelated to memory was retried. `kdrill check --calibration` reads\n\
+         # this file (or finds it in /etc/kdrill/calibration/).\n\
+         kernel: {kernel}\n\
+         release: {release}\n\
+         # minimal: kdrill's busybox capture initramfs; debian: kdump-tools' own capture initrd.\n\
+         image: {image}\n\
+         scenario: {scenario}\n\
+         # Where and when: UTC time, kdrill and QEMU versions, the machine (TCG or KVM).\n\
+         measured: {measured}\n\
+         kdrill: {kdrill}\n\
+         qemu: {qemu}\n\
+         host: {host}\n\
+         wall_seconds: {wall:.0}\n\
+         margin: {margin}\n\
+         # Paste into the boot loader's kernel command line (the last range extrapolates).\n\
+         range: {range}\n\
+         sizes:\n",
+        kernel = quoted(&c.kernel),
+        release = quoted(&c.release),
+        image = quoted(&c.image),
+        scenario = quoted(&c.scenario),
+        measured = quoted(&c.measured),
+        kdrill = quoted(&c.kdrill),
+        qemu = quoted(&c.qemu),
+        host = quoted(&c.host),
+        wall = c.wall_seconds,
+        margin = quoted(&c.margin),
+        range = c.range.as_deref().map_or("null".into(), quoted),
+    );
+    for s in &c.sizes {
+        out.push_str(&format!(
+            "  - memory_mib: {}\n\
+             \x20   smallest_working_mib: {}\n\
+             \x20   largest_failing_mib: {}\n\
+             \x20   failure_below: {}\n\
+             \x20   recommended_mib: {}\n\
+             \x20   # What the heuristics reserve for this RAM (MiB; null: nothing): kdumpctl estimate's\n\
+             \x20   # formula, the x86_64 default {X86_64_DEFAULT}, Debian kdump-tools' {DEBIAN_DEFAULT}.\n\
+             \x20   heuristics: {{ kdumpctl_estimate_mib: {}, x86_64_default_mib: {}, debian_default_mib: {} }}\n\
+             \x20   wall_seconds: {:.0}\n",
+            s.memory_mib,
+            opt(s.smallest_working_mib),
+            opt(s.largest_failing_mib),
+            s.failure_below.as_deref().map_or("null".into(), quoted),
+            opt(s.recommended_mib),
+            s.heuristics.kdumpctl_estimate_mib,
+            opt(s.heuristics.x86_64_default_mib),
+            opt(s.heuristics.debian_default_mib),
+            s.wall_seconds,
+        ));
+        if !s.non_monotonic.is_empty() {
+            out.push_str("    non_monotonic:\n");
+            for line in &s.non_monotonic {
+                out.push_str(&format!("      - {}\n", quoted(line)));
+            }
+        }
+        if let Some(why) = &s.unfinished {
+            out.push_str(&format!("    unfinished: {}\n", quoted(why)));
+        }
+        out.push_str("    # Every probe in the order it ran; each one's evidence is its attempt folder.\n    probes:\n");
+        for p in &s.probes {
+            out.push_str(&format!(
+                "      - {{ crashkernel_mib: {}, outcome: {}, seconds: {:.1}, evidence: {} }}\n",
+                p.crashkernel_mib,
+                quoted(&p.outcome),
+                p.seconds,
+                quoted(&p.evidence)
+            ));
+        }
+    }
+    out
+}
+
+/// Reads a calibration file.
+pub fn load(path: &Path) -> Result<Calibration, YamlError> {
+    let text = yaml::read(path)?;
+    yaml::parse(path, &text)
+}
+
+/// The Markdown table of a calibration, with the heuristics beside the measurement.
+pub fn markdown(c: &Calibration) -> String {
+    let mut out = format!(
+        "{} ({}), {} image: smallest working crashkernel= per memory size\n\n\
+         | memory | smallest working | fails below with | recommended | kdumpctl estimate | x86_64 default | Debian default |\n\
+         |---|---|---|---|---|---|---|\n",
+        c.kernel, c.release, c.image
+    );
+    for s in &c.sizes {
+        let mib = |v: Option<u64>| v.map_or("–".into(), |v| format!("{v}M"));
+        let versus = |h: Option<u64>| match s.smallest_working_mib {
+            Some(min) => format!(
+                "{} ({})",
+                mib(h),
+                heuristics::compare(h, min, s.failure_below.as_deref().unwrap_or("?"))
+            ),
+            None => mib(h),
+        };
+        out.push_str(&format!(
+            "| {}M | {} | {} | {} | {} | {} | {} |\n",
+            s.memory_mib,
+            mib(s.smallest_working_mib),
+            match (s.largest_failing_mib, &s.failure_below) {
+                (Some(f), Some(mode)) => format!("{f}M: {mode}"),
+                _ => "–".into(),
+            },
+            mib(s.recommended_mib),
+            versus(Some(s.heuristics.kdumpctl_estimate_mib)),
+            versus(s.heuristics.x86_64_default_mib),
+            versus(s.heuristics.debian_default_mib),
+        ));
+    }
+    if let Some(range) = &c.range {
+        out.push_str(&format!(
+            "\ncrashkernel={range}  (the last range extrapolates beyond {}M)\n",
+            c.sizes.iter().map(|s| s.memory_mib).max().unwrap_or(0)
+        ));
+    }
+    out
+}
+
+/// The figure a calibration gives for a host with `ram_mib` of RAM, and how it was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    pub min_mib: u64,
+    /// Which measurement, and the interpolation: `measured at 1024M`, `between the 1024M and
+    /// 2048M measurements: the larger`, `above every measurement (2048M): may need more`.
+    pub how: String,
+}
+
+/// The smallest working reservation for `ram_mib`: the measured size's own, else the larger of
+/// the two measurements around it, else the nearest one (said so).
+pub fn choose(c: &Calibration, ram_mib: u64) -> Option<Chosen> {
+    let mut measured: Vec<(u64, u64)> = c
+        .sizes
+        .iter()
+        .filter_map(|s| Some((s.memory_mib, s.smallest_working_mib?)))
+        .collect();
+    measured.sort();
+    let (first, last) = (*measured.first()?, *measured.last()?);
+    // A guest of "1024M" shows ~1023M of System RAM: within 2% counts as that size.
+    let near = |m: u64| ram_mib.abs_diff(m) * 50 <= m;
+    if let Some((m, min)) = measured.iter().find(|(m, _)| near(*m)) {
+        return Some(Chosen {
+            min_mib: *min,
+            how: format!("measured at {m}M"),
+        });
+    }
+    if ram_mib < first.0 {
+        return Some(Chosen {
+            min_mib: first.1,
+            how: format!("below every measurement: the smallest ({}M)", first.0),
+        });
+    }
+    if ram_mib > last.0 {
+        return Some(Chosen {
+            min_mib: last.1,
+            how: format!(
+                "above every measurement ({}M): a larger machine may need more",
+                last.0
+            ),
+        });
+    }
+    let pair = measured.windows(2).find(|w| w[0].0 < ram_mib && ram_mib < w[1].0)?;
+    Some(Chosen {
+        min_mib: pair[0].1.max(pair[1].1),
+        how: format!(
+            "between the {}M and {}M measurements: the larger",
+            pair[0].0, pair[1].0
+        ),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Calibration {
+        let size = |memory_mib, min, rec| SizeEntry {
+            memory_mib,
+            smallest_working_mib: Some(min),
+            largest_failing_mib: Some(min - 8),
+            failure_below: Some("capture-oom".into()),
+            recommended_mib: Some(rec),
+            heuristics: Heuristics {
+                kdumpctl_estimate_mib: 176,
+                x86_64_default_mib: (memory_mib >= 2048).then_some(256),
+                debian_default_mib: Some(128),
+            },
+            wall_seconds: 120.0,
+            non_monotonic: vec![],
+            unfinished: None,
+            probes: vec![ProbeEntry {
+                crashkernel_mib: min,
+                outcome: "works".into(),
+                seconds: 18.5,
+                evidence: "target/kdrill/runs/debian-6.1/calibrate-1024M-96M/x".into(),
+            }],
+        };
+        Calibration {
+            kernel: "debian-6.1".into(),
+            release: "6.1.0-47-amd64".into(),
+            image: "minimal".into(),
+            scenario: "sysrq".into(),
+            measured: "2026-12-05T10:00:00Z".into(),
+            kdrill: "0.1.0".into(),
+            qemu: "QEMU emulator version 7.2.22".into(),
+            host: "AMD EPYC, 2 cores, tcg".into(),
+            wall_seconds: 240.0,
+            margin: "+25%, at least 32M, rounded up to 16M".into(),
+            sizes: vec![size(1024, 96, 128), size(2048, 104, 144)],
+            range: Some("0M-2G:128M,2G-:144M".into()),
+        }
+    }
+
+    #[test]
+    fn the_written_file_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("debian-6.1-minimal.yaml");
+        std::fs::write(&path, to_yaml(&sample())).unwrap();
+        assert_eq!(load(&path).unwrap(), sample());
+        let bad = to_yaml(&sample()).replace("margin:", "margins:");
+        std::fs::write(&path, bad).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("debian-6.1-minimal.yaml:") && err.contains("margins"), "{err}");
+    }
+
+    #[test]
+    fn the_table_compares_the_heuristics() {
+        let table = markdown(&sample());
+        assert!(table.contains("| 1024M | 96M | 88M: capture-oom | 128M | 176M (over by 80M) | – (reserves nothing: no dump at all) | 128M (over by 32M) |"), "{table}");
+        assert!(table.contains("crashkernel=0M-2G:128M,2G-:144M"), "{table}");
+    }
+
+    #[test]
+    fn a_host_gets_the_nearest_measurement_and_is_told_how() {
+        let c = sample();
+        let at = |mib| choose(&c, mib).unwrap();
+        assert_eq!(at(1023).min_mib, 96);
+        assert_eq!(at(1023).how, "measured at 1024M");
+        assert_eq!(at(1500).min_mib, 104);
+        assert!(at(1500).how.contains("between the 1024M and 2048M"));
+        assert_eq!(at(512).min_mib, 96);
+        assert!(at(8192).how.contains("above every measurement (2048M)"));
+    }
+}

@@ -1,0 +1,316 @@
+//! `kdrill calibrate` / `cargo xtask calibrate`: the I/O around the pure parts. For each memory
+//! size, bisect (`bisect`) by running the real case (`case::run`, `faithful`: the kernel places
+//! the reservation, as on a real host) with `crashkernel=<size>M`, each probe a case of its own
+//! (`runs/<kernel>/calibrate-<scenario>-<memory>M-<size>M/<attempt>/`) judged from its evidence
+//! (`classify`); progress shows the bracket and the time left; the result is written as
+//! `calibration/<kernel>-<image>.yaml` and shown as a Markdown table.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::calibrate::bisect::{self, Narrowing, Probe, Prober};
+use crate::calibrate::file::{self, Calibration, ProbeEntry, SizeEntry};
+use crate::calibrate::heuristics::{self, EstimateInputs};
+use crate::calibrate::{classify, Outcome};
+use crate::case::plan::Overrides;
+use crate::case::{Case, RunOptions};
+use crate::spec::scenario::BootMode;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CalibrateArgs {
+    /// Kernel entry id from kernels/
+    #[arg(long, value_name = "ID")]
+    pub kernel: String,
+    /// The capture userspace: `minimal` (kdrill's busybox initramfs)
+    #[arg(long, default_value = "minimal", value_parser = ["minimal"])]
+    pub image: String,
+    /// Guest memory sizes, comma-separated (`1G,2G`, `1536M`)
+    #[arg(long, default_value = "1G", value_delimiter = ',')]
+    pub memory: Vec<String>,
+    /// The crash route of every probe
+    #[arg(long, default_value = "sysrq")]
+    pub scenario: String,
+    /// Probe exactly these reservations (`80M,96M`) at each memory size instead of searching:
+    /// a quick check of a known boundary
+    #[arg(long = "try", value_name = "SIZES", value_delimiter = ',')]
+    pub try_sizes: Vec<String>,
+    /// Where the calibration file goes [default: <project>/calibration]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Project folder holding kernels/, scenarios/ and images/
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// A memory size as written (`1G`, `1536M`), in MiB.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    match crate::readiness::cmdline::memparse(text.trim()) {
+        Some((bytes, "")) if bytes >= 256 << 20 => Ok(bytes >> 20),
+        _ => Err(format!(
+            "--memory {text}: not a memory size of at least 256M (e.g. 1G, 1536M)"
+        )),
+    }
+}
+
+/// One probe: the case at one memory size and reservation.
+struct CaseProber<'a> {
+    case: &'a Case,
+    options: &'a RunOptions,
+    memory_mib: u64,
+}
+
+impl Prober for CaseProber<'_> {
+    fn probe(&mut self, crashkernel_mib: u64) -> Probe {
+        let mut case = self.case.clone();
+        case.kernel.guest.memory_mib = self.memory_mib as u32;
+        case.kernel.guest.crashkernel = format!("{crashkernel_mib}M");
+        case.scenario.id = format!(
+            "calibrate-{}-{}M-{crashkernel_mib}M",
+            self.case.scenario.id, self.memory_mib
+        );
+        let started = Instant::now();
+        let result = crate::case::run(&case, self.options, &|_| {});
+        let console =
+            std::fs::read(Path::new(&result.artifacts).join("serial.log")).unwrap_or_default();
+        Probe {
+            crashkernel_mib,
+            outcome: classify::classify(&result, &String::from_utf8_lossy(&console)),
+            seconds: started.elapsed().as_secs_f64(),
+            evidence: result.artifacts,
+        }
+    }
+}
+
+fn outcome_word(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Works => "works".into(),
+        Outcome::TooSmall(mode) => format!("too-small: {}", mode.word()),
+        Outcome::Unrelated(why) => format!("unrelated: {why}"),
+    }
+}
+
+/// What `kdumpctl estimate` would add up for this guest: the bzImage, the modules the minimal
+/// image loads, and the capture initramfs (built once here to measure it).
+fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<EstimateInputs> {
+    let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache)?;
+    let recipe = crate::spec::image::minimal(options.project_root.as_deref())?;
+    let plan = crate::case::plan::plan(case, options.overrides);
+    let scratch = tempfile::tempdir()?;
+    let capture = crate::guest::minimal::write(
+        &recipe,
+        &files,
+        &crate::guest::minimal::Contents {
+            scenario: &case.scenario,
+            plan: &plan,
+            capture_kernel: &files.vmlinuz,
+            crasher: None,
+            shape: false,
+        },
+        &scratch.path().join("initrd.img"),
+        options.project_root.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let index = crate::guest::modules::ModuleIndex::scan(&files.modules, &files.release)?;
+    let mut modules_bytes = 0;
+    for module in index.load_order(&recipe.modules).unwrap_or_default() {
+        modules_bytes += index.read(&module).map(|b| b.len() as u64).unwrap_or(0);
+    }
+    Ok(EstimateInputs {
+        kernel_image_bytes: std::fs::metadata(&files.vmlinuz)?.len(),
+        modules_bytes,
+        capture_initrd_bytes: capture,
+    })
+}
+
+/// The host: CPU model, cores, accelerator.
+fn host_line(accel: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores, {accel}")
+}
+
+pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
+    let root = crate::campaign::verify::project_root(args.root.as_deref())?;
+    let memories: Vec<u64> = args
+        .memory
+        .iter()
+        .map(|m| parse_memory(m))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let tries: Vec<u64> = args
+        .try_sizes
+        .iter()
+        .map(|s| match crate::readiness::cmdline::memparse(s.trim()) {
+            Some((bytes, "")) if bytes >= 1 << 20 => Ok(bytes >> 20),
+            _ => Err(anyhow::anyhow!("--try {s}: not a reservation size (e.g. 96M)")),
+        })
+        .collect::<Result<_, _>>()?;
+    let case = crate::campaign::matrix::expand(
+        &root,
+        std::slice::from_ref(&args.kernel),
+        std::slice::from_ref(&args.scenario),
+    )?
+    .into_iter()
+    .next()
+    .context("no case selected")?;
+    if let Some(why) = case.skip_reason() {
+        bail!("{} declares {} impossible: {why}", case.kernel.id, case.scenario.id);
+    }
+    crate::host::interrupt::install();
+    let mut options = RunOptions::for_project(&root).map_err(anyhow::Error::msg)?;
+    // The kernel places the reservation, as on a real host: faithful, booted every time.
+    options.overrides = Overrides {
+        mode: Some(BootMode::Faithful),
+        no_restore: true,
+    };
+    crate::campaign::verify::prefetch(std::slice::from_ref(&case), &options)?;
+    let inputs = estimate_inputs(&case, &options)?;
+    let started = Instant::now();
+    let mut sizes = Vec::new();
+    let mut release = String::new();
+    let mut accel = String::from("unknown");
+    for memory_mib in memories {
+        let heuristics = heuristics::for_guest(memory_mib, inputs);
+        let bracket = heuristics::bracket(memory_mib, &heuristics);
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let size_started = Instant::now();
+        let mut prober = CaseProber {
+            case: &case,
+            options: &options,
+            memory_mib,
+        };
+        let mut show = |n: Narrowing| {
+            let per = if n.probes_so_far == 0 {
+                None
+            } else {
+                Some(size_started.elapsed().as_secs_f64() / n.probes_so_far as f64)
+            };
+            let mib = |v: Option<u64>| v.map_or("?".into(), |v| format!("{v}M"));
+            bar.set_message(format!(
+                "{}/{}: {memory_mib}M of RAM: fails at {}, works at {}; probing crashkernel={}M (probe {}, ~{} to go{})",
+                case.kernel.id,
+                case.scenario.id,
+                mib(n.failing_mib),
+                mib(n.working_mib),
+                n.probing_mib,
+                n.probes_so_far + 1,
+                n.probes_left + 1,
+                per.map_or(String::new(), |p| format!(", ~{:.0} s", p * (n.probes_left + 1) as f64)),
+            ));
+        };
+        let result = if tries.is_empty() {
+            bisect::bisect(&mut prober, memory_mib, bracket, &mut show)
+        } else {
+            bisect::probe_list(&mut prober, memory_mib, &tries, bracket.retries, &mut show)
+        };
+        bar.finish_and_clear();
+        if crate::host::interrupt::interrupted().is_some() {
+            bail!("stopped");
+        }
+        for probe in &result.probes {
+            println!(
+                "  {memory_mib}M crashkernel={}M: {} ({:.0} s) {}",
+                probe.crashkernel_mib,
+                outcome_word(&probe.outcome),
+                probe.seconds,
+                probe.evidence
+            );
+            if let Ok(json) = std::fs::read(Path::new(&probe.evidence).join("result.json")) {
+                if let Ok(r) = serde_json::from_slice::<crate::case::verdict::CaseResult>(&json) {
+                    release = r.kernel_release.unwrap_or(release);
+                    if let Some(a) = r.accel {
+                        accel = a.qemu_name().to_string();
+                    }
+                }
+            }
+        }
+        sizes.push(SizeEntry {
+            memory_mib,
+            smallest_working_mib: result.smallest_working_mib,
+            largest_failing_mib: result.largest_failing_mib,
+            failure_below: result.failure_below.as_ref().map(|m| m.word().to_string()),
+            recommended_mib: result.smallest_working_mib.map(heuristics::recommended),
+            heuristics,
+            wall_seconds: size_started.elapsed().as_secs_f64(),
+            non_monotonic: result.non_monotonic.clone(),
+            unfinished: result.unfinished.clone(),
+            probes: result
+                .probes
+                .iter()
+                .map(|p| ProbeEntry {
+                    crashkernel_mib: p.crashkernel_mib,
+                    outcome: outcome_word(&p.outcome),
+                    seconds: p.seconds,
+                    evidence: p.evidence.clone(),
+                })
+                .collect(),
+        });
+    }
+    let range = heuristics::range_expression(
+        &sizes
+            .iter()
+            .filter_map(|s| Some((s.memory_mib, s.recommended_mib?)))
+            .collect::<Vec<_>>(),
+    );
+    let calibration = Calibration {
+        kernel: case.kernel.id.clone(),
+        release,
+        image: args.image.clone(),
+        scenario: case.scenario.id.clone(),
+        measured: crate::host::clock::Civil::from_system(std::time::SystemTime::now()).readable(),
+        kdrill: env!("CARGO_PKG_VERSION").into(),
+        qemu: crate::case::shape::qemu_identity()
+            .unwrap_or_else(|e| format!("unknown ({e})")),
+        host: host_line(&accel),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        margin: format!(
+            "+25%, at least {}M, rounded up to 16M",
+            heuristics::MARGIN_MIN_MIB
+        ),
+        sizes,
+        range,
+    };
+    let dir = args.out.clone().unwrap_or_else(|| root.join("calibration"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{}-{}.yaml", calibration.kernel, calibration.image));
+    std::fs::write(&path, file::to_yaml(&calibration))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("\n{}", file::markdown(&calibration));
+    println!(
+        "written: {} ({:.0} s)",
+        path.display(),
+        calibration.wall_seconds
+    );
+    let unsettled = calibration
+        .sizes
+        .iter()
+        .any(|s| s.unfinished.is_some() || s.smallest_working_mib.is_none());
+    Ok(i32::from(unsettled))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_sizes_as_people_write_them() {
+        assert_eq!(super::parse_memory("1G"), Ok(1024));
+        assert_eq!(super::parse_memory("1536M"), Ok(1536));
+        assert!(super::parse_memory("128M").is_err());
+        assert!(super::parse_memory("lots").unwrap_err().contains("--memory lots"));
+    }
+}

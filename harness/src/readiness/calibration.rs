@@ -1,0 +1,83 @@
+//! kdrill's measured minimum reservation for this host (pure): from the calibration files given
+//! with `--calibration` or found in `/etc/kdrill/calibration/` of the checked root, the one for
+//! this kernel release (another release's only with a warning naming it), preferring the capture
+//! userspace the host uses (kdump-tools: `debian`), at the measured memory size nearest this
+//! host's RAM (the interpolation is stated).
+
+use std::path::Path;
+
+use crate::calibrate::file::{self, Calibration};
+use crate::calibrate::heuristics;
+use crate::readiness::snapshot::{Calibrated, Snapshot};
+use crate::readiness::source::Got;
+
+/// Where `kdrill check` looks for calibration files in the checked root.
+pub const CALIBRATION_DIR: &str = "/etc/kdrill/calibration";
+
+/// A calibration file as read: where from, and its contents or why they could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationFile {
+    pub source: String,
+    pub parsed: Result<Calibration, String>,
+}
+
+/// A calibration file read from the checked root (`text`, or why it could not be read), parsed.
+pub fn parse(source: &str, text: Got<String>) -> CalibrationFile {
+    let parsed = match text {
+        Ok(text) => {
+            crate::spec::yaml::parse(Path::new(source), &text).map_err(|e| e.to_string())
+        }
+        Err(problem) => Err(format!("cannot read it: {problem:?}")),
+    };
+    CalibrationFile {
+        source: source.to_string(),
+        parsed,
+    }
+}
+
+/// The figure for a host running `release` with `ram_bytes` of RAM.
+pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
+    let release = snap.release.as_deref().ok()?;
+    let ram_mib = ram_bytes? >> 20;
+    let wanted_image = if snap.kdump_tools.is_ok() {
+        "debian"
+    } else {
+        "minimal"
+    };
+    let ignored: Vec<String> = snap
+        .calibrations
+        .iter()
+        .filter_map(|f| f.parsed.as_ref().err().map(|e| format!("ignored {}: {e}", f.source)))
+        .collect();
+    let usable = snap
+        .calibrations
+        .iter()
+        .filter_map(|f| Some((f.source.as_str(), f.parsed.as_ref().ok()?)));
+    // This release first, then the host's own capture userspace, then the larger figure.
+    let (source, calibration, chosen) = usable
+        .filter_map(|(source, c)| Some((source, c, file::choose(c, ram_mib)?)))
+        .max_by_key(|(_, c, chosen)| {
+            (
+                c.release == release,
+                c.image == wanted_image,
+                chosen.min_mib,
+            )
+        })?;
+    let mut notes = ignored;
+    if calibration.image != wanted_image {
+        notes.push(format!(
+            "measured with the {} capture userspace, not this host's ({wanted_image})",
+            calibration.image
+        ));
+    }
+    Some(Calibrated {
+        min_bytes: chosen.min_mib << 20,
+        recommended_bytes: heuristics::recommended(chosen.min_mib) << 20,
+        source: format!(
+            "{source}: {} {} image, {} (measured {})",
+            calibration.kernel, calibration.image, chosen.how, calibration.measured
+        ),
+        other_release: (calibration.release != release).then(|| calibration.release.clone()),
+        notes,
+    })
+}

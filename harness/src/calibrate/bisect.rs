@@ -237,7 +237,10 @@ fn narrow(s: &mut Search) -> Option<String> {
             Verdict::Works => break,
             Verdict::TooSmall if hi < b.max_mib => hi = (hi * 2).min(b.max_mib),
             Verdict::TooSmall => {
-                return Some(format!("even {}M, the most this guest can spare, failed", hi))
+                return Some(format!(
+                    "even {}M, the most this guest can spare, failed",
+                    hi
+                ))
             }
             Verdict::Unknown(why) => return Some(format!("{hi}M: {why}")),
         }
@@ -272,7 +275,9 @@ fn narrow(s: &mut Search) -> Option<String> {
             Verdict::Works => hi = mid,
             Verdict::TooSmall => lo = mid,
             Verdict::Unknown(why) => {
-                return Some(format!("{mid}M: {why}; the answer lies between {lo}M and {hi}M"))
+                return Some(format!(
+                    "{mid}M: {why}; the answer lies between {lo}M and {hi}M"
+                ))
             }
         }
     }
@@ -324,16 +329,17 @@ mod tests {
     impl Prober for Fake {
         fn probe(&mut self, mib: u64) -> Probe {
             self.asked.push(mib);
-            let outcome = if let Some((_, n)) = self.flaky.iter_mut().find(|(s, n)| *s == mib && *n > 0) {
-                *n -= 1;
-                Outcome::Unrelated("no sign of the first boot's init within 120s".into())
-            } else if (mib >= self.threshold) != (self.liar == Some(mib)) {
-                Outcome::Works
-            } else if mib < 72 {
-                Outcome::TooSmall(FailureMode::KexecCannotLoad)
-            } else {
-                Outcome::TooSmall(FailureMode::CaptureOom)
-            };
+            let outcome =
+                if let Some((_, n)) = self.flaky.iter_mut().find(|(s, n)| *s == mib && *n > 0) {
+                    *n -= 1;
+                    Outcome::Unrelated("no sign of the first boot's init within 120s".into())
+                } else if (mib >= self.threshold) != (self.liar == Some(mib)) {
+                    Outcome::Works
+                } else if mib < 72 {
+                    Outcome::TooSmall(FailureMode::KexecCannotLoad)
+                } else {
+                    Outcome::TooSmall(FailureMode::CaptureOom)
+                };
             Probe {
                 crashkernel_mib: mib,
                 outcome,
@@ -408,7 +414,10 @@ mod tests {
         assert_eq!(r.smallest_working_mib, Some(96));
         assert_eq!(r.largest_failing_mib, Some(64));
         let why = r.unfinished.unwrap();
-        assert!(why.contains("80M") && why.contains("between 64M and 96M"), "{why}");
+        assert!(
+            why.contains("80M") && why.contains("between 64M and 96M"),
+            "{why}"
+        );
     }
 
     #[test]

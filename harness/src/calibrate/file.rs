@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::heuristics::{self, Heuristics, DEBIAN_DEFAULT, X86_64_DEFAULT};
+use crate::calibrate::heuristics::{
+    self, EstimateInputs, Heuristics, DEBIAN_DEFAULT, X86_64_DEFAULT,
+};
 use crate::spec::yaml::{self, YamlError};
 
 /// One calibration: a kernel × image, measured at one or more memory sizes.
@@ -25,6 +27,9 @@ pub struct Calibration {
     pub qemu: String,
     pub host: String,
     pub wall_seconds: f64,
+    /// What `kdumpctl estimate` added up for this guest (the kernel image, the modules the
+    /// capture loads, the capture initramfs), in bytes.
+    pub estimate_inputs: EstimateInputs,
     /// How `recommended_mib` is derived from `smallest_working_mib`.
     pub margin: String,
     pub sizes: Vec<SizeEntry>,
@@ -89,6 +94,8 @@ pub fn to_yaml(c: &Calibration) -> String {
          qemu: {qemu}\n\
          host: {host}\n\
          wall_seconds: {wall:.0}\n\
+         # kdumpctl estimate's inputs for this guest (bytes): kernel image, modules, capture initramfs.\n\
+         estimate_inputs: {{ kernel_image_bytes: {kernel_bytes}, modules_bytes: {modules_bytes}, capture_initrd_bytes: {initrd_bytes} }}\n\
          margin: {margin}\n\
          # Paste into the boot loader's kernel command line (the last range extrapolates).\n\
          range: {range}\n\
@@ -102,6 +109,9 @@ pub fn to_yaml(c: &Calibration) -> String {
         qemu = quoted(&c.qemu),
         host = quoted(&c.host),
         wall = c.wall_seconds,
+        kernel_bytes = c.estimate_inputs.kernel_image_bytes,
+        modules_bytes = c.estimate_inputs.modules_bytes,
+        initrd_bytes = c.estimate_inputs.capture_initrd_bytes,
         margin = quoted(&c.margin),
         range = c.range.as_deref().map_or("null".into(), quoted),
     );
@@ -238,7 +248,9 @@ pub fn choose(c: &Calibration, ram_mib: u64) -> Option<Chosen> {
             ),
         });
     }
-    let pair = measured.windows(2).find(|w| w[0].0 < ram_mib && ram_mib < w[1].0)?;
+    let pair = measured
+        .windows(2)
+        .find(|w| w[0].0 < ram_mib && ram_mib < w[1].0)?;
     Some(Chosen {
         min_mib: pair[0].1.max(pair[1].1),
         how: format!(
@@ -284,6 +296,11 @@ pub(crate) mod tests {
             qemu: "QEMU emulator version 7.2.22".into(),
             host: "AMD EPYC, 2 cores, tcg".into(),
             wall_seconds: 240.0,
+            estimate_inputs: EstimateInputs {
+                kernel_image_bytes: 8_233_472,
+                modules_bytes: 1_000_000,
+                capture_initrd_bytes: 9_000_000,
+            },
             margin: "+25%, at least 32M, rounded up to 16M".into(),
             sizes: vec![size(1024, 96, 128), size(2048, 104, 144)],
             range: Some("0M-2G:128M,2G-:144M".into()),
@@ -299,7 +316,10 @@ pub(crate) mod tests {
         let bad = to_yaml(&sample()).replace("margin:", "margins:");
         std::fs::write(&path, bad).unwrap();
         let err = load(&path).unwrap_err().to_string();
-        assert!(err.contains("debian-6.1-minimal.yaml:") && err.contains("margins"), "{err}");
+        assert!(
+            err.contains("debian-6.1-minimal.yaml:") && err.contains("margins"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub fn recommended(smallest_working_mib: u64) -> u64 {
 pub fn range_expression(rows: &[(u64, u64)]) -> Option<String> {
     let mut rows = rows.to_vec();
     rows.sort();
+    // Neighbours that recommend the same size are one range.
+    rows.dedup_by(|later, earlier| later.1 == earlier.1);
     if rows.is_empty() {
         return None;
     }
@@ -88,7 +90,11 @@ pub fn range_expression(rows: &[(u64, u64)]) -> Option<String> {
         .iter()
         .enumerate()
         .map(|(i, (_, recommended))| {
-            let start = if i == 0 { "0M".to_string() } else { mib(rows[i].0) };
+            let start = if i == 0 {
+                "0M".to_string()
+            } else {
+                mib(rows[i].0)
+            };
             let end = rows.get(i + 1).map(|next| mib(next.0)).unwrap_or_default();
             format!("{start}-{end}:{}", mib(*recommended))
         })
@@ -168,6 +174,10 @@ mod tests {
             "0M-2G:128M,2G-:144M"
         );
         assert_eq!(range_expression(&[]), None);
+        assert_eq!(
+            range_expression(&[(1024, 144), (2048, 144), (4096, 160)]).unwrap(),
+            "0M-4G:144M,4G-:160M"
+        );
         assert_eq!(compare(Some(128), 96, "capture-oom"), "over by 32M");
         assert_eq!(
             compare(Some(64), 96, "capture-oom"),

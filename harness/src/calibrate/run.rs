@@ -153,7 +153,9 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|s| match crate::readiness::cmdline::memparse(s.trim()) {
             Some((bytes, "")) if bytes >= 1 << 20 => Ok(bytes >> 20),
-            _ => Err(anyhow::anyhow!("--try {s}: not a reservation size (e.g. 96M)")),
+            _ => Err(anyhow::anyhow!(
+                "--try {s}: not a reservation size (e.g. 96M)"
+            )),
         })
         .collect::<Result<_, _>>()?;
     let case = crate::campaign::matrix::expand(
@@ -165,7 +167,11 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
     .next()
     .context("no case selected")?;
     if let Some(why) = case.skip_reason() {
-        bail!("{} declares {} impossible: {why}", case.kernel.id, case.scenario.id);
+        bail!(
+            "{} declares {} impossible: {why}",
+            case.kernel.id,
+            case.scenario.id
+        );
     }
     crate::host::interrupt::install();
     let mut options = RunOptions::for_project(&root).map_err(anyhow::Error::msg)?;
@@ -275,10 +281,10 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
         scenario: case.scenario.id.clone(),
         measured: crate::host::clock::Civil::from_system(std::time::SystemTime::now()).readable(),
         kdrill: env!("CARGO_PKG_VERSION").into(),
-        qemu: crate::case::shape::qemu_identity()
-            .unwrap_or_else(|e| format!("unknown ({e})")),
+        qemu: crate::case::shape::qemu_identity().unwrap_or_else(|e| format!("unknown ({e})")),
         host: host_line(&accel),
         wall_seconds: started.elapsed().as_secs_f64(),
+        estimate_inputs: inputs,
         margin: format!(
             "+25%, at least {}M, rounded up to 16M",
             heuristics::MARGIN_MIN_MIB
@@ -311,6 +317,8 @@ mod tests {
         assert_eq!(super::parse_memory("1G"), Ok(1024));
         assert_eq!(super::parse_memory("1536M"), Ok(1536));
         assert!(super::parse_memory("128M").is_err());
-        assert!(super::parse_memory("lots").unwrap_err().contains("--memory lots"));
+        assert!(super::parse_memory("lots")
+            .unwrap_err()
+            .contains("--memory lots"));
     }
 }

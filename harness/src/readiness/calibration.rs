@@ -24,9 +24,7 @@ pub struct CalibrationFile {
 /// A calibration file read from the checked root (`text`, or why it could not be read), parsed.
 pub fn parse(source: &str, text: Got<String>) -> CalibrationFile {
     let parsed = match text {
-        Ok(text) => {
-            crate::spec::yaml::parse(Path::new(source), &text).map_err(|e| e.to_string())
-        }
+        Ok(text) => crate::spec::yaml::parse(Path::new(source), &text).map_err(|e| e.to_string()),
         Err(problem) => Err(format!("cannot read it: {problem:?}")),
     };
     CalibrationFile {
@@ -47,7 +45,12 @@ pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
     let ignored: Vec<String> = snap
         .calibrations
         .iter()
-        .filter_map(|f| f.parsed.as_ref().err().map(|e| format!("ignored {}: {e}", f.source)))
+        .filter_map(|f| {
+            f.parsed
+                .as_ref()
+                .err()
+                .map(|e| format!("ignored {}: {e}", f.source))
+        })
         .collect();
     let usable = snap
         .calibrations

@@ -174,7 +174,9 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
         snap.kexec_cmd = text(&format!("{}/kexec_cmd", dir.trim_end_matches('/')));
         snap.target = Some(target(root, &dir));
     }
-    let ram = crate::readiness::ram::Memory::new(&snap).ram().map(|(bytes, _)| bytes);
+    let ram = crate::readiness::ram::Memory::new(&snap)
+        .ram()
+        .map(|(bytes, _)| bytes);
     snap.calibrated = calibration::choose(&snap, ram);
     Ok(snap)
 }
@@ -376,6 +378,20 @@ fn free_space(root: &Root, dir: &str) -> Option<u64> {
     Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
+/// The calibration files in the root's `/etc/kdrill/calibration/` (`*.yaml`).
+fn calibration_files(root: &Root) -> Vec<CalibrationFile> {
+    let mut names = root.list(CALIBRATION_DIR).unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .filter(|name| name.ends_with(".yaml"))
+        .map(|name| {
+            let path = format!("{CALIBRATION_DIR}/{name}");
+            calibration::parse(&path, root.text(&path))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,18 +439,4 @@ mod tests {
             Ok("not-found")
         );
     }
-}
-
-/// The calibration files in the root's `/etc/kdrill/calibration/` (`*.yaml`).
-fn calibration_files(root: &Root) -> Vec<CalibrationFile> {
-    let mut names = root.list(CALIBRATION_DIR).unwrap_or_default();
-    names.sort();
-    names
-        .into_iter()
-        .filter(|name| name.ends_with(".yaml"))
-        .map(|name| {
-            let path = format!("{CALIBRATION_DIR}/{name}");
-            calibration::parse(&path, root.text(&path))
-        })
-        .collect()
 }

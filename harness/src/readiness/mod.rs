@@ -22,8 +22,8 @@ mod triggers;
 
 use std::collections::BTreeMap;
 
-pub use gather::{gather, gather_with, RootError};
 pub use calibration::{CalibrationFile, CALIBRATION_DIR};
+pub use gather::{gather, gather_with, RootError};
 pub use snapshot::{Calibrated, Snapshot};
 
 use crate::readiness::crashkernel::Resolution;

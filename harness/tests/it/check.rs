@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::support::kdrill;
 use assert_cmd::Command;
 use kdrill::readiness::{self, report, source::Root, Calibrated, Report, Status};
-use crate::support::kdrill;
 
 const DEBIAN: &str = "debian-ready";
 const BARE: &str = "no-crashkernel";
@@ -373,7 +373,9 @@ fn calibration(release: &str, sizes: &[(u64, u64)]) -> String {
     let mut yaml = format!(
         "kernel: debian-6.1\nrelease: {release}\nimage: minimal\nscenario: sysrq\n\
          measured: 2026-12-05 10:00:00 UTC\nkdrill: 0.1.0\nqemu: QEMU emulator version 7.2.22\n\
-         host: test, 2 cores, tcg\nwall_seconds: 300\nmargin: +25%\nrange: null\nsizes:\n"
+         host: test, 2 cores, tcg\nwall_seconds: 300\n\
+         estimate_inputs: {{ kernel_image_bytes: 8233472, modules_bytes: 1000000, capture_initrd_bytes: 9000000 }}\n\
+         margin: +25%\nrange: null\nsizes:\n"
     );
     for (memory, min) in sizes {
         yaml.push_str(&format!(
@@ -395,7 +397,11 @@ fn the_calibrated_figure_decides_the_reservation_verdict() {
     // The tree's host has 8 GiB; measured at 4 GiB and 16 GiB: between them, the larger counts.
     let file = tempfile::tempdir().unwrap();
     let path = file.path().join("debian-6.1-minimal.yaml");
-    std::fs::write(&path, calibration("6.1.0-47-amd64", &[(4096, 224), (16384, 320)])).unwrap();
+    std::fs::write(
+        &path,
+        calibration("6.1.0-47-amd64", &[(4096, 224), (16384, 320)]),
+    )
+    .unwrap();
     let dir = tree(DEBIAN, &[]);
     let out = kdrill()
         .args(["check", "--format", "json", "--root"])
@@ -434,7 +440,10 @@ fn the_calibrated_figure_decides_the_reservation_verdict() {
     let report = evaluate(dir.path());
     let (status, text) = said(&report, "crashkernel-size");
     assert_eq!(status, Status::Pass, "{text}");
-    assert!(text.contains("256M reserved ≥ measured minimum 200M"), "{text}");
+    assert!(
+        text.contains("256M reserved ≥ measured minimum 200M"),
+        "{text}"
+    );
     assert!(text.contains("measured at 8192M"), "{text}");
 
     // Another release's figure: used, with a WARN that names the release it was measured on.
@@ -445,7 +454,10 @@ fn the_calibrated_figure_decides_the_reservation_verdict() {
     .unwrap();
     let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
     assert_eq!(status, Status::Warn, "{text}");
-    assert!(text.contains("measured on 6.1.0-57-amd64, not 6.1.0-47-amd64"), "{text}");
+    assert!(
+        text.contains("measured on 6.1.0-57-amd64, not 6.1.0-47-amd64"),
+        "{text}"
+    );
 
     // A broken file given on the command line is an error naming its line.
     std::fs::write(&path, "kernel: [\n").unwrap();

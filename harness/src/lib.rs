@@ -5,7 +5,8 @@
 //! crasher module), `guest` (what the guest boots: initramfs, modules, the dump disk), `vm` (QEMU,
 //! QMP, the console and status channel, crash routes), `case` (one case end to end), `dumpcheck`
 //! (reading a dump back and judging it), `campaign` (many cases: matrix, verify, summary, soak),
-//! `calibrate` (the smallest `crashkernel=` that captures) and `readiness` (`kdrill check`).
+//! `calibrate` (the smallest `crashkernel=` that captures), `production` (the Debian image whose own
+//! kdump-tools captures, three boots) and `readiness` (`kdrill check`).
 
 pub mod calibrate;
 pub mod campaign;
@@ -14,6 +15,7 @@ pub mod dumpcheck;
 pub mod fetch;
 pub mod guest;
 pub mod host;
+pub mod production;
 pub mod readiness;
 pub mod spec;
 pub mod vm;

@@ -40,7 +40,13 @@ fn main() {
         kdrill::host::interrupt::stop_with_parent();
     }
     let options = match RunOptions::for_project(&root) {
-        Ok(options) => options,
+        // The Debian image runs `kdrill check` inside the guest: this package's own binary.
+        Ok(options) => RunOptions {
+            kdrill_binary: options
+                .kdrill_binary
+                .or_else(|| Some(env!("CARGO_BIN_EXE_kdrill").into())),
+            ..options
+        },
         Err(err) => {
             eprintln!("kdrill matrix: {err}");
             std::process::exit(2);

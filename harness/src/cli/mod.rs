@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing and dispatch to one module per subcommand.
 
 mod check;
+mod deep;
 mod inspect;
 mod verify;
 

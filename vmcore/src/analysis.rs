@@ -1,0 +1,385 @@
+//! Deep reading of a dump, as methods of [`Vmcore`]: symbols, types, CPUs and their
+//! registers, the crashed CPU, tasks, modules and backtraces. Symbols, BTF and the module
+//! list are read once, on first use, and kept.
+//!
+//! Each CPU's note is matched to its CPU number through the per-CPU `crash_notes` buffers
+//! (the notes of a kdump are copies of them, in the order the capture kernel found them);
+//! a QEMU `dump-guest-memory` dump has one note per vCPU in CPU order. The crashed CPU is
+//! `panic_cpu`, which `panic()` and `crash_kexec()` set before anything is saved.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use crate::backtrace::{self, End, Frame, Unwinder};
+use crate::btf::Btf;
+use crate::budget::Budget;
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::memory::KernelMemory;
+use crate::modules::{self, Module, ModuleList};
+use crate::orc;
+use crate::regs::{self, CpuRegisters, CpuSource, PRSTATUS_SIZE};
+use crate::symbols::{self, Location, SymbolTable};
+use crate::tasks::{self, TaskList};
+use crate::{ReadAt, Vmcore};
+
+/// What deep reading keeps once read.
+#[derive(Default)]
+pub(crate) struct Cache {
+    symbols: OnceLock<SymbolTable>,
+    btf: OnceLock<Btf>,
+    modules: OnceLock<ModuleList>,
+}
+
+/// The loaded modules, and why the list is partial if a page was missing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleReport {
+    pub modules: Vec<Module>,
+    pub partial: Option<String>,
+}
+
+/// One CPU's (or task's) backtrace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backtrace {
+    /// The CPU it ran on, for a running task.
+    pub cpu: Option<u32>,
+    /// This is the CPU that crashed (`panic_cpu`).
+    pub crashed: bool,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// The `task_struct`, when known.
+    pub task: Option<u64>,
+    pub frames: Vec<Frame>,
+    pub end: End,
+}
+
+impl Backtrace {
+    /// Whether a page the dump lacks cut the walk short.
+    pub fn partial(&self) -> Option<&str> {
+        match &self.end {
+            End::Missing { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// Unwinding over the dump: vmlinux ORC, modules' ORC, and both symbol tables.
+struct DumpUnwinder<'a> {
+    mem: &'a mut dyn KernelMemory,
+    syms: &'a SymbolTable,
+    modules: Option<&'a ModuleList>,
+    vmlinux: Option<orc::Table>,
+    text: (u64, u64),
+}
+
+impl Unwinder for DumpUnwinder<'_> {
+    fn mem(&mut self) -> &mut dyn KernelMemory {
+        self.mem
+    }
+    fn orc(&mut self, ip: u64) -> Result<Option<orc::Entry>> {
+        if ip >= self.text.0 && ip < self.text.1 {
+            if let Some(t) = self.vmlinux {
+                return t.find(self.mem, ip);
+            }
+        }
+        match self
+            .modules
+            .and_then(|m| m.containing(ip))
+            .and_then(|m| m.orc)
+        {
+            Some(t) => t.find(self.mem, ip),
+            None => Ok(None),
+        }
+    }
+    fn locate(&self, ip: u64) -> Option<Location> {
+        self.syms
+            .lookup(ip)
+            .or_else(|| self.modules.and_then(|m| m.lookup(ip)))
+    }
+}
+
+impl Vmcore {
+    fn release(&self) -> &str {
+        self.info.kernel_release.as_deref().unwrap_or("")
+    }
+
+    /// The kernel's symbols: kallsyms from memory (Linux 6.0+), or what
+    /// [`Vmcore::use_system_map`] / [`Vmcore::use_vmlinux`] supplied.
+    pub fn symbols(&self) -> Result<&SymbolTable> {
+        if let Some(s) = self.deep.symbols.get() {
+            return Ok(s);
+        }
+        let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
+        if !symbols::kallsyms::present(vi) {
+            return Err(Error::NoKallsyms {
+                release: format!("Linux {}", self.release()),
+            });
+        }
+        let mut mem = self.kernel_memory()?;
+        let table = symbols::kallsyms::load(&mut mem, vi, &Budget::new(self.budget_left))?;
+        Ok(self.deep.symbols.get_or_init(|| table))
+    }
+
+    /// Uses a `System.map` for this dump's kernel (checked against its `_stext`).
+    pub fn use_system_map(&mut self, text: &[u8]) -> Result<()> {
+        let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
+        let t = symbols::files::system_map(text, vi, &Budget::new(self.budget_left))?;
+        self.deep = Cache::default();
+        let _ = self.deep.symbols.set(t);
+        Ok(())
+    }
+
+    /// Uses a vmlinux's ELF symbol table for this dump's kernel (checked against its `_stext`).
+    pub fn use_vmlinux(&mut self, file: impl ReadAt + Send + Sync + 'static) -> Result<()> {
+        let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
+        let t = symbols::files::vmlinux(Box::new(file), vi, &Budget::new(self.budget_left))?;
+        self.deep = Cache::default();
+        let _ = self.deep.symbols.set(t);
+        Ok(())
+    }
+
+    fn btf(&self) -> Result<&Btf> {
+        if let Some(b) = self.deep.btf.get() {
+            return Ok(b);
+        }
+        let syms = self.symbols()?;
+        let (start, stop) = (syms.need("__start_BTF")?, syms.need("__stop_BTF")?);
+        let mut mem = self.kernel_memory()?;
+        let btf = Btf::load(&mut mem, start, stop, &Budget::new(self.budget_left))?;
+        Ok(self.deep.btf.get_or_init(|| btf))
+    }
+
+    /// Runs `f` over the kernel: memory, symbols, BTF (if readable) and a budget.
+    fn with_kernel<T>(&self, f: impl FnOnce(&mut Kernel<'_>) -> Result<T>) -> Result<T> {
+        let syms = self.symbols()?;
+        let btf = self.btf().ok();
+        let mut mem = self.kernel_memory()?;
+        let budget = Budget::new(self.budget_left);
+        f(&mut Kernel {
+            mem: &mut mem,
+            syms,
+            btf,
+            budget: &budget,
+        })
+    }
+
+    fn orc_version(&self, k: &mut Kernel<'_>) -> Result<orc::Version> {
+        match k.syms.address_of("__start_orc_header") {
+            Some(at) => {
+                let mut hash = [0u8; 20];
+                k.mem.read_virt(at, &mut hash)?;
+                orc::Version::from_header(&hash)
+            }
+            None => Ok(orc::Version::from_release(self.release())),
+        }
+    }
+
+    fn module_list(&self) -> Result<&ModuleList> {
+        if let Some(m) = self.deep.modules.get() {
+            return Ok(m);
+        }
+        self.btf()?;
+        let list = self.with_kernel(|k| {
+            let v = self.orc_version(k)?;
+            modules::read(k, v)
+        })?;
+        Ok(self.deep.modules.get_or_init(|| list))
+    }
+
+    /// The loaded modules (needs BTF).
+    pub fn modules(&self) -> Result<ModuleReport> {
+        let list = self.module_list()?;
+        Ok(ModuleReport {
+            modules: list.modules.iter().map(|m| m.module.clone()).collect(),
+            partial: list.partial.clone(),
+        })
+    }
+
+    /// Every CPU's saved registers, by CPU number.
+    pub fn cpu_registers(&self) -> Result<Vec<CpuRegisters>> {
+        let (notes, qemu) = self.prstatus_notes();
+        let parsed: Vec<(u32, regs::Registers)> = notes
+            .iter()
+            .enumerate()
+            .map(|(i, d)| regs::parse(i, d))
+            .collect::<Result<_>>()?;
+        let mapped = if qemu {
+            None
+        } else {
+            self.with_kernel(|k| crash_notes_cpus(k, notes)).ok()
+        };
+        let mut out: Vec<CpuRegisters> = parsed
+            .into_iter()
+            .enumerate()
+            .map(|(i, (pid, registers))| {
+                let (cpu, cpu_from) = match mapped.as_ref().and_then(|m| m[i]) {
+                    Some(c) => (c, CpuSource::CrashNotes),
+                    None if qemu => (i as u32, CpuSource::QemuOrder),
+                    None => (i as u32, CpuSource::NoteOrder),
+                };
+                CpuRegisters {
+                    cpu,
+                    cpu_from,
+                    note: i,
+                    pid,
+                    registers,
+                }
+            })
+            .collect();
+        out.sort_by_key(|c| (c.cpu, c.note));
+        Ok(out)
+    }
+
+    /// The CPU that crashed, when the kernel panicked or called `crash_kexec()` (a QEMU dump
+    /// of a live guest has none).
+    pub fn crashed_cpu(&self) -> Result<Option<u32>> {
+        self.with_kernel(|k| k.panic_cpu())
+    }
+
+    /// Every task (needs BTF).
+    pub fn tasks(&self) -> Result<TaskList> {
+        let cpus: Vec<u32> = self.cpu_registers()?.iter().map(|c| c.cpu).collect();
+        self.btf()?;
+        self.with_kernel(|k| tasks::read(k, &cpus))
+    }
+
+    /// Where `addr` is: a kernel or module symbol.
+    pub fn symbolize(&self, addr: u64) -> Result<Option<Location>> {
+        let syms = self.symbols()?;
+        Ok(syms
+            .lookup(addr)
+            .or_else(|| self.module_list().ok().and_then(|m| m.lookup(addr))))
+    }
+
+    /// The backtrace of `cpu`, from its saved registers.
+    pub fn backtrace(&self, cpu: u32) -> Result<Backtrace> {
+        let all = self.cpu_registers()?;
+        let c = all
+            .iter()
+            .find(|c| c.cpu == cpu)
+            .ok_or_else(|| Error::Corrupt(format!("the dump saved no registers for CPU {cpu}")))?;
+        let crashed = self.crashed_cpu().ok().flatten() == Some(cpu);
+        let (task, comm) = self
+            .with_kernel(|k| {
+                let t = k.current_task(cpu)?;
+                let off = k.btf()?.offset("task_struct", "comm")?;
+                Ok((t, k.string(t + off, 16)?))
+            })
+            .map_or((None, None), |(t, c)| (Some(t), Some(c)));
+        let walk = self.unwind(|u| backtrace::from_registers(u, &c.registers))?;
+        Ok(Backtrace {
+            cpu: Some(cpu),
+            crashed,
+            pid: Some(c.pid),
+            comm,
+            task,
+            frames: walk.frames,
+            end: walk.end,
+        })
+    }
+}
+
+impl Vmcore {
+    /// Runs `f` with an unwinder over this dump (ORC of the vmlinux and of its modules).
+    fn unwind(
+        &self,
+        f: impl FnOnce(&mut dyn Unwinder) -> backtrace::Walk,
+    ) -> Result<backtrace::Walk> {
+        let modules = self.module_list().ok();
+        self.with_kernel(|k| {
+            let version = self.orc_version(k)?;
+            let vmlinux = vmlinux_orc(k, version)?;
+            let (stext, etext) = (k.syms.need("_stext")?, k.syms.need("_etext")?);
+            // Init text is outside [_stext, _etext) but in the vmlinux ORC table.
+            let text = (
+                stext.min(k.syms.address_of("_sinittext").unwrap_or(stext)),
+                etext.max(k.syms.address_of("_einittext").unwrap_or(etext)),
+            );
+            let mut u = DumpUnwinder {
+                mem: &mut *k.mem,
+                syms: k.syms,
+                modules,
+                vmlinux,
+                text,
+            };
+            Ok(f(&mut u))
+        })
+    }
+
+    /// The backtrace of the task with `pid` (the first with it: an idle task's pid is 0 on
+    /// every CPU). A running task is unwound from its CPU's registers, a sleeping one from
+    /// the `inactive_task_frame` its last context switch left at `thread.sp`.
+    pub fn task_backtrace(&self, pid: u32) -> Result<Backtrace> {
+        let list = self.tasks()?;
+        let t =
+            list.tasks.iter().find(|t| t.pid == pid).ok_or_else(|| {
+                Error::Corrupt(format!("no task with pid {pid} in the task list"))
+            })?;
+        if let Some(cpu) = t.cpu {
+            return self.backtrace(cpu);
+        }
+        let (sp, size, bp, ret, fork) = self.with_kernel(|k| {
+            let btf = k.btf()?;
+            let sp_off = btf.offset("task_struct", "thread.sp")?;
+            let frame = btf.struct_id("inactive_task_frame")?;
+            let size = btf.size_of(frame)?;
+            let bp = btf.member(frame, "bp")?.offset;
+            let ret = btf.member(frame, "ret_addr")?.offset;
+            let fork = k
+                .syms
+                .address_of("ret_from_fork_asm")
+                .or_else(|| k.syms.address_of("ret_from_fork"));
+            Ok((k.u64(t.address + sp_off)?, size, bp, ret, fork))
+        })?;
+        let walk = self.unwind(|u| backtrace::from_switch_frame(u, sp, size, bp, ret, fork))?;
+        Ok(Backtrace {
+            cpu: None,
+            crashed: false,
+            pid: Some(t.pid),
+            comm: Some(t.comm.clone()),
+            task: Some(t.address),
+            frames: walk.frames,
+            end: walk.end,
+        })
+    }
+}
+
+/// The vmlinux ORC table, from `__start_orc_unwind_ip`/`__stop_orc_unwind_ip`/`__start_orc_unwind`.
+fn vmlinux_orc(k: &mut Kernel<'_>, version: orc::Version) -> Result<Option<orc::Table>> {
+    let (Some(ip), Some(stop), Some(entries)) = (
+        k.syms.address_of("__start_orc_unwind_ip"),
+        k.syms.address_of("__stop_orc_unwind_ip"),
+        k.syms.address_of("__start_orc_unwind"),
+    ) else {
+        return Ok(None);
+    };
+    let count = stop.checked_sub(ip).ok_or_else(|| {
+        Error::Corrupt("__stop_orc_unwind_ip is before __start_orc_unwind_ip".into())
+    })? / 4;
+    Ok(Some(orc::Table::new(ip, entries, count, version)?))
+}
+
+/// For each note, the CPU whose `crash_notes` buffer holds the same bytes.
+fn crash_notes_cpus(k: &mut Kernel<'_>, notes: &[Vec<u8>]) -> Result<Vec<Option<u32>>> {
+    let base = k.u64(k.syms.need("crash_notes")?)?;
+    let n = k.nr_cpu_ids()?;
+    let mut out = vec![None; notes.len()];
+    // An ELF note header (12 bytes) and "CORE\0" padded to 8, then the elf_prstatus.
+    let mut buf = vec![0u8; 20 + PRSTATUS_SIZE];
+    for cpu in 0..n {
+        let at = base.wrapping_add(k.per_cpu_offset(cpu)?);
+        if k.mem.read_virt(at, &mut buf).is_err() {
+            continue;
+        }
+        if let Some(i) = notes
+            .iter()
+            .position(|d| d.as_slice() == &buf[20..20 + d.len().min(PRSTATUS_SIZE)])
+        {
+            if out[i].is_none() {
+                out[i] = Some(cpu);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -7,7 +7,7 @@
 //! a QEMU `dump-guest-memory` dump has one note per vCPU in CPU order. The crashed CPU is
 //! `panic_cpu`, which `panic()` and `crash_kexec()` set before anything is saved.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 
@@ -30,6 +30,12 @@ pub(crate) struct Cache {
     symbols: OnceLock<SymbolTable>,
     btf: OnceLock<Btf>,
     modules: OnceLock<ModuleList>,
+    /// Why symbols, BTF or the module list could not be read, so that a failure is not
+    /// read again (and charged again) by every later call.
+    failed: Mutex<[Option<String>; 3]>,
+    /// What deep reading has charged so far: all of it shares what opening left of
+    /// [`crate::MEMORY_BUDGET`].
+    spent: Mutex<u64>,
 }
 
 /// The loaded modules, and why the list is partial if a page was missing.
@@ -100,6 +106,17 @@ impl Unwinder for DumpUnwinder<'_> {
 }
 
 impl Vmcore {
+    /// Runs `f` with what is left of the deep budget, and charges what it took.
+    fn budgeted<T>(&self, f: impl FnOnce(&Budget) -> Result<T>) -> Result<T> {
+        let spent = *self.deep.spent.lock().unwrap_or_else(|e| e.into_inner());
+        let budget = Budget::new(self.budget_left.saturating_sub(spent));
+        let before = budget.left();
+        let out = f(&budget);
+        let mut s = self.deep.spent.lock().unwrap_or_else(|e| e.into_inner());
+        *s = s.saturating_add(before - budget.left());
+        out
+    }
+
     fn release(&self) -> &str {
         self.info.kernel_release.as_deref().unwrap_or("")
     }
@@ -110,6 +127,28 @@ impl Vmcore {
         if let Some(s) = self.deep.symbols.get() {
             return Ok(s);
         }
+        self.failed_before(0, Error::Symbols)?;
+        self.remember(0, self.load_symbols())?;
+        Ok(self.deep.symbols.get().expect("just set"))
+    }
+
+    /// Fails with what an earlier attempt of part `i` said, if one failed.
+    fn failed_before(&self, i: usize, as_error: fn(String) -> Error) -> Result<()> {
+        match &self.deep.failed.lock().unwrap_or_else(|e| e.into_inner())[i] {
+            Some(why) => Err(as_error(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Notes a failure of part `i`.
+    fn remember<T>(&self, i: usize, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.deep.failed.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(e.to_string());
+        }
+        r
+    }
+
+    fn load_symbols(&self) -> Result<()> {
         let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
         if !symbols::kallsyms::present(vi) {
             return Err(Error::NoKallsyms {
@@ -117,26 +156,34 @@ impl Vmcore {
             });
         }
         let mut mem = self.kernel_memory()?;
-        let table = symbols::kallsyms::load(&mut mem, vi, &Budget::new(self.budget_left))?;
-        Ok(self.deep.symbols.get_or_init(|| table))
+        let table = self.budgeted(|b| symbols::kallsyms::load(&mut mem, vi, b))?;
+        let _ = self.deep.symbols.set(table);
+        Ok(())
     }
 
     /// Uses a `System.map` for this dump's kernel (checked against its `_stext`).
     pub fn use_system_map(&mut self, text: &[u8]) -> Result<()> {
         let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
-        let t = symbols::files::system_map(text, vi, &Budget::new(self.budget_left))?;
-        self.deep = Cache::default();
-        let _ = self.deep.symbols.set(t);
+        let t = self.budgeted(|b| symbols::files::system_map(text, vi, b))?;
+        self.replace_symbols(t);
         Ok(())
     }
 
     /// Uses a vmlinux's ELF symbol table for this dump's kernel (checked against its `_stext`).
     pub fn use_vmlinux(&mut self, file: impl ReadAt + Send + Sync + 'static) -> Result<()> {
         let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
-        let t = symbols::files::vmlinux(Box::new(file), vi, &Budget::new(self.budget_left))?;
-        self.deep = Cache::default();
-        let _ = self.deep.symbols.set(t);
+        let t = self.budgeted(|b| symbols::files::vmlinux(Box::new(file), vi, b))?;
+        self.replace_symbols(t);
         Ok(())
+    }
+
+    /// Starts deep reading over with `t` (what was read with other symbols is dropped;
+    /// what was charged stays charged).
+    fn replace_symbols(&mut self, t: SymbolTable) {
+        let spent = *self.deep.spent.lock().unwrap_or_else(|e| e.into_inner());
+        self.deep = Cache::default();
+        *self.deep.spent.lock().unwrap_or_else(|e| e.into_inner()) = spent;
+        let _ = self.deep.symbols.set(t);
     }
 
     fn btf(&self) -> Result<&Btf> {
@@ -144,9 +191,15 @@ impl Vmcore {
             return Ok(b);
         }
         let syms = self.symbols()?;
-        let (start, stop) = (syms.need("__start_BTF")?, syms.need("__stop_BTF")?);
-        let mut mem = self.kernel_memory()?;
-        let btf = Btf::load(&mut mem, start, stop, &Budget::new(self.budget_left))?;
+        self.failed_before(1, Error::Btf)?;
+        let btf = self.remember(
+            1,
+            (|| {
+                let (start, stop) = (syms.need("__start_BTF")?, syms.need("__stop_BTF")?);
+                let mut mem = self.kernel_memory()?;
+                self.budgeted(|b| Btf::load(&mut mem, start, stop, b))
+            })(),
+        )?;
         Ok(self.deep.btf.get_or_init(|| btf))
     }
 
@@ -155,12 +208,13 @@ impl Vmcore {
         let syms = self.symbols()?;
         let btf = self.btf().ok();
         let mut mem = self.kernel_memory()?;
-        let budget = Budget::new(self.budget_left);
-        f(&mut Kernel {
-            mem: &mut mem,
-            syms,
-            btf,
-            budget: &budget,
+        self.budgeted(|budget| {
+            f(&mut Kernel {
+                mem: &mut mem,
+                syms,
+                btf,
+                budget,
+            })
         })
     }
 
@@ -180,10 +234,14 @@ impl Vmcore {
             return Ok(m);
         }
         self.btf()?;
-        let list = self.with_kernel(|k| {
-            let v = self.orc_version(k)?;
-            modules::read(k, v)
-        })?;
+        self.failed_before(2, |why| Error::Corrupt(format!("the module list: {why}")))?;
+        let list = self.remember(
+            2,
+            self.with_kernel(|k| {
+                let v = self.orc_version(k)?;
+                modules::read(k, v)
+            }),
+        )?;
         Ok(self.deep.modules.get_or_init(|| list))
     }
 

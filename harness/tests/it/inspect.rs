@@ -276,7 +276,7 @@ fn bt_tasks_modules_regs_of_a_real_oops() {
 #[test]
 fn bt_without_kallsyms_says_what_to_supply() {
     // The synthetic kernel exports no kallsyms tables, as kernels before 6.0.
-    let f = fixture(|k| synth::elf(k));
+    let f = fixture(synth::elf);
     let out = stdout_of(kdrill().arg("inspect").arg(&f.path).arg("--bt"), 1);
     assert!(
         out.contains("exports no kallsyms tables in VMCOREINFO")

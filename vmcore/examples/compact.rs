@@ -34,6 +34,23 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
+/// The pfns whose page descriptors `reads` touched.
+fn page_reads(reads: &[(u64, usize)], d: &[u8]) -> Vec<u64> {
+    let bs = u32_at(d, 428);
+    let bitmap1 = ((1 + u32_at(d, 432)) * bs) as usize;
+    let half = (u32_at(d, 436) * bs / 2) as usize;
+    let desc_off = bitmap1 as u64 + 2 * half as u64;
+    let bitmap2 = &d[bitmap1 + half..bitmap1 + 2 * half];
+    let dumped: Vec<u64> = (0..half as u64 * 8)
+        .filter(|p| bitmap2[(p / 8) as usize] & (1 << (p % 8)) != 0)
+        .collect();
+    reads
+        .iter()
+        .filter(|&&(off, len)| len == 24 && off >= desc_off)
+        .filter_map(|&(off, _)| dumped.get(((off - desc_off) / 24) as usize).copied())
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, input, output, ..] = &args[..] else {
@@ -75,6 +92,22 @@ fn main() {
         )
     };
     let want = deep.then(|| deep_view(&dump));
+    if deep {
+        // Other readers (drgn's libkdumpfile) walk the page tables for kernel-image addresses
+        // too: keep the tables that map every kernel-image page kept.
+        let vi = dump.vmcoreinfo().expect("VMCOREINFO");
+        let phys_base = dump.phys_base();
+        let image = vi.number("KERNEL_IMAGE_SIZE").unwrap_or(512 << 20);
+        let pages: Vec<u64> = page_reads(&reads.lock().unwrap(), &data);
+        for pfn in pages {
+            let paddr = pfn * 4096;
+            // phys_base is "negative" when KASLR puts the image below its link address.
+            let off = paddr.wrapping_sub(phys_base);
+            if off < image {
+                let _ = dump.walk_page_tables(0xffff_ffff_8000_0000 + off);
+            }
+        }
+    }
 
     let d = &data[..];
     let bs = u32_at(d, 428);

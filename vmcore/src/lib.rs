@@ -308,14 +308,7 @@ impl Vmcore {
                 )));
             }
         }
-        let phys_base = vi
-            .number("phys_base")
-            .or(match &self.layout {
-                Layout::Kdump(k) => Some(k.phys_base),
-                Layout::Elf(e) => e.phys_base_from_text_segment(),
-            })
-            .unwrap_or(0);
-        let translator = x86_64::Translator::new(vi, phys_base)?;
+        let translator = x86_64::Translator::new(vi, self.phys_base())?;
         let phys = match &self.layout {
             Layout::Elf(elf) => Phys::Elf(ElfPhys {
                 elf,
@@ -329,6 +322,35 @@ impl Vmcore {
             }),
         };
         Ok(KernelView::new(phys, translator))
+    }
+
+    /// Where the kernel image starts in physical memory: VMCOREINFO's `NUMBER(phys_base)`,
+    /// else the kdump header's, else what an ELF dump's text segment implies.
+    #[doc(hidden)]
+    pub fn phys_base(&self) -> u64 {
+        self.vmcoreinfo
+            .as_ref()
+            .and_then(|vi| vi.number("phys_base"))
+            .or(match &self.layout {
+                Layout::Kdump(k) => Some(k.phys_base),
+                Layout::Elf(e) => e.phys_base_from_text_segment(),
+            })
+            .unwrap_or(0)
+    }
+
+    /// Translates `vaddr` through the kernel's page tables even where kdrill would not
+    /// (kernel-image addresses): for building test fixtures that other tools, which walk the
+    /// tables for every address, can read too.
+    #[doc(hidden)]
+    pub fn walk_page_tables(&self, vaddr: u64) -> Result<u64> {
+        let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
+        let translator = x86_64::Translator::new(vi, self.phys_base())?;
+        let mut mem = self.kernel_memory()?;
+        translator.walk(vaddr, |at| {
+            let mut b = [0u8; 8];
+            memory::PhysicalMemory::read_phys(mem.phys_mut(), at, &mut b)?;
+            Ok(u64::from_le_bytes(b))
+        })
     }
 
     /// The `NT_PRSTATUS` note bodies in file order, and whether QEMU wrote them.

@@ -81,6 +81,10 @@ impl<P: PhysicalMemory> KernelView<P> {
         }
     }
 
+    pub(crate) fn phys_mut(&mut self) -> &mut P {
+        &mut self.phys
+    }
+
     fn translate_page(&mut self, vpage: u64) -> Result<u64> {
         if let Some(&p) = self.pages.get(&vpage) {
             return Ok(p);

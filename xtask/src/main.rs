@@ -1,9 +1,10 @@
 //! Developer and CI entry points: `cargo xtask verify` (the main job), `cargo xtask test` (the
 //! test suite as CI runs it), `kernels`, `bench`, `soak`, `fuzz` (the dump reader's fuzz targets). Each installs missing host packages
 //! first (as root on Debian/Ubuntu) or stops with the exact install line; the logic lives in the
-//! `kdrill` library, xtask only orchestrates.
+//! `kdrill` library, xtask only orchestrates. `deep` runs crash, gdb and drgn against kdrill.
 
 mod bench;
+mod deep;
 mod fuzz;
 mod kernels;
 mod nextest;
@@ -39,6 +40,9 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Run one case N times back to back: pass/fail counts, flake rate, each phase's spread
     Soak(soak::SoakArgs),
+    /// Deep reading against crash and gdb on real captures (tables), and inspect's speed
+    /// against drgn, crash and makedumpfile
+    Deep(deep::DeepArgs),
     /// Fuzz the dump reader: seed corpora, build, then each target for --time seconds
     Fuzz {
         /// Seconds per target
@@ -72,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Bench(args) => bench::run(&root, &args),
         Task::Soak(args) => soak::run(&root, &args),
         Task::Fuzz { time } => fuzz::run(&root, time),
+        Task::Deep(args) => deep::run(&root, &args),
     }
 }
 
@@ -81,7 +86,7 @@ fn needs_host_tools(task: &Task) -> bool {
     match task {
         Task::Kernels(_) | Task::Fuzz { .. } => false,
         Task::Verify(args) => !args.list,
-        Task::Test { .. } | Task::Bench(_) | Task::Soak(_) => true,
+        Task::Test { .. } | Task::Bench(_) | Task::Soak(_) | Task::Deep(_) => true,
     }
 }
 

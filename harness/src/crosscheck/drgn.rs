@@ -19,6 +19,8 @@ use crate::host::process;
 /// The drgn release compared against (pinned: its kallsyms reading is what is checked).
 pub const VERSION: &str = "0.3.0";
 const SCRIPT: &str = include_str!("drgn_symbols.py");
+/// `kdrill inspect --bt --tasks` done by drgn with a debug vmlinux, for `cargo xtask deep`'s timing.
+pub const SAME_AS_BT_TASKS: &str = include_str!("drgn_same.py");
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrgnError {

@@ -2,4 +2,5 @@
 
 pub mod apt;
 pub mod crasher;
+pub mod debug;
 pub mod kernel;

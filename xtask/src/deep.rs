@@ -1,0 +1,423 @@
+//! `cargo xtask deep`: kdrill's deep reading against crash and gdb on real captures, and the
+//! speed of `kdrill inspect` against drgn, crash and makedumpfile, as tables.
+//!
+//! Dumps come from the evidence of earlier runs (`<out>/runs/<kernel>/<scenario>/latest`);
+//! a case whose dump is missing is run first (`vm-dump` with `KDRILL_KEEP_DUMPS=1`, its ELF
+//! is over the size kept after a PASS). crash needs the kernel's `-dbg` vmlinux, fetched once
+//! into the cache (~850 MB download for 6.1). Exit 1 when a comparison disagrees.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use kdrill::crosscheck::{crash, drgn, gdb};
+use kdrill::host::process;
+use kdrill_vmcore::{CpuSource, Vmcore};
+
+#[derive(clap::Args)]
+pub struct DeepArgs {
+    /// Runs of each command in the timing table (the median is shown)
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+/// 6.1 routes crash is run on (its dumps of every route of the ci set that crashes).
+const CRASH_ROUTES: &[&str] = &[
+    "sysrq",
+    "oops",
+    "bug",
+    "panic",
+    "nmi",
+    "softlockup",
+    "hang-nmi",
+    "watchdog",
+    "cpu1",
+    "sysrq-serial",
+    "sysrq-keyboard",
+    "dump-lzo",
+    "dump-flat",
+    "dump-elf",
+];
+
+struct Table {
+    rows: Vec<[String; 4]>,
+    failed: bool,
+}
+
+impl Table {
+    fn row(&mut self, ok: Option<bool>, what: &str, dump: &str, detail: String) {
+        let verdict = match ok {
+            Some(true) => "agree",
+            Some(false) => {
+                self.failed = true;
+                "DISAGREE"
+            }
+            None => "n/a",
+        };
+        self.rows
+            .push([verdict.into(), what.into(), dump.into(), detail]);
+    }
+}
+
+pub fn run(root: &Path, args: &DeepArgs) -> anyhow::Result<i32> {
+    kdrill::host::interrupt::install();
+    kdrill::host::tools::ensure(&[("crash", "crash"), ("gdb", "gdb"), ("python3", "python3")])?;
+    let out = kdrill::host::paths::out_dir(root);
+    let mut t = Table {
+        rows: Vec::new(),
+        failed: false,
+    };
+    let spec = kdrill::spec::kernel::load(root, "debian-6.1")?;
+    let vmlinux = kdrill::fetch::debug::vmlinux(&spec, &kdrill::host::paths::cache_dir())
+        .context("the debian-6.1 debug vmlinux for crash")?;
+    let crash_bin = kdrill::host::tools::require("crash")?;
+    let scratch = tempfile::tempdir()?;
+    for route in CRASH_ROUTES {
+        let dump = dump_of(root, &out, "debian-6.1", route, "vmcore")?;
+        crash_row(&mut t, &crash_bin, &vmlinux, &dump, route, scratch.path())?;
+    }
+    // crash 8.0.2 on a 6.12 dump: what it says (fixed upstream in 8.0.6).
+    let d612 = dump_of(root, &out, "debian-6.12", "sysrq", "vmcore")?;
+    let o = crash::run(&crash_bin, &vmlinux, &d612, &scratch.path().join("c"))
+        .map_err(anyhow::Error::msg)?;
+    t.row(
+        None,
+        "crash 8.0.2 on 6.12",
+        "debian-6.12/sysrq",
+        format!(
+            "cannot open 6.12 dumps (fixed in crash 8.0.6): {}",
+            o.errors.first().map_or("(no error line)", String::as_str)
+        ),
+    );
+    let gdb_bin = kdrill::host::tools::require("gdb")?;
+    for kernel in ["debian-6.1", "debian-6.12"] {
+        for (route, file) in [("vm-dump", "vmcore.elf"), ("dump-elf", "vmcore")] {
+            let dump = dump_of(root, &out, kernel, route, file)?;
+            gdb_row(&mut t, &gdb_bin, &dump, &format!("{kernel}/{route}"))?;
+        }
+    }
+    print_table(&t.rows);
+    speed(root, &out, &vmlinux, &crash_bin, args.runs)?;
+    Ok(if t.failed { 1 } else { 0 })
+}
+
+/// The dump file of a case's latest attempt, running the case if it has none.
+fn dump_of(
+    root: &Path,
+    out: &Path,
+    kernel: &str,
+    route: &str,
+    file: &str,
+) -> anyhow::Result<PathBuf> {
+    let path = out
+        .join("runs")
+        .join(kernel)
+        .join(route)
+        .join("latest")
+        .join(file);
+    if path.is_file() {
+        return Ok(path);
+    }
+    println!("deep: no {file} from {kernel}/{route} yet: running the case");
+    std::env::set_var("KDRILL_KEEP_DUMPS", "1");
+    let one = crate::OneCase {
+        kernel: kernel.into(),
+        scenario: route.into(),
+    };
+    let (case, options) = one.prepare(root)?;
+    let result = kdrill::campaign::verify::run_one(&case, &options);
+    anyhow::ensure!(
+        path.is_file(),
+        "{kernel}/{route} left no {file} ({:?}: {})",
+        result.verdict,
+        result.reasons.join("; ")
+    );
+    Ok(path)
+}
+
+fn crash_row(
+    t: &mut Table,
+    crash_bin: &Path,
+    vmlinux: &Path,
+    dump: &Path,
+    route: &str,
+    scratch: &Path,
+) -> anyhow::Result<()> {
+    let name = format!("debian-6.1/{route}");
+    let o =
+        crash::run(crash_bin, vmlinux, dump, &scratch.join("cmds")).map_err(anyhow::Error::msg)?;
+    let d = Vmcore::open(dump)?;
+    if !o.errors.is_empty() {
+        t.row(
+            Some(false),
+            "crash opens the dump",
+            &name,
+            o.errors.join("; "),
+        );
+        return Ok(());
+    }
+    // ps = --tasks, as (pid, comm) sets.
+    let ours: BTreeSet<(u32, String)> = d
+        .tasks()?
+        .tasks
+        .into_iter()
+        .map(|t| (t.pid, t.comm))
+        .collect();
+    let theirs = crash::ps_tasks(&o.ps);
+    let only_ours: Vec<_> = ours.difference(&theirs).collect();
+    let only_theirs: Vec<_> = theirs.difference(&ours).collect();
+    t.row(
+        Some(only_ours.is_empty() && only_theirs.is_empty()),
+        "ps = --tasks",
+        &name,
+        if only_ours.is_empty() && only_theirs.is_empty() {
+            format!("{} tasks, same pid/comm set", ours.len())
+        } else {
+            format!("only kdrill: {only_ours:?}; only crash: {only_theirs:?}")
+        },
+    );
+    // bt = --bt: from kdrill's first frame on, crash's function names equal kdrill's.
+    let cpu = d.crashed_cpu()?.context("no crashed CPU")?;
+    let ours: Vec<String> = d
+        .backtrace(cpu)?
+        .frames
+        .iter()
+        .filter_map(|f| f.location.as_ref().map(|l| l.symbol.clone()))
+        .collect();
+    let theirs = crash::bt_functions(&o.bt);
+    let start = ours
+        .first()
+        .and_then(|f| theirs.iter().position(|c| c == f));
+    let tail: Vec<String> = start.map(|s| theirs[s..].to_vec()).unwrap_or_default();
+    let agree = tail == ours;
+    t.row(
+        Some(agree),
+        "bt = --bt",
+        &name,
+        if agree {
+            format!(
+                "{} frames equal from {} on; crash also shows the crash path above them: {}",
+                ours.len(),
+                ours[0],
+                theirs[..start.unwrap_or(0)].join(" < ")
+            )
+        } else {
+            format!(
+                "kdrill: {}; crash: {}",
+                ours.join(" < "),
+                theirs.join(" < ")
+            )
+        },
+    );
+    let ours: BTreeSet<String> = d.modules()?.modules.into_iter().map(|m| m.name).collect();
+    let theirs = crash::module_names(&o.modules);
+    t.row(
+        Some(ours == theirs),
+        "mod = --modules",
+        &name,
+        format!("{} modules", ours.len()),
+    );
+    let log = kdrill_vmcore::format_dmesg(&d.dmesg_records()?);
+    let ours: Vec<&str> = log.lines().collect();
+    let same = o.log.iter().filter(|l| ours.contains(&l.as_str())).count();
+    t.row(
+        Some(same == ours.len()),
+        "log = --dmesg",
+        &name,
+        format!(
+            "{same} of kdrill's {} lines in crash's {}",
+            ours.len(),
+            o.log.len()
+        ),
+    );
+    Ok(())
+}
+
+fn gdb_row(t: &mut Table, gdb_bin: &Path, dump: &Path, name: &str) -> anyhow::Result<()> {
+    let (threads, _) = gdb::threads(gdb_bin, dump).map_err(anyhow::Error::msg)?;
+    let regs = Vmcore::open(dump)?.cpu_registers()?;
+    let qemu = regs.iter().all(|r| r.cpu_from == CpuSource::QemuOrder);
+    let matched = threads
+        .iter()
+        .filter(|g| {
+            regs.iter()
+                .any(|r| r.pid == g.pid && r.registers.rip == g.rip && r.registers.rsp == g.rsp)
+        })
+        .count();
+    let pids: BTreeSet<u32> = regs.iter().map(|r| r.pid).collect();
+    let ok = matched == threads.len()
+        && threads.len() == pids.len()
+        && (!qemu || threads.len() == regs.len());
+    t.row(
+        Some(ok),
+        if qemu {
+            "gdb threads = vCPUs"
+        } else {
+            "gdb threads by pid"
+        },
+        name,
+        format!(
+            "{} threads for {} CPUs ({}); rip/rsp equal --regs on {matched}",
+            threads.len(),
+            regs.len(),
+            if qemu {
+                "QEMU: pid = vCPU + 1, one thread each".to_string()
+            } else {
+                format!("kdump: pids {pids:?}, idle CPUs (pid 0) fold into one thread")
+            }
+        ),
+    );
+    Ok(())
+}
+
+fn print_table(rows: &[[String; 4]]) {
+    let w: Vec<usize> = (0..3)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    println!(
+        "\n{:w0$}  {:w1$}  {:w2$}  detail",
+        "",
+        "check",
+        "dump",
+        w0 = w[0],
+        w1 = w[1],
+        w2 = w[2]
+    );
+    for r in rows {
+        println!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        );
+    }
+}
+
+/// The median wall time of `runs` runs of a command, measured by bash around the bare
+/// process (`$EPOCHREALTIME`), stdout and stderr to /dev/null.
+fn time(cmd: &[&std::ffi::OsStr], runs: usize) -> anyhow::Result<f64> {
+    let script = r#"n=$1; shift; for i in $(seq "$n"); do s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; e=$EPOCHREALTIME; echo "$s $e"; done"#;
+    let mut c = Command::new("bash");
+    c.args(["-c", script, "bash"])
+        .arg(runs.to_string())
+        .args(cmd);
+    let out = process::run(&mut c, Duration::from_secs(1800))?;
+    let mut v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (s, e) = l.split_once(' ')?;
+            Some(e.parse::<f64>().ok()? - s.parse::<f64>().ok()?)
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().context("no timing")
+}
+
+fn speed(
+    root: &Path,
+    out: &Path,
+    vmlinux: &Path,
+    crash_bin: &Path,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let mut build = Command::new(crate::cargo_bin());
+    build.args([
+        "build",
+        "--release",
+        "-q",
+        "-p",
+        "kdrill",
+        "--bin",
+        "kdrill",
+    ]);
+    anyhow::ensure!(
+        process::run_status(&mut build, Duration::from_secs(1800))?.success(),
+        "cargo build --release failed"
+    );
+    let kdrill_bin = root.join("target/release/kdrill");
+    let python = drgn::ensure()?;
+    let scratch = tempfile::tempdir()?;
+    let same = scratch.path().join("drgn_same.py");
+    std::fs::write(&same, drgn::SAME_AS_BT_TASKS)?;
+    let cmds = scratch.path().join("cmds");
+    std::fs::write(&cmds, "bt\nps\nquit\n")?;
+    let os = |s: &str| std::ffi::OsString::from(s);
+    println!(
+        "\nwhole-process wall time, median of {runs} runs (this machine: {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for kernel in ["debian-6.1", "debian-6.12"] {
+        let dump = dump_of(root, out, kernel, "sysrq", "vmcore")?;
+        let d = dump.as_os_str();
+        let k = time(
+            &[
+                kdrill_bin.as_os_str(),
+                os("inspect").as_os_str(),
+                d,
+                os("--bt").as_os_str(),
+                os("--tasks").as_os_str(),
+            ],
+            runs,
+        )?;
+        let kd = time(
+            &[
+                kdrill_bin.as_os_str(),
+                os("inspect").as_os_str(),
+                d,
+                os("--dmesg").as_os_str(),
+            ],
+            runs,
+        )?;
+        let m = time(
+            &[
+                os("makedumpfile").as_os_str(),
+                os("--dump-dmesg").as_os_str(),
+                d,
+                scratch.path().join("dmesg").as_os_str(),
+            ],
+            runs,
+        )?;
+        println!(
+            "{kernel}/sysrq: kdrill inspect --bt --tasks {:.1} ms",
+            k * 1e3
+        );
+        if kernel == "debian-6.1" {
+            let g = time(
+                &[python.as_os_str(), same.as_os_str(), d, vmlinux.as_os_str()],
+                runs.min(3),
+            )?;
+            let c = time(
+                &[
+                    crash_bin.as_os_str(),
+                    os("-s").as_os_str(),
+                    vmlinux.as_os_str(),
+                    d,
+                    os("-i").as_os_str(),
+                    cmds.as_os_str(),
+                ],
+                runs.min(3),
+            )?;
+            println!(
+                "  drgn {} (stack trace + tasks, debug vmlinux): {:.0} ms = {:.0}x kdrill",
+                drgn::VERSION,
+                g * 1e3,
+                g / k
+            );
+            println!(
+                "  crash 8.0.2 (bt + ps, debug vmlinux): {:.0} ms = {:.0}x kdrill",
+                c * 1e3,
+                c / k
+            );
+        } else {
+            println!("  drgn and crash: no comparison (drgn needs the 986 MB debug vmlinux for a stack trace; crash 8.0.2 cannot open 6.12)");
+        }
+        println!("  kdrill inspect --dmesg {:.1} ms, makedumpfile --dump-dmesg {:.1} ms: makedumpfile/kdrill {:.2}", kd * 1e3, m * 1e3, m / kd);
+    }
+    Ok(())
+}

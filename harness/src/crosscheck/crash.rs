@@ -1,6 +1,8 @@
 //! crash 8.0.2 (Debian 12) with the kernel's debug vmlinux, scripted (`crash -s -i FILE`:
-//! `log`, `ps`, `bt`, `mod`), and its output parsed to compare with kdrill: the pid/comm set
-//! of `ps`, the function names of `bt`, the module names of `mod`, the log's lines. crash's
+//! `log`, `ps`, `bt`, `mod`, and `list` over `init_task.tasks`), and its output parsed to
+//! compare with kdrill: the pid/comm set of `ps` (and of crash's own walk of the task list:
+//! on Debian's 6.1.170, crash 8.0.2's `ps` finds only the idle tasks, "active task … not
+//! found in PID hash"), the function names of `bt`, the module names of `mod`, the log. crash's
 //! exit status says nothing, so it is judged by its output, as its own test suite does.
 //! crash 8.0.2 cannot open 6.12 dumps (fixed in 8.0.6): that is reported, not hidden.
 
@@ -13,19 +15,22 @@ use crate::host::process;
 
 /// Opening a 6.1 dump and running the commands takes ~5 s here.
 const DEADLINE: Duration = Duration::from_secs(300);
-/// Separates the commands' outputs.
-const MARK: &str = "KDRILL-CRASH-SECTION";
 
-/// crash's answers, by command.
+/// crash's output, every line (its `echo` and its commands' output do not come out in order,
+/// so each parser below picks the lines of its own shape).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrashOutput {
-    pub log: Vec<String>,
-    pub ps: Vec<String>,
-    pub bt: Vec<String>,
-    pub modules: Vec<String>,
-    /// Lines that say crash failed (`crash: …`, `seek error`, `cannot`, `invalid`).
+    pub lines: Vec<String>,
+    /// Lines that say crash failed (`crash: …`, `seek error`, `cannot …`).
     pub errors: Vec<String>,
+    /// crash's warnings (`WARNING: …`).
+    pub warnings: Vec<String>,
 }
+
+/// The commands run: the log, `ps`, the panic task's `bt`, `mod`, and the task list walked
+/// with crash's own `list` over `init_task.tasks` and its debuginfo types.
+const COMMANDS: &str =
+    "log\nps\nbt\nmod\nlist task_struct.tasks -s task_struct.pid,comm -h init_task\nquit\n";
 
 /// Runs crash on `dump` with `vmlinux`; `script` is a scratch file for the commands.
 pub fn run(
@@ -34,12 +39,7 @@ pub fn run(
     dump: &Path,
     script: &Path,
 ) -> Result<CrashOutput, String> {
-    let commands: String = ["log", "ps", "bt", "mod"]
-        .iter()
-        .map(|c| format!("echo {MARK} {c}\n{c}\n"))
-        .collect::<String>()
-        + "quit\n";
-    std::fs::write(script, commands).map_err(|e| e.to_string())?;
+    std::fs::write(script, COMMANDS).map_err(|e| e.to_string())?;
     let out = process::run(
         Command::new(crash)
             .arg("-s")
@@ -55,32 +55,62 @@ pub fn run(
     Ok(parse(&text))
 }
 
-/// Splits crash's output into its commands' sections.
+/// Keeps crash's lines and picks out its errors and warnings.
 pub fn parse(text: &str) -> CrashOutput {
     let mut out = CrashOutput::default();
-    let mut section = "";
     for line in text.lines() {
-        if let Some(name) = line.strip_prefix(&format!("{MARK} ")) {
-            section = match name.trim() {
-                "log" => "log",
-                "ps" => "ps",
-                "bt" => "bt",
-                "mod" => "mod",
-                _ => "",
-            };
-            continue;
-        }
         let lower = line.to_ascii_lowercase();
         if line.starts_with("crash:") || lower.contains("seek error") || lower.starts_with("cannot")
         {
             out.errors.push(line.trim().to_string());
         }
-        match section {
-            "log" => out.log.push(line.to_string()),
-            "ps" => out.ps.push(line.to_string()),
-            "bt" => out.bt.push(line.to_string()),
-            "mod" => out.modules.push(line.to_string()),
-            _ => {}
+        if line.starts_with("WARNING:") {
+            out.warnings.push(line.trim().to_string());
+        }
+        out.lines.push(line.to_string());
+    }
+    out
+}
+
+/// The log's lines (`[    3.535817] …`).
+pub fn log_lines(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| {
+            l.strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .is_some_and(|(ts, _)| {
+                    ts.trim().contains('.')
+                        && ts
+                            .trim()
+                            .replace('.', "")
+                            .chars()
+                            .all(|c| c.is_ascii_digit())
+                })
+        })
+        .cloned()
+        .collect()
+}
+
+/// `(pid, comm)` of every task crash's `list` walked: an address line, `  pid = N,`,
+/// `  comm = "name\000…",`.
+pub fn listed_tasks(lines: &[String]) -> BTreeSet<(u32, String)> {
+    let mut out = BTreeSet::new();
+    let mut pid = None;
+    for line in lines {
+        let t = line.trim();
+        if let Some(n) = t.strip_prefix("pid = ") {
+            pid = n.trim_end_matches(',').parse().ok();
+        } else if let Some(c) = t.strip_prefix("comm = \"") {
+            if let Some(p) = pid.take() {
+                let comm = c
+                    .split("\\000")
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches("\",")
+                    .trim_end_matches('"');
+                out.insert((p, comm.to_string()));
+            }
         }
     }
     out
@@ -146,28 +176,32 @@ pub fn module_names(lines: &[String]) -> BTreeSet<String> {
 mod tests {
     use super::*;
 
-    const OUT: &str = "KDRILL-CRASH-SECTION log\n[    0.000000] Linux version 6.1.0\n\
-KDRILL-CRASH-SECTION ps\n   PID    PPID  CPU       TASK        ST  %MEM     VSZ    RSS  COMM\n\
+    const OUT: &str = "WARNING: active task ffff88983ecb6100 on cpu 1 not found in PID hash\n\
+[    0.000000] Linux version 6.1.0\n\
+   PID    PPID  CPU       TASK        ST  %MEM     VSZ    RSS  COMM\n\
 >     0      0   0  ffffffff97213980  RU   0.0       0      0  [swapper/0]\n\
       1      0   1  ffff8f1d01a38000  IN   0.1    2344   1024  init\n\
-KDRILL-CRASH-SECTION bt\nPID: 124    TASK: ffff889801be4000  CPU: 1    COMMAND: \"sh\"\n\
+PID: 124    TASK: ffff889801be4000  CPU: 1    COMMAND: \"sh\"\n\
  #0 [ffffd1e8c0403c48] machine_kexec at ffffffff9585e5ba\n\
  #1 [ffffd1e8c0403ca0] __crash_kexec at ffffffff959a4b3a\n\
     [exception RIP: kdrill_oops+16]\n\
     RIP: ffffffffc0612128  RSP: ffffd1e8c0403de8  RFLAGS: 00010246\n\
  #7 [ffffd1e8c0403df0] kdrill_write.cold at ffffffffc0612164 [crasher]\n\
-KDRILL-CRASH-SECTION mod\n     MODULE       NAME   TEXT_BASE  SIZE  OBJECT FILE\n\
+     MODULE       NAME   TEXT_BASE  SIZE  OBJECT FILE\n\
 ffffffffc0614040  crasher  ffffffffc0612000  16384  (not loaded)  [CONFIG_KALLSYMS]\n\
+ffffffffa721aa40\n  pid = 0,\n  comm = \"swapper/0\\000\\000\\000\",\n\
+ffff889801200000\n  pid = 1,\n  comm = \"init\\000\\000\",\n\
 crash: seek error: kernel virtual address: ffffffff9d6e5fff  type: \"page_offset_base\"\n";
 
     #[test]
-    fn sections_are_parsed() {
+    fn each_output_is_picked_by_its_shape() {
         let o = parse(OUT);
-        assert_eq!(o.log.len(), 1);
-        let tasks = ps_tasks(&o.ps);
+        assert_eq!(log_lines(&o.lines), ["[    0.000000] Linux version 6.1.0"]);
+        let tasks = ps_tasks(&o.lines);
         assert!(tasks.contains(&(0, "swapper/0".into())) && tasks.contains(&(1, "init".into())));
+        assert_eq!(tasks.len(), 2);
         assert_eq!(
-            bt_functions(&o.bt),
+            bt_functions(&o.lines),
             [
                 "machine_kexec",
                 "__crash_kexec",
@@ -176,9 +210,11 @@ crash: seek error: kernel virtual address: ffffffff9d6e5fff  type: \"page_offset
             ]
         );
         assert_eq!(
-            module_names(&o.modules).into_iter().collect::<Vec<_>>(),
+            module_names(&o.lines).into_iter().collect::<Vec<_>>(),
             ["crasher"]
         );
-        assert_eq!(o.errors.len(), 1);
+        let listed = listed_tasks(&o.lines);
+        assert!(listed.contains(&(0, "swapper/0".into())) && listed.contains(&(1, "init".into())));
+        assert_eq!((o.errors.len(), o.warnings.len()), (1, 1));
     }
 }

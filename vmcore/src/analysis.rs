@@ -105,7 +105,60 @@ impl Unwinder for DumpUnwinder<'_> {
     }
 }
 
+/// The kernel's memory, reading large tables (kallsyms, BTF) with two threads: whole-process
+/// time is mostly decompressing their pages.
+struct TwoThreads<'a> {
+    view: crate::memory::KernelView<crate::phys::Phys<'a>>,
+    dump: &'a Vmcore,
+}
+
+impl KernelMemory for TwoThreads<'_> {
+    fn read_virt(&mut self, vaddr: u64, buf: &mut [u8]) -> Result<()> {
+        self.view.read_virt(vaddr, buf)
+    }
+
+    fn read_bulk(
+        &mut self,
+        vaddr: u64,
+        len: u64,
+        what: &'static str,
+        cap: u64,
+        budget: &Budget,
+    ) -> Result<Vec<u8>> {
+        if len < crate::memory::BULK || len > cap {
+            return self.read_vec(vaddr, len, what, cap, budget);
+        }
+        vaddr
+            .checked_add(len)
+            .ok_or_else(|| Error::Corrupt(format!("{what} wraps the address space")))?;
+        budget.take(what, len)?;
+        let half = (len / 2) & !0xfff;
+        let mut out = vec![0u8; len as usize];
+        let (first, second) = out.split_at_mut(half as usize);
+        let dump = self.dump;
+        let view = &mut self.view;
+        std::thread::scope(|s| {
+            let other = s.spawn(move || dump.kernel_memory()?.read_virt(vaddr + half, second));
+            let mine = view.read_virt(vaddr, first);
+            let theirs = other.join().unwrap_or_else(|_| {
+                Err(Error::Corrupt(format!(
+                    "the thread reading {what} panicked"
+                )))
+            });
+            mine.and(theirs)
+        })?;
+        Ok(out)
+    }
+}
+
 impl Vmcore {
+    fn two_threads(&self) -> Result<TwoThreads<'_>> {
+        Ok(TwoThreads {
+            view: self.kernel_memory()?,
+            dump: self,
+        })
+    }
+
     /// Runs `f` with what is left of the deep budget, and charges what it took.
     fn budgeted<T>(&self, f: impl FnOnce(&Budget) -> Result<T>) -> Result<T> {
         let spent = *self.deep.spent.lock().unwrap_or_else(|e| e.into_inner());
@@ -155,7 +208,7 @@ impl Vmcore {
                 release: format!("Linux {}", self.release()),
             });
         }
-        let mut mem = self.kernel_memory()?;
+        let mut mem = self.two_threads()?;
         let table = self.budgeted(|b| symbols::kallsyms::load(&mut mem, vi, b))?;
         let _ = self.deep.symbols.set(table);
         Ok(())

@@ -54,22 +54,26 @@ impl PhysicalMemory for KdumpPhys<'_> {
         let ps = self.kd.block_size;
         // Reads may cross pages: a kdump block can be larger than the 4 KiB
         // pages the translation works in, and phys_base need not be aligned to it.
-        let mut pages = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         while !buf.is_empty() {
             let pfn = paddr / ps;
-            if !pages.contains_key(&pfn) {
+            let at = (paddr % ps) as usize;
+            let n = buf.len().min(ps as usize - at);
+            let (head, rest) = buf.split_at_mut(n);
+            let pages = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(page) = pages.get(&pfn) {
+                head.copy_from_slice(&page[at..at + n]);
+            } else {
+                drop(pages);
+                // Decompressed outside the lock: two threads reading one dump work in parallel.
                 let mut page = vec![0u8; ps as usize];
                 self.kd.read_page(self.src, pfn, &mut page)?;
+                head.copy_from_slice(&page[at..at + n]);
+                let mut pages = self.cache.lock().unwrap_or_else(|e| e.into_inner());
                 if pages.len() as u64 >= PAGE_CACHE_BYTES / ps {
                     pages.clear();
                 }
                 pages.insert(pfn, page);
             }
-            let page = &pages[&pfn];
-            let at = (paddr % ps) as usize;
-            let n = buf.len().min(page.len() - at);
-            let (head, rest) = buf.split_at_mut(n);
-            head.copy_from_slice(&page[at..at + n]);
             buf = rest;
             paddr = paddr
                 .checked_add(n as u64)

@@ -117,10 +117,12 @@ impl Btf {
             }
             Ok(start + at)
         };
-        let t = section(type_off, type_len, "type")?;
-        let s = section(str_off, str_len, "string")?;
-        let types = mem.read_vec(t, type_len, "BTF types", MAX_BTF, budget)?;
-        let strings = mem.read_vec(s, str_len, "BTF strings", MAX_BTF, budget)?;
+        let t = section(type_off, type_len, "type")? - start;
+        let s = section(str_off, str_len, "string")? - start;
+        // The whole blob at once (it may be read by two threads), then its two sections.
+        let blob = mem.read_bulk(start, len, "BTF", MAX_BTF, budget)?;
+        let types = blob[t as usize..(t + type_len) as usize].to_vec();
+        let strings = blob[s as usize..(s + str_len) as usize].to_vec();
         Btf::index(types, strings, budget)
     }
 

@@ -100,7 +100,18 @@ pub(crate) fn load(
         })
         .collect::<Result<_>>()?;
     let long = long_names(vi.osrelease().unwrap_or(""));
-    let names = decode_names(mem, t.names, count, &tokens, long, budget)?;
+    // The names end before the token table, which follows them (and the markers) in every
+    // layout scripts/kallsyms.c has written: read that span at once, else page by page.
+    let span = t.token_table.wrapping_sub(t.names);
+    // (A span that cannot be read whole is read page by page: the names may end before
+    // what could not be read.)
+    let first = if t.token_table > t.names && span <= 16 << 20 {
+        mem.read_bulk(t.names, span, "kallsyms_names", 16 << 20, budget)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let names = decode_names(mem, t.names, first, count, &tokens, long, budget)?;
     let addresses = addresses(mem, &t, count, &names, budget)?;
     let mut b = Builder::with_arena(names.text);
     for (&(at, len, kind), addr) in names.spans.iter().zip(addresses) {
@@ -127,12 +138,13 @@ impl Names {
 fn decode_names(
     mem: &mut dyn KernelMemory,
     at: u64,
+    first: Vec<u8>,
     count: u64,
     tokens: &[&[u8]],
     long: bool,
     budget: &Budget,
 ) -> Result<Names> {
-    let mut buf: Vec<u8> = Vec::new();
+    let mut buf: Vec<u8> = first;
     let mut pos = 0usize;
     let mut text: Vec<u8> = Vec::new();
     let mut spans = Vec::new();
@@ -240,7 +252,7 @@ fn addresses(
     let at = t.offsets.ok_or_else(|| {
         Error::MissingVmcoreinfo("SYMBOL(kallsyms_offsets) or SYMBOL(kallsyms_addresses)".into())
     })?;
-    let raw = mem.read_vec(at, count * 4, "kallsyms_offsets", MAX_SYMBOLS * 4, budget)?;
+    let raw = mem.read_bulk(at, count * 4, "kallsyms_offsets", MAX_SYMBOLS * 4, budget)?;
     let offs: Vec<u32> = raw
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes(c.try_into().unwrap()))

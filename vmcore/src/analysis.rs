@@ -375,7 +375,7 @@ impl Vmcore {
             .with_kernel(|k| {
                 let t = k.current_task(cpu)?;
                 let off = k.btf()?.offset("task_struct", "comm")?;
-                Ok((t, k.string(t + off, 16)?))
+                Ok((t, k.string(t.wrapping_add(off), 16)?))
             })
             .map_or((None, None), |(t, c)| (Some(t), Some(c)));
         let walk = self.unwind(|u| backtrace::from_registers(u, &c.registers))?;
@@ -441,7 +441,7 @@ impl Vmcore {
                 .syms
                 .address_of("ret_from_fork_asm")
                 .or_else(|| k.syms.address_of("ret_from_fork"));
-            Ok((k.u64(t.address + sp_off)?, size, bp, ret, fork))
+            Ok((k.u64(t.address.wrapping_add(sp_off))?, size, bp, ret, fork))
         })?;
         let walk = self.unwind(|u| backtrace::from_switch_frame(u, sp, size, bp, ret, fork))?;
         Ok(Backtrace {

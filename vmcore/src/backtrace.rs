@@ -109,7 +109,7 @@ struct State {
 fn slot(u: &mut dyn Unwinder, s: &State, at: RegsAt, index: usize) -> Result<u64> {
     match at {
         RegsAt::Saved => Ok(s.saved.values()[index]),
-        RegsAt::Stack(a) => u.mem().read_u64(a + index as u64 * 8),
+        RegsAt::Stack(a) => u.mem().read_u64(a.wrapping_add(index as u64 * 8)),
     }
 }
 
@@ -156,14 +156,17 @@ pub(crate) fn from_switch_frame(
     ret_from_fork: Option<u64>,
 ) -> Walk {
     let read = |u: &mut dyn Unwinder, at| u.mem().read_u64(at);
-    let (bp, ip) = match (read(u, thread_sp + bp_off), read(u, thread_sp + ret_off)) {
+    let (bp, ip) = match (
+        read(u, thread_sp.wrapping_add(bp_off)),
+        read(u, thread_sp.wrapping_add(ret_off)),
+    ) {
         (Ok(bp), Ok(ip)) => (bp, ip),
         (Err(e), _) | (_, Err(e)) => return stopped(Vec::new(), e),
     };
     let state = State {
         saved: Registers::from_values([0; 27]),
         ip,
-        sp: thread_sp + frame_size,
+        sp: thread_sp.wrapping_add(frame_size),
         bp,
         signal: Some(ip) == ret_from_fork,
         regs: None,
@@ -196,7 +199,7 @@ fn walk(u: &mut dyn Unwinder, mut s: State, mut interrupted: bool) -> Walk {
             u.locate(s.ip)
         } else {
             u.locate(s.ip.wrapping_sub(1)).map(|l| Location {
-                offset: l.offset + 1,
+                offset: l.offset.saturating_add(1),
                 ..l
             })
         };
@@ -297,8 +300,8 @@ fn step(u: &mut dyn Unwinder, s: &mut State) -> Result<Step> {
             false
         }
         Kind::Regs => {
-            s.ip = u.mem().read_u64(sp + PT_IP)?;
-            s.sp = u.mem().read_u64(sp + PT_SP)?;
+            s.ip = u.mem().read_u64(sp.wrapping_add(PT_IP))?;
+            s.sp = u.mem().read_u64(sp.wrapping_add(PT_SP))?;
             s.regs = Some(RegsAt::Stack(sp));
             s.full_regs = true;
             s.prev_regs = None;
@@ -307,7 +310,7 @@ fn step(u: &mut dyn Unwinder, s: &mut State) -> Result<Step> {
         _ => {
             // An iret frame: ip, cs, flags, sp, ss at sp.
             s.ip = u.mem().read_u64(sp)?;
-            s.sp = u.mem().read_u64(sp + 24)?;
+            s.sp = u.mem().read_u64(sp.wrapping_add(24))?;
             s.prev_regs = s.regs;
             s.regs = Some(RegsAt::Stack(sp.wrapping_sub(PT_IP)));
             s.full_regs = false;
@@ -375,7 +378,7 @@ fn scan_for_caller(u: &mut dyn Unwinder, s: &mut State) -> Result<Step> {
         let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]);
         if ret.wrapping_add(rel as i64 as u64) == start {
             s.ip = ret;
-            s.sp = slot + 8;
+            s.sp = slot.wrapping_add(8);
             s.regs = None;
             s.prev_regs = None;
             s.signal = false;

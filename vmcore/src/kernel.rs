@@ -51,7 +51,7 @@ impl Kernel<'_> {
     /// `__per_cpu_offset[cpu]`.
     pub(crate) fn per_cpu_offset(&mut self, cpu: u32) -> Result<u64> {
         let base = self.syms.need("__per_cpu_offset")?;
-        self.u64(base + u64::from(cpu) * 8)
+        self.u64(base.wrapping_add(u64::from(cpu) * 8))
     }
 
     /// The address of per-CPU variable `name` on `cpu`.

@@ -67,7 +67,7 @@ impl ModuleList {
         let end = m
             .text_ends
             .iter()
-            .find(|&&(b, e)| addr >= b && addr < e.max(b + 1))
+            .find(|&&(b, e)| addr >= b && addr < e.max(b.saturating_add(1)))
             .map_or(u64::MAX, |&(_, e)| e);
         let best = m
             .symbols
@@ -81,7 +81,7 @@ impl ModuleList {
             .filter(|&v| v > addr)
             .min()
             .unwrap_or(end)
-            .min(end.max(addr + 1));
+            .min(end.max(addr.saturating_add(1)));
         Some(Location {
             symbol: best.1.clone(),
             offset: addr - best.0,
@@ -122,16 +122,16 @@ pub(crate) fn read(k: &mut Kernel<'_>, version: orc::Version) -> Result<ModuleLi
         }
         let m = node.wrapping_sub(list);
         let one = (|| -> Result<(Loaded, u64)> {
-            let module_name = k.string(m + name, NAME_LEN)?;
+            let module_name = k.string(m.wrapping_add(name), NAME_LEN)?;
             let (ranges, text_ends, base, size) = layout.read(k, m)?;
-            let ks = k.u64(m + kallsyms)?;
+            let ks = k.u64(m.wrapping_add(kallsyms))?;
             let symbols = symbols(k, ks, ksym).unwrap_or_default();
             let orc = match orc {
                 (Some(ip), Some(e), Some(n)) => {
-                    let count = u64::from(k.u32(m + n)?);
+                    let count = u64::from(k.u32(m.wrapping_add(n))?);
                     Some(orc::Table::new(
-                        k.u64(m + ip)?,
-                        k.u64(m + e)?,
+                        k.u64(m.wrapping_add(ip))?,
+                        k.u64(m.wrapping_add(e))?,
                         count,
                         version,
                     )?)
@@ -235,9 +235,9 @@ impl Layout {
             } => {
                 let mut first = (0, 0);
                 for (i, l) in [core, init].into_iter().enumerate() {
-                    let b = k.u64(m + l + base)?;
-                    let s = u64::from(k.u32(m + l + size)?);
-                    let t = u64::from(k.u32(m + l + text)?);
+                    let b = k.u64(m.wrapping_add(l + base))?;
+                    let s = u64::from(k.u32(m.wrapping_add(l + size))?);
+                    let t = u64::from(k.u32(m.wrapping_add(l + text))?);
                     if i == 0 {
                         first = (b, s);
                     }
@@ -258,9 +258,9 @@ impl Layout {
             } => {
                 let (mut core_base, mut core_size) = (0, 0u64);
                 for i in 0..count {
-                    let at = m + mem + i * stride;
-                    let b = k.u64(at + base)?;
-                    let s = u64::from(k.u32(at + size)?);
+                    let at = m.wrapping_add(mem + i * stride);
+                    let b = k.u64(at.wrapping_add(base))?;
+                    let s = u64::from(k.u32(at.wrapping_add(size))?);
                     if b == 0 || s == 0 {
                         continue;
                     }
@@ -290,9 +290,9 @@ fn symbols(
     if at == 0 {
         return Ok(Vec::new());
     }
-    let table = k.u64(at + symtab)?;
-    let count = k.u64(at + num)? & 0xffff_ffff;
-    let strs = k.u64(at + strtab)?;
+    let table = k.u64(at.wrapping_add(symtab))?;
+    let count = k.u64(at.wrapping_add(num))? & 0xffff_ffff;
+    let strs = k.u64(at.wrapping_add(strtab))?;
     if count > MAX_MODULE_SYMBOLS {
         return Err(Error::Corrupt(format!("a module with {count} symbols")));
     }
@@ -317,7 +317,7 @@ fn symbols(
         if names.len() > max_name as usize + crate::symbols::MAX_NAME {
             return Err(Error::Corrupt("a module symbol name never ends".into()));
         }
-        let at = strs + names.len() as u64;
+        let at = strs.wrapping_add(names.len() as u64);
         let more = k
             .mem
             .read_vec(at, 4096 - at % 4096, "module symbol names", 4096, k.budget)?;

@@ -195,7 +195,7 @@ impl Table {
     }
 
     fn ip(&self, mem: &mut dyn KernelMemory, i: u64) -> Result<u64> {
-        let at = self.ips + 4 * i;
+        let at = self.ips.wrapping_add(4 * i);
         let off = mem.read_u32(at)? as i32;
         Ok(at.wrapping_add(off as i64 as u64))
     }
@@ -216,7 +216,7 @@ impl Table {
             }
         }
         let mut raw = [0u8; 6];
-        mem.read_virt(self.entries + 6 * lo, &mut raw)?;
+        mem.read_virt(self.entries.wrapping_add(6 * lo), &mut raw)?;
         Ok(Some(Entry::decode(raw, self.version)))
     }
 }

@@ -98,22 +98,22 @@ fn state_letter(state: u32, exit_state: u32) -> char {
 
 /// Reads one task.
 fn task(k: &mut Kernel<'_>, o: &Offsets, at: u64, current: &[(u32, u64)]) -> Result<Task> {
-    let pid = k.u32(at + o.pid)?;
-    let tgid = k.u32(at + o.tgid)?;
-    let parent = k.u64(at + o.real_parent)?;
+    let pid = k.u32(at.wrapping_add(o.pid))?;
+    let tgid = k.u32(at.wrapping_add(o.tgid))?;
+    let parent = k.u64(at.wrapping_add(o.real_parent))?;
     let ppid = if parent == 0 || parent == at {
         0
     } else {
-        k.u32(parent + o.tgid)?
+        k.u32(parent.wrapping_add(o.tgid))?
     };
-    let state = k.u32(at + o.state)?;
-    let exit_state = k.u32(at + o.exit_state)?;
-    let flags = k.u32(at + o.flags)?;
+    let state = k.u32(at.wrapping_add(o.state))?;
+    let exit_state = k.u32(at.wrapping_add(o.exit_state))?;
+    let flags = k.u32(at.wrapping_add(o.flags))?;
     Ok(Task {
         pid,
         tgid,
         ppid: if pid == 0 { 0 } else { ppid },
-        comm: k.string(at + o.comm, COMM_LEN)?,
+        comm: k.string(at.wrapping_add(o.comm), COMM_LEN)?,
         state: state_letter(state, exit_state),
         cpu: current.iter().find(|&&(_, t)| t == at).map(|&(c, _)| c),
         kernel_thread: flags & PF_KTHREAD != 0,
@@ -133,7 +133,7 @@ pub(crate) fn read(k: &mut Kernel<'_>, cpus: &[u32]) -> Result<TaskList> {
             current.push((cpu, t));
         }
         if let (Some(off), Ok(rq)) = (rq_idle, k.per_cpu("runqueues", cpu)) {
-            if let Ok(t) = k.u64(rq + off) {
+            if let Ok(t) = k.u64(rq.wrapping_add(off)) {
                 idle.push(t);
             }
         }
@@ -155,9 +155,9 @@ pub(crate) fn read(k: &mut Kernel<'_>, cpus: &[u32]) -> Result<TaskList> {
         }
     }
     // Forward from init_task; if a link is lost, back from init_task to the gap.
-    let head = init + o.tasks;
+    let head = init.wrapping_add(o.tasks);
     for (dir, link) in [("next", 0u64), ("prev", 8)] {
-        let mut node = match k.u64(head + link) {
+        let mut node = match k.u64(head.wrapping_add(link)) {
             Ok(n) => n,
             Err(e) if is_missing(&e) => {
                 w.missing.push(format!("init_task.tasks.{dir}: {e}"));
@@ -179,7 +179,7 @@ pub(crate) fn read(k: &mut Kernel<'_>, cpus: &[u32]) -> Result<TaskList> {
                 break; // met the forward walk
             }
             w.process(k, leader)?;
-            match k.u64(node + link) {
+            match k.u64(node.wrapping_add(link)) {
                 Ok(n) => node = n,
                 Err(e) if is_missing(&e) => {
                     w.missing
@@ -237,7 +237,9 @@ impl Walker<'_> {
     fn process(&mut self, k: &mut Kernel<'_>, leader: u64) -> Result<()> {
         self.task(k, leader)?;
         let threads = (|| -> Result<Vec<u64>> {
-            let head = k.u64(leader + self.o.signal)? + self.o.thread_head;
+            let head = k
+                .u64(leader.wrapping_add(self.o.signal))?
+                .wrapping_add(self.o.thread_head);
             let mut node = k.u64(head)?;
             let mut out = Vec::new();
             while node != head {

@@ -240,3 +240,14 @@ fn flipped_bytes_in_the_pages_never_panic_or_run_away() {
         }
     }
 }
+
+/// `cargo xtask fuzz`'s read_deep finding (crash-0ee6bb5c…): five bytes at 0x10000 of the
+/// 6.12 fixture (a page descriptor) sent a task pointer near 2^64, and `task + offset`
+/// overflowed. Addresses read from the dump are added with wrapping arithmetic now: the
+/// read fails as unmapped instead.
+#[test]
+fn fuzz_finding_a_task_pointer_near_the_top_of_memory() {
+    let mut bytes = debian_6_12_panic();
+    bytes[0x10000..0x10005].copy_from_slice(&[0, 0, 0, 0, 2]);
+    bounded_deep(bytes);
+}

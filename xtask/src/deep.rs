@@ -91,6 +91,26 @@ pub fn run(root: &Path, args: &DeepArgs) -> anyhow::Result<i32> {
             o.errors.first().map_or("(no error line)", String::as_str)
         ),
     );
+    // drgn, with each kernel's debug vmlinux (DWARF CFI where it has it, ORC elsewhere),
+    // unwinds the crashed CPU too: its return addresses against kdrill's.
+    let python = drgn::ensure()?;
+    let script = scratch.path().join("drgn_same.py");
+    std::fs::write(&script, drgn::SAME_AS_BT_TASKS)?;
+    for kernel in ["debian-6.1", "debian-6.12"] {
+        let spec = kdrill::spec::kernel::load(root, kernel)?;
+        let dbg = kdrill::fetch::debug::vmlinux(&spec, &kdrill::host::paths::cache_dir())?;
+        for route in CRASH_ROUTES {
+            let dump = dump_of(root, &out, kernel, route, "vmcore")?;
+            drgn_row(
+                &mut t,
+                &python,
+                &script,
+                &dbg,
+                &dump,
+                &format!("{kernel}/{route}"),
+            )?;
+        }
+    }
     let gdb_bin = kdrill::host::tools::require("gdb")?;
     for kernel in ["debian-6.1", "debian-6.12"] {
         for (route, file) in [("vm-dump", "vmcore.elf"), ("dump-elf", "vmcore")] {
@@ -251,6 +271,54 @@ fn crash_row(
             crash_log.len(),
             log.lines().count()
         ),
+    );
+    Ok(())
+}
+
+fn drgn_row(
+    t: &mut Table,
+    python: &Path,
+    script: &Path,
+    dbg: &Path,
+    dump: &Path,
+    name: &str,
+) -> anyhow::Result<()> {
+    let out = process::run(
+        Command::new(python).arg(script).arg(dump).arg(dbg),
+        Duration::from_secs(300),
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(pcs) = text.lines().find_map(|l| l.strip_prefix("pcs: ")) else {
+        t.row(Some(false), "drgn unwinds", name, out.last_line());
+        return Ok(());
+    };
+    // Kernel frames only: drgn goes on into the user registers the entry saved.
+    let theirs: Vec<u64> = pcs
+        .split_whitespace()
+        .filter_map(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok())
+        .filter(|&p| p >= 0xffff_8000_0000_0000)
+        .collect();
+    let d = Vmcore::open(dump)?;
+    let cpu = d.crashed_cpu()?.context("no crashed CPU")?;
+    let ours: Vec<u64> = d.backtrace(cpu)?.frames.iter().map(|f| f.ip).collect();
+    t.row(
+        Some(ours == theirs),
+        "drgn bt = --bt",
+        name,
+        if ours == theirs {
+            format!(
+                "the same {} return addresses (drgn: DWARF CFI, kdrill: ORC)",
+                ours.len()
+            )
+        } else {
+            let hex = |v: &[u64]| {
+                v.iter()
+                    .map(|p| format!("{p:x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            format!("kdrill {}; drgn {}", hex(&ours), hex(&theirs))
+        },
     );
     Ok(())
 }

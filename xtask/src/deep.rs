@@ -247,13 +247,20 @@ fn crash_row(
     }
     let agree = start.is_some() && it.peek().is_none();
     if !agree && drgn_agrees {
-        let lacks: Vec<&str> = it.map(String::as_str).collect();
+        // The frames of kdrill's that crash's bt has nowhere (the rest differ in order or
+        // in how crash names an exception frame).
+        let tail = &theirs[start.unwrap_or(0).min(theirs.len())..];
+        let lacks: Vec<&str> = ours
+            .iter()
+            .filter(|o| !tail.contains(o))
+            .map(String::as_str)
+            .collect();
         t.note(
             "crash differs",
             "bt = --bt",
             &name,
             format!(
-                "crash's bt lacks {} of kdrill's frames ({}) or names an exception frame otherwise; drgn with DWARF unwinds to kdrill's return addresses exactly. kdrill: {}; crash: {}",
+                "crash's bt lacks {} of kdrill's frames ({}), the others are in it (crash names exception frames its own way); drgn with DWARF unwinds to kdrill's return addresses exactly. kdrill: {}; crash: {}",
                 lacks.len(),
                 lacks.join(", "),
                 ours.join(" < "),

@@ -1,5 +1,5 @@
 //! Deep reading of a dump, as methods of [`Vmcore`]: symbols, types, CPUs and their
-//! registers, the crashed CPU, tasks, modules and backtraces. Symbols, BTF and the module
+//! registers, the crashed CPU, tasks and modules (backtraces: `stacks.rs`). Symbols, BTF and the module
 //! list are read once, on first use, and kept.
 //!
 //! Each CPU's note is matched to its CPU number through the per-CPU `crash_notes` buffers
@@ -11,7 +11,6 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 
-use crate::backtrace::{self, End, Frame, Unwinder};
 use crate::btf::Btf;
 use crate::budget::Budget;
 use crate::error::{Error, Result};
@@ -43,66 +42,6 @@ pub(crate) struct Cache {
 pub struct ModuleReport {
     pub modules: Vec<Module>,
     pub partial: Option<String>,
-}
-
-/// One CPU's (or task's) backtrace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Backtrace {
-    /// The CPU it ran on, for a running task.
-    pub cpu: Option<u32>,
-    /// This is the CPU that crashed (`panic_cpu`).
-    pub crashed: bool,
-    pub pid: Option<u32>,
-    pub comm: Option<String>,
-    /// The `task_struct`, when known.
-    pub task: Option<u64>,
-    pub frames: Vec<Frame>,
-    pub end: End,
-}
-
-impl Backtrace {
-    /// Whether a page the dump lacks cut the walk short.
-    pub fn partial(&self) -> Option<&str> {
-        match &self.end {
-            End::Missing { reason } => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-/// Unwinding over the dump: vmlinux ORC, modules' ORC, and both symbol tables.
-struct DumpUnwinder<'a> {
-    mem: &'a mut dyn KernelMemory,
-    syms: &'a SymbolTable,
-    modules: Option<&'a ModuleList>,
-    vmlinux: Option<orc::Table>,
-    text: (u64, u64),
-}
-
-impl Unwinder for DumpUnwinder<'_> {
-    fn mem(&mut self) -> &mut dyn KernelMemory {
-        self.mem
-    }
-    fn orc(&mut self, ip: u64) -> Result<Option<orc::Entry>> {
-        if ip >= self.text.0 && ip < self.text.1 {
-            if let Some(t) = self.vmlinux {
-                return t.find(self.mem, ip);
-            }
-        }
-        match self
-            .modules
-            .and_then(|m| m.containing(ip))
-            .and_then(|m| m.orc)
-        {
-            Some(t) => t.find(self.mem, ip),
-            None => Ok(None),
-        }
-    }
-    fn locate(&self, ip: u64) -> Option<Location> {
-        self.syms
-            .lookup(ip)
-            .or_else(|| self.modules.and_then(|m| m.lookup(ip)))
-    }
 }
 
 /// The kernel's memory, reading large tables (kallsyms, BTF) with two threads: whole-process
@@ -170,7 +109,7 @@ impl Vmcore {
         out
     }
 
-    fn release(&self) -> &str {
+    pub(crate) fn release(&self) -> &str {
         self.info.kernel_release.as_deref().unwrap_or("")
     }
 
@@ -257,7 +196,7 @@ impl Vmcore {
     }
 
     /// Runs `f` over the kernel: memory, symbols, BTF (if readable) and a budget.
-    fn with_kernel<T>(&self, f: impl FnOnce(&mut Kernel<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_kernel<T>(&self, f: impl FnOnce(&mut Kernel<'_>) -> Result<T>) -> Result<T> {
         let syms = self.symbols()?;
         let btf = self.btf().ok();
         let mut mem = self.kernel_memory()?;
@@ -271,7 +210,7 @@ impl Vmcore {
         })
     }
 
-    fn orc_version(&self, k: &mut Kernel<'_>) -> Result<orc::Version> {
+    pub(crate) fn orc_version(&self, k: &mut Kernel<'_>) -> Result<orc::Version> {
         match k.syms.address_of("__start_orc_header") {
             Some(at) => {
                 let mut hash = [0u8; 20];
@@ -282,7 +221,7 @@ impl Vmcore {
         }
     }
 
-    fn module_list(&self) -> Result<&ModuleList> {
+    pub(crate) fn module_list(&self) -> Result<&ModuleList> {
         if let Some(m) = self.deep.modules.get() {
             return Ok(m);
         }
@@ -362,113 +301,6 @@ impl Vmcore {
             .lookup(addr)
             .or_else(|| self.module_list().ok().and_then(|m| m.lookup(addr))))
     }
-
-    /// The backtrace of `cpu`, from its saved registers.
-    pub fn backtrace(&self, cpu: u32) -> Result<Backtrace> {
-        let all = self.cpu_registers()?;
-        let c = all
-            .iter()
-            .find(|c| c.cpu == cpu)
-            .ok_or_else(|| Error::Corrupt(format!("the dump saved no registers for CPU {cpu}")))?;
-        let crashed = self.crashed_cpu().ok().flatten() == Some(cpu);
-        let (task, comm) = self
-            .with_kernel(|k| {
-                let t = k.current_task(cpu)?;
-                let off = k.btf()?.offset("task_struct", "comm")?;
-                Ok((t, k.string(t.wrapping_add(off), 16)?))
-            })
-            .map_or((None, None), |(t, c)| (Some(t), Some(c)));
-        let walk = self.unwind(|u| backtrace::from_registers(u, &c.registers))?;
-        Ok(Backtrace {
-            cpu: Some(cpu),
-            crashed,
-            pid: Some(c.pid),
-            comm,
-            task,
-            frames: walk.frames,
-            end: walk.end,
-        })
-    }
-}
-
-impl Vmcore {
-    /// Runs `f` with an unwinder over this dump (ORC of the vmlinux and of its modules).
-    fn unwind(
-        &self,
-        f: impl FnOnce(&mut dyn Unwinder) -> backtrace::Walk,
-    ) -> Result<backtrace::Walk> {
-        let modules = self.module_list().ok();
-        self.with_kernel(|k| {
-            let version = self.orc_version(k)?;
-            let vmlinux = vmlinux_orc(k, version)?;
-            let (stext, etext) = (k.syms.need("_stext")?, k.syms.need("_etext")?);
-            // Init text is outside [_stext, _etext) but in the vmlinux ORC table.
-            let text = (
-                stext.min(k.syms.address_of("_sinittext").unwrap_or(stext)),
-                etext.max(k.syms.address_of("_einittext").unwrap_or(etext)),
-            );
-            let mut u = DumpUnwinder {
-                mem: &mut *k.mem,
-                syms: k.syms,
-                modules,
-                vmlinux,
-                text,
-            };
-            Ok(f(&mut u))
-        })
-    }
-
-    /// The backtrace of the task with `pid` (the first with it: an idle task's pid is 0 on
-    /// every CPU). A running task is unwound from its CPU's registers, a sleeping one from
-    /// the `inactive_task_frame` its last context switch left at `thread.sp`.
-    pub fn task_backtrace(&self, pid: u32) -> Result<Backtrace> {
-        let list = self.tasks()?;
-        let t =
-            list.tasks.iter().find(|t| t.pid == pid).ok_or_else(|| {
-                Error::Corrupt(format!("no task with pid {pid} in the task list"))
-            })?;
-        if let Some(cpu) = t.cpu {
-            return self.backtrace(cpu);
-        }
-        let (sp, size, bp, ret, fork) = self.with_kernel(|k| {
-            let btf = k.btf()?;
-            let sp_off = btf.offset("task_struct", "thread.sp")?;
-            let frame = btf.struct_id("inactive_task_frame")?;
-            let size = btf.size_of(frame)?;
-            let bp = btf.member(frame, "bp")?.offset;
-            let ret = btf.member(frame, "ret_addr")?.offset;
-            let fork = k
-                .syms
-                .address_of("ret_from_fork_asm")
-                .or_else(|| k.syms.address_of("ret_from_fork"));
-            Ok((k.u64(t.address.wrapping_add(sp_off))?, size, bp, ret, fork))
-        })?;
-        let walk = self.unwind(|u| backtrace::from_switch_frame(u, sp, size, bp, ret, fork))?;
-        Ok(Backtrace {
-            cpu: None,
-            crashed: false,
-            pid: Some(t.pid),
-            comm: Some(t.comm.clone()),
-            task: Some(t.address),
-            frames: walk.frames,
-            end: walk.end,
-        })
-    }
-}
-
-/// The vmlinux ORC table, from `__start_orc_unwind_ip`/`__stop_orc_unwind_ip`/`__start_orc_unwind`.
-fn vmlinux_orc(k: &mut Kernel<'_>, version: orc::Version) -> Result<Option<orc::Table>> {
-    let (Some(ip), Some(stop), Some(entries)) = (
-        k.syms.address_of("__start_orc_unwind_ip"),
-        k.syms.address_of("__stop_orc_unwind_ip"),
-        k.syms.address_of("__start_orc_unwind"),
-    ) else {
-        return Ok(None);
-    };
-    let count = stop.checked_sub(ip).ok_or_else(|| {
-        Error::Corrupt("__stop_orc_unwind_ip is before __start_orc_unwind_ip".into())
-    })? / 4;
-    Ok(Some(orc::Table::new(ip, entries, count, version)?))
 }
 
 /// For each note, the CPU whose `crash_notes` buffer holds the same bytes.

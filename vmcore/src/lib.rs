@@ -32,6 +32,7 @@ mod phys;
 mod regs;
 mod ringbuffer;
 mod source;
+mod stacks;
 mod symbols;
 pub mod synth;
 mod tasks;
@@ -40,7 +41,7 @@ mod x86_64;
 
 use std::path::Path;
 
-pub use analysis::{Backtrace, ModuleReport};
+pub use analysis::ModuleReport;
 pub use backtrace::{End, Frame};
 pub use btf::build as build_btf;
 pub use btf::build::StructSpec;
@@ -51,6 +52,7 @@ pub use error::{Error, Result};
 pub use modules::Module;
 pub use regs::{encode_prstatus, CpuRegisters, CpuSource, Registers, REG_NAMES};
 pub use source::ReadAt;
+pub use stacks::Backtrace;
 pub use symbols::{Location, Symbol, SymbolSource, SymbolTable};
 pub use tasks::{Task, TaskList};
 pub use vmcoreinfo::VmcoreInfo;

@@ -8,7 +8,9 @@ mod deep;
 mod fuzz;
 mod kernels;
 mod nextest;
+mod rows;
 mod soak;
+mod speed;
 mod test;
 mod verify;
 

@@ -4,13 +4,15 @@
 //! `host` (processes, deadlines, host tools, paths, locks), `fetch` (kernel and header packages, the
 //! crasher module), `guest` (what the guest boots: initramfs, modules, the dump disk), `vm` (QEMU,
 //! QMP, the console and status channel, crash routes), `case` (one case end to end), `dumpcheck`
-//! (reading a dump back and judging it), `campaign` (many cases: matrix, verify, summary, soak),
-//! `calibrate` (the smallest `crashkernel=` that captures), `production` (the Debian image whose own
-//! kdump-tools captures, three boots) and `readiness` (`kdrill check`).
+//! (reading a dump back and judging it), `crosscheck` (drgn, crash and gdb on the same dumps),
+//! `campaign` (many cases: matrix, verify, summary, soak), `calibrate` (the smallest
+//! `crashkernel=` that captures), `production` (the Debian image whose own kdump-tools captures,
+//! three boots) and `readiness` (`kdrill check`).
 
 pub mod calibrate;
 pub mod campaign;
 pub mod case;
+pub mod crosscheck;
 pub mod dumpcheck;
 pub mod fetch;
 pub mod guest;

@@ -10,7 +10,9 @@ use std::cell::Cell;
 use crate::error::{Error, Result};
 
 /// Bytes one [`crate::Vmcore::open`] plus one [`crate::Vmcore::dmesg_records`] may allocate
-/// for what the dump describes (bitmaps, headers, notes, the log buffers and records).
+/// for what the dump describes (bitmaps, headers, notes, the log buffers and records); all
+/// deep reading of one open dump (symbols, BTF, tasks, modules, backtraces) shares what the
+/// open left.
 pub const MEMORY_BUDGET: u64 = 256 << 20;
 
 /// What is left of [`MEMORY_BUDGET`].

@@ -62,6 +62,19 @@ pub enum Error {
         value: u64,
         rule: &'static str,
     },
+    #[error("the kernel's symbol table has no `{0}`")]
+    MissingSymbol(String),
+    #[error(
+        "no kernel symbols: {release} exports no kallsyms tables in VMCOREINFO (they arrived in \
+         Linux 6.0); supply its System.map or vmlinux (kdrill inspect --system-map FILE or --vmlinux FILE)"
+    )]
+    NoKallsyms { release: String },
+    #[error("kernel symbols: {0}")]
+    Symbols(String),
+    #[error("BTF: {0}")]
+    Btf(String),
+    #[error("the kernel's BTF has no {0}")]
+    MissingType(String),
     #[error(
         "{what} needs {need} bytes, more than the {left} left of the {}-byte memory budget for reading one dump",
         crate::MEMORY_BUDGET

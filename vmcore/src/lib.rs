@@ -12,6 +12,9 @@
 //! # Ok::<(), kdrill_vmcore::Error>(())
 //! ```
 
+mod analysis;
+mod backtrace;
+mod btf;
 mod budget;
 mod compress;
 mod diskdump;
@@ -19,29 +22,46 @@ mod dmesg;
 mod elf;
 mod error;
 mod flattened;
+mod kernel;
 mod logbuf;
 mod memory;
+mod modules;
 mod notes;
+mod orc;
+mod phys;
+mod regs;
 mod ringbuffer;
 mod source;
+mod stacks;
+mod symbols;
 pub mod synth;
+mod tasks;
 mod vmcoreinfo;
 mod x86_64;
 
-use std::collections::HashMap;
 use std::path::Path;
 
+pub use analysis::ModuleReport;
+pub use backtrace::{End, Frame};
+pub use btf::build as build_btf;
+pub use btf::build::StructSpec;
 pub use budget::MEMORY_BUDGET;
 pub use compress::Compression;
 pub use dmesg::{format_dmesg, panic_message, LogRecord};
 pub use error::{Error, Result};
+pub use modules::Module;
+pub use regs::{encode_prstatus, CpuRegisters, CpuSource, Registers, REG_NAMES};
 pub use source::ReadAt;
+pub use stacks::Backtrace;
+pub use symbols::{Location, Symbol, SymbolSource, SymbolTable};
+pub use tasks::{Task, TaskList};
 pub use vmcoreinfo::VmcoreInfo;
 
 use budget::Budget;
 use diskdump::KdumpDump;
 use elf::ElfDump;
-use memory::{KernelView, PhysicalMemory};
+use memory::KernelView;
+use phys::{ElfPhys, KdumpPhys, Phys};
 use source::Source;
 
 /// The container format of a dump.
@@ -112,6 +132,10 @@ pub struct Vmcore {
     vmcoreinfo: Option<VmcoreInfo>,
     /// What opening left of [`MEMORY_BUDGET`] for each log read.
     budget_left: u64,
+    /// Symbols, types and modules, read once on first use.
+    deep: analysis::Cache,
+    /// Decompressed kdump pages, shared by every read.
+    page_cache: phys::PageCache,
 }
 
 fn describe_magic(head: &[u8]) -> String {
@@ -197,6 +221,8 @@ impl Vmcore {
                 info,
                 vmcoreinfo,
                 budget_left: budget.left(),
+                deep: analysis::Cache::default(),
+                page_cache: Default::default(),
             });
         }
         if head.starts_with(diskdump::SIGNATURE) {
@@ -242,6 +268,8 @@ impl Vmcore {
                 info,
                 vmcoreinfo,
                 budget_left: budget.left(),
+                deep: analysis::Cache::default(),
+                page_cache: Default::default(),
             });
         }
         if head.starts_with(diskdump::OLD_SIGNATURE) {
@@ -267,41 +295,73 @@ impl Vmcore {
     /// The kernel log records, oldest first, as makedumpfile `--dump-dmesg` reads them.
     pub fn dmesg_records(&self) -> Result<Vec<LogRecord>> {
         let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
+        let mut mem = self.kernel_memory()?;
+        let budget = Budget::new(self.budget_left);
+        read_log(&mut mem, vi, &budget)
+    }
+
+    /// The kernel's virtual memory, translated through its own page tables.
+    pub(crate) fn kernel_memory(&self) -> Result<KernelView<Phys<'_>>> {
+        let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
         if let Some(m) = self.info.machine.as_deref() {
             if m != "x86_64" {
                 return Err(Error::Unsupported(format!(
-                    "reading the kernel log of a {m} dump (only x86_64 is translated)"
+                    "reading the kernel memory of a {m} dump (only x86_64 is translated)"
                 )));
             }
         }
-        let phys_base = vi
-            .number("phys_base")
+        let translator = x86_64::Translator::new(vi, self.phys_base())?;
+        let phys = match &self.layout {
+            Layout::Elf(elf) => Phys::Elf(ElfPhys {
+                elf,
+                src: &self.src,
+                page_size: self.info.page_size,
+            }),
+            Layout::Kdump(kd) => Phys::Kdump(KdumpPhys {
+                kd,
+                src: &self.src,
+                cache: &self.page_cache,
+            }),
+        };
+        Ok(KernelView::new(phys, translator))
+    }
+
+    /// Where the kernel image starts in physical memory: VMCOREINFO's `NUMBER(phys_base)`,
+    /// else the kdump header's, else what an ELF dump's text segment implies.
+    #[doc(hidden)]
+    pub fn phys_base(&self) -> u64 {
+        self.vmcoreinfo
+            .as_ref()
+            .and_then(|vi| vi.number("phys_base"))
             .or(match &self.layout {
                 Layout::Kdump(k) => Some(k.phys_base),
                 Layout::Elf(e) => e.phys_base_from_text_segment(),
             })
-            .unwrap_or(0);
-        let translator = x86_64::Translator::new(vi, phys_base)?;
-        let page_size = self.info.page_size;
-        let budget = Budget::new(self.budget_left);
-        match &self.layout {
-            Layout::Elf(elf) => {
-                let phys = ElfPhys {
-                    elf,
-                    src: &self.src,
-                    page_size,
-                };
-                read_log(&mut KernelView::new(phys, translator), vi, &budget)
-            }
-            Layout::Kdump(kd) => {
-                let phys = KdumpPhys {
-                    kd,
-                    src: &self.src,
-                    pages: HashMap::new(),
-                };
-                read_log(&mut KernelView::new(phys, translator), vi, &budget)
-            }
-        }
+            .unwrap_or(0)
+    }
+
+    /// Translates `vaddr` through the kernel's page tables even where kdrill would not
+    /// (kernel-image addresses): for building test fixtures that other tools, which walk the
+    /// tables for every address, can read too.
+    #[doc(hidden)]
+    pub fn walk_page_tables(&self, vaddr: u64) -> Result<u64> {
+        let vi = self.vmcoreinfo.as_ref().ok_or(Error::NoVmcoreinfo)?;
+        let translator = x86_64::Translator::new(vi, self.phys_base())?;
+        let mut mem = self.kernel_memory()?;
+        translator.walk(vaddr, |at| {
+            let mut b = [0u8; 8];
+            memory::PhysicalMemory::read_phys(mem.phys_mut(), at, &mut b)?;
+            Ok(u64::from_le_bytes(b))
+        })
+    }
+
+    /// The `NT_PRSTATUS` note bodies in file order, and whether QEMU wrote them.
+    pub(crate) fn prstatus_notes(&self) -> (&[Vec<u8>], bool) {
+        let notes = match &self.layout {
+            Layout::Elf(e) => &e.notes,
+            Layout::Kdump(k) => &k.notes,
+        };
+        (&notes.prstatus, notes.qemu)
     }
 }
 
@@ -318,55 +378,5 @@ fn read_log(
         Err(Error::MissingVmcoreinfo(
             "SYMBOL(prb) and SYMBOL(log_buf)".into(),
         ))
-    }
-}
-
-struct ElfPhys<'a> {
-    elf: &'a ElfDump,
-    src: &'a Source,
-    page_size: u64,
-}
-
-impl PhysicalMemory for ElfPhys<'_> {
-    fn read_phys(&mut self, paddr: u64, buf: &mut [u8]) -> Result<()> {
-        self.elf.read_phys(self.src, paddr, buf, self.page_size)
-    }
-}
-
-struct KdumpPhys<'a> {
-    kd: &'a KdumpDump,
-    src: &'a Source,
-    pages: HashMap<u64, Vec<u8>>,
-}
-
-/// Decompressed pages kept by a kdump log read (a few MiB whatever the page size).
-const PAGE_CACHE_BYTES: u64 = 4 << 20;
-
-impl PhysicalMemory for KdumpPhys<'_> {
-    fn read_phys(&mut self, mut paddr: u64, mut buf: &mut [u8]) -> Result<()> {
-        let ps = self.kd.block_size;
-        // Reads may cross pages: a kdump block can be larger than the 4 KiB
-        // pages the translation works in, and phys_base need not be aligned to it.
-        while !buf.is_empty() {
-            let pfn = paddr / ps;
-            if !self.pages.contains_key(&pfn) {
-                let mut page = vec![0u8; ps as usize];
-                self.kd.read_page(self.src, pfn, &mut page)?;
-                if self.pages.len() as u64 >= PAGE_CACHE_BYTES / ps {
-                    self.pages.clear();
-                }
-                self.pages.insert(pfn, page);
-            }
-            let page = &self.pages[&pfn];
-            let at = (paddr % ps) as usize;
-            let n = buf.len().min(page.len() - at);
-            let (head, rest) = buf.split_at_mut(n);
-            head.copy_from_slice(&page[at..at + n]);
-            buf = rest;
-            paddr = paddr
-                .checked_add(n as u64)
-                .ok_or(Error::NotInDump { paddr })?;
-        }
-        Ok(())
     }
 }

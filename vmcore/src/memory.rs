@@ -56,7 +56,23 @@ pub(crate) trait KernelMemory {
         }
         Ok(out)
     }
+
+    /// [`KernelMemory::read_vec`] of a large table (kallsyms names, BTF); a reader over a
+    /// dump may split it over two threads, each decompressing its own pages.
+    fn read_bulk(
+        &mut self,
+        vaddr: u64,
+        len: u64,
+        what: &'static str,
+        cap: u64,
+        budget: &Budget,
+    ) -> Result<Vec<u8>> {
+        self.read_vec(vaddr, len, what, cap, budget)
+    }
 }
+
+/// Reads of at least this many bytes may be split over two threads ([`KernelMemory::read_bulk`]).
+pub(crate) const BULK: u64 = 1 << 20;
 
 /// Reads physical memory; implemented by each dump format.
 pub(crate) trait PhysicalMemory {
@@ -79,6 +95,10 @@ impl<P: PhysicalMemory> KernelView<P> {
             translator,
             pages: HashMap::new(),
         }
+    }
+
+    pub(crate) fn phys_mut(&mut self) -> &mut P {
+        &mut self.phys
     }
 
     fn translate_page(&mut self, vpage: u64) -> Result<u64> {

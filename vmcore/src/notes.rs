@@ -32,10 +32,14 @@ pub(crate) fn notes(data: &[u8]) -> impl Iterator<Item = Note<'_>> {
     })
 }
 
-/// What a dump's notes say: how many CPUs saved state, and the VMCOREINFO text.
+/// What a dump's notes say: how many CPUs saved state (and their `NT_PRSTATUS`
+/// bodies, in note order), and the VMCOREINFO text.
 #[derive(Default)]
 pub(crate) struct NoteSummary {
     pub(crate) cpus: u32,
+    pub(crate) prstatus: Vec<Vec<u8>>,
+    /// QEMU's own per-CPU notes are there: a `dump-guest-memory` dump.
+    pub(crate) qemu: bool,
     pub(crate) vmcoreinfo: Option<Vec<u8>>,
 }
 
@@ -44,6 +48,9 @@ pub(crate) fn summarize(data: &[u8]) -> NoteSummary {
     for note in notes(data) {
         if note.kind == NT_PRSTATUS && note.name == b"CORE" {
             s.cpus += 1;
+            s.prstatus.push(note.desc.to_vec());
+        } else if note.name == b"QEMU" {
+            s.qemu = true;
         } else if note.name == b"VMCOREINFO" && s.vmcoreinfo.is_none() {
             s.vmcoreinfo = Some(note.desc.to_vec());
         }

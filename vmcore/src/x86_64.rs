@@ -68,11 +68,20 @@ impl Translator {
     pub(crate) fn translate(
         &self,
         vaddr: u64,
-        mut read_entry: impl FnMut(u64) -> Result<u64>,
+        read_entry: impl FnMut(u64) -> Result<u64>,
     ) -> Result<u64> {
         if let Some(p) = self.image_to_phys(vaddr) {
             return Ok(p);
         }
+        self.walk(vaddr, read_entry)
+    }
+
+    /// Translates `vaddr` through the page tables, kernel-image addresses too.
+    pub(crate) fn walk(
+        &self,
+        vaddr: u64,
+        mut read_entry: impl FnMut(u64) -> Result<u64>,
+    ) -> Result<u64> {
         let levels: &[(&'static str, u32)] = if self.five_level {
             &[
                 ("PGD", 48),

@@ -2,7 +2,7 @@
 //!
 //! Installs cargo-fuzz if it is missing, writes the seed corpora (synthetic
 //! dumps from `kdrill_vmcore::synth` and the compacted real dumps in
-//! `vmcore/tests/fixtures`), builds both targets on the stable toolchain
+//! `vmcore/tests/fixtures`; `read_deep` patches the deep fixtures), builds the targets on the stable toolchain
 //! (`RUSTC_BOOTSTRAP=1`, release with debug assertions so overflows panic, no
 //! sanitizer), then runs each for the given time with the dictionary. A
 //! finding exits 1 and names the crash file.
@@ -22,6 +22,8 @@ use kdrill_vmcore::Compression;
 const TARGETS: &[(&str, usize, &[&str])] = &[
     ("read_dump", 650_000, &[]),
     ("read_recipe", 4096, &["-len_control=0"]),
+    // Patches over a real dump: a few hundred bytes reach far.
+    ("read_deep", 2048, &[]),
 ];
 /// Time allowed for installing cargo-fuzz, and for building the targets.
 const INSTALL_DEADLINE: Duration = Duration::from_secs(1800);
@@ -239,6 +241,17 @@ fn write_seeds(root: &Path, dir: &Path, target: &str) -> anyhow::Result<usize> {
         for (name, bytes) in real_fixtures(root)? {
             seeds.push((format!("real-{name}"), synth::flatten(&bytes, 65536)));
             seeds.push((format!("real-{name}-plain"), bytes));
+        }
+    } else if target == "read_deep" {
+        // Each dump unpatched, then patches at a spread of offsets.
+        seeds.push(("real-6.1".into(), vec![0]));
+        seeds.push(("real-6.12".into(), vec![1]));
+        for (i, at) in [0x1000u32, 0x40000, 0x200000, 0x600000].iter().enumerate() {
+            let mut p = vec![i as u8];
+            p.extend_from_slice(&at.to_le_bytes());
+            p.push(8);
+            p.extend_from_slice(&[0xff; 8]);
+            seeds.push((format!("patch-{i}"), p));
         }
     } else {
         // Recipes are decoded from any bytes: a spread of lengths and patterns.

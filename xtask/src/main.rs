@@ -1,14 +1,17 @@
 //! Developer and CI entry points: `cargo xtask verify` (the main job), `cargo xtask test` (the
 //! test suite as CI runs it), `kernels`, `bench`, `soak`, `calibrate`, `fuzz` (the dump reader's fuzz targets). Each installs missing host packages
 //! first (as root on Debian/Ubuntu) or stops with the exact install line; the logic lives in the
-//! `kdrill` library, xtask only orchestrates.
+//! `kdrill` library, xtask only orchestrates. `deep` runs crash, gdb and drgn against kdrill.
 
 mod bench;
 mod calibrate;
+mod deep;
 mod fuzz;
 mod kernels;
 mod nextest;
+mod rows;
 mod soak;
+mod speed;
 mod test;
 mod verify;
 
@@ -42,6 +45,9 @@ enum Task {
     Soak(soak::SoakArgs),
     /// Measure the smallest crashkernel= that still captures, per memory size (`kdrill calibrate`)
     Calibrate(kdrill::calibrate::run::CalibrateArgs),
+    /// Deep reading against crash and gdb on real captures (tables), and inspect's speed
+    /// against drgn, crash and makedumpfile
+    Deep(deep::DeepArgs),
     /// Fuzz the dump reader: seed corpora, build, then each target for --time seconds
     Fuzz {
         /// Seconds per target
@@ -76,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Soak(args) => soak::run(&root, &args),
         Task::Calibrate(args) => calibrate::run(&root, args),
         Task::Fuzz { time } => fuzz::run(&root, time),
+        Task::Deep(args) => deep::run(&root, &args),
     }
 }
 
@@ -85,7 +92,11 @@ fn needs_host_tools(task: &Task) -> bool {
     match task {
         Task::Kernels(_) | Task::Fuzz { .. } => false,
         Task::Verify(args) => !args.list,
-        Task::Test { .. } | Task::Bench(_) | Task::Soak(_) | Task::Calibrate(_) => true,
+        Task::Test { .. }
+        | Task::Bench(_)
+        | Task::Soak(_)
+        | Task::Calibrate(_)
+        | Task::Deep(_) => true,
     }
 }
 

@@ -1,7 +1,8 @@
 //! `cargo xtask test`: what CI runs. `cargo fmt --check`, `cargo clippy -D warnings`, then every
 //! test through nextest (the `ci` matrix set among them, stopped with xtask), the matrix summary
 //! and the JUnit report completed with the declared skips' reasons, then the dump reader's fuzz
-//! targets for [`CI_FUZZ_SECONDS`] each.
+//! targets for [`CI_FUZZ_SECONDS`] each. drgn (PyPI) is installed into the cache first, for
+//! the cross-check test.
 
 use std::path::Path;
 use std::process::Command;
@@ -26,6 +27,16 @@ pub fn run(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
         "-D",
         "warnings",
     ])?;
+    // drgn for the cross-check test, installed once into the cache (the test installs it
+    // too, and skips only when PyPI cannot be reached).
+    match kdrill::crosscheck::drgn::ensure() {
+        Ok(python) => eprintln!(
+            "xtask: drgn {} in {}",
+            kdrill::crosscheck::drgn::VERSION,
+            python.display()
+        ),
+        Err(e) => eprintln!("xtask: {e}"),
+    }
     let started = SystemTime::now();
     let target = kdrill::host::paths::target_dir(root);
     if !has_nextest() {

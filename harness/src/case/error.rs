@@ -72,6 +72,20 @@ pub enum CaseError {
         pattern: String,
         line: String,
     },
+    /// kdrill could not read the crashed CPU's backtrace, task or modules from the dump.
+    #[error("the dump's backtrace, tasks or modules could not be read: {0}")]
+    DeepUnreadable(String),
+    /// A frame the scenario expects is not in the crashed CPU's backtrace (in order).
+    #[error(
+        "expected frame absent from the crashed CPU's backtrace: `{pattern}` (frames: {frames})"
+    )]
+    FrameMissing { pattern: String, frames: String },
+    /// The crashed CPU ran another task than the route's.
+    #[error("the crashed CPU ran `{got}`, the route crashes from `{want}`")]
+    WrongTask { want: String, got: String },
+    /// The crasher module is not in the dump's module list.
+    #[error("module `{0}` is not in the dump's module list")]
+    ModuleMissing(String),
     /// The case ran, but checked nothing.
     #[error("no expectation was checked")]
     NothingChecked,
@@ -119,6 +133,10 @@ impl CaseError {
             CaseError::LogMismatch { .. } => "log-mismatch",
             CaseError::ExpectedLineMissing { .. } => "expectation-missing",
             CaseError::ForbiddenLine { .. } => "forbidden-line",
+            CaseError::DeepUnreadable(_) => "deep-unreadable",
+            CaseError::FrameMissing { .. } => "backtrace-mismatch",
+            CaseError::WrongTask { .. } => "task-mismatch",
+            CaseError::ModuleMissing(_) => "module-missing",
             CaseError::NothingChecked => "nothing-checked",
             CaseError::Shape { .. } => "shape",
             CaseError::Restore(_) => "restore",

@@ -99,8 +99,12 @@ pub fn utc_stamp(at: SystemTime) -> String {
     Civil::from_system(at).stamp()
 }
 
-/// After a PASS, removes dumps over [`KEEP_DUMP_BYTES`] and says so in the notes.
+/// After a PASS, removes dumps over [`KEEP_DUMP_BYTES`] and says so in the notes (unless
+/// `KDRILL_KEEP_DUMPS` is set: `cargo xtask deep` opens a `vm-dump` ELF with gdb).
 pub fn drop_big_dumps(dir: &Path, result: &mut CaseResult) {
+    if std::env::var_os("KDRILL_KEEP_DUMPS").is_some() {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

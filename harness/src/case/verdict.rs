@@ -142,6 +142,10 @@ pub struct CaseResult {
     pub expectations: BTreeMap<String, Option<String>>,
     /// The panic message read from the dump.
     pub panic_message: Option<String>,
+    /// What kdrill read deep from the dump (the crashed CPU's backtrace, its task, the
+    /// modules) and which expected frames matched.
+    #[serde(default)]
+    pub deep: Option<crate::dumpcheck::deep::DeepSeen>,
     /// This attempt's evidence folder.
     pub artifacts: String,
     /// When the case started, seconds since the epoch (the summary keeps the attempts of one run).
@@ -219,6 +223,7 @@ impl CaseResult {
             guest_check: None,
             expectations: BTreeMap::new(),
             panic_message: None,
+            deep: None,
             artifacts: artifacts.display().to_string(),
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

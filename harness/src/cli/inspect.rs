@@ -1,4 +1,5 @@
-//! `kdrill inspect`: print a crash dump's metadata and kernel log.
+//! `kdrill inspect`: print a crash dump's metadata and kernel log (and, with `cli/deep.rs`,
+//! its backtraces, tasks, modules and registers).
 //!
 //! The reading is all `kdrill-vmcore`; this module only chooses what to print.
 //! With `--dmesg` the output is the log alone, byte for byte what
@@ -27,6 +28,8 @@ pub struct InspectArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub deep: super::deep::DeepArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -38,6 +41,8 @@ struct JsonReport<'a> {
     log_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<&'a [LogRecord]>,
+    #[serde(flatten)]
+    deep: super::deep::Deep,
 }
 
 /// Refuses anything but a regular file (or a link to one) before opening it:
@@ -76,11 +81,26 @@ fn check_regular_file(path: &std::path::Path) -> anyhow::Result<()> {
 /// dump cannot be opened at all.
 pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
     check_regular_file(&args.dump)?;
-    let dump = Vmcore::open(&args.dump)
+    let mut dump = Vmcore::open(&args.dump)
         .with_context(|| format!("cannot read the crash dump {}", args.dump.display()))?;
-    let log = dump.dmesg_records();
-    let whole = !dump.info().truncated;
+    super::deep::load_symbols(&mut dump, &args.deep)?;
     let mut out = std::io::stdout().lock();
+    if args.deep.any() && !args.dmesg && args.format == OutputFormat::Text {
+        // The deep views alone: the log is not read.
+        let deep = super::deep::read(&dump, &args.deep);
+        write_out(&mut out, deep.text().as_bytes())?;
+        if dump.info().truncated {
+            eprintln!("kdrill: {}", loss(dump.info()));
+        }
+        return Ok(if deep.complete() && !dump.info().truncated {
+            0
+        } else {
+            1
+        });
+    }
+    let log = dump.dmesg_records();
+    let deep = super::deep::read(&dump, &args.deep);
+    let whole = !dump.info().truncated && deep.complete();
     match args.format {
         OutputFormat::Text if args.dmesg => {
             let records = log.with_context(|| {
@@ -90,7 +110,10 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
             for slice in records.chunks(256) {
                 write_out(&mut out, format_dmesg(slice).as_bytes())?;
             }
-            if !whole {
+            if args.deep.any() {
+                write_out(&mut out, format!("\n{}", deep.text()).as_bytes())?;
+            }
+            if dump.info().truncated {
                 eprintln!("kdrill: {}", loss(dump.info()));
             }
             Ok(if whole { 0 } else { 1 })
@@ -111,6 +134,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
                 } else {
                     None
                 },
+                deep,
             };
             // Streamed, not built whole: escaped text can be several times the records' size.
             let mut buffered = std::io::BufWriter::new(&mut out);
@@ -144,7 +168,7 @@ fn write_out(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// An error and its sources as one line, as anyhow's `{:#}` prints them.
-fn message_chain(e: &kdrill_vmcore::Error) -> String {
+pub(crate) fn message_chain(e: &kdrill_vmcore::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

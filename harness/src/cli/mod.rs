@@ -2,6 +2,7 @@
 
 mod calibrate;
 mod check;
+mod deep;
 mod inspect;
 mod verify;
 

@@ -1,6 +1,8 @@
 //! Reading a captured dump back on the host and judging it: the files off the dump disk, the
-//! kernel log read natively and cross-checked with makedumpfile, the scenario's expectations.
+//! kernel log read natively and cross-checked with makedumpfile, the crashed CPU's backtrace,
+//! task and modules (`dumpcheck/deep.rs`), the scenario's expectations.
 
+pub mod deep;
 pub mod expect;
 pub mod log;
 pub mod makedumpfile;
@@ -54,6 +56,16 @@ pub fn check_capture(
             from: "the dump".into(),
             pattern,
         });
+    }
+    // Deep: the crashed CPU's backtrace, its task and the modules, by kdrill's reader.
+    match deep::read(&vmcore, &log) {
+        Ok(mut seen) => {
+            for error in deep::check(scenario, &mut seen) {
+                result.fail(error);
+            }
+            result.deep = Some(seen);
+        }
+        Err(e) => result.fail(CaseError::DeepUnreadable(e)),
     }
     let serial =
         String::from_utf8_lossy(&std::fs::read(dir.join("serial.log")).unwrap_or_default())

@@ -2,5 +2,6 @@
 
 pub mod apt;
 pub mod crasher;
+pub mod debug;
 pub mod kernel;
 pub mod vmlinux;

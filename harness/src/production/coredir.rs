@@ -188,6 +188,16 @@ pub fn check(
             pattern,
         });
     }
+    // Deep: the crashed CPU's backtrace, its task and the modules, as for every capture.
+    match crate::dumpcheck::deep::read(dump, &ours) {
+        Ok(mut seen) => {
+            for error in crate::dumpcheck::deep::check(scenario, &mut seen) {
+                result.fail(error);
+            }
+            result.deep = Some(seen);
+        }
+        Err(e) => result.fail(CaseError::DeepUnreadable(e)),
+    }
     match &found.dmesg {
         None => result.fail(CaseError::Dump(format!(
             "kdump-tools left no dmesg.{} beside the dump",

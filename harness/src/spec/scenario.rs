@@ -199,6 +199,15 @@ pub struct Expect {
     /// Regexes no line of the dump's log or the serial console may match.
     #[serde(default)]
     pub absent: Vec<String>,
+    /// Regexes over the crashed CPU's backtrace, read from the dump by kdrill
+    /// (`function+0xoff/0xsize [module]` per frame), matched in order: each one by a frame
+    /// below the frame the previous one matched (other frames may lie between).
+    #[serde(default)]
+    pub backtrace: Vec<String>,
+    /// The `comm` of the task the crashed CPU was running: a regex over the whole comm
+    /// (`sh`, `swapper/\\d+`).
+    #[serde(default)]
+    pub task: Option<String>,
 }
 
 /// The reason in the regex crate's multi-line message (pattern, caret line, `error: …`).
@@ -239,7 +248,14 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         message,
     };
     yaml::check_id(path, &scenario.id)?;
-    for pattern in scenario.expect.log.iter().chain(&scenario.expect.absent) {
+    for pattern in scenario
+        .expect
+        .log
+        .iter()
+        .chain(&scenario.expect.absent)
+        .chain(&scenario.expect.backtrace)
+        .chain(&scenario.expect.task)
+    {
         if let Err(err) = regex::Regex::new(pattern) {
             let (line, column) = yaml::position_of(&text, pattern).unwrap_or((1, 1));
             return Err(YamlError::Parse {
@@ -270,6 +286,13 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
     if (scenario.trigger == Trigger::VmDump) == scenario.vm_dump_formats.is_empty() {
         return Err(invalid(
             "`vm_dump_formats:` is required for the vm-dump trigger and only for it".into(),
+        ));
+    }
+    if scenario.trigger == Trigger::VmDump
+        && (!scenario.expect.backtrace.is_empty() || scenario.expect.task.is_some())
+    {
+        return Err(invalid(
+            "expect.backtrace and expect.task need a crash; vm-dump dumps a running guest".into(),
         ));
     }
     if scenario.expect.log.is_empty() {

@@ -212,3 +212,87 @@ fn a_cut_short_kdump_exits_1_stating_the_loss() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("partial answer"), "{err}");
 }
+
+/// The real Debian 6.1 oops dump, compacted to what deep reading needs (vmcore's fixture).
+fn real_oops() -> (tempfile::TempDir, PathBuf) {
+    let xz = include_bytes!("../../../vmcore/tests/fixtures/debian-6.1-oops.deep.kdump.xz");
+    let mut bytes = Vec::new();
+    lzma_rs::xz_decompress(&mut &xz[..], &mut bytes).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vmcore");
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn bt_tasks_modules_regs_of_a_real_oops() {
+    let (_dir, path) = real_oops();
+    let out = stdout_of(
+        kdrill()
+            .arg("inspect")
+            .arg(&path)
+            .args(["--bt", "--tasks", "--modules", "--regs"]),
+        0,
+    );
+    for want in [
+        "backtrace: CPU 1 (crashed)  pid 124  comm sh",
+        " #0  kdrill_oops+0x10/0x1c [crasher]",
+        " #2  proc_reg_write+0x56/0xa0",
+        "  -- entered from user mode: ip 0x47b7a0",
+        "      124       1    1  R   sh\n",
+        "        0       0    0  R   [swapper/0]\n",
+        "  crasher                  0xffffffffc0612000     16384\n",
+        "  CPU 1 (note 1, pid 124, CPU by crash_notes)",
+        "     rip: ffffffffc0612128",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    let all = stdout_of(kdrill().arg("inspect").arg(&path).args(["--bt", "all"]), 0);
+    assert!(
+        all.contains("backtrace: CPU 0  pid 0  comm swapper/0"),
+        "{all}"
+    );
+    let json = stdout_of(
+        kdrill()
+            .arg("inspect")
+            .arg(&path)
+            .args(["--bt", "--tasks", "--format", "json"]),
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["backtraces"][0]["cpu"], 1);
+    assert_eq!(
+        v["backtraces"][0]["frames"][0]["location"]["symbol"],
+        "kdrill_oops"
+    );
+    assert_eq!(
+        v["backtraces"][0]["frames"][0]["location"]["module"],
+        "crasher"
+    );
+    assert_eq!(v["tasks"]["tasks"].as_array().unwrap().len(), 55);
+    assert_eq!(v["log_records"], 403);
+}
+
+#[test]
+fn bt_without_kallsyms_says_what_to_supply() {
+    // The synthetic kernel exports no kallsyms tables, as kernels before 6.0.
+    let f = fixture(synth::elf);
+    let out = stdout_of(kdrill().arg("inspect").arg(&f.path).arg("--bt"), 1);
+    assert!(
+        out.contains("exports no kallsyms tables in VMCOREINFO")
+            && out.contains("--system-map FILE or --vmlinux FILE"),
+        "{out}"
+    );
+    let json = stdout_of(
+        kdrill()
+            .arg("inspect")
+            .arg(&f.path)
+            .args(["--tasks", "--format", "json"]),
+        1,
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["tasks"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no kernel symbols"));
+}

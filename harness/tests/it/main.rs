@@ -2,6 +2,7 @@
 mod calibrate;
 mod check;
 mod crasher;
+mod drgn;
 mod fetch;
 mod inspect;
 mod support;

@@ -15,5 +15,14 @@ fuzz_target!(|data: &[u8]| {
             let _ = kdrill_vmcore::format_dmesg(&records);
             let _ = kdrill_vmcore::panic_message(&records);
         }
+        // Deep reading too (a synthetic dump has no kallsyms: this ends early unless the
+        // fuzzer grows a VMCOREINFO that names them).
+        if let Ok(cpus) = dump.cpu_registers() {
+            for c in cpus.iter().take(4) {
+                let _ = dump.backtrace(c.cpu);
+            }
+        }
+        let _ = dump.tasks();
+        let _ = dump.modules();
     }
 });

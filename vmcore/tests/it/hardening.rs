@@ -11,7 +11,7 @@ use kdrill_vmcore::synth::{self, Options};
 use kdrill_vmcore::{Compression, Error, Vmcore, MEMORY_BUDGET};
 
 thread_local! {
-    static ALLOCATED: Cell<u64> = const { Cell::new(0) };
+    pub(crate) static ALLOCATED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The system allocator, counting each thread's allocations.

@@ -1,5 +1,6 @@
 //! Integration tests of the dump reader over synthetic dumps built in code.
 
+mod deep;
 mod formats;
 mod hardening;
 mod real_dump;

@@ -6,8 +6,7 @@
 //! QMP, the console and status channel, crash routes), `case` (one case end to end), `dumpcheck`
 //! (reading a dump back and judging it), `crosscheck` (drgn, crash and gdb on the same dumps),
 //! `campaign` (many cases: matrix, verify, summary, soak), `calibrate` (the smallest
-//! `crashkernel=` that captures), `production` (the Debian image whose own kdump-tools captures,
-//! three boots) and `readiness` (`kdrill check`).
+//! `crashkernel=` that captures) and `readiness` (`kdrill check`).
 
 pub mod calibrate;
 pub mod campaign;
@@ -17,7 +16,6 @@ pub mod dumpcheck;
 pub mod fetch;
 pub mod guest;
 pub mod host;
-pub mod production;
 pub mod readiness;
 pub mod spec;
 pub mod vm;

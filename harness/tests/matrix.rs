@@ -40,13 +40,7 @@ fn main() {
         kdrill::host::interrupt::stop_with_parent();
     }
     let options = match RunOptions::for_project(&root) {
-        // The Debian image runs `kdrill check` inside the guest: this package's own binary.
-        Ok(options) => RunOptions {
-            kdrill_binary: options
-                .kdrill_binary
-                .or_else(|| Some(env!("CARGO_BIN_EXE_kdrill").into())),
-            ..options
-        },
+        Ok(options) => options,
         Err(err) => {
             eprintln!("kdrill matrix: {err}");
             std::process::exit(2);

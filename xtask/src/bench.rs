@@ -185,9 +185,6 @@ fn time_set(root: &Path, set: &str) -> anyhow::Result<i32> {
         list: false,
         mode: None,
         no_restore: false,
-        image: None,
-        overlay: None,
-        crashkernel: None,
     };
     let started = Instant::now();
     let code = crate::verify::run(root, args)?;

@@ -100,13 +100,12 @@ fn needs_host_tools(task: &Task) -> bool {
     }
 }
 
-/// The verify loop's tools, the crasher module's compiler (the crash routes and tests that
-/// need the module build it), and what the Debian image needs (the `ci` set runs it).
+/// The verify loop's tools and the crasher module's compiler (the crash routes and tests that
+/// need the module build it).
 fn ensure_host_tools() -> anyhow::Result<()> {
     let tools = [
         kdrill::host::tools::VERIFY_TOOLS,
         kdrill::host::tools::CRASHER_TOOLS,
-        kdrill::host::tools::DEBIAN_IMAGE_TOOLS,
     ]
     .concat();
     kdrill::host::tools::ensure(&tools)

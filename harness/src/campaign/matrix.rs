@@ -1,12 +1,11 @@
 //! The matrix: named selections of kernels x scenarios (`matrix.yaml`), expanded into cases.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
 pub use crate::case::Case;
-use crate::spec::image::ImageKind;
 use crate::spec::kernel::{self, KernelSpec};
 use crate::spec::scenario::{self, Scenario};
 use crate::spec::yaml::{self, YamlError};
@@ -25,58 +24,6 @@ struct MatrixFile {
 struct Block {
     kernels: Vec<String>,
     scenarios: Vec<String>,
-    /// The guest for these cases (`debian`), instead of each scenario's.
-    #[serde(default)]
-    image: Option<ImageKind>,
-    /// The operator's files (relative to the project), for the Debian image.
-    #[serde(default)]
-    overlay: Option<PathBuf>,
-    /// `crashkernel=` for these cases instead of the kernel entry's.
-    #[serde(default)]
-    crashkernel: Option<String>,
-}
-
-/// What a command line (or a matrix block) sets for every case it selects, over the scenario's.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SetupOverride {
-    pub image: Option<ImageKind>,
-    pub overlay: Option<PathBuf>,
-    pub crashkernel: Option<String>,
-}
-
-impl SetupOverride {
-    /// Applies to `case`: whatever is given replaces the scenario's choice.
-    pub fn apply(&self, case: &mut Case) {
-        if let Some(image) = self.image {
-            case.setup.image = image;
-        }
-        if let Some(overlay) = &self.overlay {
-            case.setup.overlay = Some(overlay.clone());
-            // An overlay is for the Debian image.
-            case.setup.image = ImageKind::Debian;
-        }
-        if let Some(size) = &self.crashkernel {
-            case.setup.crashkernel = Some(size.clone());
-        }
-    }
-
-    /// From `KDRILL_IMAGE`, `KDRILL_OVERLAY`, `KDRILL_CRASHKERNEL` (what `--image`,
-    /// `--overlay`, `--crashkernel` export for nextest's test processes).
-    pub fn from_env() -> Result<SetupOverride, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let image =
-            match var("KDRILL_IMAGE") {
-                None => None,
-                Some(word) => Some(ImageKind::from_word(word.trim()).ok_or_else(|| {
-                    format!("KDRILL_IMAGE={word}: not an image (minimal or debian)")
-                })?),
-            };
-        Ok(SetupOverride {
-            image,
-            overlay: var("KDRILL_OVERLAY").map(PathBuf::from),
-            crashkernel: var("KDRILL_CRASHKERNEL"),
-        })
-    }
 }
 
 /// Expands kernel and scenario selections (`all` allowed) into cases, kernels outermost.
@@ -96,7 +43,10 @@ pub fn expand(
     let mut cases = Vec::new();
     for kernel in &kernels {
         for scenario in &scenarios {
-            cases.push(Case::new(kernel.clone(), scenario.clone()));
+            cases.push(Case {
+                kernel: kernel.clone(),
+                scenario: scenario.clone(),
+            });
         }
     }
     Ok(cases)
@@ -123,13 +73,7 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
     })?;
     let mut cases: Vec<Case> = Vec::new();
     for block in blocks {
-        let over = SetupOverride {
-            image: block.image,
-            overlay: block.overlay.as_ref().map(|o| root.join(o)),
-            crashkernel: block.crashkernel.clone(),
-        };
-        for mut case in expand(root, &block.kernels, &block.scenarios)? {
-            over.apply(&mut case);
+        for case in expand(root, &block.kernels, &block.scenarios)? {
             if !cases.iter().any(|c| c.id() == case.id()) {
                 cases.push(case);
             }
@@ -140,22 +84,8 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
 
 /// The cases a test or CI run selects from the environment: `KDRILL_KERNELS` / `KDRILL_SCENARIOS`
 /// (comma-separated ids or `all`) when either is set, else the set named by `KDRILL_MATRIX`
-/// (default `ci`); `KDRILL_IMAGE`, `KDRILL_OVERLAY` and `KDRILL_CRASHKERNEL` apply to all.
+/// (default `ci`).
 pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
-    let over = SetupOverride::from_env().map_err(|message| YamlError::Invalid {
-        path: root.join("matrix.yaml"),
-        message,
-    })?;
-    let mut cases = from_env_selection(root)?;
-    if over != SetupOverride::default() {
-        for case in &mut cases {
-            over.apply(case);
-        }
-    }
-    Ok(cases)
-}
-
-fn from_env_selection(root: &Path) -> Result<Vec<Case>, YamlError> {
     let list = |var: &str| -> Option<Vec<String>> {
         let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
         Some(value.split(',').map(|s| s.trim().to_string()).collect())
@@ -227,24 +157,6 @@ mod tests {
             .map(Case::id)
             .collect();
         assert_eq!(ids, ["k1/a", "k1/b", "k2/a"]);
-    }
-
-    #[test]
-    fn a_block_may_choose_the_image_an_overlay_and_the_reservation() {
-        let dir = project();
-        std::fs::write(
-            dir.path().join("matrix.yaml"),
-            "sets:\n  prod:\n    - kernels: [k1]\n      scenarios: [a]\n      image: debian\n    - kernels: [k1]\n      scenarios: [a]\n      overlay: overlays/site\n      crashkernel: 96M\n",
-        )
-        .unwrap();
-        let cases = set(dir.path(), "prod").unwrap();
-        let ids: Vec<String> = cases.iter().map(Case::id).collect();
-        assert_eq!(ids, ["k1/a@debian", "k1/a@debian+site~ck96M"]);
-        assert_eq!(
-            cases[1].setup.overlay,
-            Some(dir.path().join("overlays/site"))
-        );
-        assert_eq!(cases[1].crashkernel(), "96M");
     }
 
     #[test]

@@ -14,7 +14,6 @@ use crate::campaign::summary;
 use crate::case::verdict::{CaseResult, Verdict};
 use crate::case::{self, RunOptions};
 use crate::host::interrupt;
-use crate::spec::image::ImageKind;
 use crate::spec::scenario::BootMode;
 use crate::vm::console::last_lines;
 
@@ -45,17 +44,6 @@ pub struct VerifyArgs {
     /// Boot every fast case instead of restoring its saved guest shape [env: KDRILL_RESTORE=0]
     #[arg(long)]
     pub no_restore: bool,
-    /// The guest: `minimal` (kdrill's initramfs) or `debian` (a Debian system with kdump-tools,
-    /// three boots) [default: each scenario's, else minimal]
-    #[arg(long, value_name = "KIND", value_parser = ["minimal", "debian"])]
-    pub image: Option<String>,
-    /// The operator's files, copied into the Debian image's root before its capture initrd is
-    /// built (`DIR/etc/default/kdump-tools`, `DIR/etc/sysctl.d/…`); implies --image debian
-    #[arg(long, value_name = "DIR")]
-    pub overlay: Option<PathBuf>,
-    /// `crashkernel=` instead of the kernel entry's (e.g. 128M)
-    #[arg(long, value_name = "SIZE")]
-    pub crashkernel: Option<String>,
 }
 
 impl VerifyArgs {
@@ -68,58 +56,10 @@ impl VerifyArgs {
         if self.no_restore {
             std::env::set_var("KDRILL_RESTORE", "0");
         }
-        if let Some(image) = &self.image {
-            std::env::set_var("KDRILL_IMAGE", image);
-        }
-        if let Some(overlay) = &self.overlay {
-            std::env::set_var(
-                "KDRILL_OVERLAY",
-                std::path::absolute(overlay).unwrap_or(overlay.clone()),
-            );
-        }
-        if let Some(size) = &self.crashkernel {
-            std::env::set_var("KDRILL_CRASHKERNEL", size);
-        }
-    }
-
-    /// `--image`, `--overlay`, `--crashkernel` as they apply to every selected case.
-    fn setup_override(&self) -> anyhow::Result<matrix::SetupOverride> {
-        if let Some(overlay) = &self.overlay {
-            if !overlay.is_dir() {
-                anyhow::bail!(
-                    "--overlay {}: not a folder (give a folder laid out like the image's root: etc/default/kdump-tools, etc/sysctl.d/…)",
-                    overlay.display()
-                );
-            }
-        }
-        if let Some(size) = &self.crashkernel {
-            if crate::readiness::cmdline::memparse(size)
-                .is_none_or(|(b, rest)| b == 0 || !rest.is_empty())
-            {
-                anyhow::bail!("--crashkernel {size}: not a size (e.g. 128M)");
-            }
-        }
-        Ok(matrix::SetupOverride {
-            image: self.image.as_deref().and_then(ImageKind::from_word),
-            overlay: self
-                .overlay
-                .as_ref()
-                .map(|o| std::path::absolute(o).unwrap_or(o.clone())),
-            crashkernel: self.crashkernel.clone(),
-        })
     }
 
     /// The selected cases: a named set, or kernels x scenarios (defaults: debian-6.1 x sysrq).
     pub fn cases(&self, root: &Path) -> anyhow::Result<Vec<Case>> {
-        let over = self.setup_override()?;
-        let mut cases = self.selected(root)?;
-        for case in &mut cases {
-            over.apply(case);
-        }
-        Ok(cases)
-    }
-
-    fn selected(&self, root: &Path) -> anyhow::Result<Vec<Case>> {
         if let Some(name) = &self.set {
             return Ok(matrix::set(root, name)?);
         }
@@ -288,7 +228,7 @@ pub fn summarize_since(out_dir: &Path, cases: &[Case], since: SystemTime) -> any
     for case in cases {
         let last = results
             .iter()
-            .filter(|r| r.kernel == case.kernel.id && r.scenario == case.scenario_dir())
+            .filter(|r| r.kernel == case.kernel.id && r.scenario == case.scenario.id)
             .max_by(|a, b| a.started.total_cmp(&b.started));
         match (last, case.skip_reason()) {
             (_, Some(why)) => println!("SKIP {}\n  skipped: {why}", case.id()),

@@ -95,10 +95,6 @@ pub enum CaseError {
     /// Starting from the saved shape, or handing the restored guest its case, failed.
     #[error("restoring the saved shape: {0}")]
     Restore(String),
-    /// The production capture path failed (the Debian image): kdump-tools not ready, the route
-    /// did not crash, the capture ran out of memory, no dump written, …; `kind` names which.
-    #[error("{reason}")]
-    Production { kind: &'static str, reason: String },
     /// Killing QEMU left something behind.
     #[error("teardown: {0}")]
     Teardown(String),
@@ -140,7 +136,6 @@ impl CaseError {
             CaseError::NothingChecked => "nothing-checked",
             CaseError::Shape { .. } => "shape",
             CaseError::Restore(_) => "restore",
-            CaseError::Production { kind, .. } => kind,
             CaseError::Teardown(_) => "teardown",
             CaseError::Interrupted(_) => "interrupted",
         }

@@ -11,7 +11,6 @@ use crate::case::verdict::CaseResult;
 use crate::case::{vmdump, Case, RunOptions};
 use crate::dumpcheck;
 use crate::host::interrupt;
-use crate::spec::image::ImageKind;
 use crate::spec::scenario::Trigger;
 use crate::vm::control::Control;
 use crate::vm::qemu::{Guest, GuestConfig};
@@ -45,15 +44,6 @@ pub struct Guesting<'a, 'r> {
 impl Run<'_> {
     /// Runs the case; errors are its first reason (later ones are recorded in `result`).
     pub fn go(&self, result: &mut CaseResult) -> Result<(), CaseError> {
-        if self.case.setup.image == ImageKind::Debian {
-            return crate::production::flow::run(
-                self.case,
-                self.options,
-                self.dir,
-                result,
-                self.progress,
-            );
-        }
         let prepared = prepare::prepare(self.case, self.options, self.dir, result, self.progress)?;
         let Prepared {
             qemu,

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::host::interrupt;
-use crate::spec::image::ImageKind;
 use crate::spec::kernel::KernelSpec;
 use crate::spec::scenario::Scenario;
 use error::CaseError;
@@ -31,90 +30,18 @@ pub const FAILURE_CONSOLE_LINES: usize = 40;
 pub struct Case {
     pub kernel: KernelSpec,
     pub scenario: Scenario,
-    /// The guest and the operator's settings (from the command line, a matrix set or the
-    /// scenario; the kernel entry's `crashkernel=` otherwise).
-    pub setup: Setup,
-}
-
-/// What a case boots besides kernel and route.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Setup {
-    pub image: ImageKind,
-    /// The operator's files, copied into the Debian image's root (`--overlay DIR`).
-    pub overlay: Option<PathBuf>,
-    /// `crashkernel=` instead of the kernel entry's.
-    pub crashkernel: Option<String>,
-}
-
-impl Setup {
-    /// What the case id adds for this setup: `@debian`, `+<overlay folder>`, `~ck96M`.
-    pub fn suffix(&self) -> String {
-        let mut suffix = String::new();
-        if self.image != ImageKind::Minimal {
-            suffix.push('@');
-            suffix.push_str(self.image.word());
-        }
-        if let Some(overlay) = &self.overlay {
-            suffix.push('+');
-            suffix.push_str(
-                &overlay
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "overlay".into()),
-            );
-        }
-        if let Some(size) = &self.crashkernel {
-            suffix.push_str("~ck");
-            suffix.push_str(size);
-        }
-        suffix
-    }
 }
 
 impl Case {
-    /// A case of the kernel entry and scenario as they are, on the scenario's image.
-    pub fn new(kernel: KernelSpec, scenario: Scenario) -> Case {
-        let setup = Setup {
-            image: scenario.image.unwrap_or_default(),
-            overlay: scenario.overlay.clone(),
-            crashkernel: scenario.crashkernel.clone(),
-        };
-        Case {
-            kernel,
-            scenario,
-            setup,
-        }
-    }
-
-    /// `<kernel>/<scenario>` and the setup's suffix (`debian-6.1/sysrq@debian+no-kdump`).
     pub fn id(&self) -> String {
-        format!("{}/{}", self.kernel.id, self.scenario_dir())
+        format!("{}/{}", self.kernel.id, self.scenario.id)
     }
 
-    /// The scenario's part of the id, the name of its folder under the kernel's.
-    pub fn scenario_dir(&self) -> String {
-        format!("{}{}", self.scenario.id, self.setup.suffix())
-    }
-
-    /// The `crashkernel=` this case boots with.
-    pub fn crashkernel(&self) -> &str {
-        self.setup
-            .crashkernel
-            .as_deref()
-            .unwrap_or(&self.kernel.guest.crashkernel)
-    }
-
-    /// Why this case is not run: its kernel entry declares the route cannot work there
-    /// (`skip:`), or its image cannot run the route. The one place that decides it: `verify`, the
-    /// matrix tests, prefetching and the summary all ask here.
-    pub fn skip_reason(&self) -> Option<String> {
-        if let Some(why) = self.kernel.skip.get(&self.scenario.id) {
-            return Some(why.clone());
-        }
-        if self.setup.image == ImageKind::Debian {
-            return crate::production::route_skip(&self.scenario);
-        }
-        None
+    /// Why this case is not run, when its kernel entry declares the route cannot work there
+    /// (`skip:`). The one place that decides it: `verify`, the matrix tests, prefetching and the
+    /// summary all ask here.
+    pub fn skip_reason(&self) -> Option<&str> {
+        self.kernel.skip.get(&self.scenario.id).map(String::as_str)
     }
 }
 
@@ -134,9 +61,6 @@ pub struct RunOptions {
     pub timeout_scale: f64,
     /// A boot mode forced on every case, restoring turned off (`KDRILL_MODE`, `KDRILL_RESTORE`).
     pub overrides: plan::Overrides,
-    /// The `kdrill` binary copied into a Debian guest to run `kdrill check` there
-    /// (`KDRILL_BINARY`, else this program when it is `kdrill`).
-    pub kdrill_binary: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -150,13 +74,6 @@ impl RunOptions {
             echo_console: std::env::var_os("KDRILL_CONSOLE").is_some(),
             timeout_scale: crate::host::deadline::scale(),
             overrides: plan::Overrides::from_env()?,
-            kdrill_binary: std::env::var_os("KDRILL_BINARY")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::current_exe()
-                        .ok()
-                        .filter(|exe| exe.file_name().is_some_and(|n| n == "kdrill"))
-                }),
         })
     }
 }
@@ -165,8 +82,8 @@ impl RunOptions {
 /// attempt folder. `progress` receives a short description of each phase as it starts.
 pub fn run(case: &Case, options: &RunOptions, progress: &dyn Fn(&str)) -> CaseResult {
     let case_dir =
-        crate::host::paths::case_dir(&options.out_dir, &case.kernel.id, &case.scenario_dir());
-    let mut result = CaseResult::new(&case.kernel.id, &case.scenario_dir(), &case_dir);
+        crate::host::paths::case_dir(&options.out_dir, &case.kernel.id, &case.scenario.id);
+    let mut result = CaseResult::new(&case.kernel.id, &case.scenario.id, &case_dir);
     result.route = Some(case.scenario.trigger);
     let attempt = match Attempt::create(&case_dir, result.attempt, SystemTime::now()) {
         Ok(attempt) => attempt,

@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::case::Case;
-use crate::spec::image::ImageKind;
 use crate::spec::scenario::{BootMode, Trigger};
 
 /// The boot of one case, recorded in `result.json`.
@@ -81,17 +80,15 @@ const FAST_HEADROOM_MIB: u64 = 384;
 pub fn plan(case: &Case, overrides: Overrides) -> Plan {
     let scenario = &case.scenario;
     let wanted = overrides.mode.unwrap_or(scenario.mode);
-    let crashkernel = case.crashkernel().to_string();
-    let fast_crashkernel = match (wanted, case.setup.image) {
-        // The distribution's own service loads the capture kernel, as on the operator's host.
-        (_, ImageKind::Debian) => Err("the Debian image boots as the operator's host does: its kdump-tools loads the capture kernel".to_string()),
-        (BootMode::Fast, _) => fast_reservation(&crashkernel, case.kernel.guest.memory_mib),
-        (BootMode::Faithful, _) => Err(String::new()),
+    let crashkernel = case.kernel.guest.crashkernel.clone();
+    let fast_crashkernel = match wanted {
+        BootMode::Fast => fast_reservation(&crashkernel, case.kernel.guest.memory_mib),
+        BootMode::Faithful => Err(String::new()),
     };
     let (mode, crashkernel, faithful_because) = match (wanted, fast_crashkernel) {
         (BootMode::Fast, Ok(fixed)) => (BootMode::Fast, fixed, None),
-        (_, Err(why)) if !why.is_empty() => (BootMode::Faithful, crashkernel, Some(why)),
-        _ => (BootMode::Faithful, crashkernel, None),
+        (BootMode::Fast, Err(why)) => (BootMode::Faithful, crashkernel, Some(why)),
+        (BootMode::Faithful, _) => (BootMode::Faithful, crashkernel, None),
     };
     let mut kexec: Vec<String> = scenario
         .capture
@@ -187,10 +184,10 @@ mod tests {
         let root =
             crate::host::paths::find_project_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
                 .unwrap();
-        Case::new(
-            kernel::load(&root, "debian-6.1").unwrap(),
-            scenario::load(&root, scenario_id).unwrap(),
-        )
+        Case {
+            kernel: kernel::load(&root, "debian-6.1").unwrap(),
+            scenario: scenario::load(&root, scenario_id).unwrap(),
+        }
     }
 
     #[test]

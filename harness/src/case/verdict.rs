@@ -10,7 +10,6 @@ use crate::case::error::CaseError;
 use crate::case::plan::Plan;
 use crate::case::shape::ShapeRecord;
 use crate::host::interrupt::Stop;
-use crate::production::image::ImageRecord;
 use crate::spec::scenario::Trigger;
 use crate::vm::accel::Accel;
 
@@ -52,23 +51,8 @@ pub struct Phases {
     /// kernel's decompression, before any of its own log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_line: Option<f64>,
-    /// Building the Debian image, when this case had to (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<f64>,
     /// QEMU start → the first boot's init running (host clock).
     pub boot: Option<f64>,
-    /// QEMU start → the Debian image's kdump-tools ready to kdump (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready: Option<f64>,
-    /// The Debian image's capture boot, its kernel's banner → the next boot's (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capture: Option<f64>,
-    /// The capture kernel's banner → kdump-tools saying it saved the dump (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub saved: Option<f64>,
-    /// Boot 3's banner → the guest ready to kdump again and reporting (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub back: Option<f64>,
     /// The first kernel's own uptime when its init started (guest clock).
     #[serde(default)]
     pub guest_boot: Option<f64>,
@@ -132,12 +116,6 @@ pub struct CaseResult {
     /// The shape a restored case started from: its own boot, verified and timed once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<ShapeRecord>,
-    /// The Debian image the case booted (its inputs: kernel `.deb`, overlay and its hash, build).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<ImageRecord>,
-    /// What `kdrill check` said inside the Debian guest before the crash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guest_check: Option<GuestCheck>,
     /// Each expected regex and the first line of the dump's log it matched (`null`: none).
     pub expectations: BTreeMap<String, Option<String>>,
     /// The panic message read from the dump.
@@ -154,14 +132,6 @@ pub struct CaseResult {
     /// Which try this was: nextest's `NEXTEST_ATTEMPT` (1 outside nextest). A PASS on a later try is FLAKY.
     #[serde(default = "first_attempt")]
     pub attempt: u32,
-}
-
-/// The in-guest `kdrill check`'s verdict and each check's status (its JSON is kept whole as
-/// evidence: `guest/out/check.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuestCheck {
-    pub verdict: String,
-    pub statuses: BTreeMap<String, String>,
 }
 
 /// Which kernel package a case booted.
@@ -219,8 +189,6 @@ impl CaseResult {
             plan: None,
             boot: None,
             shape: None,
-            image: None,
-            guest_check: None,
             expectations: BTreeMap::new(),
             panic_message: None,
             deep: None,
@@ -293,9 +261,7 @@ impl CaseResult {
         if let Some(accel) = self.accel {
             line.push_str(&format!("  {}", accel.qemu_name()));
         }
-        if self.image.is_some() {
-            line.push_str(" debian");
-        } else if let Some(plan) = &self.plan {
+        if let Some(plan) = &self.plan {
             line.push_str(&format!(" {}", plan.mode.word()));
             if self.shape.is_some() {
                 line.push_str(", restored");
@@ -303,15 +269,11 @@ impl CaseResult {
         }
         let p = &self.phases;
         for (label, value) in [
-            ("image", p.image),
             ("shape", p.shape),
             ("restore", p.restore),
             ("boot", p.boot),
-            ("ready", p.ready),
             ("kexec", p.kexec),
             ("crash→capture", p.crash_to_capture),
-            ("capture boot", p.capture),
-            ("back", p.back),
             ("makedumpfile", p.makedumpfile),
             ("dump-guest-memory", p.vm_dump),
         ] {
@@ -355,11 +317,6 @@ mod tests {
         r.accel = Some(Accel::Tcg);
         r.phases = Phases {
             shape: None,
-            image: None,
-            ready: None,
-            capture: None,
-            saved: None,
-            back: None,
             restore: None,
             first_line: Some(2.1),
             capture_first_line: Some(3.0),

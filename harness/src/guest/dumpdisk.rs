@@ -33,17 +33,6 @@ pub enum DiskError {
 /// Creates a sparse ext4 image of `size_mib` MiB at `path`, holding `files` (paths relative to
 /// its root, e.g. `kdrill/capture.env`: what the capture boot reads there).
 pub fn create(path: &Path, size_mib: u64, files: &[(&str, &[u8])]) -> Result<(), DiskError> {
-    let files: Vec<(&str, &[u8], u32)> = files.iter().map(|(p, d)| (*p, *d, 0o644)).collect();
-    create_labelled(path, size_mib, "kdrill-dump", &files)
-}
-
-/// [`create`] with a label of its own and each file's mode (`(path, contents, mode)`).
-pub fn create_labelled(
-    path: &Path,
-    size_mib: u64,
-    label: &str,
-    files: &[(&str, &[u8], u32)],
-) -> Result<(), DiskError> {
     let mkfs = tools::require("mkfs.ext4")?;
     let fail = |detail: String| DiskError::Create {
         path: path.into(),
@@ -55,15 +44,12 @@ pub fn create_labelled(
     drop(file);
     // mkfs.ext4 copies a folder's contents into the new filesystem (`-d`): no mount needed.
     let contents = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
-    for (name, data, mode) in files {
+    for (name, data) in files {
         let at = contents.path().join(name);
         if let Some(parent) = at.parent() {
             std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
         }
         std::fs::write(&at, data).map_err(|e| fail(format!("{}: {e}", at.display())))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&at, std::fs::Permissions::from_mode(*mode))
-            .map_err(|e| fail(format!("{}: {e}", at.display())))?;
     }
     // No journal: one writer, synced before power-off. Inode tables are initialised here, on the
     // host, so the guest spends no time on it.
@@ -77,7 +63,7 @@ pub fn create_labelled(
             "-E",
             "lazy_itable_init=0",
             "-L",
-            label,
+            "kdrill-dump",
             "-d",
         ])
         .arg(contents.path())
@@ -138,47 +124,6 @@ pub fn extract(disk: &Path, name: &str, out: &Path) -> Result<bool, DiskError> {
     }
     std::fs::rename(&staged, out).map_err(|e| fail(format!("{}: {e}", out.display())))?;
     Ok(true)
-}
-
-/// Copies the folder `/dir` of the disk, with everything under it, into `out` (created); `Ok(false)`
-/// when the disk has no such folder. The same care for the host path as [`extract`].
-pub fn extract_tree(disk: &Path, dir: &str, out: &Path) -> Result<bool, DiskError> {
-    let fail = |detail: String| DiskError::Extract {
-        disk: disk.into(),
-        name: dir.into(),
-        detail,
-    };
-    if !dir.starts_with('/') || dir.contains(char::is_whitespace) || dir.contains('"') {
-        return Err(fail("not a plain absolute folder name".into()));
-    }
-    let listing = debugfs(disk, &format!("ls -l {dir}"), dir)?;
-    if listing.contains("File not found") || listing.trim().is_empty() {
-        return Ok(false);
-    }
-    std::fs::create_dir_all(out).map_err(|e| fail(format!("{}: {e}", out.display())))?;
-    debugfs_in(disk, &format!("rdump {dir} ."), dir, Some(out))?;
-    Ok(true)
-}
-
-/// `(mode, name)` of each entry of the disk's folder `dir` (`debugfs ls -l`: the mode in octal,
-/// e.g. `100600` for a file only its owner reads).
-pub fn modes(disk: &Path, dir: &str) -> Result<Vec<(u32, String)>, DiskError> {
-    let listing = debugfs(disk, &format!("ls -l {dir}"), dir)?;
-    Ok(parse_modes(&listing))
-}
-
-/// The pure part of [`modes`].
-pub fn parse_modes(listing: &str) -> Vec<(u32, String)> {
-    listing
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let _inode = words.next()?;
-            let mode = u32::from_str_radix(words.next()?, 8).ok()?;
-            let name = line.split_whitespace().last()?.to_string();
-            (name != "." && name != "..").then_some((mode, name))
-        })
-        .collect()
 }
 
 fn debugfs(disk: &Path, request: &str, name: &str) -> Result<String, DiskError> {
@@ -248,24 +193,5 @@ mod tests {
         assert!(!work.join(".vmcore.extracting").exists());
         assert!(!extract(&disk, "absent", &out).unwrap());
         assert!(extract(&disk, "a b", &out).is_err());
-        // A folder, whole, and the modes of what it holds.
-        let tree = work.join("the tree");
-        assert!(extract_tree(&disk, "/kdrill", &tree).unwrap());
-        assert_eq!(
-            std::fs::read(tree.join("kdrill/capture.env")).unwrap(),
-            b"X='1'\n"
-        );
-        let modes = modes(&disk, "/kdrill").unwrap();
-        assert_eq!(modes, [(0o100644, "capture.env".to_string())]);
-        assert!(!extract_tree(&disk, "/nowhere", &tree).unwrap());
-    }
-
-    #[test]
-    fn modes_come_from_debugfs_listings() {
-        let listing = " 12  100600 (1)      0      0   18745682 5-Dec-2026 10:31 dump.202612051031\n  2   40755 (2)      0      0       4096 5-Dec-2026 10:31 .\n";
-        assert_eq!(
-            parse_modes(listing),
-            [(0o100600, "dump.202612051031".to_string())]
-        );
     }
 }

@@ -31,15 +31,6 @@ pub const CRASHER_TOOLS: &[(&str, &str)] = &[
     ("gcc-12", "gcc-12"),
 ];
 
-/// Host programs the Debian image needs (`production/`): building it, its copy-on-write disk,
-/// and the SSH dump target's server.
-pub const DEBIAN_IMAGE_TOOLS: &[(&str, &str)] = &[
-    ("mmdebstrap", "mmdebstrap"),
-    ("qemu-img", "qemu-utils"),
-    ("/usr/sbin/sshd", "openssh-server"),
-    ("ssh-keygen", "openssh-client"),
-];
-
 /// Folders searched for host programs, beyond `$PATH` (sbin folders are often not on a user's PATH).
 const EXTRA_DIRS: &[&str] = &[
     "/usr/local/sbin",
@@ -95,7 +86,6 @@ pub fn package_for(tool: &str) -> &str {
     VERIFY_TOOLS
         .iter()
         .chain(CRASHER_TOOLS)
-        .chain(DEBIAN_IMAGE_TOOLS)
         .find(|(t, _)| *t == tool)
         .map(|(_, p)| *p)
         .unwrap_or(tool)

@@ -1,38 +1,10 @@
-//! The guest image kinds (`minimal`, `debian`) and the minimal image's recipe
-//! (`images/minimal.yaml`): programs, modules and kernel command lines.
+//! The guest image recipe (`images/minimal.yaml`): programs, modules and kernel command lines.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
 use crate::spec::yaml::{self, YamlError};
-
-/// Which guest a case boots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ImageKind {
-    /// kdrill's own initramfs (busybox, kexec, makedumpfile): the kernel's capture path alone.
-    #[default]
-    Minimal,
-    /// A Debian system whose kdump-tools service captures, reboots and comes back
-    /// (`images/debian-bookworm.yaml`).
-    Debian,
-}
-
-impl ImageKind {
-    pub fn word(self) -> &'static str {
-        match self {
-            ImageKind::Minimal => "minimal",
-            ImageKind::Debian => "debian",
-        }
-    }
-
-    pub fn from_word(word: &str) -> Option<ImageKind> {
-        [ImageKind::Minimal, ImageKind::Debian]
-            .into_iter()
-            .find(|k| k.word() == word)
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,6 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::case::budget::MAX_HANG;
-use crate::spec::image::ImageKind;
 use crate::spec::yaml::{self, YamlError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,20 +41,6 @@ pub struct Scenario {
     /// For `vm-dump`: the `dump-guest-memory` formats to take.
     #[serde(default)]
     pub vm_dump_formats: Vec<String>,
-    /// The guest this route is about (`debian` for the distribution's own capture path); the
-    /// command line and a matrix set may choose another.
-    #[serde(default)]
-    pub image: Option<ImageKind>,
-    /// The operator's files for the Debian image (`overlays/<name>`, relative to the project).
-    #[serde(default)]
-    pub overlay: Option<std::path::PathBuf>,
-    /// `crashkernel=` for this route instead of the kernel entry's (e.g. one known too small).
-    #[serde(default)]
-    pub crashkernel: Option<String>,
-    /// The Debian image sends its dump over SSH to a target kdrill serves for the case (the
-    /// overlay sets `SSH=root@10.0.2.100` in /etc/default/kdump-tools).
-    #[serde(default)]
-    pub ssh_target: bool,
     pub expect: Expect,
 }
 
@@ -79,18 +64,6 @@ pub struct GuestExtras {
     /// Extra QEMU arguments (devices, `-action`).
     #[serde(default)]
     pub qemu: Vec<String>,
-    /// Extra empty ext4 disks for the Debian image, by label (an operator's separate dump
-    /// folder, mounted by their `/etc/fstab`).
-    #[serde(default)]
-    pub disks: Vec<ExtraDisk>,
-}
-
-/// An empty ext4 disk attached to the guest.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExtraDisk {
-    pub label: String,
-    pub mib: u64,
 }
 
 /// How a case's kernels boot (README, "Boot modes").
@@ -234,15 +207,7 @@ pub fn load(root: &Path, id: &str) -> Result<Scenario, YamlError> {
 /// Parses one scenario file and checks what serde cannot.
 pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
     let text = yaml::read(path)?;
-    let mut scenario: Scenario = yaml::parse(path, &text)?;
-    // An overlay is named relative to the project (the folder above scenarios/).
-    if let Some(overlay) = scenario.overlay.take() {
-        let project = path
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("."));
-        scenario.overlay = Some(project.join(overlay));
-    }
+    let scenario: Scenario = yaml::parse(path, &text)?;
     let invalid = |message: String| YamlError::Invalid {
         path: path.to_path_buf(),
         message,

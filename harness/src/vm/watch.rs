@@ -35,8 +35,6 @@ pub struct Watch {
     /// When each kernel's banner (`Linux version …`, among its first console lines) arrived:
     /// one per kernel that booted, in order.
     banners: Vec<Instant>,
-    /// Every console line and when it arrived.
-    lines: Vec<(Instant, String)>,
 }
 
 impl Watch {
@@ -59,7 +57,6 @@ impl Watch {
             history: Vec::new(),
             pending: VecDeque::new(),
             banners: Vec::new(),
-            lines: Vec::new(),
         }
     }
 
@@ -94,23 +91,6 @@ impl Watch {
         None
     }
 
-    /// Reads new status events and removes the first `fail` among them, leaving the others queued.
-    fn take_failure(&mut self) -> Option<CaseError> {
-        for (at, event) in self.status.poll() {
-            self.history.push((at, event.name));
-            self.pending.push_back((at, event));
-        }
-        let index = self
-            .pending
-            .iter()
-            .position(|(_, e)| e.name == EventName::Fail)?;
-        let (_, event) = self.pending.remove(index)?;
-        Some(CaseError::GuestFailed {
-            phase: event.field("phase").unwrap_or("?").into(),
-            reason: event.field("reason").unwrap_or("no reason given").into(),
-        })
-    }
-
     /// When event `name` was last seen, if ever.
     pub fn seen(&self, name: EventName) -> Option<Instant> {
         self.history
@@ -125,87 +105,20 @@ impl Watch {
         &self.banners
     }
 
-    /// Every console line seen so far, with when it arrived.
-    pub fn lines(&self) -> &[(Instant, String)] {
-        &self.lines
-    }
-
-    fn poll_console(&mut self) {
-        let now = Instant::now();
-        for line in self.console.poll() {
-            if line.contains("Linux version ") {
-                self.banners.push(now);
-            }
-            if self.echo {
-                eprintln!("  | {line}");
-            }
-            self.lines.push((now, line));
-        }
-    }
-
-    /// Waits until the `count`th kernel banner is on the console and returns when it arrived,
-    /// or, when `or_event` arrives first, that event (`Err`). A `fail` event, QEMU exiting, a
-    /// stop or the deadline end the wait as [`Watch::until`]'s do (`wait.event` names what was
-    /// awaited in them).
-    pub fn until_banner(
-        &mut self,
-        count: usize,
-        wait: Wait,
-        or_event: Option<EventName>,
-    ) -> Result<Result<Instant, Event>, CaseError> {
-        let timeout = self.scaled(wait.limit);
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.poll_console();
-            if let Some(at) = self.banners.get(count.saturating_sub(1)) {
-                return Ok(Ok(*at));
-            }
-            if let Some(stop) = interrupt::interrupted() {
-                return Err(CaseError::Interrupted(stop));
-            }
-            match or_event {
-                Some(event) => {
-                    if let Some(found) = self.take(event) {
-                        return found.map(|(_, e)| Err(e));
-                    }
-                }
-                // Later events stay queued for later waits; only a failure ends this one.
-                None => {
-                    if let Some(failed) = self.take_failure() {
-                        return Err(failed);
-                    }
-                }
-            }
-            if let Some(status) = self.guest.try_exit() {
-                self.poll_console();
-                if let Some(at) = self.banners.get(count.saturating_sub(1)) {
-                    return Ok(Ok(*at));
-                }
-                return Err(CaseError::QemuExited {
-                    status: status.to_string(),
-                    event: wait.event,
-                    what: wait.what,
-                    stderr: last_lines(&self.stderr, 5).join(" | "),
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(CaseError::Timeout {
-                    event: wait.event,
-                    what: wait.what,
-                    after: timeout,
-                });
-            }
-            std::thread::sleep(crate::host::deadline::POLL);
-        }
-    }
-
     /// Waits for `wait.event`; a `fail` event, QEMU exiting, a stop or the deadline ends the
     /// wait with the matching [`CaseError`].
     pub fn until(&mut self, wait: Wait) -> Result<(Instant, Event), CaseError> {
         let timeout = self.scaled(wait.limit);
         let deadline = Instant::now() + timeout;
         loop {
-            self.poll_console();
+            for line in self.console.poll() {
+                if line.contains("Linux version ") {
+                    self.banners.push(Instant::now());
+                }
+                if self.echo {
+                    eprintln!("  | {line}");
+                }
+            }
             if let Some(stop) = interrupt::interrupted() {
                 return Err(CaseError::Interrupted(stop));
             }

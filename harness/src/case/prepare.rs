@@ -77,7 +77,7 @@ pub fn prepare(
     result.accel_reason = Some(accel_reason);
 
     let mut append = recipe.cmdline.first.clone();
-    append.push(format!("crashkernel={}", kernel.guest.crashkernel));
+    append.push(format!("crashkernel={}", case.crashkernel()));
     append.extend(scenario.guest.cmdline.iter().cloned());
     let config = GuestConfig {
         accel,

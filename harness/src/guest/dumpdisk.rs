@@ -32,6 +32,16 @@ pub enum DiskError {
 
 /// Creates a sparse ext4 image of `size_mib` MiB at `path`.
 pub fn create(path: &Path, size_mib: u64) -> Result<(), DiskError> {
+    make(path, size_mib, "kdrill-dump", None)
+}
+
+/// Creates a sparse ext4 image of `size_mib` MiB labelled `label`, holding the files of `from`
+/// (`mkfs.ext4 -d`: no mount, no root).
+pub fn create_from(path: &Path, size_mib: u64, label: &str, from: &Path) -> Result<(), DiskError> {
+    make(path, size_mib, label, Some(from))
+}
+
+fn make(path: &Path, size_mib: u64, label: &str, from: Option<&Path>) -> Result<(), DiskError> {
     let mkfs = tools::require("mkfs.ext4")?;
     let fail = |detail: String| DiskError::Create {
         path: path.into(),
@@ -44,18 +54,20 @@ pub fn create(path: &Path, size_mib: u64) -> Result<(), DiskError> {
     // No journal: one writer, synced before power-off. Inode tables are initialised here, on the
     // host, so the guest spends no time on it.
     let mut command = Command::new(mkfs);
-    command
-        .args([
-            "-q",
-            "-F",
-            "-O",
-            "^has_journal",
-            "-E",
-            "lazy_itable_init=0",
-            "-L",
-            "kdrill-dump",
-        ])
-        .arg(path);
+    command.args([
+        "-q",
+        "-F",
+        "-O",
+        "^has_journal",
+        "-E",
+        "lazy_itable_init=0",
+        "-L",
+        label,
+    ]);
+    if let Some(from) = from {
+        command.arg("-d").arg(from);
+    }
+    command.arg(path);
     let out = process::run(&mut command, DISK_TOOL_DEADLINE)?;
     if !out.status.success() {
         return Err(fail(
@@ -112,6 +124,57 @@ pub fn extract(disk: &Path, name: &str, out: &Path) -> Result<bool, DiskError> {
     }
     std::fs::rename(&staged, out).map_err(|e| fail(format!("{}: {e}", out.display())))?;
     Ok(true)
+}
+
+/// One entry of a folder on the disk, as `debugfs ls -l` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// `st_mode`: type and permission bits (`0o100644` a file, `0o040700` a folder).
+    pub mode: u32,
+    pub size: u64,
+}
+
+/// The entries of folder `inside` (an absolute path in the filesystem), `.` and `..` left out.
+pub fn list_dir(disk: &Path, inside: &str) -> Result<Vec<Listed>, DiskError> {
+    check_inside(disk, inside)?;
+    let out = debugfs(disk, &format!("ls -l {inside}"), inside)?;
+    Ok(parse_ls(&out))
+}
+
+/// `debugfs ls -l` lines: ` <inode> <mode octal> (<n>) <uid> <gid> <size> <date> <time> <name>`.
+pub fn parse_ls(text: &str) -> Vec<Listed> {
+    text.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let mode = u32::from_str_radix(words.get(1)?, 8).ok()?;
+            let paren = words
+                .iter()
+                .position(|w| w.starts_with('(') && w.ends_with(')'))?;
+            let size = words.get(paren + 3)?.parse().ok()?;
+            let name = words.last()?.to_string();
+            (name != "." && name != "..").then_some(Listed { name, mode, size })
+        })
+        .collect()
+}
+
+/// Copies folder `inside` of the disk, recursively, into `out_dir` (as `out_dir/<its name>`).
+pub fn rdump(disk: &Path, inside: &str, out_dir: &Path) -> Result<(), DiskError> {
+    check_inside(disk, inside)?;
+    debugfs_in(disk, &format!("rdump {inside} ."), inside, Some(out_dir))?;
+    Ok(())
+}
+
+/// debugfs requests have no quoting: a path inside the disk must be absolute and plain.
+fn check_inside(disk: &Path, inside: &str) -> Result<(), DiskError> {
+    if !inside.starts_with('/') || !inside.chars().all(|c| c.is_ascii_graphic() && c != '"') {
+        return Err(DiskError::Extract {
+            disk: disk.into(),
+            name: inside.into(),
+            detail: "not a plain absolute path".into(),
+        });
+    }
+    Ok(())
 }
 
 fn debugfs(disk: &Path, request: &str, name: &str) -> Result<String, DiskError> {

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::case::budget::MAX_HANG;
+use crate::spec::setup::{self, DumpTarget, ImageKind, ScenarioImage};
 use crate::spec::yaml::{self, YamlError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +38,10 @@ pub struct Scenario {
     /// For `vm-dump`: the `dump-guest-memory` formats to take.
     #[serde(default)]
     pub vm_dump_formats: Vec<String>,
+    /// What the scenario needs from the guest image (`spec/setup.rs`): only one image, an
+    /// overlay, `crashkernel=`, extra disks, a network dump target.
+    #[serde(default)]
+    pub image: ScenarioImage,
     pub expect: Expect,
 }
 
@@ -159,7 +164,7 @@ pub fn load(root: &Path, id: &str) -> Result<Scenario, YamlError> {
 /// Parses one scenario file and checks what serde cannot.
 pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
     let text = yaml::read(path)?;
-    let scenario: Scenario = yaml::parse(path, &text)?;
+    let mut scenario: Scenario = yaml::parse(path, &text)?;
     let invalid = |message: String| YamlError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -232,7 +237,32 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
             )));
         }
     }
+    check_image(&mut scenario.image, path).map_err(invalid)?;
     Ok(scenario)
+}
+
+/// Checks the `image:` block and anchors its overlay at the scenario's folder.
+fn check_image(image: &mut ScenarioImage, path: &Path) -> Result<(), String> {
+    if let Some(size) = &image.crashkernel {
+        setup::check_crashkernel(size).map_err(|e| format!("image: {e}"))?;
+    }
+    for disk in &image.disks {
+        setup::check_disk(disk).map_err(|e| format!("image: {e}"))?;
+    }
+    let debian_only = image.overlay.is_some()
+        || !image.disks.is_empty()
+        || image.dump_target != DumpTarget::Local;
+    if debian_only && image.only != Some(ImageKind::Debian) {
+        return Err(
+            "image: an overlay, extra disks or a dump target need `only: debian` (the minimal image has no kdump-tools)".into(),
+        );
+    }
+    if let Some(overlay) = &mut image.overlay {
+        if overlay.is_relative() {
+            *overlay = path.parent().unwrap_or(Path::new(".")).join(&*overlay);
+        }
+    }
+    Ok(())
 }
 
 /// The ids of every `scenarios/*.yaml`, sorted.

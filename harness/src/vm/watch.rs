@@ -32,6 +32,8 @@ pub struct Watch {
     history: Vec<(Instant, EventName)>,
     /// Events read but not yet consumed by a wait.
     pending: VecDeque<(Instant, Event)>,
+    /// Console text to time: each needle and when a line holding it was first read.
+    marks: Vec<(&'static str, Option<Instant>)>,
 }
 
 impl Watch {
@@ -53,7 +55,22 @@ impl Watch {
             stderr: stderr.into(),
             history: Vec::new(),
             pending: VecDeque::new(),
+            marks: Vec::new(),
         }
+    }
+
+    /// Times the first console line holding `needle` (read while waiting), for [`Watch::marked`].
+    /// Only for timing: what happened is decided by status events and the disk.
+    pub fn mark(&mut self, needle: &'static str) {
+        self.marks.push((needle, None));
+    }
+
+    /// When a console line holding a [`Watch::mark`]ed needle was first read.
+    pub fn marked(&self, needle: &str) -> Option<Instant> {
+        self.marks
+            .iter()
+            .find(|(n, _)| *n == needle)
+            .and_then(|(_, at)| *at)
     }
 
     /// The guest being watched.
@@ -66,9 +83,9 @@ impl Watch {
         limit.mul_f64(self.scale)
     }
 
-    /// Reads new status events and consumes them up to the first `name` or `fail` event; later
-    /// events stay queued for the next wait.
-    fn take(&mut self, name: EventName) -> Option<Result<(Instant, Event), CaseError>> {
+    /// Reads new status events and consumes them up to the first of `names` or a `fail` event;
+    /// later events stay queued for the next wait.
+    fn take(&mut self, names: &[EventName]) -> Option<Result<(Instant, Event), CaseError>> {
         for (at, event) in self.status.poll() {
             self.history.push((at, event.name));
             self.pending.push_back((at, event));
@@ -80,7 +97,7 @@ impl Watch {
                     reason: event.field("reason").unwrap_or("no reason given").into(),
                 }));
             }
-            if event.name == name {
+            if names.contains(&event.name) {
                 return Some(Ok((at, event)));
             }
         }
@@ -99,23 +116,40 @@ impl Watch {
     /// Waits for `wait.event`; a `fail` event, QEMU exiting, a stop or the deadline ends the
     /// wait with the matching [`CaseError`].
     pub fn until(&mut self, wait: Wait) -> Result<(Instant, Event), CaseError> {
+        self.until_first(wait, &[])
+    }
+
+    /// Waits for `wait.event` or any of `also`, whichever the guest says first (a new boot while
+    /// the capture was awaited, say); ends as [`Watch::until`] does otherwise.
+    pub fn until_first(
+        &mut self,
+        wait: Wait,
+        also: &[EventName],
+    ) -> Result<(Instant, Event), CaseError> {
         let timeout = self.scaled(wait.limit);
         let deadline = Instant::now() + timeout;
+        let mut names = vec![wait.event];
+        names.extend_from_slice(also);
         loop {
             for line in self.console.poll() {
                 if self.echo {
                     eprintln!("  | {line}");
                 }
+                for (needle, at) in &mut self.marks {
+                    if at.is_none() && line.contains(*needle) {
+                        *at = Some(Instant::now());
+                    }
+                }
             }
             if let Some(stop) = interrupt::interrupted() {
                 return Err(CaseError::Interrupted(stop));
             }
-            if let Some(found) = self.take(wait.event) {
+            if let Some(found) = self.take(&names) {
                 return found;
             }
             if let Some(status) = self.guest.try_exit() {
                 // The file may hold a last event written just before QEMU exited.
-                if let Some(found) = self.take(wait.event) {
+                if let Some(found) = self.take(&names) {
                     return found;
                 }
                 return Err(CaseError::QemuExited {

@@ -150,7 +150,7 @@ impl<'a> Boots<'a> {
         let mut capture_failed = None;
         if capture.1.name == EventName::Boot {
             let error = CaseError::CaptureFailed {
-                reason: "the guest booted again without starting the capture kernel (the panic did not reach kexec)".into(),
+                reason: "the guest booted again before the capture kernel's initrd ran".into(),
             };
             self.fail_last(&error);
             capture_failed = Some(error);

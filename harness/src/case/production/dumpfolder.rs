@@ -32,7 +32,8 @@ pub enum Source<'a> {
 }
 
 /// Finds, copies and judges the crash's folder; fills `result` (dump size, expectations, the
-/// panic, `production.dump_folder`). The error is the first thing a good capture would not leave.
+/// panic, `production.dump_folder`). The error is the first thing a good capture would not leave;
+/// `later` gets what is wrong beside it (files other users can read).
 pub fn read(
     source: Source,
     coredir: &str,
@@ -40,6 +41,7 @@ pub fn read(
     dir: &Path,
     scenario: &Scenario,
     result: &mut CaseResult,
+    later: &mut Vec<CaseError>,
 ) -> Result<(), CaseError> {
     let folder_err = |problem: String| CaseError::DumpFolder {
         folder: coredir.to_string(),
@@ -108,7 +110,7 @@ pub fn read(
                 .find(|f| f.mode & 0o004 != 0 && f.mode & 0o170000 == 0o100000)
             {
                 if !shut(top) && !shut(modes) {
-                    result.fail(folder_err(format!(
+                    later.push(folder_err(format!(
                         "{} is readable by every user of the guest (mode {:o}, folders {} and {} open to them): a dump holds all of the guest's memory",
                         file.name,
                         file.mode & 0o7777,

@@ -86,7 +86,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         return outcome.and(Err(CaseError::Interrupted(stop)));
     }
     let capture_failed = match outcome {
-        Ok(outcome) => outcome.capture_failed,
+        Ok(outcome) => outcome.capture_failed.map(|e| explain(e, run.dir)),
         // No crash happened (boot 1 failed), or the flow stopped: nothing to read.
         Err(error) if !crashed(run.dir) => return Err(explain(error, run.dir)),
         Err(error) => Some(explain(error, run.dir)),
@@ -108,6 +108,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
             scratch: prepared.scratch.path(),
         },
     };
+    let mut later = Vec::new();
     let folder = dumpfolder::read(
         source,
         coredir.trim(),
@@ -115,6 +116,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         run.dir,
         &case.scenario,
         result,
+        &mut later,
     );
     result.phases.verify = Some(read_started.elapsed().as_secs_f64());
     if !found.iter().any(|f| f == "boot3-kdump-config-status.txt") {
@@ -122,7 +124,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
             .notes
             .push("boot 3 left no evidence on the case disk".into());
     }
-    match (capture_failed, folder) {
+    let first = match (capture_failed, folder) {
         (Some(failed), _) => Err(failed),
         // The folder lacks the dump: say what the capture boot's console shows.
         (None, Err(CaseError::DumpFolder { folder, problem })) => {
@@ -134,7 +136,15 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
             })
         }
         (None, other) => other,
+    };
+    // The first failure is the case's reason; what is wrong beside it follows.
+    if let Err(error) = first {
+        result.fail(error);
     }
+    for error in later {
+        result.fail(error);
+    }
+    Ok(())
 }
 
 /// Did boot 1 get as far as the crash (the guest said `ready`)?
@@ -143,15 +153,26 @@ fn crashed(dir: &Path) -> bool {
     status.contains("KDRILL ready") && status.contains("boot=1")
 }
 
-/// A failed capture, refined with what the capture boot's console says.
+/// A failed capture, refined with what the serial log shows: whether a capture kernel booted at
+/// all, and what its console says went wrong.
 fn explain(error: CaseError, dir: &Path) -> CaseError {
     match error {
-        CaseError::CaptureFailed { reason } => match capture_console(dir) {
-            Some(why) => CaseError::CaptureFailed {
-                reason: format!("{why}; {reason}"),
-            },
-            None => CaseError::CaptureFailed { reason },
-        },
+        CaseError::CaptureFailed { reason } => {
+            let boots = read_text(dir, "serial.log")
+                .map(|s| diagnose::split_boots(&s).len())
+                .unwrap_or(0);
+            let what = match boots {
+                0..=2 => "the panic did not reach a capture kernel: no kernel booted between the crash and the reboot".to_string(),
+                _ => "a capture kernel booted (serial-boot2.log)".to_string(),
+            };
+            let reason = format!("{what}; {reason}");
+            match capture_console(dir) {
+                Some(why) => CaseError::CaptureFailed {
+                    reason: format!("{why}; {reason}"),
+                },
+                None => CaseError::CaptureFailed { reason },
+            }
+        }
         CaseError::Timeout { .. } => match capture_console(dir) {
             Some(why) => CaseError::CaptureFailed {
                 reason: format!("{why}; {error}"),

@@ -41,6 +41,13 @@ pub fn case_env(scenario: &Scenario) -> String {
     let vars = [
         ("KDRILL_TRIGGER", scenario.trigger.guest_word().to_string()),
         (
+            "KDRILL_ROUTE",
+            serde_json::to_value(scenario.trigger)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+        ),
+        (
             "KDRILL_CRASHER",
             scenario.crasher.clone().unwrap_or_default(),
         ),
@@ -108,6 +115,7 @@ mod tests {
         let scenario = crate::spec::scenario::from_file(&path).unwrap();
         let env = case_env(&scenario);
         assert!(env.contains("KDRILL_TRIGGER='host'\n"), "{env}");
+        assert!(env.contains("KDRILL_ROUTE='nmi'\n"), "{env}");
         assert!(
             env.contains("KDRILL_SYSCTLS='kernel.unknown_nmi_panic=1'\n"),
             "{env}"

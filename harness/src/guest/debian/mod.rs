@@ -189,7 +189,15 @@ pub fn image(
     let base_key = sha256_lines(&base_key);
 
     let files = recipe.files_dir();
-    let files_hash = tree::hash_dir(&files)?;
+    // kdrill's files are root/ and finish; nothing else in that folder goes into the image.
+    let files_hash = format!(
+        "{} {}",
+        tree::hash_dir(&files.join("root"))?,
+        crate::fetch::kernel::sha256_file(&files.join("finish")).map_err(|e| ImageError::Io {
+            path: files.join("finish"),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    );
     let free = recipe.free_mib.to_string();
     let overlay_hash = overlay.map(|o| o.hash.clone());
     let mut image_key: Vec<&str> = vec![

@@ -229,6 +229,28 @@ mod tests {
     }
 
     #[test]
+    fn a_block_names_its_image_overlay_and_crashkernel() {
+        let dir = project();
+        std::fs::write(
+            dir.path().join("matrix.yaml"),
+            "sets:\n  prod:\n    - kernels: [k1]\n      scenarios: [a]\n      image: debian\n      overlay: ops/etc\n      crashkernel: 192M\n  bad:\n    - kernels: [k1]\n      scenarios: [a]\n      overlay: ops/etc\n",
+        )
+        .unwrap();
+        let cases = set(dir.path(), "prod").unwrap();
+        assert_eq!(cases[0].id(), "k1/a@debian+etc+crashkernel=192M");
+        assert_eq!(
+            cases[0].overlay(),
+            Some(dir.path().join("ops/etc").as_path())
+        );
+        assert_eq!(cases[0].crashkernel(), "192M");
+        let err = set(dir.path(), "bad").unwrap_err().to_string();
+        assert!(
+            err.contains("set `bad`: an overlay needs the Debian image"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_set_names_the_known_ones() {
         let dir = project();
         let err = set(dir.path(), "weekly").unwrap_err().to_string();

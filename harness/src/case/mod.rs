@@ -204,3 +204,43 @@ pub fn run(case: &Case, options: &RunOptions, progress: &dyn Fn(&str)) -> CaseRe
     attempt.write(&mut result);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::yaml;
+
+    fn case(scenario: &str, image: ImageKind) -> Case {
+        let kernel: KernelSpec = yaml::parse(
+            Path::new("k.yaml"),
+            "id: k\nwhy: w\nsource:\n  kind: debian\n  suite: bookworm\n  package: p\n  version: v\n  sha256: s\n",
+        )
+        .unwrap();
+        let scenario: Scenario = yaml::parse(Path::new("s.yaml"), scenario).unwrap();
+        Case {
+            kernel,
+            scenario,
+            setup: Setup {
+                image,
+                ..Setup::default()
+            },
+        }
+    }
+
+    #[test]
+    fn images_decide_skips_and_labels() {
+        let only = "id: ssh\ndescription: d\ntrigger: sysrq\nimage:\n  only: debian\nexpect:\n  log: [a]\n";
+        let why = case(only, ImageKind::Minimal).skip_reason().unwrap();
+        assert!(why.contains("runs on the debian image only"), "{why}");
+        let on_debian = case(only, ImageKind::Debian);
+        assert_eq!(on_debian.skip_reason(), None);
+        assert_eq!(on_debian.id(), "k/ssh@debian");
+        let vm_dump = "id: vm-dump\ndescription: d\ntrigger: vm-dump\nvm_dump_formats: [elf]\nexpect:\n  log: [a]\n";
+        assert!(case(vm_dump, ImageKind::Debian)
+            .skip_reason()
+            .unwrap()
+            .contains("no kdump-tools capture"));
+        assert_eq!(case(vm_dump, ImageKind::Minimal).skip_reason(), None);
+        assert_eq!(case(vm_dump, ImageKind::Minimal).crashkernel(), "256M");
+    }
+}

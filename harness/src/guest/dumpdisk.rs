@@ -218,6 +218,27 @@ fn debugfs_in(
 mod tests {
     use super::*;
 
+    #[test]
+    fn debugfs_listings_give_names_modes_and_sizes() {
+        let text = "      2   40700 (2)      0      0    4096  5-Dec-2026 10:39 .\n      2   40755 (2)      0      0    4096  5-Dec-2026 10:39 ..\n     14  100644 (1)      0      0 27012280  5-Dec-2026 11:08 dump.202612051108\n     15   40755 (2)      0      0    1024  5-Dec-2026 11:20 202612051120\n";
+        let listed = parse_ls(text);
+        assert_eq!(
+            listed,
+            [
+                Listed {
+                    name: "dump.202612051108".into(),
+                    mode: 0o100644,
+                    size: 27012280
+                },
+                Listed {
+                    name: "202612051120".into(),
+                    mode: 0o40755,
+                    size: 1024
+                }
+            ]
+        );
+    }
+
     /// A real ext4 image holding `vmcore`, extracted into a folder whose path has a space (and
     /// a relative disk path), as a checkout under `/home/me/my projects/` would.
     #[test]

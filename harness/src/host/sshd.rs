@@ -37,6 +37,7 @@ impl Sshd {
         let sshd = tools::require("sshd").map_err(|e| e.to_string())?;
         let keygen = tools::require("ssh-keygen").map_err(|e| e.to_string())?;
         let unshare = tools::require("unshare").map_err(|e| e.to_string())?;
+        let chroot = tools::require("chroot").map_err(|e| e.to_string())?;
         let busybox = tools::require("busybox").map_err(|e| e.to_string())?;
         if !Path::new(SFTP_SERVER).is_file() {
             return Err(format!(
@@ -77,7 +78,7 @@ impl Sshd {
             let _ = std::fs::create_dir_all("/run/sshd");
         }
         let receive = dir.join("receive");
-        populate_receive(&receive, &busybox)?;
+        populate_receive(&receive, &busybox, &user)?;
         let write = |name: &str, text: String, mode: u32| -> Result<PathBuf, String> {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -91,17 +92,23 @@ impl Sshd {
             format!("restrict {user_public}\n"),
             0o600,
         )?;
-        let map = if root {
+        // A mount namespace of its own (a user namespace too when not root) to give the chroot
+        // a /dev/null (sftp-server needs one), then the chroot.
+        let mut gate_args: Vec<String> = if root {
             vec![]
         } else {
             vec!["--map-root-user".to_string()]
         };
-        let mut gate_args = map;
-        gate_args.push(format!("--root={}", receive.display()));
+        gate_args.extend(["--mount".into(), "/bin/sh".into(), "-c".into()]);
+        gate_args.push(format!(
+            "mount --bind /dev/null \"$0/dev/null\" && exec {} \"$0\" /bin/sh -c \"$1\"",
+            shell_line(&chroot, &[])
+        ));
+        gate_args.push(receive.display().to_string());
         let gate = write(
             "gate",
             format!(
-                "#!/bin/sh\n# kdrill: the guest's ssh commands, chrooted in the receive folder.\n[ -n \"$SSH_ORIGINAL_COMMAND\" ] || {{ echo 'kdrill: no shell here' >&2; exit 1; }}\nexec {} /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+                "#!/bin/sh\n# kdrill: the guest's ssh commands, chrooted in the receive folder.\n[ -n \"$SSH_ORIGINAL_COMMAND\" ] || {{ echo 'kdrill: no shell here' >&2; exit 1; }}\nexec {} \"$SSH_ORIGINAL_COMMAND\"\n",
                 shell_line(&unshare, &gate_args)
             ),
             0o755,
@@ -206,8 +213,9 @@ pub fn guest_ssh_config(user: &str) -> String {
     )
 }
 
-/// The receive folder: busybox (sh, mkdir, dd, mv, cat) and sftp-server with its libraries.
-fn populate_receive(receive: &Path, busybox: &Path) -> Result<(), String> {
+/// The receive folder: busybox (sh, mkdir, dd, mv, cat), sftp-server with its libraries, the
+/// user it runs as (sftp-server looks itself up) and a `/dev/null` to bind the host's onto.
+fn populate_receive(receive: &Path, busybox: &Path, user: &str) -> Result<(), String> {
     let copy = |from: &Path| -> Result<(), String> {
         let to = receive.join(from.strip_prefix("/").unwrap_or(from));
         if let Some(parent) = to.parent() {
@@ -223,6 +231,18 @@ fn populate_receive(receive: &Path, busybox: &Path) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     copy(Path::new(SFTP_SERVER))?;
+    std::fs::create_dir_all(receive.join("etc")).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(receive.join("dev")).map_err(|e| e.to_string())?;
+    std::fs::write(receive.join("dev/null"), "").map_err(|e| e.to_string())?;
+    // SAFETY: geteuid and getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    std::fs::write(
+        receive.join("etc/passwd"),
+        format!("{user}:x:{uid}:{gid}:kdrill dump target:/:/bin/sh\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(receive.join("etc/group"), format!("{user}:x:{gid}:\n"))
+        .map_err(|e| e.to_string())?;
     let libs = crate::guest::initramfs::library_closure(&[PathBuf::from(SFTP_SERVER)])
         .map_err(|e| e.to_string())?;
     for lib in libs {

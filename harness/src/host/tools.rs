@@ -36,6 +36,7 @@ pub const SSH_TARGET_TOOLS: &[(&str, &str)] = &[
     ("ssh-keygen", "openssh-client"),
     ("/usr/lib/openssh/sftp-server", "openssh-sftp-server"),
     ("unshare", "util-linux"),
+    ("chroot", "coreutils"),
 ];
 
 /// Host programs that build the crasher kernel module (`crasher.rs`) against a guest kernel's headers.

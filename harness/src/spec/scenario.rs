@@ -364,6 +364,28 @@ mod tests {
     }
 
     #[test]
+    fn an_image_block_is_checked_and_its_overlay_anchored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(
+            &path,
+            "id: t\ndescription: d\ntrigger: sysrq\nimage:\n  only: debian\n  overlay: overlays/t\n  crashkernel: 96M\n  dump_target: ssh\nexpect:\n  log: [a]\n",
+        )
+        .unwrap();
+        let s = from_file(&path).unwrap();
+        assert_eq!(s.image.overlay, Some(dir.path().join("overlays/t")));
+        assert_eq!(s.image.dump_target, DumpTarget::Ssh);
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nimage:\n  overlay: o\nexpect:\n  log: [a]\n",
+            "need `only: debian`",
+        );
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nimage:\n  crashkernel: big\nexpect:\n  log: [a]\n",
+            "image: crashkernel `big`",
+        );
+    }
+
+    #[test]
     fn sysctl_names_cannot_escape_proc_sys() {
         check_err(
             "id: t\ndescription: d\ntrigger: sysrq\nsysctls:\n  ../x: 1\nexpect:\n  log: [a]\n",

@@ -217,6 +217,46 @@ mod tests {
     }
 
     #[test]
+    fn another_awaited_event_ends_the_wait_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = watch(
+            "printf 'KDRILL boot t=1.0 crashed=yes\\nKDRILL capture-start t=2.0\\n' > STATUS; sleep 30",
+            dir.path(),
+        );
+        let capture = Wait {
+            event: EventName::CaptureStart,
+            ..BOOT
+        };
+        let (_, got) = w.until_first(capture, &[EventName::Boot]).unwrap();
+        assert_eq!(got.name, EventName::Boot);
+        assert_eq!(got.field("crashed"), Some("yes"));
+        // The later event is still there for the next wait.
+        assert_eq!(w.until(capture).unwrap().1.name, EventName::CaptureStart);
+    }
+
+    #[test]
+    fn console_marks_time_the_first_matching_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let serial = dir.path().join("serial.log");
+        let mut w = watch(
+            &format!(
+                "printf 'kdump-tools: saved vmcore in /var/crash/1\\n' > {}; printf 'KDRILL boot t=1.0\\n' > STATUS; sleep 30",
+                serial.display()
+            ),
+            dir.path(),
+        );
+        w.mark("saved vmcore in");
+        assert!(w.marked("saved vmcore in").is_none());
+        w.until(BOOT).unwrap();
+        // The console may be read on a later poll: wait for one more event-less moment.
+        let _ = w.until(Wait {
+            limit: Duration::from_millis(300),
+            ..BOOT
+        });
+        assert!(w.marked("saved vmcore in").is_some());
+    }
+
+    #[test]
     fn a_guest_failure_is_typed() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = watch(

@@ -188,7 +188,8 @@ impl<'a> Boots<'a> {
         );
         let (again_at, again) = again.map_err(|e| not_ready(e, 3))?;
         self.result.phases.ready_again = Some((again_at - boot3).as_secs_f64());
-        if let Some(dumps) = again.field("dumps") {
+        let local = self.scenario.image.dump_target == crate::spec::setup::DumpTarget::Local;
+        if let Some(dumps) = again.field("dumps").filter(|_| local) {
             self.result.notes.push(format!(
                 "boot 3: {dumps} dump(s) in the dump folder after the reboot"
             ));

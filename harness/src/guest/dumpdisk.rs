@@ -158,6 +158,22 @@ pub fn parse_ls(text: &str) -> Vec<Listed> {
         .collect()
 }
 
+/// The permission bits of `inside` (`debugfs stat`: `Mode:  0700`).
+pub fn mode_of(disk: &Path, inside: &str) -> Result<u32, DiskError> {
+    check_inside(disk, inside)?;
+    let out = debugfs(disk, &format!("stat {inside}"), inside)?;
+    parse_stat_mode(&out).ok_or_else(|| DiskError::Extract {
+        disk: disk.into(),
+        name: inside.into(),
+        detail: "debugfs stat shows no mode".into(),
+    })
+}
+
+fn parse_stat_mode(text: &str) -> Option<u32> {
+    let rest = &text[text.find("Mode:")? + "Mode:".len()..];
+    u32::from_str_radix(rest.split_whitespace().next()?, 8).ok()
+}
+
 /// Copies folder `inside` of the disk, recursively, into `out_dir` (as `out_dir/<its name>`).
 pub fn rdump(disk: &Path, inside: &str, out_dir: &Path) -> Result<(), DiskError> {
     check_inside(disk, inside)?;
@@ -217,6 +233,13 @@ fn debugfs_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debugfs_stat_gives_the_mode() {
+        let text = "Inode: 14039   Type: directory    Mode:  0700   Flags: 0x80000\n";
+        assert_eq!(parse_stat_mode(text), Some(0o700));
+        assert_eq!(parse_stat_mode("nothing"), None);
+    }
 
     #[test]
     fn debugfs_listings_give_names_modes_and_sizes() {

@@ -93,17 +93,9 @@ pub fn read(
             let files =
                 dumpdisk::list_dir(&disk, &folder).map_err(|e| folder_err(e.to_string()))?;
             dumpdisk::rdump(&disk, &folder, &copied).map_err(|e| folder_err(e.to_string()))?;
-            let modes = listing.iter().find(|l| l.name == name).map(|l| l.mode);
-            let top = dumpdisk::list_dir(&disk, parent(&inside))
-                .ok()
-                .and_then(|l| {
-                    let last = inside
-                        .trim_end_matches('/')
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or("");
-                    l.into_iter().find(|e| e.name == last).map(|e| e.mode)
-                });
+            // Other users reach a file only through folders they may enter (o+x).
+            let top = dumpdisk::mode_of(&disk, &inside).ok();
+            let modes = dumpdisk::mode_of(&disk, &folder).ok();
             let shut = |mode: Option<u32>| mode.is_some_and(|m| m & 0o001 == 0);
             if let Some(file) = files
                 .iter()
@@ -230,13 +222,6 @@ fn names(listing: &[Listed]) -> String {
         .join(", ")
 }
 
-fn parent(path: &str) -> &str {
-    match path.trim_end_matches('/').rsplit_once('/') {
-        Some(("", _)) | None => "/",
-        Some((parent, _)) => parent,
-    }
-}
-
 /// `qemu-img convert` of the overlay (with its backing image) into a sparse raw file.
 fn to_raw(qcow2: &Path, out: &Path) -> Result<PathBuf, String> {
     let qemu_img = tools::require("qemu-img").map_err(|e| e.to_string())?;
@@ -308,7 +293,5 @@ mod tests {
             Some("202612051101")
         );
         assert_eq!(newest_stamp(["kexec_cmd"].iter().copied()), None);
-        assert_eq!(parent("/var/crash"), "/var");
-        assert_eq!(parent("/crash"), "/");
     }
 }

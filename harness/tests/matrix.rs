@@ -40,10 +40,13 @@ fn main() {
         kdrill::host::interrupt::stop_with_parent();
     }
     let mut options = RunOptions::for_project(&root);
-    // Debian guests run this build's `kdrill check` (xtask passes KDRILL_BIN; else the one
-    // cargo built beside this test).
+    // Debian guests run this build's `kdrill check`: KDRILL_BIN when given, else the one cargo
+    // built beside this test (where nextest put it when running from an archive).
     if std::env::var_os("KDRILL_BIN").is_none() {
-        options.kdrill_bin = Some(PathBuf::from(env!("CARGO_BIN_EXE_kdrill")));
+        let built = std::env::var_os("NEXTEST_BIN_EXE_kdrill")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kdrill")));
+        options.kdrill_bin = Some(built);
     }
     let trials = cases
         .into_iter()

@@ -39,13 +39,21 @@ fn main() {
     if !args.list {
         kdrill::host::interrupt::stop_with_parent();
     }
-    let options = match RunOptions::for_project(&root) {
+    let mut options = match RunOptions::for_project(&root) {
         Ok(options) => options,
         Err(err) => {
             eprintln!("kdrill matrix: {err}");
             std::process::exit(2);
         }
     };
+    // Debian guests run this build's `kdrill check`: KDRILL_BIN when given, else the one cargo
+    // built beside this test (where nextest put it when running from an archive).
+    if std::env::var_os("KDRILL_BIN").is_none() {
+        let built = std::env::var_os("NEXTEST_BIN_EXE_kdrill")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kdrill")));
+        options.kdrill_bin = Some(built);
+    }
     let trials = cases
         .into_iter()
         .map(|case| {

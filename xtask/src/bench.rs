@@ -9,6 +9,9 @@
 //! Prints each row's median, min and max wall time and its median's ratio to (a), against the
 //! targets (b ≤ 1.05, c ≤ 0.6, d ≤ 0.4), and writes `<out>/bench.json`. `--set NAME` instead
 //! times a whole named set the way `cargo xtask verify --set NAME` runs it.
+//!
+//! With `--image debian`, the production case's phases instead (boot, ready, crash → capture,
+//! crash → saved, ready again), per run and their median (`<out>/bench-debian.json`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,6 +49,9 @@ pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<i32> {
         return time_set(root, set);
     }
     let (case, options) = args.case.prepare(root)?;
+    if case.setup.image == kdrill::spec::setup::ImageKind::Debian {
+        return debian(&case, &options, args.runs);
+    }
     let bench_dir = options.out_dir.join("bench");
     let baseline = kdrill::campaign::baseline::write(&case, &options, &bench_dir.join("baseline"))
         .context("writing the plain-QEMU baseline")?;
@@ -185,6 +191,9 @@ fn time_set(root: &Path, set: &str) -> anyhow::Result<i32> {
         list: false,
         mode: None,
         no_restore: false,
+        image: None,
+        overlay: None,
+        crashkernel: None,
     };
     let started = Instant::now();
     let code = crate::verify::run(root, args)?;
@@ -194,6 +203,50 @@ fn time_set(root: &Path, set: &str) -> anyhow::Result<i32> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     Ok(code)
+}
+
+/// The Debian case's phases per run, their medians, and `bench-debian.json`.
+fn debian(
+    case: &kdrill::case::Case,
+    options: &kdrill::case::RunOptions,
+    runs: usize,
+) -> anyhow::Result<i32> {
+    let mut rows = Vec::new();
+    println!("run  total   boot   ready  crash→capture  crash→saved  ready again  verify");
+    let mut totals = Vec::new();
+    for run in 1..=runs.max(1) {
+        let result = kdrill::campaign::verify::run_one(case, options);
+        let p = &result.phases;
+        let (Some(total), Some(saved)) = (p.total, p.crash_to_saved) else {
+            bail!(
+                "run {run} did not record every phase ({}): see {}",
+                result.reasons.join("; "),
+                result.artifacts
+            );
+        };
+        let f = |v: Option<f64>| v.unwrap_or(0.0);
+        println!(
+            "{run:>3}  {total:5.1}s {:5.1}s {:6.1}s {:13.1}s {:11.1}s {:11.1}s {:6.1}s",
+            f(p.boot),
+            f(p.ready),
+            f(p.crash_to_capture),
+            saved,
+            f(p.ready_again),
+            f(p.verify)
+        );
+        totals.push(total);
+        let phases = result.production.as_ref().map(|p| p.phases.clone());
+        rows.push(serde_json::json!({ "run": run, "total": total, "phases": p, "production_phases": phases }));
+    }
+    totals.sort_by(f64::total_cmp);
+    println!("median total {:.1}s", totals[totals.len() / 2]);
+    let out = options.out_dir.join("bench-debian.json");
+    let json = serde_json::json!({ "case": case.id(), "runs": rows });
+    std::fs::create_dir_all(&options.out_dir)?;
+    std::fs::write(&out, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("written: {}", out.display());
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -158,6 +158,7 @@ pub(crate) fn dump_of(
     let one = crate::OneCase {
         kernel: kernel.into(),
         scenario: route.into(),
+        image: "minimal".into(),
     };
     let (case, options) = one.prepare(root)?;
     let result = kdrill::campaign::verify::run_one(&case, &options);

@@ -92,11 +92,9 @@ fn needs_host_tools(task: &Task) -> bool {
     match task {
         Task::Kernels(_) | Task::Fuzz { .. } => false,
         Task::Verify(args) => !args.list,
-        Task::Test { .. }
-        | Task::Bench(_)
-        | Task::Soak(_)
-        | Task::Calibrate(_)
-        | Task::Deep(_) => true,
+        Task::Test { .. } | Task::Bench(_) | Task::Soak(_) | Task::Calibrate(_) | Task::Deep(_) => {
+            true
+        }
     }
 }
 
@@ -106,6 +104,7 @@ fn ensure_host_tools() -> anyhow::Result<()> {
     let tools = [
         kdrill::host::tools::VERIFY_TOOLS,
         kdrill::host::tools::CRASHER_TOOLS,
+        kdrill::host::tools::DEBIAN_IMAGE_TOOLS,
     ]
     .concat();
     kdrill::host::tools::ensure(&tools)
@@ -120,7 +119,13 @@ pub struct OneCase {
     /// Scenario
     #[arg(long, default_value = "sysrq")]
     pub scenario: String,
+    /// Image: minimal or debian
+    #[arg(long, default_value = "minimal")]
+    pub image: String,
 }
+
+/// `cargo build -p kdrill --bin kdrill`: the program Debian guests run `kdrill check` with.
+const BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1800);
 
 impl OneCase {
     /// The case, with what it needs fetched and built.
@@ -128,13 +133,27 @@ impl OneCase {
         &self,
         root: &Path,
     ) -> anyhow::Result<(kdrill::case::Case, kdrill::case::RunOptions)> {
-        let cases = kdrill::campaign::matrix::expand(
+        let setup = kdrill::spec::setup::Setup {
+            image: kdrill::spec::setup::ImageKind::from_name(&self.image)
+                .map_err(anyhow::Error::msg)?,
+            ..Default::default()
+        };
+        let cases = kdrill::campaign::matrix::expand_with(
             root,
             std::slice::from_ref(&self.kernel),
             std::slice::from_ref(&self.scenario),
+            &setup,
         )?;
         let case = cases.into_iter().next().context("no case selected")?;
-        let options = kdrill::case::RunOptions::for_project(root).map_err(anyhow::Error::msg)?;
+        let mut options =
+            kdrill::case::RunOptions::for_project(root).map_err(anyhow::Error::msg)?;
+        if setup.image == kdrill::spec::setup::ImageKind::Debian {
+            let mut build = std::process::Command::new(cargo_bin());
+            build.args(["build", "-p", "kdrill", "--bin", "kdrill"]);
+            let status = kdrill::host::process::run_status(&mut build, BUILD_DEADLINE)?;
+            anyhow::ensure!(status.success(), "cargo build -p kdrill failed ({status})");
+            options.kdrill_bin = Some(kdrill::host::paths::target_dir(root).join("debug/kdrill"));
+        }
         kdrill::campaign::verify::prefetch(std::slice::from_ref(&case), &options)?;
         Ok((case, options))
     }

@@ -19,6 +19,12 @@ pub fn run(root: &Path, mut args: VerifyArgs) -> anyhow::Result<i32> {
     // `--root` chooses the kernels, scenarios and images the matrix tests read, as for `kdrill verify`.
     let project = args.root.clone().unwrap_or_else(|| root.to_path_buf());
     let cases = args.cases(&project)?;
+    if cases
+        .iter()
+        .any(|c| c.scenario.image.dump_target == kdrill::spec::setup::DumpTarget::Ssh)
+    {
+        kdrill::host::tools::ensure(kdrill::host::tools::SSH_TARGET_TOOLS)?;
+    }
     args.export_overrides();
     let options = kdrill::case::RunOptions::for_project(&project).map_err(anyhow::Error::msg)?;
     kdrill::campaign::verify::prefetch(&cases, &options)?;
@@ -57,6 +63,9 @@ pub fn run(root: &Path, mut args: VerifyArgs) -> anyhow::Result<i32> {
             v.join(",")
         }
     };
+    for var in ["KDRILL_IMAGE", "KDRILL_OVERLAY", "KDRILL_CRASHKERNEL"] {
+        command.env_remove(var);
+    }
     match &args.set {
         Some(set) => {
             command
@@ -67,8 +76,19 @@ pub fn run(root: &Path, mut args: VerifyArgs) -> anyhow::Result<i32> {
         None => {
             command.env("KDRILL_KERNELS", join(&args.kernels, "debian-6.1"));
             command.env("KDRILL_SCENARIOS", join(&args.scenarios, "sysrq"));
+            // The image, overlay and crashkernel= reach the matrix tests as they reach cases here.
+            let setup = args.setup()?;
+            command.env("KDRILL_IMAGE", setup.image.name());
+            if let Some(overlay) = &setup.overlay {
+                command.env("KDRILL_OVERLAY", overlay);
+            }
+            if let Some(size) = &setup.crashkernel {
+                command.env("KDRILL_CRASHKERNEL", size);
+            }
         }
     }
+    // Debian guests get the kdrill that nextest builds with the tests (CARGO_BIN_EXE_kdrill),
+    // not whatever an older build left in the target folder.
     if args.console {
         command.env("KDRILL_CONSOLE", "1").arg("--no-capture");
     }

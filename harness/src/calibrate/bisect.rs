@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calibrate::{FailureMode, Outcome};
 
-/// One probe: a case run with `crashkernel=<mib>M`.
+/// One probe: a case run with `crashkernel=<mib>M`; [`Prober`] runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
     pub crashkernel_mib: u64,
@@ -22,7 +22,6 @@ pub struct Probe {
     pub evidence: String,
 }
 
-/// Runs one probe.
 pub trait Prober {
     fn probe(&mut self, crashkernel_mib: u64) -> Probe;
 }
@@ -30,9 +29,8 @@ pub trait Prober {
 /// Where the search starts and how fine it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bracket {
-    /// Expected to fail (lowered by halving when it works).
+    /// Expected to fail (halved when it works), and to work (doubled when it fails).
     pub floor_mib: u64,
-    /// Expected to work (raised by doubling when it fails).
     pub ceiling_mib: u64,
     /// No reservation is tried above this (the guest's RAM left for the first kernel).
     pub max_mib: u64,
@@ -59,12 +57,12 @@ pub struct SizeResult {
     /// Sizes whose verdicts contradict each other (`works at 88M, fails at 96M: …`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub non_monotonic: Vec<String>,
-    /// Why the search stopped before it narrowed down, when it did.
+    /// Why the search stopped early, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unfinished: Option<String>,
 }
 
-/// What the search knows while it runs, for progress lines.
+/// What the search knows while it runs (for progress lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Narrowing {
     pub failing_mib: Option<u64>,
@@ -281,8 +279,7 @@ fn narrow(s: &mut Search) -> Option<String> {
             }
         }
     }
-    // One step above the answer must work too: a lone success there would be luck, and a
-    // failure is a contradiction worth reporting.
+    // One step above the answer must work too (a failure there is a contradiction).
     let above = hi + b.fine_mib;
     if above <= b.max_mib && !s.probes.iter().any(|p| p.crashkernel_mib == above) {
         if let Verdict::Unknown(why) = s.run(above) {
@@ -317,8 +314,8 @@ fn contradictions(probes: &[Probe]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// A fake guest: works from `threshold` MiB up, fails below with `mode`; sizes listed in
-    /// `flaky` fail for an unrelated reason the first `n` times; `liar` gives a wrong verdict.
+    /// A fake guest: works from `threshold` MiB up; `flaky` sizes fail unrelatedly `n` times;
+    /// `liar` gives a wrong verdict.
     struct Fake {
         threshold: u64,
         flaky: Vec<(u64, u32)>,
@@ -350,11 +347,12 @@ mod tests {
     }
 
     fn fake(threshold: u64) -> Fake {
+        let (flaky, liar, asked) = (vec![], None, vec![]);
         Fake {
             threshold,
-            flaky: vec![],
-            liar: None,
-            asked: vec![],
+            flaky,
+            liar,
+            asked,
         }
     }
 
@@ -425,8 +423,7 @@ mod tests {
         let mut f = fake(96);
         f.liar = Some(80);
         let r = run(&mut f, BRACKET);
-        // 80 "works", then the check above it, 88, fails: reported, and the smallest working
-        // size stays what was seen.
+        // 80 "works", the check above it (88) fails: reported; the answer stays what was seen.
         assert_eq!(r.smallest_working_mib, Some(80));
         assert_eq!(r.non_monotonic.len(), 1, "{r:?}");
         assert!(r.non_monotonic[0].starts_with("works at 80M but failed at 88M (capture-oom)"));

@@ -8,6 +8,7 @@ use serde::Deserialize;
 pub use crate::case::Case;
 use crate::spec::kernel::{self, KernelSpec};
 use crate::spec::scenario::{self, Scenario};
+use crate::spec::setup::{ImageKind, Setup};
 use crate::spec::yaml::{self, YamlError};
 
 /// The set `cargo nextest run` and `.ci/run` use when `KDRILL_MATRIX` is unset.
@@ -24,13 +25,60 @@ struct MatrixFile {
 struct Block {
     kernels: Vec<String>,
     scenarios: Vec<String>,
+    /// `minimal` (default) or `debian`.
+    #[serde(default)]
+    image: Option<String>,
+    /// An overlay folder for the Debian image, relative to matrix.yaml's folder.
+    #[serde(default)]
+    overlay: Option<std::path::PathBuf>,
+    /// `crashkernel=` for every case of the block.
+    #[serde(default)]
+    crashkernel: Option<String>,
 }
 
-/// Expands kernel and scenario selections (`all` allowed) into cases, kernels outermost.
+impl Block {
+    fn setup(&self, root: &Path) -> Result<Setup, String> {
+        let image = match &self.image {
+            Some(name) => ImageKind::from_name(name)?,
+            None => ImageKind::Minimal,
+        };
+        let setup = Setup {
+            image,
+            overlay: self.overlay.clone(),
+            crashkernel: self.crashkernel.clone(),
+        };
+        check_setup(&setup)?;
+        Ok(setup.anchored(root))
+    }
+}
+
+/// What a setup may not combine: an overlay needs the Debian image; `crashkernel=` must parse.
+pub fn check_setup(setup: &Setup) -> Result<(), String> {
+    if setup.overlay.is_some() && setup.image != ImageKind::Debian {
+        return Err("an overlay needs the Debian image (`--image debian`, `image: debian`): the minimal image has no /etc to put it in".into());
+    }
+    if let Some(size) = &setup.crashkernel {
+        crate::spec::setup::check_crashkernel(size)?;
+    }
+    Ok(())
+}
+
+/// Expands kernel and scenario selections (`all` allowed) into cases on the default image,
+/// kernels outermost.
 pub fn expand(
     root: &Path,
     kernels: &[String],
     scenarios: &[String],
+) -> Result<Vec<Case>, YamlError> {
+    expand_with(root, kernels, scenarios, &Setup::default())
+}
+
+/// [`expand`] with an image, overlay and `crashkernel=` for every case.
+pub fn expand_with(
+    root: &Path,
+    kernels: &[String],
+    scenarios: &[String],
+    setup: &Setup,
 ) -> Result<Vec<Case>, YamlError> {
     let kernels: Vec<KernelSpec> = pick(kernels, kernel::list_ids(root))
         .iter()
@@ -46,6 +94,7 @@ pub fn expand(
             cases.push(Case {
                 kernel: kernel.clone(),
                 scenario: scenario.clone(),
+                setup: setup.clone(),
             });
         }
     }
@@ -73,7 +122,11 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
     })?;
     let mut cases: Vec<Case> = Vec::new();
     for block in blocks {
-        for case in expand(root, &block.kernels, &block.scenarios)? {
+        let setup = block.setup(root).map_err(|message| YamlError::Invalid {
+            path: path.clone(),
+            message: format!("set `{name}`: {message}"),
+        })?;
+        for case in expand_with(root, &block.kernels, &block.scenarios, &setup)? {
             if !cases.iter().any(|c| c.id() == case.id()) {
                 cases.push(case);
             }
@@ -83,8 +136,8 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
 }
 
 /// The cases a test or CI run selects from the environment: `KDRILL_KERNELS` / `KDRILL_SCENARIOS`
-/// (comma-separated ids or `all`) when either is set, else the set named by `KDRILL_MATRIX`
-/// (default `ci`).
+/// (comma-separated ids or `all`) when either is set, with `KDRILL_IMAGE`, `KDRILL_OVERLAY` and
+/// `KDRILL_CRASHKERNEL` for all of them; else the set named by `KDRILL_MATRIX` (default `ci`).
 pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
     let list = |var: &str| -> Option<Vec<String>> {
         let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
@@ -97,10 +150,26 @@ pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
         ),
         (kernels, scenarios) => {
             let all = || vec!["all".to_string()];
-            expand(
+            let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+            let invalid = |message: String| YamlError::Invalid {
+                path: "the environment".into(),
+                message,
+            };
+            let image = match var("KDRILL_IMAGE") {
+                Some(name) => ImageKind::from_name(&name).map_err(invalid)?,
+                None => ImageKind::Minimal,
+            };
+            let setup = Setup {
+                image,
+                overlay: var("KDRILL_OVERLAY").map(Into::into),
+                crashkernel: var("KDRILL_CRASHKERNEL"),
+            };
+            check_setup(&setup).map_err(invalid)?;
+            expand_with(
                 root,
                 &kernels.unwrap_or_else(all),
                 &scenarios.unwrap_or_else(all),
+                &setup,
             )
         }
     }
@@ -157,6 +226,28 @@ mod tests {
             .map(Case::id)
             .collect();
         assert_eq!(ids, ["k1/a", "k1/b", "k2/a"]);
+    }
+
+    #[test]
+    fn a_block_names_its_image_overlay_and_crashkernel() {
+        let dir = project();
+        std::fs::write(
+            dir.path().join("matrix.yaml"),
+            "sets:\n  prod:\n    - kernels: [k1]\n      scenarios: [a]\n      image: debian\n      overlay: ops/etc\n      crashkernel: 192M\n  bad:\n    - kernels: [k1]\n      scenarios: [a]\n      overlay: ops/etc\n",
+        )
+        .unwrap();
+        let cases = set(dir.path(), "prod").unwrap();
+        assert_eq!(cases[0].id(), "k1/a@debian+etc+crashkernel=192M");
+        assert_eq!(
+            cases[0].overlay(),
+            Some(dir.path().join("ops/etc").as_path())
+        );
+        assert_eq!(cases[0].crashkernel(), "192M");
+        let err = set(dir.path(), "bad").unwrap_err().to_string();
+        assert!(
+            err.contains("set `bad`: an overlay needs the Debian image"),
+            "{err}"
+        );
     }
 
     #[test]

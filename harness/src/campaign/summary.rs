@@ -65,7 +65,7 @@ pub struct Row {
 fn row_of(case: &Case, attempts: &[&CaseResult]) -> Row {
     let mut row = Row {
         kernel: case.kernel.id.clone(),
-        scenario: case.scenario.id.clone(),
+        scenario: case.label(),
         status: Status::NotRun,
         total_seconds: None,
         reason: None,
@@ -134,7 +134,7 @@ pub fn rows(cases: &[Case], results: &[CaseResult]) -> Vec<Row> {
         .map(|case| {
             let mut mine: Vec<&CaseResult> = results
                 .iter()
-                .filter(|r| r.kernel == case.kernel.id && r.scenario == case.scenario.id)
+                .filter(|r| r.kernel == case.kernel.id && r.scenario == case.label())
                 .collect();
             mine.sort_by(|a, b| a.started.total_cmp(&b.started));
             row_of(case, &mine)
@@ -151,7 +151,7 @@ pub fn load_results(out_dir: &Path, cases: &[Case], since: SystemTime) -> Vec<Ca
         .unwrap_or(0.0);
     let mut results = Vec::new();
     for case in cases {
-        let dir = crate::host::paths::case_dir(out_dir, &case.kernel.id, &case.scenario.id);
+        let dir = crate::host::paths::case_dir(out_dir, &case.kernel.id, &case.label());
         for attempt in crate::case::evidence::attempts(&dir) {
             let Ok(bytes) = std::fs::read(attempt.join("result.json")) else {
                 continue;
@@ -296,7 +296,7 @@ mod tests {
             &format!("id: {scenario}\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [x]\n"),
         )
         .unwrap();
-        let mut case = Case { kernel, scenario };
+        let mut case = Case::new(kernel, scenario);
         if let Some(why) = skip {
             case.kernel
                 .skip
@@ -348,10 +348,7 @@ mod tests {
         ];
         let mut results = results;
         results[0].plan = Some(crate::case::plan::plan(
-            &crate::case::Case {
-                kernel: pass.kernel.clone(),
-                scenario: pass.scenario.clone(),
-            },
+            &crate::case::Case::new(pass.kernel.clone(), pass.scenario.clone()),
             crate::case::plan::Overrides {
                 mode: Some(crate::spec::scenario::BootMode::Faithful),
                 no_restore: false,

@@ -15,6 +15,7 @@ use crate::case::verdict::{CaseResult, Verdict};
 use crate::case::{self, RunOptions};
 use crate::host::interrupt;
 use crate::spec::scenario::BootMode;
+use crate::spec::setup::{ImageKind, Setup};
 use crate::vm::console::last_lines;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -28,6 +29,17 @@ pub struct VerifyArgs {
     /// A named set from matrix.yaml (`ci`, `nightly`) instead of --kernel/--scenario
     #[arg(long, value_name = "NAME", conflicts_with_all = ["kernels", "scenarios"])]
     pub set: Option<String>,
+    /// The guest image: `minimal` (kdrill's initramfs) or `debian` (Debian bookworm with its own
+    /// kdump-tools, images/debian-bookworm.yaml) [default: minimal]
+    #[arg(long, value_name = "NAME", conflicts_with = "set")]
+    pub image: Option<String>,
+    /// Files copied into the Debian image's root before its capture initrd is built (your
+    /// /etc/default/kdump-tools, /etc/sysctl.d/*.conf, …); needs --image debian
+    #[arg(long, value_name = "DIR", conflicts_with = "set")]
+    pub overlay: Option<PathBuf>,
+    /// crashkernel= for every case, instead of the kernel entry's (e.g. 128M)
+    #[arg(long, value_name = "SIZE", conflicts_with = "set")]
+    pub crashkernel: Option<String>,
     /// Project folder holding kernels/, scenarios/ and images/ (default: found from the current folder)
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -70,11 +82,34 @@ impl VerifyArgs {
                 v.clone()
             }
         };
-        Ok(matrix::expand(
+        Ok(matrix::expand_with(
             root,
             &or(&self.kernels, "debian-6.1"),
             &or(&self.scenarios, "sysrq"),
+            &self.setup()?,
         )?)
+    }
+
+    /// The image, overlay and `crashkernel=` given on the command line (a relative overlay is
+    /// relative to the current folder).
+    pub fn setup(&self) -> anyhow::Result<Setup> {
+        let image = match &self.image {
+            Some(name) => ImageKind::from_name(name).map_err(anyhow::Error::msg)?,
+            None => ImageKind::Minimal,
+        };
+        let overlay = match &self.overlay {
+            Some(dir) => Some(
+                std::path::absolute(dir).with_context(|| format!("overlay {}", dir.display()))?,
+            ),
+            None => None,
+        };
+        let setup = Setup {
+            image,
+            overlay,
+            crashkernel: self.crashkernel.clone(),
+        };
+        matrix::check_setup(&setup).map_err(anyhow::Error::msg)?;
+        Ok(setup)
     }
 }
 
@@ -193,6 +228,25 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
             built.with_context(|| format!("crasher module for {}", case.kernel.id))?;
         }
     }
+    // Debian images: one per kernel and overlay, shared by every case that boots it.
+    let mut built: Vec<String> = Vec::new();
+    for case in cases {
+        if case.setup.image != ImageKind::Debian || case.skip_reason().is_some() {
+            continue;
+        }
+        let key = format!("{} {:?}", case.kernel.id, case.overlay());
+        if built.contains(&key) {
+            continue;
+        }
+        built.push(key);
+        let bar = spinner(&format!("{}: Debian image", case.kernel.id));
+        let image = crate::case::production::image_for(case, options, &|what| {
+            bar.set_message(format!("{}: {what}", case.kernel.id))
+        });
+        bar.finish_and_clear();
+        let image = image.with_context(|| format!("Debian image for {}", case.id()))?;
+        eprintln!("kdrill: {}", image.describe());
+    }
     Ok(())
 }
 
@@ -228,7 +282,7 @@ pub fn summarize_since(out_dir: &Path, cases: &[Case], since: SystemTime) -> any
     for case in cases {
         let last = results
             .iter()
-            .filter(|r| r.kernel == case.kernel.id && r.scenario == case.scenario.id)
+            .filter(|r| r.kernel == case.kernel.id && r.scenario == case.label())
             .max_by(|a, b| a.started.total_cmp(&b.started));
         match (last, case.skip_reason()) {
             (_, Some(why)) => println!("SKIP {}\n  skipped: {why}", case.id()),

@@ -86,6 +86,15 @@ pub enum CaseError {
     /// The crasher module is not in the dump's module list.
     #[error("module `{0}` is not in the dump's module list")]
     ModuleMissing(String),
+    /// kdump-tools was not ready to kdump in the Debian guest (boot 1, or boot 3 after the crash).
+    #[error("kdump-tools is not ready to kdump in boot {boot}: {reason}")]
+    NotReady { boot: u8, reason: String },
+    /// The Debian guest's capture boot saved no dump; the reason says what its console showed.
+    #[error("the capture saved no dump: {reason}")]
+    CaptureFailed { reason: String },
+    /// The dump folder read off the Debian guest's disk is not what a good capture leaves.
+    #[error("dump folder {folder}: {problem}")]
+    DumpFolder { folder: String, problem: String },
     /// The case ran, but checked nothing.
     #[error("no expectation was checked")]
     NothingChecked,
@@ -133,6 +142,9 @@ impl CaseError {
             CaseError::FrameMissing { .. } => "backtrace-mismatch",
             CaseError::WrongTask { .. } => "task-mismatch",
             CaseError::ModuleMissing(_) => "module-missing",
+            CaseError::NotReady { .. } => "not-ready",
+            CaseError::CaptureFailed { .. } => "capture-failed",
+            CaseError::DumpFolder { .. } => "dump-folder",
             CaseError::NothingChecked => "nothing-checked",
             CaseError::Shape { .. } => "shape",
             CaseError::Restore(_) => "restore",

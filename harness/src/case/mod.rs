@@ -8,6 +8,7 @@ pub mod evidence;
 mod flow;
 pub mod plan;
 mod prepare;
+pub mod production;
 pub mod shape;
 pub mod verdict;
 mod vmdump;
@@ -17,7 +18,8 @@ use std::time::{Instant, SystemTime};
 
 use crate::host::interrupt;
 use crate::spec::kernel::KernelSpec;
-use crate::spec::scenario::Scenario;
+use crate::spec::scenario::{Scenario, Trigger};
+use crate::spec::setup::{ImageKind, Setup};
 use error::CaseError;
 use evidence::Attempt;
 use verdict::{CaseResult, Verdict};
@@ -30,18 +32,74 @@ pub const FAILURE_CONSOLE_LINES: usize = 40;
 pub struct Case {
     pub kernel: KernelSpec,
     pub scenario: Scenario,
+    /// The image, overlay and `crashkernel=` asked for by the command line or the matrix set.
+    pub setup: Setup,
 }
 
 impl Case {
+    /// A case on the default minimal image (no overlay, the entry's `crashkernel=`).
+    pub fn new(kernel: KernelSpec, scenario: Scenario) -> Case {
+        Case {
+            kernel,
+            scenario,
+            setup: Setup::default(),
+        }
+    }
+
+    /// `<kernel>/<label>`: the test name, and where the evidence goes.
     pub fn id(&self) -> String {
-        format!("{}/{}", self.kernel.id, self.scenario.id)
+        format!("{}/{}", self.kernel.id, self.label())
+    }
+
+    /// The scenario id plus what the setup changes: `sysrq`, `sysrq@debian`,
+    /// `sysrq@debian+crashkernel=96M`. Results, summaries and evidence folders use it.
+    pub fn label(&self) -> String {
+        format!("{}{}", self.scenario.id, self.setup.label_suffix())
+    }
+
+    /// `crashkernel=`: the command line's or the set's, else the scenario's, else the entry's.
+    pub fn crashkernel(&self) -> &str {
+        self.setup
+            .crashkernel
+            .as_deref()
+            .or(self.scenario.image.crashkernel.as_deref())
+            .unwrap_or(&self.kernel.guest.crashkernel)
+    }
+
+    /// The overlay folder: the command line's or the set's, else the scenario's.
+    pub fn overlay(&self) -> Option<&Path> {
+        self.setup
+            .overlay
+            .as_deref()
+            .or(self.scenario.image.overlay.as_deref())
     }
 
     /// Why this case is not run, when its kernel entry declares the route cannot work there
-    /// (`skip:`). The one place that decides it: `verify`, the matrix tests, prefetching and the
-    /// summary all ask here.
-    pub fn skip_reason(&self) -> Option<&str> {
-        self.kernel.skip.get(&self.scenario.id).map(String::as_str)
+    /// (`skip:`), or the scenario and the image do not go together. The one place that decides
+    /// it: `verify`, the matrix tests, prefetching and the summary all ask here.
+    pub fn skip_reason(&self) -> Option<String> {
+        if let Some(why) = self.kernel.skip.get(&self.scenario.id) {
+            return Some(why.clone());
+        }
+        let image = self.setup.image;
+        if let Some(only) = self.scenario.image.only.filter(|only| *only != image) {
+            return Some(format!(
+                "scenario {} runs on the {only} image only (its `image.only`), this case is on {image}",
+                self.scenario.id
+            ));
+        }
+        if image == ImageKind::Debian {
+            if self.scenario.trigger == Trigger::VmDump {
+                return Some("vm-dump dumps the running guest from the hypervisor: there is no kdump-tools capture to prove on the Debian image".into());
+            }
+            if self.kernel.source.pinned_image().is_none() && !self.kernel.source.is_tracking() {
+                return Some(
+                    "the Debian image installs the kernel's .deb; a local kernel entry has none"
+                        .into(),
+                );
+            }
+        }
+        None
     }
 }
 
@@ -61,6 +119,9 @@ pub struct RunOptions {
     pub timeout_scale: f64,
     /// A boot mode forced on every case, restoring turned off (`KDRILL_MODE`, `KDRILL_RESTORE`).
     pub overrides: plan::Overrides,
+    /// The `kdrill` binary copied into Debian guests to run `kdrill check` there (`$KDRILL_BIN`,
+    /// else this program when it is `kdrill`, else the target folder's build).
+    pub kdrill_bin: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -74,16 +135,35 @@ impl RunOptions {
             echo_console: std::env::var_os("KDRILL_CONSOLE").is_some(),
             timeout_scale: crate::host::deadline::scale(),
             overrides: plan::Overrides::from_env()?,
+            kdrill_bin: kdrill_binary(root),
         })
     }
+}
+
+/// The `kdrill` program for Debian guests: `$KDRILL_BIN`, this program when it is `kdrill`, or
+/// `<target>/{debug,release}/kdrill` (the newest), for test binaries and xtask.
+fn kdrill_binary(root: &Path) -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("KDRILL_BIN").filter(|v| !v.is_empty()) {
+        return Some(bin.into());
+    }
+    if let Ok(me) = std::env::current_exe() {
+        if me.file_name().is_some_and(|n| n == "kdrill") {
+            return Some(me);
+        }
+    }
+    let target = crate::host::paths::target_dir(root);
+    ["debug", "release"]
+        .iter()
+        .map(|profile| target.join(profile).join("kdrill"))
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
 }
 
 /// Runs one case and always returns its result; `result.json` and the evidence are in a new
 /// attempt folder. `progress` receives a short description of each phase as it starts.
 pub fn run(case: &Case, options: &RunOptions, progress: &dyn Fn(&str)) -> CaseResult {
-    let case_dir =
-        crate::host::paths::case_dir(&options.out_dir, &case.kernel.id, &case.scenario.id);
-    let mut result = CaseResult::new(&case.kernel.id, &case.scenario.id, &case_dir);
+    let case_dir = crate::host::paths::case_dir(&options.out_dir, &case.kernel.id, &case.label());
+    let mut result = CaseResult::new(&case.kernel.id, &case.label(), &case_dir);
     result.route = Some(case.scenario.trigger);
     let attempt = match Attempt::create(&case_dir, result.attempt, SystemTime::now()) {
         Ok(attempt) => attempt,
@@ -102,7 +182,7 @@ pub fn run(case: &Case, options: &RunOptions, progress: &dyn Fn(&str)) -> CaseRe
     result.artifacts = attempt.dir.display().to_string();
     if let Some(why) = case.skip_reason() {
         result.verdict = Verdict::Skip;
-        result.reasons.push(why.to_string());
+        result.reasons.push(why);
         attempt.write(&mut result);
         return result;
     }
@@ -115,7 +195,11 @@ pub fn run(case: &Case, options: &RunOptions, progress: &dyn Fn(&str)) -> CaseRe
         dir: &attempt.dir,
         progress,
     };
-    if let Err(error) = run.go(&mut result) {
+    let ran = match case.setup.image {
+        ImageKind::Minimal => run.go(&mut result),
+        ImageKind::Debian => production::run(&run, &mut result),
+    };
+    if let Err(error) = ran {
         result.fail(error);
     }
     result.judge(interrupt::interrupted());
@@ -125,4 +209,44 @@ pub fn run(case: &Case, options: &RunOptions, progress: &dyn Fn(&str)) -> CaseRe
     result.phases.total = Some(started.elapsed().as_secs_f64());
     attempt.write(&mut result);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::yaml;
+
+    fn case(scenario: &str, image: ImageKind) -> Case {
+        let kernel: KernelSpec = yaml::parse(
+            Path::new("k.yaml"),
+            "id: k\nwhy: w\nsource:\n  kind: debian\n  suite: bookworm\n  package: p\n  version: v\n  sha256: s\n",
+        )
+        .unwrap();
+        let scenario: Scenario = yaml::parse(Path::new("s.yaml"), scenario).unwrap();
+        Case {
+            kernel,
+            scenario,
+            setup: Setup {
+                image,
+                ..Setup::default()
+            },
+        }
+    }
+
+    #[test]
+    fn images_decide_skips_and_labels() {
+        let only = "id: ssh\ndescription: d\ntrigger: sysrq\nimage:\n  only: debian\nexpect:\n  log: [a]\n";
+        let why = case(only, ImageKind::Minimal).skip_reason().unwrap();
+        assert!(why.contains("runs on the debian image only"), "{why}");
+        let on_debian = case(only, ImageKind::Debian);
+        assert_eq!(on_debian.skip_reason(), None);
+        assert_eq!(on_debian.id(), "k/ssh@debian");
+        let vm_dump = "id: vm-dump\ndescription: d\ntrigger: vm-dump\nvm_dump_formats: [elf]\nexpect:\n  log: [a]\n";
+        assert!(case(vm_dump, ImageKind::Debian)
+            .skip_reason()
+            .unwrap()
+            .contains("no kdump-tools capture"));
+        assert_eq!(case(vm_dump, ImageKind::Minimal).skip_reason(), None);
+        assert_eq!(case(vm_dump, ImageKind::Minimal).crashkernel(), "256M");
+    }
 }

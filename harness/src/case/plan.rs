@@ -80,7 +80,7 @@ const FAST_HEADROOM_MIB: u64 = 384;
 pub fn plan(case: &Case, overrides: Overrides) -> Plan {
     let scenario = &case.scenario;
     let wanted = overrides.mode.unwrap_or(scenario.mode);
-    let crashkernel = case.kernel.guest.crashkernel.clone();
+    let crashkernel = case.crashkernel().to_string();
     let fast_crashkernel = match wanted {
         BootMode::Fast => fast_reservation(&crashkernel, case.kernel.guest.memory_mib),
         BootMode::Faithful => Err(String::new()),
@@ -184,10 +184,10 @@ mod tests {
         let root =
             crate::host::paths::find_project_root(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
                 .unwrap();
-        Case {
-            kernel: kernel::load(&root, "debian-6.1").unwrap(),
-            scenario: scenario::load(&root, scenario_id).unwrap(),
-        }
+        Case::new(
+            kernel::load(&root, "debian-6.1").unwrap(),
+            scenario::load(&root, scenario_id).unwrap(),
+        )
     }
 
     #[test]

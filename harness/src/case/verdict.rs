@@ -72,6 +72,15 @@ pub struct Phases {
     /// `dump-guest-memory`, all formats together (vm-dump route; host clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm_dump: Option<f64>,
+    /// Debian image: QEMU start → kdump-tools ready to kdump in boot 1 (host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<f64>,
+    /// Debian image: crash → the dump saved and the guest booting again (host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_to_saved: Option<f64>,
+    /// Debian image: boot 3 started → kdump-tools ready to kdump again (host clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_again: Option<f64>,
     /// Reading the dump back on the host.
     pub verify: Option<f64>,
     /// The whole case.
@@ -124,6 +133,9 @@ pub struct CaseResult {
     /// modules) and which expected frames matched.
     #[serde(default)]
     pub deep: Option<crate::dumpcheck::deep::DeepSeen>,
+    /// Debian image: the image, each boot phase, the in-guest check, the dump folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production: Option<crate::case::production::record::Production>,
     /// This attempt's evidence folder.
     pub artifacts: String,
     /// When the case started, seconds since the epoch (the summary keeps the attempts of one run).
@@ -192,6 +204,7 @@ impl CaseResult {
             expectations: BTreeMap::new(),
             panic_message: None,
             deep: None,
+            production: None,
             artifacts: artifacts.display().to_string(),
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -272,9 +285,12 @@ impl CaseResult {
             ("shape", p.shape),
             ("restore", p.restore),
             ("boot", p.boot),
+            ("ready", p.ready),
             ("kexec", p.kexec),
             ("crash→capture", p.crash_to_capture),
             ("makedumpfile", p.makedumpfile),
+            ("crash→saved", p.crash_to_saved),
+            ("ready again", p.ready_again),
             ("dump-guest-memory", p.vm_dump),
         ] {
             if let Some(secs) = value {
@@ -329,6 +345,7 @@ mod tests {
             capture_boot: None,
             verify: Some(0.4),
             total: Some(15.04),
+            ..Phases::default()
         };
         r.dump_bytes = Some(30_200_000);
         assert_eq!(

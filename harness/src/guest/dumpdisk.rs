@@ -33,15 +33,10 @@ pub enum DiskError {
 /// Creates a sparse ext4 image of `size_mib` MiB at `path`, holding `files` (paths relative to
 /// its root, e.g. `kdrill/capture.env`: what the capture boot reads there).
 pub fn create(path: &Path, size_mib: u64, files: &[(&str, &[u8])]) -> Result<(), DiskError> {
-    let mkfs = tools::require("mkfs.ext4")?;
     let fail = |detail: String| DiskError::Create {
         path: path.into(),
         detail,
     };
-    let file = std::fs::File::create(path).map_err(|e| fail(e.to_string()))?;
-    file.set_len(size_mib << 20)
-        .map_err(|e| fail(e.to_string()))?;
-    drop(file);
     // mkfs.ext4 copies a folder's contents into the new filesystem (`-d`): no mount needed.
     let contents = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
     for (name, data) in files {
@@ -51,23 +46,42 @@ pub fn create(path: &Path, size_mib: u64, files: &[(&str, &[u8])]) -> Result<(),
         }
         std::fs::write(&at, data).map_err(|e| fail(format!("{}: {e}", at.display())))?;
     }
+    make(path, size_mib, "kdrill-dump", Some(contents.path()))
+}
+
+/// Creates a sparse ext4 image of `size_mib` MiB labelled `label`, holding the files of `from`
+/// (`mkfs.ext4 -d`: no mount, no root).
+pub fn create_from(path: &Path, size_mib: u64, label: &str, from: &Path) -> Result<(), DiskError> {
+    make(path, size_mib, label, Some(from))
+}
+
+fn make(path: &Path, size_mib: u64, label: &str, from: Option<&Path>) -> Result<(), DiskError> {
+    let mkfs = tools::require("mkfs.ext4")?;
+    let fail = |detail: String| DiskError::Create {
+        path: path.into(),
+        detail,
+    };
+    let file = std::fs::File::create(path).map_err(|e| fail(e.to_string()))?;
+    file.set_len(size_mib << 20)
+        .map_err(|e| fail(e.to_string()))?;
+    drop(file);
     // No journal: one writer, synced before power-off. Inode tables are initialised here, on the
     // host, so the guest spends no time on it.
     let mut command = Command::new(mkfs);
-    command
-        .args([
-            "-q",
-            "-F",
-            "-O",
-            "^has_journal",
-            "-E",
-            "lazy_itable_init=0",
-            "-L",
-            "kdrill-dump",
-            "-d",
-        ])
-        .arg(contents.path())
-        .arg(path);
+    command.args([
+        "-q",
+        "-F",
+        "-O",
+        "^has_journal",
+        "-E",
+        "lazy_itable_init=0",
+        "-L",
+        label,
+    ]);
+    if let Some(from) = from {
+        command.arg("-d").arg(from);
+    }
+    command.arg(path);
     let out = process::run(&mut command, DISK_TOOL_DEADLINE)?;
     if !out.status.success() {
         return Err(fail(
@@ -126,6 +140,73 @@ pub fn extract(disk: &Path, name: &str, out: &Path) -> Result<bool, DiskError> {
     Ok(true)
 }
 
+/// One entry of a folder on the disk, as `debugfs ls -l` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    /// `st_mode`: type and permission bits (`0o100644` a file, `0o040700` a folder).
+    pub mode: u32,
+    pub size: u64,
+}
+
+/// The entries of folder `inside` (an absolute path in the filesystem), `.` and `..` left out.
+pub fn list_dir(disk: &Path, inside: &str) -> Result<Vec<Listed>, DiskError> {
+    check_inside(disk, inside)?;
+    let out = debugfs(disk, &format!("ls -l {inside}"), inside)?;
+    Ok(parse_ls(&out))
+}
+
+/// `debugfs ls -l` lines: ` <inode> <mode octal> (<n>) <uid> <gid> <size> <date> <time> <name>`.
+pub fn parse_ls(text: &str) -> Vec<Listed> {
+    text.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let mode = u32::from_str_radix(words.get(1)?, 8).ok()?;
+            let paren = words
+                .iter()
+                .position(|w| w.starts_with('(') && w.ends_with(')'))?;
+            let size = words.get(paren + 3)?.parse().ok()?;
+            let name = words.last()?.to_string();
+            (name != "." && name != "..").then_some(Listed { name, mode, size })
+        })
+        .collect()
+}
+
+/// The permission bits of `inside` (`debugfs stat`: `Mode:  0700`).
+pub fn mode_of(disk: &Path, inside: &str) -> Result<u32, DiskError> {
+    check_inside(disk, inside)?;
+    let out = debugfs(disk, &format!("stat {inside}"), inside)?;
+    parse_stat_mode(&out).ok_or_else(|| DiskError::Extract {
+        disk: disk.into(),
+        name: inside.into(),
+        detail: "debugfs stat shows no mode".into(),
+    })
+}
+
+fn parse_stat_mode(text: &str) -> Option<u32> {
+    let rest = &text[text.find("Mode:")? + "Mode:".len()..];
+    u32::from_str_radix(rest.split_whitespace().next()?, 8).ok()
+}
+
+/// Copies folder `inside` of the disk, recursively, into `out_dir` (as `out_dir/<its name>`).
+pub fn rdump(disk: &Path, inside: &str, out_dir: &Path) -> Result<(), DiskError> {
+    check_inside(disk, inside)?;
+    debugfs_in(disk, &format!("rdump {inside} ."), inside, Some(out_dir))?;
+    Ok(())
+}
+
+/// debugfs requests have no quoting: a path inside the disk must be absolute and plain.
+fn check_inside(disk: &Path, inside: &str) -> Result<(), DiskError> {
+    if !inside.starts_with('/') || !inside.chars().all(|c| c.is_ascii_graphic() && c != '"') {
+        return Err(DiskError::Extract {
+            disk: disk.into(),
+            name: inside.into(),
+            detail: "not a plain absolute path".into(),
+        });
+    }
+    Ok(())
+}
+
 fn debugfs(disk: &Path, request: &str, name: &str) -> Result<String, DiskError> {
     debugfs_in(disk, request, name, None)
 }
@@ -166,6 +247,34 @@ fn debugfs_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debugfs_stat_gives_the_mode() {
+        let text = "Inode: 14039   Type: directory    Mode:  0700   Flags: 0x80000\n";
+        assert_eq!(parse_stat_mode(text), Some(0o700));
+        assert_eq!(parse_stat_mode("nothing"), None);
+    }
+
+    #[test]
+    fn debugfs_listings_give_names_modes_and_sizes() {
+        let text = "      2   40700 (2)      0      0    4096  5-Dec-2026 10:39 .\n      2   40755 (2)      0      0    4096  5-Dec-2026 10:39 ..\n     14  100644 (1)      0      0 27012280  5-Dec-2026 11:08 dump.202612051108\n     15   40755 (2)      0      0    1024  5-Dec-2026 11:20 202612051120\n";
+        let listed = parse_ls(text);
+        assert_eq!(
+            listed,
+            [
+                Listed {
+                    name: "dump.202612051108".into(),
+                    mode: 0o100644,
+                    size: 27012280
+                },
+                Listed {
+                    name: "202612051120".into(),
+                    mode: 0o40755,
+                    size: 1024
+                }
+            ]
+        );
+    }
 
     /// A real ext4 image holding `vmcore`, extracted into a folder whose path has a space (and
     /// a relative disk path), as a checkout under `/home/me/my projects/` would.

@@ -1,5 +1,7 @@
-//! What the guest boots and writes: the minimal initramfs image, kernel modules, and the dump disk.
+//! What the guest boots and writes: the minimal initramfs image, the Debian image built from
+//! packages, kernel modules, and the dump disk.
 
+pub mod debian;
 pub mod dumpdisk;
 pub mod initramfs;
 pub mod minimal;

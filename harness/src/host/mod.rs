@@ -6,4 +6,5 @@ pub mod interrupt;
 pub mod lock;
 pub mod paths;
 pub mod process;
+pub mod sshd;
 pub mod tools;

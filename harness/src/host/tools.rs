@@ -21,6 +21,24 @@ pub const VERIFY_TOOLS: &[(&str, &str)] = &[
     ("dpkg-deb", "dpkg"),
 ];
 
+/// Host programs that build and boot the Debian image (`guest/debian/`, `case/production/`).
+pub const DEBIAN_IMAGE_TOOLS: &[(&str, &str)] = &[
+    ("mmdebstrap", "mmdebstrap"),
+    ("tar", "tar"),
+    ("qemu-img", "qemu-utils"),
+];
+
+/// Host programs of the network dump target (`host/sshd.rs`), for scenarios with
+/// `dump_target: ssh`. Installing openssh-server also enables Debian's ssh service on port 22:
+/// kdrill never uses it (its sshd runs per connection, for one guest).
+pub const SSH_TARGET_TOOLS: &[(&str, &str)] = &[
+    ("sshd", "openssh-server"),
+    ("ssh-keygen", "openssh-client"),
+    ("/usr/lib/openssh/sftp-server", "openssh-sftp-server"),
+    ("unshare", "util-linux"),
+    ("chroot", "coreutils"),
+];
+
 /// Host programs that build the crasher kernel module (`crasher.rs`) against a guest kernel's headers.
 /// Kept apart from [`VERIFY_TOOLS`]: only crash routes that need the module need a compiler.
 pub const CRASHER_TOOLS: &[(&str, &str)] = &[
@@ -86,6 +104,8 @@ pub fn package_for(tool: &str) -> &str {
     VERIFY_TOOLS
         .iter()
         .chain(CRASHER_TOOLS)
+        .chain(DEBIAN_IMAGE_TOOLS)
+        .chain(SSH_TARGET_TOOLS)
         .find(|(t, _)| *t == tool)
         .map(|(_, p)| *p)
         .unwrap_or(tool)

@@ -1,8 +1,11 @@
 //! The project's commented data: kernel entries, crash scenarios, the image recipe, and YAML loading with `file:line:column` errors.
 
 pub mod archive;
+pub mod debian;
 pub mod image;
 pub mod kernel;
+pub mod mode;
 pub mod repin;
 pub mod scenario;
+pub mod setup;
 pub mod yaml;

@@ -6,6 +6,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::case::budget::MAX_HANG;
+pub use crate::spec::mode::BootMode;
+use crate::spec::setup::{self, DumpTarget, ImageKind, ScenarioImage};
 use crate::spec::yaml::{self, YamlError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +43,10 @@ pub struct Scenario {
     /// For `vm-dump`: the `dump-guest-memory` formats to take.
     #[serde(default)]
     pub vm_dump_formats: Vec<String>,
+    /// What the scenario needs from the guest image (`spec/setup.rs`): only one image, an
+    /// overlay, `crashkernel=`, extra disks, a network dump target.
+    #[serde(default)]
+    pub image: ScenarioImage,
     pub expect: Expect,
 }
 
@@ -64,37 +70,6 @@ pub struct GuestExtras {
     /// Extra QEMU arguments (devices, `-action`).
     #[serde(default)]
     pub qemu: Vec<String>,
-}
-
-/// How a case's kernels boot (README, "Boot modes").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BootMode {
-    /// As on a real machine: the bzImage through the firmware (SeaBIOS) and its own
-    /// decompressor, the capture bzImage loaded by `kexec -p` with purgatory's SHA-256 check,
-    /// the scenario's makedumpfile options.
-    Faithful,
-    /// Under emulation, skip what no kdump code runs in: the uncompressed vmlinux through its
-    /// PVH entry (no firmware, no decompression), the capture kernel as that ELF vmlinux with
-    /// `kexec -p -i` (no purgatory checksums), LZO (`-l`) instead of zlib (`-c`).
-    #[default]
-    Fast,
-}
-
-impl BootMode {
-    pub fn word(self) -> &'static str {
-        match self {
-            BootMode::Faithful => "faithful",
-            BootMode::Fast => "fast",
-        }
-    }
-
-    /// `faithful` or `fast` (`KDRILL_MODE`, `--mode`).
-    pub fn from_word(word: &str) -> Option<BootMode> {
-        [BootMode::Faithful, BootMode::Fast]
-            .into_iter()
-            .find(|m| m.word() == word)
-    }
 }
 
 /// How the crash is caused.
@@ -207,7 +182,7 @@ pub fn load(root: &Path, id: &str) -> Result<Scenario, YamlError> {
 /// Parses one scenario file and checks what serde cannot.
 pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
     let text = yaml::read(path)?;
-    let scenario: Scenario = yaml::parse(path, &text)?;
+    let mut scenario: Scenario = yaml::parse(path, &text)?;
     let invalid = |message: String| YamlError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -300,7 +275,32 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
             )));
         }
     }
+    check_image(&mut scenario.image, path).map_err(invalid)?;
     Ok(scenario)
+}
+
+/// Checks the `image:` block and anchors its overlay at the scenario's folder.
+fn check_image(image: &mut ScenarioImage, path: &Path) -> Result<(), String> {
+    if let Some(size) = &image.crashkernel {
+        setup::check_crashkernel(size).map_err(|e| format!("image: {e}"))?;
+    }
+    for disk in &image.disks {
+        setup::check_disk(disk).map_err(|e| format!("image: {e}"))?;
+    }
+    let debian_only = image.overlay.is_some()
+        || !image.disks.is_empty()
+        || image.dump_target != DumpTarget::Local;
+    if debian_only && image.only != Some(ImageKind::Debian) {
+        return Err(
+            "image: an overlay, extra disks or a dump target need `only: debian` (the minimal image has no kdump-tools)".into(),
+        );
+    }
+    if let Some(overlay) = &mut image.overlay {
+        if overlay.is_relative() {
+            *overlay = path.parent().unwrap_or(Path::new(".")).join(&*overlay);
+        }
+    }
+    Ok(())
 }
 
 /// The ids of every `scenarios/*.yaml`, sorted.
@@ -412,6 +412,28 @@ mod tests {
         check_err(
             "id: t\ndescription: d\ntrigger: sysrq\nmode: quick\nexpect:\n  log: [a]\n",
             "mode: unknown variant `quick`",
+        );
+    }
+
+    #[test]
+    fn an_image_block_is_checked_and_its_overlay_anchored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(
+            &path,
+            "id: t\ndescription: d\ntrigger: sysrq\nimage:\n  only: debian\n  overlay: overlays/t\n  crashkernel: 96M\n  dump_target: ssh\nexpect:\n  log: [a]\n",
+        )
+        .unwrap();
+        let s = from_file(&path).unwrap();
+        assert_eq!(s.image.overlay, Some(dir.path().join("overlays/t")));
+        assert_eq!(s.image.dump_target, DumpTarget::Ssh);
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nimage:\n  overlay: o\nexpect:\n  log: [a]\n",
+            "need `only: debian`",
+        );
+        check_err(
+            "id: t\ndescription: d\ntrigger: sysrq\nimage:\n  crashkernel: big\nexpect:\n  log: [a]\n",
+            "image: crashkernel `big`",
         );
     }
 

@@ -8,7 +8,8 @@ use std::time::Instant;
 use crate::vm::console::LineTail;
 
 /// The events a guest reports, by the word its `/init` writes (`status <word> …`). The same words
-/// are in `images/minimal/init`; a test checks that the two agree.
+/// are in `images/minimal/init` and the Debian image's `/usr/lib/kdrill/guest`; a test checks
+/// that Rust knows every word they write and that each event is written by one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventName {
@@ -29,6 +30,9 @@ pub enum EventName {
     Ready,
     /// The capture kernel's init is running.
     CaptureStart,
+    /// The distribution's capture service started in the capture kernel (Debian image:
+    /// kdump-tools-dump.service).
+    Saving,
     /// makedumpfile wrote the dump (`secs=`).
     Makedumpfile,
     /// The capture boot is done and powers off.
@@ -38,7 +42,7 @@ pub enum EventName {
 }
 
 impl EventName {
-    pub const ALL: [EventName; 11] = [
+    pub const ALL: [EventName; 12] = [
         EventName::Boot,
         EventName::KexecLoaded,
         EventName::Waiting,
@@ -47,6 +51,7 @@ impl EventName {
         EventName::Hanging,
         EventName::Ready,
         EventName::CaptureStart,
+        EventName::Saving,
         EventName::Makedumpfile,
         EventName::Done,
         EventName::Fail,
@@ -63,6 +68,7 @@ impl EventName {
             EventName::Hanging => "hanging",
             EventName::Ready => "ready",
             EventName::CaptureStart => "capture-start",
+            EventName::Saving => "saving",
             EventName::Makedumpfile => "makedumpfile",
             EventName::Done => "done",
             EventName::Fail => "fail",
@@ -197,24 +203,54 @@ mod tests {
             .collect()
     }
 
+    /// The Debian image's guest script and its initramfs hook (`status <word>`, `echo "KDRILL <word>`).
+    fn words_of_debian_image() -> std::collections::BTreeSet<String> {
+        let files =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/debian-bookworm/root");
+        let mut words = std::collections::BTreeSet::new();
+        for file in [
+            "usr/lib/kdrill/guest",
+            "etc/initramfs-tools/scripts/init-top/kdrill-capture",
+        ] {
+            let text = std::fs::read_to_string(files.join(file)).unwrap();
+            words.extend(words_emitted(&text));
+            for part in text.split("echo \"KDRILL ").skip(1) {
+                if let Some(word) = part.split_whitespace().next() {
+                    words.insert(word.to_string());
+                }
+            }
+        }
+        words
+    }
+
     #[test]
-    fn the_minimal_init_and_rust_know_the_same_events() {
+    fn the_guests_and_rust_know_the_same_events() {
         let init = String::from_utf8_lossy(crate::spec::image::MINIMAL_INIT);
-        let emitted = words_emitted(&init);
-        for word in &emitted {
-            assert!(
-                EventName::from_word(word).is_some(),
-                "images/minimal/init emits `{word}`, which Rust does not know"
-            );
+        let minimal = words_emitted(&init);
+        let debian = words_of_debian_image();
+        for (image, words) in [
+            ("images/minimal/init", &minimal),
+            ("the Debian image", &debian),
+        ] {
+            for word in words {
+                assert!(
+                    EventName::from_word(word).is_some(),
+                    "{image} emits `{word}`, which Rust does not know"
+                );
+            }
         }
         for name in EventName::ALL {
             assert!(
-                emitted.contains(name.word()),
-                "Rust knows `{name}`, which images/minimal/init never emits"
+                minimal.contains(name.word()) || debian.contains(name.word()),
+                "Rust knows `{name}`, which no guest emits"
             );
         }
-        // The probe itself must see every call: it found them all.
-        assert_eq!(emitted.len(), EventName::ALL.len());
+        // The probes see every call: the minimal init writes all but the Debian capture service's.
+        assert_eq!(minimal.len(), EventName::ALL.len() - 1);
+        assert!(
+            debian.contains("saving") && debian.contains("capture-start"),
+            "{debian:?}"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Watch {
     /// When each kernel's banner (`Linux version …`, among its first console lines) arrived:
     /// one per kernel that booted, in order.
     banners: Vec<Instant>,
+    /// Console text to time: each needle and when a line holding it was first read.
+    marks: Vec<(&'static str, Option<Instant>)>,
 }
 
 impl Watch {
@@ -57,7 +59,22 @@ impl Watch {
             history: Vec::new(),
             pending: VecDeque::new(),
             banners: Vec::new(),
+            marks: Vec::new(),
         }
+    }
+
+    /// Times the first console line holding `needle` (read while waiting), for [`Watch::marked`].
+    /// Only for timing: what happened is decided by status events and the disk.
+    pub fn mark(&mut self, needle: &'static str) {
+        self.marks.push((needle, None));
+    }
+
+    /// When a console line holding a [`Watch::mark`]ed needle was first read.
+    pub fn marked(&self, needle: &str) -> Option<Instant> {
+        self.marks
+            .iter()
+            .find(|(n, _)| *n == needle)
+            .and_then(|(_, at)| *at)
     }
 
     /// The guest being watched.
@@ -70,9 +87,9 @@ impl Watch {
         limit.mul_f64(self.scale)
     }
 
-    /// Reads new status events and consumes them up to the first `name` or `fail` event; later
-    /// events stay queued for the next wait.
-    fn take(&mut self, name: EventName) -> Option<Result<(Instant, Event), CaseError>> {
+    /// Reads new status events and consumes them up to the first of `names` or a `fail` event;
+    /// later events stay queued for the next wait.
+    fn take(&mut self, names: &[EventName]) -> Option<Result<(Instant, Event), CaseError>> {
         for (at, event) in self.status.poll() {
             self.history.push((at, event.name));
             self.pending.push_back((at, event));
@@ -84,7 +101,7 @@ impl Watch {
                     reason: event.field("reason").unwrap_or("no reason given").into(),
                 }));
             }
-            if event.name == name {
+            if names.contains(&event.name) {
                 return Some(Ok((at, event)));
             }
         }
@@ -108,8 +125,20 @@ impl Watch {
     /// Waits for `wait.event`; a `fail` event, QEMU exiting, a stop or the deadline ends the
     /// wait with the matching [`CaseError`].
     pub fn until(&mut self, wait: Wait) -> Result<(Instant, Event), CaseError> {
+        self.until_first(wait, &[])
+    }
+
+    /// Waits for `wait.event` or any of `also`, whichever the guest says first (a new boot while
+    /// the capture was awaited, say); ends as [`Watch::until`] does otherwise.
+    pub fn until_first(
+        &mut self,
+        wait: Wait,
+        also: &[EventName],
+    ) -> Result<(Instant, Event), CaseError> {
         let timeout = self.scaled(wait.limit);
         let deadline = Instant::now() + timeout;
+        let mut names = vec![wait.event];
+        names.extend_from_slice(also);
         loop {
             for line in self.console.poll() {
                 if line.contains("Linux version ") {
@@ -118,16 +147,21 @@ impl Watch {
                 if self.echo {
                     eprintln!("  | {line}");
                 }
+                for (needle, at) in &mut self.marks {
+                    if at.is_none() && line.contains(*needle) {
+                        *at = Some(Instant::now());
+                    }
+                }
             }
             if let Some(stop) = interrupt::interrupted() {
                 return Err(CaseError::Interrupted(stop));
             }
-            if let Some(found) = self.take(wait.event) {
+            if let Some(found) = self.take(&names) {
                 return found;
             }
             if let Some(status) = self.guest.try_exit() {
                 // The file may hold a last event written just before QEMU exited.
-                if let Some(found) = self.take(wait.event) {
+                if let Some(found) = self.take(&names) {
                     return found;
                 }
                 return Err(CaseError::QemuExited {
@@ -192,6 +226,46 @@ mod tests {
         };
         assert_eq!(w.until(ready).unwrap().1.uptime, 2.0);
         assert!(w.seen(EventName::Boot).is_some());
+    }
+
+    #[test]
+    fn another_awaited_event_ends_the_wait_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = watch(
+            "printf 'KDRILL boot t=1.0 crashed=yes\\nKDRILL capture-start t=2.0\\n' > STATUS; sleep 30",
+            dir.path(),
+        );
+        let capture = Wait {
+            event: EventName::CaptureStart,
+            ..BOOT
+        };
+        let (_, got) = w.until_first(capture, &[EventName::Boot]).unwrap();
+        assert_eq!(got.name, EventName::Boot);
+        assert_eq!(got.field("crashed"), Some("yes"));
+        // The later event is still there for the next wait.
+        assert_eq!(w.until(capture).unwrap().1.name, EventName::CaptureStart);
+    }
+
+    #[test]
+    fn console_marks_time_the_first_matching_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let serial = dir.path().join("serial.log");
+        let mut w = watch(
+            &format!(
+                "printf 'kdump-tools: saved vmcore in /var/crash/1\\n' > {}; printf 'KDRILL boot t=1.0\\n' > STATUS; sleep 30",
+                serial.display()
+            ),
+            dir.path(),
+        );
+        w.mark("saved vmcore in");
+        assert!(w.marked("saved vmcore in").is_none());
+        w.until(BOOT).unwrap();
+        // The console may be read on a later poll: wait for one more event-less moment.
+        let _ = w.until(Wait {
+            limit: Duration::from_millis(300),
+            ..BOOT
+        });
+        assert!(w.marked("saved vmcore in").is_some());
     }
 
     #[test]

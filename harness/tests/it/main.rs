@@ -1,10 +1,11 @@
-//! Integration tests: the `kdrill` binary's CLI, fixture trees, the crasher module built for real, and one real VM case that must FAIL.
+//! Integration tests: the `kdrill` binary's CLI, fixture trees, the crasher module built for real, one real VM case that must FAIL, and the Debian image's broken configurations (real three-boot cases that must FAIL).
 mod calibrate;
 mod check;
 mod crasher;
 mod drgn;
 mod fetch;
 mod inspect;
+mod production;
 mod support;
 mod tidy;
 mod verify;

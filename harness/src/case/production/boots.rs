@@ -1,0 +1,251 @@
+//! The three boots of a Debian guest, followed by its status events, each wait a phase with its
+//! own deadline, time and failure in `result.json`: boot 1 until kdump-tools is ready, the crash
+//! by the route, the capture kernel and kdump-tools-dump.service, the reboot after the save,
+//! boot 3 until kdump-tools is ready again, power off. A capture that fails is recorded and the
+//! flow goes on through boot 3 when the guest reboots, so the dump folder and boot 3's evidence
+//! are still read.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::case::budget::{self, debian as limits};
+use crate::case::error::CaseError;
+use crate::case::production::record::Phase;
+use crate::case::verdict::CaseResult;
+use crate::host::interrupt;
+use crate::spec::scenario::{Scenario, Trigger};
+use crate::vm::qemu::GuestConfig;
+use crate::vm::qmp::Qmp;
+use crate::vm::routes;
+use crate::vm::status::{Event, EventName};
+use crate::vm::watch::{Wait, Watch};
+
+/// The console line kdump-tools prints once the dump is saved (timing only).
+const SAVED: &str = "saved vmcore in";
+
+/// A booted Debian guest and what its flow records.
+pub struct Boots<'a> {
+    pub watch: Watch,
+    pub config: &'a GuestConfig,
+    pub scenario: &'a Scenario,
+    pub result: &'a mut CaseResult,
+    pub progress: &'a dyn Fn(&str),
+    /// When QEMU was started.
+    pub started: Instant,
+    /// The end of the last phase (the next one is timed from it).
+    last: Instant,
+}
+
+/// How the capture went: its failure, when the guest rebooted without saving a dump.
+pub struct Outcome {
+    pub capture_failed: Option<CaseError>,
+}
+
+impl<'a> Boots<'a> {
+    pub fn new(
+        watch: Watch,
+        config: &'a GuestConfig,
+        scenario: &'a Scenario,
+        result: &'a mut CaseResult,
+        progress: &'a dyn Fn(&str),
+        started: Instant,
+    ) -> Boots<'a> {
+        Boots {
+            watch,
+            config,
+            scenario,
+            result,
+            progress,
+            started,
+            last: started,
+        }
+    }
+
+    /// Waits for `wait.event` (or one of `also`) as the phase `name`, and records it.
+    fn phase(
+        &mut self,
+        name: &str,
+        wait: Wait,
+        also: &[EventName],
+    ) -> Result<(Instant, Event), CaseError> {
+        (self.progress)(name);
+        let got = self.watch.until_first(wait, also);
+        let now = Instant::now();
+        let phase = Phase {
+            name: name.into(),
+            deadline_seconds: self.watch.scaled(wait.limit).as_secs_f64(),
+            seconds: got
+                .as_ref()
+                .ok()
+                .map(|(at, _)| (*at - self.last).as_secs_f64()),
+            failure: got.as_ref().err().map(ToString::to_string),
+        };
+        self.last = got.as_ref().map(|(at, _)| *at).unwrap_or(now);
+        if let Some(p) = self.result.production.as_mut() {
+            p.phases.push(phase);
+        }
+        got
+    }
+
+    /// Records a phase's failure found after its wait ended (a wrong event).
+    fn fail_last(&mut self, error: &CaseError) {
+        if let Some(phase) = self
+            .result
+            .production
+            .as_mut()
+            .and_then(|p| p.phases.last_mut())
+        {
+            phase.failure = Some(error.to_string());
+        }
+    }
+
+    /// Boot 1 to power-off. Errors are what stopped the flow; a failed capture followed by a
+    /// reboot is returned in the outcome.
+    pub fn run(&mut self) -> Result<Outcome, CaseError> {
+        self.watch.mark(SAVED);
+        let mut qmp = self.qmp()?;
+        let (_, boot) = self.phase("boot 1: systemd starts kdrill's unit", limits::BOOT, &[])?;
+        self.result.phases.boot = Some((self.last - self.started).as_secs_f64());
+        self.result.phases.guest_boot = Some(boot.uptime);
+        if boot.field("crashed") == Some("yes") {
+            return Err(CaseError::Setup {
+                what: "image",
+                detail: "boot 1 found kdrill's crash marker: the image's disk was written (it must only be booted through an overlay)".into(),
+            });
+        }
+        let ready = self.phase("boot 1: kdump-tools ready to kdump", limits::READY, &[]);
+        let (ready_at, _) = ready.map_err(|e| not_ready(e, 1))?;
+        self.result.phases.ready = Some((ready_at - self.started).as_secs_f64());
+
+        let mut crashed_at = None;
+        let mut _console = None;
+        if routes::host_presses(self.scenario.trigger) {
+            if self.scenario.trigger == Trigger::HangThenNmi {
+                self.phase("boot 1: the guest hangs a CPU", limits::HANGING, &[])?;
+                hold(
+                    Duration::from_secs(u64::from(self.scenario.hang_seconds))
+                        .min(budget::MAX_HANG),
+                )?;
+            }
+            (self.progress)("crashing from the host");
+            let socket = self
+                .config
+                .console_socket
+                .as_deref()
+                .unwrap_or(Path::new("/nonexistent"));
+            let pressed =
+                routes::press(self.scenario.trigger, &mut qmp, socket).map_err(CaseError::Route)?;
+            crashed_at = Some(pressed.at);
+            _console = pressed.console;
+            self.last = pressed.at;
+        }
+        let capture = self.phase(
+            "crash → the capture kernel's initrd",
+            limits::CAPTURE,
+            &[EventName::Boot],
+        )?;
+        let crashed_at = crashed_at
+            .or_else(|| self.watch.seen(EventName::Trigger))
+            .unwrap_or(ready_at);
+        let mut capture_failed = None;
+        if capture.1.name == EventName::Boot {
+            let error = CaseError::CaptureFailed {
+                reason: "the guest booted again before the capture kernel's initrd ran".into(),
+            };
+            self.fail_last(&error);
+            capture_failed = Some(error);
+        } else {
+            self.result.phases.crash_to_capture = Some((capture.0 - crashed_at).as_secs_f64());
+            self.result.phases.capture_boot = Some(capture.1.uptime);
+            let saving = self.phase(
+                "capture kernel → kdump-tools-dump.service",
+                limits::SAVING,
+                &[EventName::Boot],
+            )?;
+            let rebooted = if saving.1.name == EventName::Boot {
+                let error = CaseError::CaptureFailed {
+                    reason: "the capture kernel rebooted before kdump-tools-dump.service started"
+                        .into(),
+                };
+                self.fail_last(&error);
+                capture_failed = Some(error);
+                saving
+            } else {
+                self.phase(
+                    "kdump-tools saves the dump, the guest reboots",
+                    limits::REBOOT,
+                    &[],
+                )?
+            };
+            let saved = self.watch.marked(SAVED).unwrap_or(rebooted.0);
+            self.result.phases.crash_to_saved = Some((saved - crashed_at).as_secs_f64());
+        }
+        let boot3 = self.last;
+        let again = self.phase(
+            "boot 3: kdump-tools ready to kdump again",
+            limits::READY_AGAIN,
+            &[],
+        );
+        let (again_at, again) = again.map_err(|e| not_ready(e, 3))?;
+        self.result.phases.ready_again = Some((again_at - boot3).as_secs_f64());
+        let local = self.scenario.image.dump_target == crate::spec::setup::DumpTarget::Local;
+        if let Some(dumps) = again.field("dumps").filter(|_| local) {
+            self.result.notes.push(format!(
+                "boot 3: {dumps} dump(s) in the dump folder after the reboot"
+            ));
+        }
+        self.phase("boot 3: kdrill's unit done", limits::DONE, &[])?;
+        let limit = self.watch.scaled(limits::POWEROFF);
+        if self.watch.guest().wait_exit(limit).is_none() {
+            if let Some(stop) = interrupt::interrupted() {
+                return Err(CaseError::Interrupted(stop));
+            }
+            return Err(CaseError::NoPowerOff { after: limit });
+        }
+        Ok(Outcome { capture_failed })
+    }
+
+    /// Connects QMP (the host's crash routes) and records which accelerator really runs.
+    fn qmp(&mut self) -> Result<Qmp, CaseError> {
+        let socket = self.config.qmp_socket.as_deref().ok_or(CaseError::Qmp {
+            during: "QMP",
+            detail: "the guest has no QMP socket".into(),
+        })?;
+        let qmp_err = |e: crate::vm::qmp::QmpError| CaseError::Qmp {
+            during: "QMP",
+            detail: e.to_string(),
+        };
+        let mut qmp = Qmp::connect(
+            socket,
+            self.watch.scaled(budget::QMP_CONNECT),
+            self.watch.scaled(budget::QMP_REPLY),
+        )
+        .map_err(qmp_err)?;
+        let kvm = qmp.execute("query-kvm", None).map_err(qmp_err)?;
+        let enabled = kvm.get("enabled").and_then(|v| v.as_bool()) == Some(true);
+        self.result.accel = Some(if enabled {
+            crate::vm::accel::Accel::Kvm
+        } else {
+            crate::vm::accel::Accel::Tcg
+        });
+        Ok(qmp)
+    }
+}
+
+/// The guest's "kdump-tools not ready" failure as its own kind; other errors unchanged.
+fn not_ready(error: CaseError, boot: u8) -> CaseError {
+    match error {
+        CaseError::GuestFailed { phase, reason } if phase == "kdump-tools" || phase == "boot3" => {
+            CaseError::NotReady { boot, reason }
+        }
+        other => other,
+    }
+}
+
+/// Keeps the guest hung for `how_long` (the simulated hang itself), ending early on a stop.
+fn hold(how_long: Duration) -> Result<(), CaseError> {
+    match crate::host::deadline::wait_until(how_long, interrupt::interrupted) {
+        Some(stop) => Err(CaseError::Interrupted(stop)),
+        None => Ok(()),
+    }
+}

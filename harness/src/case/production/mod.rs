@@ -1,0 +1,234 @@
+//! The production capture path: a case on the Debian image (`images/debian-bookworm.yaml`),
+//! where Debian's own kdump-tools loads the capture kernel, saves the dump from a full systemd
+//! boot of it into the dump folder, and the guest reboots and comes back ready; with the
+//! operator's overlay and `crashkernel=`, and `kdrill check` run inside the guest before the
+//! crash. `prepare` builds or reuses the image and the disks, `boots` follows the three boots,
+//! `dumpfolder` reads the dump folder off the disk, `diagnose` says why a capture failed.
+
+mod boots;
+pub mod diagnose;
+mod dumpfolder;
+mod prepare;
+pub mod record;
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::case::error::{CaseError, SetupContext};
+use crate::case::flow::Run;
+use crate::case::verdict::CaseResult;
+use crate::case::{Case, RunOptions};
+use crate::guest::debian::{casedisk, BuiltImage};
+use crate::host::interrupt;
+use crate::vm::qemu::Guest;
+use crate::vm::watch::Watch;
+use record::{CheckSummary, Production};
+
+/// The image `case` boots, from the cache or built now (for prefetching before the cases run).
+pub fn image_for(
+    case: &Case,
+    options: &RunOptions,
+    progress: &dyn Fn(&str),
+) -> Result<BuiltImage, CaseError> {
+    progress("fetching kernel");
+    let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache).setup("kernel")?;
+    let recipe = prepare::recipe(options)?;
+    let overlay = prepare::overlay(case)?;
+    crate::guest::debian::image(&recipe, &files, overlay.as_ref(), &options.cache, progress)
+        .setup("Debian image")
+}
+
+/// Runs a Debian-image case; errors are its first reason (later ones are recorded in `result`).
+pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
+    let case = run.case;
+    result.production = Some(Production {
+        crashkernel: case.crashkernel().to_string(),
+        dump_target: case.scenario.image.dump_target,
+        ..Production::default()
+    });
+    if case.scenario.capture.makedumpfile != crate::spec::scenario::Capture::default().makedumpfile
+    {
+        result.notes.push("the scenario's capture.makedumpfile does not apply: kdump-tools runs makedumpfile with MAKEDUMP_ARGS from /etc/default/kdump-tools".into());
+    }
+    let prepared = prepare::prepare(case, run.options, run.dir, result, run.progress)?;
+    (run.progress)("booting");
+    let started = Instant::now();
+    let stderr = run.dir.join("qemu-stderr.log");
+    let guest = Guest::spawn(&prepared.qemu, &prepared.args, &stderr).setup("QEMU")?;
+    let watch = Watch::new(
+        guest,
+        &run.dir.join("status.log"),
+        &prepared.config.serial_log,
+        &stderr,
+        run.options.echo_console,
+        run.options.timeout_scale,
+    );
+    let mut boots = boots::Boots::new(
+        watch,
+        &prepared.config,
+        &case.scenario,
+        result,
+        run.progress,
+        started,
+    );
+    let outcome = boots.run();
+    if let Err(err) = boots.watch.guest().kill() {
+        boots.result.fail(CaseError::Teardown(err));
+    }
+    drop(boots);
+
+    (run.progress)("reading the evidence");
+    let read_started = Instant::now();
+    let found = casedisk::collect(&prepared.case_disk, run.dir);
+    split_serial(run.dir);
+    record_check(run.dir, result);
+    if let Some(stop) = interrupt::interrupted() {
+        return outcome.and(Err(CaseError::Interrupted(stop)));
+    }
+    let capture_failed = match outcome {
+        Ok(outcome) => outcome.capture_failed.map(|e| explain(e, run.dir)),
+        // No crash happened (boot 1 failed), or the flow stopped: nothing to read.
+        Err(error) if !crashed(run.dir) => return Err(explain(error, run.dir)),
+        Err(error) => Some(explain(error, run.dir)),
+    };
+    let coredir = read_text(run.dir, "coredir.txt")
+        .or_else(|| {
+            read_text(run.dir, "boot1-kdump-config-show.txt")
+                .and_then(|s| diagnose::coredir_from_show(&s))
+        })
+        .unwrap_or_else(|| "/var/crash".into());
+    let mount = read_text(run.dir, "coredir-mount.txt");
+    let raw = disks_after_root(&prepared);
+    let receive = prepared.sshd.as_ref().map(|s| s.receive_dir());
+    let source = match &receive {
+        Some(receive) => dumpfolder::Source::Received(receive),
+        None => dumpfolder::Source::Disks {
+            root_qcow2: &prepared.root,
+            raw: &raw,
+            scratch: prepared.scratch.path(),
+        },
+    };
+    let mut later = Vec::new();
+    let folder = dumpfolder::read(
+        source,
+        coredir.trim(),
+        mount.as_deref(),
+        run.dir,
+        &case.scenario,
+        result,
+        &mut later,
+    );
+    result.phases.verify = Some(read_started.elapsed().as_secs_f64());
+    if !found.iter().any(|f| f == "boot3-kdump-config-status.txt") {
+        result
+            .notes
+            .push("boot 3 left no evidence on the case disk".into());
+    }
+    let first = match (capture_failed, folder) {
+        (Some(failed), _) => Err(failed),
+        // The folder lacks the dump: say what the capture boot's console shows.
+        (None, Err(CaseError::DumpFolder { folder, problem })) => {
+            Err(match capture_console(run.dir) {
+                Some(why) => CaseError::CaptureFailed {
+                    reason: format!("{why}; {folder}/{problem}"),
+                },
+                None => CaseError::DumpFolder { folder, problem },
+            })
+        }
+        (None, other) => other,
+    };
+    // The first failure is the case's reason; what is wrong beside it follows.
+    if let Err(error) = first {
+        result.fail(error);
+    }
+    for error in later {
+        result.fail(error);
+    }
+    Ok(())
+}
+
+/// Did boot 1 get as far as the crash (the guest said `ready`)?
+fn crashed(dir: &Path) -> bool {
+    let status = std::fs::read_to_string(dir.join("status.log")).unwrap_or_default();
+    status.contains("KDRILL ready") && status.contains("boot=1")
+}
+
+/// A failed capture, refined with what the serial log shows: whether a capture kernel booted at
+/// all, and what its console says went wrong.
+fn explain(error: CaseError, dir: &Path) -> CaseError {
+    match error {
+        CaseError::CaptureFailed { reason } => {
+            let boots = read_text(dir, "serial.log")
+                .map(|s| diagnose::split_boots(&s).len())
+                .unwrap_or(0);
+            let what = match boots {
+                0..=2 => "the panic did not reach a capture kernel: no kernel booted between the crash and the reboot".to_string(),
+                _ => "a capture kernel booted (serial-boot2.log)".to_string(),
+            };
+            let reason = format!("{what}; {reason}");
+            match capture_console(dir) {
+                Some(why) => CaseError::CaptureFailed {
+                    reason: format!("{why}; {reason}"),
+                },
+                None => CaseError::CaptureFailed { reason },
+            }
+        }
+        CaseError::Timeout { .. } => match capture_console(dir) {
+            Some(why) => CaseError::CaptureFailed {
+                reason: format!("{why}; {error}"),
+            },
+            None => error,
+        },
+        other => other,
+    }
+}
+
+/// What the capture boot's console (the second boot in serial.log) says went wrong.
+fn capture_console(dir: &Path) -> Option<String> {
+    let serial = read_text(dir, "serial.log")?;
+    let boots = diagnose::split_boots(&serial);
+    diagnose::capture_failure(boots.get(1)?)
+}
+
+/// serial-boot1.log, serial-boot2.log (the capture), serial-boot3.log beside serial.log.
+fn split_serial(dir: &Path) {
+    let Some(serial) = read_text(dir, "serial.log") else {
+        return;
+    };
+    for (n, boot) in diagnose::split_boots(&serial).iter().enumerate() {
+        let _ = std::fs::write(dir.join(format!("serial-boot{}.log", n + 1)), boot);
+    }
+}
+
+/// The in-guest check's verdict into `result.json` (and a note everyone sees).
+fn record_check(dir: &Path, result: &mut CaseResult) {
+    let Some(json) = read_text(dir, "boot1-check.json") else {
+        return;
+    };
+    match CheckSummary::from_json(&json) {
+        Ok(summary) => {
+            result
+                .notes
+                .push(format!("kdrill check in boot 1: {}", summary.describe()));
+            if let Some(p) = result.production.as_mut() {
+                p.check = Some(summary);
+            }
+        }
+        Err(e) => result
+            .notes
+            .push(format!("boot1-check.json cannot be read: {e}")),
+    }
+}
+
+fn read_text(dir: &Path, name: &str) -> Option<String> {
+    std::fs::read(dir.join(name))
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// The raw disks after the root, in `/dev/vdb`, `/dev/vdc`… order.
+fn disks_after_root(prepared: &prepare::Prepared) -> Vec<std::path::PathBuf> {
+    std::iter::once(prepared.case_disk.clone())
+        .chain(prepared.extra_disks.iter().cloned())
+        .collect()
+}

@@ -1,0 +1,140 @@
+//! The case disk of a Debian guest (`LABEL=kdrill-case`, `/dev/vdb`): what changes from case to
+//! case without rebuilding the image — the route and its settings (`case.env`), the host's
+//! `kdrill` binary (for `kdrill check` in the guest), the crasher module, the network target's
+//! throwaway keys — and where the guest leaves its evidence (kdump-config's outputs, the check
+//! JSON), read back on the host with debugfs.
+
+use std::path::Path;
+
+use crate::guest::dumpdisk;
+use crate::spec::scenario::Scenario;
+
+/// The files the host puts on the case disk (name, mode, bytes).
+pub type Files = Vec<(String, u32, Vec<u8>)>;
+
+/// Evidence the guest writes on the case disk, copied into the attempt folder after the run.
+pub const EVIDENCE: &[&str] = &[
+    "boot1-sysctls.txt",
+    "boot1-kdump-config-show.txt",
+    "boot1-kdump-config-test.txt",
+    "boot1-kdump-config-status.txt",
+    "boot1-kdump-tools.journal",
+    "boot1-check.json",
+    "boot1-check.stderr",
+    "coredir.txt",
+    "coredir-mount.txt",
+    "boot3-kdump-config-status.txt",
+    "boot3-kdump-tools-active.txt",
+    "boot3-kdump-tools.journal",
+    "boot3-coredir-listing.txt",
+    "boot2.journal",
+];
+
+/// The shell variables `/usr/lib/kdrill/guest` reads from `case.env`. Values were checked for
+/// quotes and newlines when the scenario was loaded.
+pub fn case_env(scenario: &Scenario) -> String {
+    let sysctls: Vec<String> = scenario
+        .sysctls
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let vars = [
+        ("KDRILL_TRIGGER", scenario.trigger.guest_word().to_string()),
+        (
+            "KDRILL_ROUTE",
+            serde_json::to_value(scenario.trigger)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+        ),
+        (
+            "KDRILL_CRASHER",
+            scenario.crasher.clone().unwrap_or_default(),
+        ),
+        (
+            "KDRILL_PIN_CPU",
+            scenario.pin_cpu.map(|c| c.to_string()).unwrap_or_default(),
+        ),
+        ("KDRILL_SYSCTLS", sysctls.join(" ")),
+    ];
+    vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
+}
+
+/// The scenario's first-boot modules, one `name [param=value ...]` per line, for `modprobe`.
+pub fn modules_list(scenario: &Scenario) -> String {
+    scenario
+        .guest
+        .modules
+        .iter()
+        .map(|m| format!("{m}\n"))
+        .collect()
+}
+
+/// Writes `files` into a folder and makes the case disk from it: ext4 labelled `kdrill-case`,
+/// big enough for the files and the evidence.
+pub fn create(disk: &Path, staging: &Path, files: &Files) -> Result<(), String> {
+    std::fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    let mut bytes = 0u64;
+    for (name, mode, data) in files {
+        let path = staging.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, data).map_err(|e| format!("{}: {e}", path.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        bytes += data.len() as u64;
+    }
+    let size_mib = bytes.div_ceil(1 << 20) + 64;
+    dumpdisk::create_from(disk, size_mib, "kdrill-case", staging).map_err(|e| e.to_string())
+}
+
+/// Copies the guest's evidence off the case disk into `dir`; the names found.
+pub fn collect(disk: &Path, dir: &Path) -> Vec<String> {
+    EVIDENCE
+        .iter()
+        .filter(|name| matches!(dumpdisk::extract(disk, name, &dir.join(name)), Ok(true)))
+        .map(|name| name.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_env_carries_route_and_sysctls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nmi.yaml");
+        std::fs::write(
+            &path,
+            "id: nmi\ndescription: d\ntrigger: nmi\nsysctls:\n  kernel.unknown_nmi_panic: 1\nguest:\n  modules: [\"i6300esb heartbeat=5\"]\nexpect:\n  log: [x]\n",
+        )
+        .unwrap();
+        let scenario = crate::spec::scenario::from_file(&path).unwrap();
+        let env = case_env(&scenario);
+        assert!(env.contains("KDRILL_TRIGGER='host'\n"), "{env}");
+        assert!(env.contains("KDRILL_ROUTE='nmi'\n"), "{env}");
+        assert!(
+            env.contains("KDRILL_SYSCTLS='kernel.unknown_nmi_panic=1'\n"),
+            "{env}"
+        );
+        assert_eq!(modules_list(&scenario), "i6300esb heartbeat=5\n");
+    }
+
+    #[test]
+    fn the_guest_script_writes_the_evidence_the_host_collects() {
+        let script = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../images/debian-bookworm/root/usr/lib/kdrill/guest"),
+        )
+        .unwrap();
+        for name in EVIDENCE {
+            assert!(
+                script.contains(&format!("$CASE/{name}")),
+                "the guest script never writes {name}"
+            );
+        }
+    }
+}

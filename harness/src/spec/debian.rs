@@ -1,0 +1,167 @@
+//! The Debian image recipe (`images/debian-bookworm.yaml`): suite, mirrors, packages, the
+//! initramfs module list, the kernel command line, and the folder of files kdrill adds (its
+//! units and scripts). `guest/debian/` builds it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::spec::yaml::{self, YamlError};
+
+/// Where the recipe lives in a project.
+pub const RECIPE: &str = "images/debian-bookworm.yaml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebianRecipe {
+    /// The Debian release (`bookworm`).
+    pub suite: String,
+    /// The package mirror: `host` (this host's apt configuration, else deb.debian.org) or a URL.
+    pub mirror: String,
+    /// The security archive: `host`, a URL, or `none`.
+    pub security: String,
+    pub components: Vec<String>,
+    /// Installed with their dependencies (`--no-install-recommends`, as mmdebstrap does).
+    pub packages: Vec<String>,
+    /// The operator's own additions, installed with the rest.
+    #[serde(default)]
+    pub extra_packages: Vec<String>,
+    /// `MODULES=list` for both initrds: what the guest needs to mount its root.
+    pub initramfs_modules: Vec<String>,
+    pub hostname: String,
+    /// The kernel command line of the first and third boots (kdrill adds `crashkernel=`).
+    pub cmdline: Vec<String>,
+    /// Free space on the root disk beyond its files, MiB (the dump folder is on it).
+    pub free_mib: u32,
+    /// kdrill's files for the image, relative to the recipe: `root/` is copied into the image
+    /// root, `finish` runs in it last.
+    pub files: PathBuf,
+    /// The recipe file (for errors and for `files`).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl DebianRecipe {
+    /// The folder of kdrill's files for the image.
+    pub fn files_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.files)
+    }
+
+    /// Every package the image installs: the recipe's, then the operator's.
+    pub fn all_packages(&self) -> Vec<String> {
+        self.packages
+            .iter()
+            .chain(&self.extra_packages)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads `<root>/images/debian-bookworm.yaml` and checks what serde cannot.
+pub fn load(root: &Path) -> Result<DebianRecipe, YamlError> {
+    from_file(&root.join(RECIPE))
+}
+
+pub fn from_file(path: &Path) -> Result<DebianRecipe, YamlError> {
+    let mut recipe: DebianRecipe = yaml::load(path)?;
+    recipe.path = path.to_path_buf();
+    let invalid = |message: String| YamlError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let word = |w: &str| {
+        !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-+.:=_/,".contains(c))
+    };
+    for name in recipe
+        .all_packages()
+        .iter()
+        .chain(&recipe.components)
+        .chain(&recipe.initramfs_modules)
+        .chain(std::iter::once(&recipe.suite))
+        .chain(std::iter::once(&recipe.hostname))
+    {
+        if !word(name) {
+            return Err(invalid(format!(
+                "`{name}` is not a package, module or name (one word of letters, digits and -+.:=_/,)"
+            )));
+        }
+    }
+    for option in &recipe.cmdline {
+        if option.contains(char::is_whitespace) || option.contains(['\'', '"']) {
+            return Err(invalid(format!("cmdline: `{option}` must be one word")));
+        }
+        if option.starts_with("crashkernel=") {
+            return Err(invalid(
+                "cmdline: crashkernel= comes from the kernel entry, the scenario or --crashkernel"
+                    .into(),
+            ));
+        }
+    }
+    for (field, value) in [("mirror", &recipe.mirror), ("security", &recipe.security)] {
+        let known = value == "host"
+            || (field == "security" && value == "none")
+            || value.starts_with("http://")
+            || value.starts_with("https://");
+        if !known || value.contains(char::is_whitespace) {
+            return Err(invalid(format!(
+                "{field}: `{value}` is not `host`{} or an http(s) URL",
+                if field == "security" { ", `none`" } else { "" }
+            )));
+        }
+    }
+    if !recipe.files_dir().join("root").is_dir() || !recipe.files_dir().join("finish").is_file() {
+        return Err(invalid(format!(
+            "files: {} must hold root/ and finish",
+            recipe.files_dir().display()
+        )));
+    }
+    Ok(recipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project_recipe() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(RECIPE)
+    }
+
+    #[test]
+    fn the_project_recipe_parses() {
+        let recipe = from_file(&project_recipe()).unwrap();
+        assert_eq!(recipe.suite, "bookworm");
+        for needed in [
+            "kdump-tools",
+            "systemd-sysv",
+            "makedumpfile",
+            "initramfs-tools",
+        ] {
+            assert!(recipe.packages.iter().any(|p| p == needed), "{needed}");
+        }
+        assert!(recipe.initramfs_modules.iter().any(|m| m == "virtio_blk"));
+        assert!(recipe.cmdline.iter().any(|o| o.starts_with("panic=")));
+    }
+
+    #[test]
+    fn a_crashkernel_in_the_recipe_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files");
+        std::fs::create_dir_all(files.join("root")).unwrap();
+        std::fs::write(files.join("finish"), "").unwrap();
+        let text = std::fs::read_to_string(project_recipe())
+            .unwrap()
+            .replace("files: debian-bookworm", "files: files")
+            .replace("  - rw ", "  - crashkernel=1G\n  - rw ");
+        let path = dir.path().join("r.yaml");
+        std::fs::write(&path, text).unwrap();
+        let err = from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("crashkernel= comes from"), "{err}");
+    }
+}

@@ -1,0 +1,228 @@
+//! The Debian image's broken configurations: each a real three-boot case that must FAIL with the
+//! reason naming what happened, after the in-guest `kdrill check` said so before the crash, with
+//! the evidence kept. The fixtures (scenario + overlay) are in `tests/fixtures/production/`.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{kdrill, workspace};
+
+/// A project holding the real debian-6.1 entry, the Debian recipe and its files, and the
+/// fixture's scenario (and overlay), in a folder whose path has a space.
+struct Project {
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn project(fixture: &str) -> Project {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("my projects/kdrill");
+    for folder in ["kernels", "scenarios", "overlays", "images"] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+    }
+    let ws = workspace();
+    std::fs::copy(
+        ws.join("kernels/debian-6.1.yaml"),
+        root.join("kernels/debian-6.1.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        ws.join("images/debian-bookworm.yaml"),
+        root.join("images/debian-bookworm.yaml"),
+    )
+    .unwrap();
+    copy_tree(
+        &ws.join("images/debian-bookworm"),
+        &root.join("images/debian-bookworm"),
+    );
+    let fixtures = fixtures().join(fixture);
+    std::fs::copy(
+        fixtures.join("scenario.yaml"),
+        root.join("scenarios").join(format!("{fixture}.yaml")),
+    )
+    .unwrap();
+    if fixtures.join("overlay").is_dir() {
+        copy_tree(
+            &fixtures.join("overlay"),
+            &root.join("overlays").join(fixture),
+        );
+    }
+    Project { root, _dir: dir }
+}
+
+fn fixtures() -> PathBuf {
+    workspace().join("harness/tests/fixtures/production")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// What a broken case left: its result and in-guest check, for the assertions.
+struct Failed {
+    stdout: String,
+    result: serde_json::Value,
+    check: serde_json::Value,
+    evidence: PathBuf,
+    /// Kept until the test's assertions are done.
+    _project: Project,
+}
+
+impl Failed {
+    /// The in-guest check's status for `id` (`fail`, `warn`, …).
+    fn check_status(&self, id: &str) -> String {
+        self.check["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no check {id}"))
+    }
+
+    fn reason(&self) -> String {
+        self.result["reasons"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Runs the fixture's case on the Debian image; it must FAIL and keep its evidence.
+fn run_broken(fixture: &str) -> Failed {
+    let project = project(fixture);
+    let target = project.root.join("target");
+    let out = kdrill()
+        .args([
+            "verify",
+            "--image",
+            "debian",
+            "--scenario",
+            fixture,
+            "--root",
+        ])
+        .arg(&project.root)
+        .env("CARGO_TARGET_DIR", &target)
+        .timeout(std::time::Duration::from_secs(3600))
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains(&format!("FAIL debian-6.1/{fixture}@debian")),
+        "{stdout}"
+    );
+    let evidence = target.join(format!("kdrill/runs/debian-6.1/{fixture}@debian/latest"));
+    for file in [
+        "result.json",
+        "qemu-cmdline.txt",
+        "serial.log",
+        "serial-boot1.log",
+        "status.log",
+        "boot1-kdump-config-show.txt",
+        "boot1-kdump-config-test.txt",
+        "boot1-kdump-config-status.txt",
+        "boot1-check.json",
+    ] {
+        assert!(evidence.join(file).is_file(), "missing evidence {file}");
+    }
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(evidence.join(name)).unwrap()).unwrap()
+    };
+    let result = read("result.json");
+    assert_eq!(result["verdict"], "FAIL", "{result}");
+    let check = read("boot1-check.json");
+    assert_eq!(check["schema"], "kdrill-check/1");
+    // The check was taken before the crash: boot 1 said `ready` (or failed) after writing it.
+    assert!(
+        result["production"]["check"]["verdict"].is_string(),
+        "{result}"
+    );
+    Failed {
+        stdout,
+        result,
+        check,
+        evidence,
+        _project: project,
+    }
+}
+
+#[test]
+fn the_broken_fixtures_are_valid_scenarios() {
+    for entry in std::fs::read_dir(fixtures()).unwrap().flatten() {
+        let path = entry.path().join("scenario.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("only: debian"), "{}", path.display());
+        assert!(
+            text.starts_with("# Broken on purpose"),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// kdump-tools' systemd capture does not fit in 96M: the capture kernel runs out of memory.
+#[test]
+fn vm_debian_crashkernel_96m_fails_out_of_memory() {
+    let failed = run_broken("crashkernel-96m");
+    assert_eq!(
+        failed.result["failure"], "capture-failed",
+        "{}",
+        failed.stdout
+    );
+    let reason = failed.reason();
+    assert!(reason.contains("ran out of memory"), "{reason}");
+    assert_eq!(failed.check_status("crashkernel-size"), "warn");
+    assert_eq!(failed.result["production"]["crashkernel"], "96M");
+    assert!(failed.evidence.join("serial-boot2.log").is_file());
+}
+
+/// USE_KDUMP=0: kdump-tools never loads; the case fails in boot 1.
+#[test]
+fn vm_debian_use_kdump_0_fails_not_ready() {
+    let failed = run_broken("use-kdump-0");
+    assert_eq!(failed.result["failure"], "not-ready", "{}", failed.stdout);
+    let reason = failed.reason();
+    assert!(reason.contains("USE_KDUMP is not set or zero"), "{reason}");
+    assert_eq!(failed.check_status("kdump-service"), "fail");
+    assert!(failed.result["production"]["overlay"].is_string());
+}
+
+/// kernel.sysrq=0: the serial console's BREAK + c cannot crash the guest.
+#[test]
+fn vm_debian_sysrq_0_serial_fails_refused() {
+    let failed = run_broken("sysrq-0-serial");
+    assert_eq!(
+        failed.result["failure"], "guest-failed",
+        "{}",
+        failed.stdout
+    );
+    let reason = failed.reason();
+    assert!(
+        reason.contains("phase trigger") && reason.contains("kernel.sysrq = 0"),
+        "{reason}"
+    );
+    assert_eq!(failed.check_status("sysrq"), "warn");
+}
+
+/// The dump folder's own disk is too full: kdump-tools saves no dump.
+#[test]
+fn vm_debian_crash_disk_full_fails_no_dump() {
+    let failed = run_broken("crash-disk-full");
+    let reason = failed.reason();
+    assert_eq!(failed.result["failure"], "capture-failed", "{reason}");
+    assert!(reason.contains("disk is full"), "{reason}");
+    assert!(reason.contains("no dump."), "{reason}");
+    let target = failed.check_status("dump-target");
+    assert!(target == "fail" || target == "warn", "{target}");
+    assert_eq!(
+        failed.result["production"]["dump_folder"]["source"],
+        "/dev/vdc"
+    );
+}

@@ -90,6 +90,20 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
+    /// What the probes showed, contradictions included.
+    fn finish(self, memory_mib: u64, unfinished: Option<String>) -> SizeResult {
+        let non_monotonic = contradictions(&self.probes);
+        SizeResult {
+            memory_mib,
+            smallest_working_mib: self.working,
+            largest_failing_mib: self.failing.as_ref().map(|f| f.0),
+            failure_below: self.failing.map(|f| f.1),
+            probes: self.probes,
+            non_monotonic,
+            unfinished,
+        }
+    }
+
     fn run(&mut self, mib: u64) -> Verdict {
         let mut last = String::new();
         for _ in 0..=self.bracket.retries {
@@ -167,16 +181,7 @@ pub fn bisect(
         working: None,
     };
     let unfinished = narrow(&mut search);
-    let non_monotonic = contradictions(&search.probes);
-    SizeResult {
-        memory_mib,
-        smallest_working_mib: search.working,
-        largest_failing_mib: search.failing.as_ref().map(|f| f.0),
-        failure_below: search.failing.map(|f| f.1),
-        probes: search.probes,
-        non_monotonic,
-        unfinished,
-    }
+    search.finish(memory_mib, unfinished)
 }
 
 /// Probes exactly `sizes` (MiB, largest first) instead of searching: a quick check of a known
@@ -213,16 +218,7 @@ pub fn probe_list(
             unfinished.get_or_insert(format!("{mib}M: {why}"));
         }
     }
-    let non_monotonic = contradictions(&search.probes);
-    SizeResult {
-        memory_mib,
-        smallest_working_mib: search.working,
-        largest_failing_mib: search.failing.as_ref().map(|f| f.0),
-        failure_below: search.failing.map(|f| f.1),
-        probes: search.probes,
-        non_monotonic,
-        unfinished,
-    }
+    search.finish(memory_mib, unfinished)
 }
 
 /// Runs the search; `Some(why)` when it had to stop early.

@@ -22,6 +22,10 @@ pub fn classify(result: &CaseResult, console: &str) -> Outcome {
     if result.verdict == Verdict::Interrupted {
         return Outcome::Unrelated(format!("interrupted: {reasons}"));
     }
+    // The Debian image: kdump-tools could not load the capture kernel into the reservation.
+    if result.failure.as_deref() == Some("not-ready") && reasons.contains("boot 1") {
+        return Outcome::TooSmall(FailureMode::KexecCannotLoad);
+    }
     if reasons.contains("phase kexec") {
         if reasons.contains("kexec_crash_size is 0") {
             return Outcome::TooSmall(FailureMode::NoReservation);
@@ -117,6 +121,18 @@ mod tests {
         assert_eq!(
             classify(&r, FIRST),
             Outcome::TooSmall(FailureMode::NoReservation)
+        );
+    }
+
+    #[test]
+    fn a_debian_guest_whose_kdump_tools_cannot_load_is_too_small() {
+        let r = failed(CaseError::NotReady {
+            boot: 1,
+            reason: "kdump-config status: Not ready to kdump".into(),
+        });
+        assert_eq!(
+            classify(&r, FIRST),
+            Outcome::TooSmall(FailureMode::KexecCannotLoad)
         );
     }
 

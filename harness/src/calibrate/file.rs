@@ -323,6 +323,46 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_committed_calibrations_read_and_agree_with_their_probes() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../calibration");
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let c = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let name = format!("{}-{}.yaml", c.kernel, c.image);
+            assert_eq!(path.file_name().unwrap().to_str(), Some(name.as_str()));
+            for size in &c.sizes {
+                let works = size.smallest_working_mib.unwrap();
+                let fails = size.largest_failing_mib.unwrap();
+                assert!(fails < works, "{name}: {size:?}");
+                assert!(size.recommended_mib.unwrap() >= works, "{name}");
+                assert!(size.non_monotonic.is_empty() && size.unfinished.is_none());
+                let outcome = |mib: u64| {
+                    size.probes
+                        .iter()
+                        .find(|p| p.crashkernel_mib == mib)
+                        .map(|p| p.outcome.clone())
+                };
+                assert_eq!(outcome(works).as_deref(), Some("works"), "{name}");
+                assert!(outcome(fails).unwrap().starts_with("too-small"), "{name}");
+            }
+            seen.push(name);
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "debian-6.1-debian.yaml",
+                "debian-6.1-minimal.yaml",
+                "debian-6.12-minimal.yaml"
+            ]
+        );
+    }
+
+    #[test]
     fn the_table_compares_the_heuristics() {
         let table = markdown(&sample());
         assert!(table.contains("| 1024M | 96M | 88M: capture-oom | 128M | 176M (over by 80M) | – (reserves nothing: no dump at all) | 128M (over by 32M) |"), "{table}");

@@ -18,14 +18,16 @@ use crate::calibrate::{classify, Outcome};
 use crate::case::plan::Overrides;
 use crate::case::{Case, RunOptions};
 use crate::spec::scenario::BootMode;
+use crate::spec::setup::ImageKind;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CalibrateArgs {
     /// Kernel entry id from kernels/
     #[arg(long, value_name = "ID")]
     pub kernel: String,
-    /// The capture userspace: `minimal` (kdrill's busybox initramfs)
-    #[arg(long, default_value = "minimal", value_parser = ["minimal"])]
+    /// The capture userspace: `minimal` (kdrill's busybox initramfs) or `debian` (kdump-tools'
+    /// own, a full systemd boot of the capture kernel)
+    #[arg(long, default_value = "minimal", value_parser = ["minimal", "debian"])]
     pub image: String,
     /// Guest memory sizes, comma-separated (`1G,2G`, `1536M`)
     #[arg(long, default_value = "1G", value_delimiter = ',')]
@@ -67,6 +69,7 @@ impl Prober for CaseProber<'_> {
         let mut case = self.case.clone();
         case.kernel.guest.memory_mib = self.memory_mib as u32;
         case.kernel.guest.crashkernel = format!("{crashkernel_mib}M");
+        case.setup.crashkernel = None;
         case.scenario.id = format!(
             "calibrate-{}-{}M-{crashkernel_mib}M",
             self.case.scenario.id, self.memory_mib
@@ -93,9 +96,18 @@ fn outcome_word(outcome: &Outcome) -> String {
 }
 
 /// What `kdumpctl estimate` would add up for this guest: the bzImage, the modules the minimal
-/// image loads, and the capture initramfs (built once here to measure it).
+/// image loads, and the capture initramfs (built once here to measure it; for the Debian image,
+/// its initrd, built with the same `MODULES=list` as kdump-tools' capture initrd).
 fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<EstimateInputs> {
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache)?;
+    if case.setup.image == ImageKind::Debian {
+        let built = crate::case::production::image_for(case, options, &|_| {})?;
+        return Ok(EstimateInputs {
+            kernel_image_bytes: std::fs::metadata(&files.vmlinuz)?.len(),
+            modules_bytes: 0,
+            capture_initrd_bytes: std::fs::metadata(&built.initrd)?.len(),
+        });
+    }
     let recipe = crate::spec::image::minimal(options.project_root.as_deref())?;
     let plan = crate::case::plan::plan(case, options.overrides);
     let scratch = tempfile::tempdir()?;
@@ -166,6 +178,10 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
     .into_iter()
     .next()
     .context("no case selected")?;
+    let mut case = case;
+    if args.image == "debian" {
+        case.setup.image = ImageKind::Debian;
+    }
     if let Some(why) = case.skip_reason() {
         bail!(
             "{} declares {} impossible: {why}",
@@ -208,7 +224,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
                 Some(size_started.elapsed().as_secs_f64() / n.probes_so_far as f64)
             };
             let mib = |v: Option<u64>| v.map_or("?".into(), |v| format!("{v}M"));
-            bar.set_message(format!(
+            let line = format!(
                 "{}/{}: {memory_mib}M of RAM: fails at {}, works at {}; probing crashkernel={}M (probe {}, ~{} to go{})",
                 case.kernel.id,
                 case.scenario.id,
@@ -218,7 +234,12 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
                 n.probes_so_far + 1,
                 n.probes_left + 1,
                 per.map_or(String::new(), |p| format!(", ~{:.0} s", p * (n.probes_left + 1) as f64)),
-            ));
+            );
+            // Without a terminal (CI logs, `> file`) the spinner is hidden: one line per step.
+            if bar.is_hidden() {
+                eprintln!("kdrill: {line}");
+            }
+            bar.set_message(line);
         };
         let result = if tries.is_empty() {
             bisect::bisect(&mut prober, memory_mib, bracket, &mut show)

@@ -121,30 +121,7 @@ impl Guesting<'_, '_> {
     /// Connects QMP, records which accelerator really runs, and waits for the first boot's init,
     /// timing it by the host's clock and the guest's own.
     pub fn first_boot(&mut self) -> Result<Qmp, CaseError> {
-        let socket = self.config.qmp_socket.as_deref().ok_or(CaseError::Qmp {
-            during: "QMP",
-            detail: "the guest has no QMP socket".into(),
-        })?;
-        let qmp_err = |e: crate::vm::qmp::QmpError| CaseError::Qmp {
-            during: "QMP",
-            detail: e.to_string(),
-        };
-        let mut qmp = Qmp::connect(
-            socket,
-            self.watch.scaled(budget::QMP_CONNECT),
-            self.watch.scaled(budget::QMP_REPLY),
-        )
-        .map_err(qmp_err)?;
-        let kvm = qmp.execute("query-kvm", None).map_err(qmp_err)?;
-        let enabled = kvm
-            .get("enabled")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        self.result.accel = Some(if enabled {
-            crate::vm::accel::Accel::Kvm
-        } else {
-            crate::vm::accel::Accel::Tcg
-        });
+        let qmp = connect_qmp(self.config, &self.watch, self.result)?;
         let (seen, booted) = self.watch.until(budget::BOOT)?;
         self.result.phases.boot = Some((seen - self.boot_started).as_secs_f64());
         self.result.phases.guest_boot = Some(booted.uptime);
@@ -301,6 +278,36 @@ fn hold(how_long: Duration) -> Result<(), CaseError> {
         Some(stop) => Err(CaseError::Interrupted(stop)),
         None => Ok(()),
     }
+}
+
+/// Connects QMP (the host's crash routes) and records which accelerator really runs.
+pub fn connect_qmp(
+    config: &GuestConfig,
+    watch: &Watch,
+    result: &mut CaseResult,
+) -> Result<Qmp, CaseError> {
+    let socket = config.qmp_socket.as_deref().ok_or(CaseError::Qmp {
+        during: "QMP",
+        detail: "the guest has no QMP socket".into(),
+    })?;
+    let qmp_err = |e: crate::vm::qmp::QmpError| CaseError::Qmp {
+        during: "QMP",
+        detail: e.to_string(),
+    };
+    let mut qmp = Qmp::connect(
+        socket,
+        watch.scaled(budget::QMP_CONNECT),
+        watch.scaled(budget::QMP_REPLY),
+    )
+    .map_err(qmp_err)?;
+    let kvm = qmp.execute("query-kvm", None).map_err(qmp_err)?;
+    let enabled = kvm.get("enabled").and_then(|v| v.as_bool()) == Some(true);
+    result.accel = Some(if enabled {
+        crate::vm::accel::Accel::Kvm
+    } else {
+        crate::vm::accel::Accel::Tcg
+    });
+    Ok(qmp)
 }
 
 #[cfg(test)]

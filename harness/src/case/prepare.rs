@@ -47,18 +47,7 @@ pub fn prepare(
     result.plan = Some(plan.clone());
 
     progress("fetching kernel");
-    let files =
-        crate::fetch::kernel::resolve(kernel, &options.cache).map_err(|e| CaseError::Setup {
-            what: "kernel",
-            detail: format!("{}: {e}", kernel.id),
-        })?;
-    result.kernel_release = Some(files.release.clone());
-    result.kernel_package = files.packages.as_ref().map(|p| KernelPackage {
-        package: p.image.package.clone(),
-        version: p.image.version.clone(),
-        sha256: p.image.sha256.clone(),
-        tracked: p.tracked,
-    });
+    let files = self::kernel(kernel, options, result)?;
     // The kernel QEMU boots and the one `kexec -p` loads: the bzImage twice, or the uncompressed
     // vmlinux and a copy of it moved to where a fast boot reserves the capture kernel's memory.
     let (boot_kernel, capture_kernel) = match plan.mode {
@@ -188,4 +177,26 @@ fn crasher_module(
         what: "crasher module",
         detail: format!("cannot read {}: {e}", ko.display()),
     })
+}
+
+/// Fetches (or finds cached) the entry's kernel and records which one in `result`: its release
+/// and, for a packaged kernel, the package, version and checksum (`track` entries too).
+pub fn kernel(
+    kernel: &crate::spec::kernel::KernelSpec,
+    options: &RunOptions,
+    result: &mut crate::case::verdict::CaseResult,
+) -> Result<crate::fetch::kernel::KernelFiles, CaseError> {
+    let files =
+        crate::fetch::kernel::resolve(kernel, &options.cache).map_err(|e| CaseError::Setup {
+            what: "kernel",
+            detail: format!("{}: {e}", kernel.id),
+        })?;
+    result.kernel_release = Some(files.release.clone());
+    result.kernel_package = files.packages.as_ref().map(|p| KernelPackage {
+        package: p.image.package.clone(),
+        version: p.image.version.clone(),
+        sha256: p.image.sha256.clone(),
+        tracked: p.tracked,
+    });
+    Ok(files)
 }

@@ -43,22 +43,32 @@ pub fn check_capture(
         return Err(CaseError::EmptyDump);
     }
     let log = log::read_cross_checked(&vmcore, &dir.join("dmesg.txt"))?;
-    result.panic_message = expect::panic_message(&log);
-    result.expectations = expect::check_log(&log, &scenario.expect.log);
-    let missing: Vec<String> = result
-        .expectations
-        .iter()
-        .filter(|(_, found)| found.is_none())
-        .map(|(pattern, _)| pattern.clone())
-        .collect();
-    for pattern in missing {
-        result.fail(CaseError::ExpectedLineMissing {
-            from: "the dump".into(),
-            pattern,
-        });
+    judge(&vmcore, &log, "the dump", dir, scenario, result);
+    Ok(())
+}
+
+/// Judges a dump whose log was read (`log`): the scenario's log expectations, the crashed CPU's
+/// backtrace, its task and the modules (by kdrill's reader), and the lines that must be absent
+/// from the log and the serial console. Unmet expectations are recorded in `result`.
+pub fn judge(
+    vmcore: &Path,
+    log: &str,
+    from: &str,
+    dir: &Path,
+    scenario: &Scenario,
+    result: &mut CaseResult,
+) {
+    result.panic_message = expect::panic_message(log);
+    result.expectations = expect::check_log(log, &scenario.expect.log);
+    for (pattern, found) in result.expectations.clone() {
+        if found.is_none() {
+            result.fail(CaseError::ExpectedLineMissing {
+                from: from.to_string(),
+                pattern,
+            });
+        }
     }
-    // Deep: the crashed CPU's backtrace, its task and the modules, by kdrill's reader.
-    match deep::read(&vmcore, &log) {
+    match deep::read(vmcore, log) {
         Ok(mut seen) => {
             for error in deep::check(scenario, &mut seen) {
                 result.fail(error);
@@ -71,10 +81,9 @@ pub fn check_capture(
         String::from_utf8_lossy(&std::fs::read(dir.join("serial.log")).unwrap_or_default())
             .into_owned();
     for error in expect::check_absent(
-        &[("the dump's log", &log), ("serial.log", &serial)],
+        &[("the dump's log", log), ("serial.log", &serial)],
         &scenario.expect.absent,
     ) {
         result.fail(error);
     }
-    Ok(())
 }

@@ -472,6 +472,39 @@ fn the_calibrated_figure_decides_the_reservation_verdict() {
     assert!(stderr.contains("debian-6.1-minimal.yaml:"), "{stderr}");
 }
 
+/// A kdump-tools host with calibrations of both capture userspaces: the `debian` one (kdump-tools'
+/// own capture initrd) decides, even where the minimal image's figure is larger; without it, the
+/// minimal one is used with a note saying so.
+#[test]
+fn a_kdump_tools_host_is_judged_by_the_debian_image_calibration() {
+    let dir = tree(DEBIAN, &[]);
+    let folder = dir.path().join("etc/kdrill/calibration");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("debian-6.1-minimal.yaml"),
+        calibration("6.1.0-47-amd64", &[(8192, 320)]),
+    )
+    .unwrap();
+    let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
+    assert_eq!(status, Status::Warn, "{text}");
+    assert!(
+        text.contains("measured with the minimal capture userspace, not this host's (debian)"),
+        "{text}"
+    );
+    std::fs::write(
+        folder.join("debian-6.1-debian.yaml"),
+        calibration("6.1.0-47-amd64", &[(8192, 224)]).replace("image: minimal", "image: debian"),
+    )
+    .unwrap();
+    let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
+    assert_eq!(status, Status::Pass, "{text}");
+    assert!(
+        text.contains("256M reserved ≥ measured minimum 224M"),
+        "{text}"
+    );
+    assert!(text.contains("debian image"), "{text}");
+}
+
 #[test]
 fn tables_snapshot() {
     for name in [DEBIAN, BARE, RHEL, ODD] {

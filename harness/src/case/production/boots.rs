@@ -207,28 +207,7 @@ impl<'a> Boots<'a> {
 
     /// Connects QMP (the host's crash routes) and records which accelerator really runs.
     fn qmp(&mut self) -> Result<Qmp, CaseError> {
-        let socket = self.config.qmp_socket.as_deref().ok_or(CaseError::Qmp {
-            during: "QMP",
-            detail: "the guest has no QMP socket".into(),
-        })?;
-        let qmp_err = |e: crate::vm::qmp::QmpError| CaseError::Qmp {
-            during: "QMP",
-            detail: e.to_string(),
-        };
-        let mut qmp = Qmp::connect(
-            socket,
-            self.watch.scaled(budget::QMP_CONNECT),
-            self.watch.scaled(budget::QMP_REPLY),
-        )
-        .map_err(qmp_err)?;
-        let kvm = qmp.execute("query-kvm", None).map_err(qmp_err)?;
-        let enabled = kvm.get("enabled").and_then(|v| v.as_bool()) == Some(true);
-        self.result.accel = Some(if enabled {
-            crate::vm::accel::Accel::Kvm
-        } else {
-            crate::vm::accel::Accel::Tcg
-        });
-        Ok(qmp)
+        crate::case::flow::connect_qmp(self.config, &self.watch, self.result)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::case::evidence;
 use crate::case::production::diagnose;
 use crate::case::production::record::{DumpFolder, FileSeen};
 use crate::case::verdict::CaseResult;
-use crate::dumpcheck::{expect, log};
+use crate::dumpcheck::log;
 use crate::guest::dumpdisk::{self, Listed};
 use crate::host::{process, tools};
 use crate::spec::scenario::Scenario;
@@ -167,35 +167,14 @@ fn judge(
     }
     let text =
         log::read_cross_checked(&dump_path, &dir.join("dmesg.txt")).map_err(|e| e.to_string())?;
-    result.panic_message = expect::panic_message(&text);
-    result.expectations = expect::check_log(&text, &scenario.expect.log);
-    for (pattern, found) in result.expectations.clone() {
-        if found.is_none() {
-            result.fail(CaseError::ExpectedLineMissing {
-                from: format!("the dump ({dump})"),
-                pattern,
-            });
-        }
-    }
-    // Deep: the crashed CPU's backtrace, its task and the modules, as for every capture.
-    match crate::dumpcheck::deep::read(&dump_path, &text) {
-        Ok(mut seen) => {
-            for error in crate::dumpcheck::deep::check(scenario, &mut seen) {
-                result.fail(error);
-            }
-            result.deep = Some(seen);
-        }
-        Err(e) => result.fail(CaseError::DeepUnreadable(e)),
-    }
-    let serial =
-        String::from_utf8_lossy(&std::fs::read(dir.join("serial.log")).unwrap_or_default())
-            .into_owned();
-    for error in expect::check_absent(
-        &[("the dump's log", &text), ("serial.log", &serial)],
-        &scenario.expect.absent,
-    ) {
-        result.fail(error);
-    }
+    crate::dumpcheck::judge(
+        &dump_path,
+        &text,
+        &format!("the dump ({dump})"),
+        dir,
+        scenario,
+        result,
+    );
     if !has(&dmesg) {
         return Err(format!("no {dmesg} beside {dump}"));
     }

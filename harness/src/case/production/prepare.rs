@@ -8,9 +8,8 @@ use std::process::Command;
 
 use crate::case::budget::debian as budget;
 use crate::case::error::{CaseError, SetupContext};
-use crate::case::verdict::{CaseResult, KernelPackage};
+use crate::case::verdict::CaseResult;
 use crate::case::{Case, RunOptions};
-use crate::fetch::kernel::KernelFiles;
 use crate::guest::debian::{casedisk, Overlay};
 use crate::guest::dumpdisk;
 use crate::host::process;
@@ -32,28 +31,6 @@ pub struct Prepared {
     pub extra_disks: Vec<PathBuf>,
     pub sshd: Option<Sshd>,
     pub scratch: tempfile::TempDir,
-}
-
-/// The kernel, recorded in `result` as the minimal flow records it.
-pub fn kernel(
-    case: &Case,
-    options: &RunOptions,
-    result: &mut CaseResult,
-) -> Result<KernelFiles, CaseError> {
-    let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache).map_err(|e| {
-        CaseError::Setup {
-            what: "kernel",
-            detail: format!("{}: {e}", case.kernel.id),
-        }
-    })?;
-    result.kernel_release = Some(files.release.clone());
-    result.kernel_package = files.packages.as_ref().map(|p| KernelPackage {
-        package: p.image.package.clone(),
-        version: p.image.version.clone(),
-        sha256: p.image.sha256.clone(),
-        tracked: p.tracked,
-    });
-    Ok(files)
 }
 
 /// The recipe of the case's project.
@@ -87,7 +64,7 @@ pub fn prepare(
     tools::require("makedumpfile").setup("host tools")?;
     let scenario = &case.scenario;
     progress("fetching kernel");
-    let files = kernel(case, options, result)?;
+    let files = crate::case::prepare::kernel(&case.kernel, options, result)?;
     let crasher = if scenario.trigger.needs_crasher() {
         let ko = crate::fetch::crasher::build(&case.kernel, &files, &options.cache)
             .setup("crasher module")?;

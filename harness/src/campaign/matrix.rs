@@ -84,10 +84,16 @@ pub fn expand_with(
         .iter()
         .map(|id| kernel::load(root, id))
         .collect::<Result<_, _>>()?;
+    let every = scenarios.iter().any(|w| w == "all");
     let scenarios: Vec<Scenario> = pick(scenarios, scenario::list_ids(root))
         .iter()
         .map(|id| scenario::load(root, id))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        // `all` means every scenario this image can run; one named for another image stays, and
+        // is a declared skip.
+        .filter(|s| !every || s.image.only.is_none_or(|only| only == setup.image))
+        .collect();
     let mut cases = Vec::new();
     for kernel in &kernels {
         for scenario in &scenarios {
@@ -248,6 +254,36 @@ mod tests {
             err.contains("set `bad`: an overlay needs the Debian image"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn all_leaves_out_scenarios_of_another_image_and_a_named_one_stays_a_declared_skip() {
+        let dir = project();
+        let only =
+            "id: c\ndescription: d\ntrigger: sysrq\nimage:\n  only: debian\nexpect:\n  log: [x]\n";
+        std::fs::write(dir.path().join("scenarios/c.yaml"), only).unwrap();
+        let ids = |scenarios: &[&str], image: ImageKind| -> Vec<String> {
+            let setup = Setup {
+                image,
+                ..Setup::default()
+            };
+            let wanted: Vec<String> = scenarios.iter().map(|s| s.to_string()).collect();
+            expand_with(dir.path(), &["k1".into()], &wanted, &setup)
+                .unwrap()
+                .iter()
+                .map(Case::id)
+                .collect()
+        };
+        assert_eq!(ids(&["all"], ImageKind::Minimal), ["k1/a", "k1/b"]);
+        assert_eq!(
+            ids(&["all"], ImageKind::Debian),
+            ["k1/a@debian", "k1/b@debian", "k1/c@debian"]
+        );
+        let named = expand(dir.path(), &["k1".into()], &["c".into()]).unwrap();
+        assert!(named[0]
+            .skip_reason()
+            .unwrap()
+            .contains("debian image only"));
     }
 
     #[test]

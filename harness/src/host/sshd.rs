@@ -236,13 +236,20 @@ fn populate_receive(receive: &Path, busybox: &Path, user: &str) -> Result<(), St
     std::fs::write(receive.join("dev/null"), "").map_err(|e| e.to_string())?;
     // SAFETY: geteuid and getegid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    std::fs::write(
-        receive.join("etc/passwd"),
+    // Not root, the gate's user namespace maps the user to uid 0 (`--map-root-user`): that is the
+    // uid sftp-server looks up inside the chroot.
+    let (mut passwd, mut group) = (
         format!("{user}:x:{uid}:{gid}:kdrill dump target:/:/bin/sh\n"),
-    )
-    .map_err(|e| e.to_string())?;
-    std::fs::write(receive.join("etc/group"), format!("{user}:x:{gid}:\n"))
-        .map_err(|e| e.to_string())?;
+        format!("{user}:x:{gid}:\n"),
+    );
+    if uid != 0 {
+        passwd.push_str(&format!(
+            "{user}-ns:x:0:0:kdrill dump target, in its namespace:/:/bin/sh\n"
+        ));
+        group.push_str(&format!("{user}-ns:x:0:\n"));
+    }
+    std::fs::write(receive.join("etc/passwd"), passwd).map_err(|e| e.to_string())?;
+    std::fs::write(receive.join("etc/group"), group).map_err(|e| e.to_string())?;
     let libs = crate::guest::initramfs::library_closure(&[PathBuf::from(SFTP_SERVER)])
         .map_err(|e| e.to_string())?;
     for lib in libs {

@@ -26,6 +26,9 @@ pub const DEBIAN_IMAGE_TOOLS: &[(&str, &str)] = &[
     ("mmdebstrap", "mmdebstrap"),
     ("tar", "tar"),
     ("qemu-img", "qemu-utils"),
+    // Not root, mmdebstrap builds in a user namespace (`--mode=unshare`): newuidmap maps the
+    // user's /etc/subuid range into it.
+    ("newuidmap", "uidmap"),
 ];
 
 /// Host programs of the network dump target (`host/sshd.rs`), for scenarios with

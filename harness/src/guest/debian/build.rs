@@ -53,6 +53,9 @@ pub fn base_args(spec: &BaseSpec, out: &Path) -> Vec<String> {
     let mut args = vec![
         "--variant=apt".to_string(),
         "--format=tar".into(),
+        // No device nodes in the tarball: stage 2 unpacks it with `tar-in`, which cannot mknod
+        // in mmdebstrap's unshare mode (not root); the guest's /dev is a devtmpfs anyway.
+        "--skip=output/dev".into(),
         format!("--include={}", spec.packages.join(",")),
         format!("--include={}", spec.kernel_deb.display()),
         // MODULES=list before any initrd is built: the kernel's postinst runs kdump-tools'
@@ -94,6 +97,8 @@ pub fn image_args(spec: &ImageSpec) -> Vec<String> {
         "--format=null".into(),
         "--skip=update".into(),
         format!("--setup-hook=tar-in {} /", spec.base_tar.display()),
+        // The base has no /dev (see `base_args`); mmdebstrap makes its nodes or mounts in it.
+        "--setup-hook=mkdir -p \"$1/dev\"".into(),
         format!("--customize-hook=tar-in {} /", spec.files_tar.display()),
     ];
     if let Some(overlay) = spec.overlay_tar {

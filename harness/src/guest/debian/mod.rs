@@ -9,6 +9,7 @@ pub mod build;
 pub mod casedisk;
 pub mod mirror;
 pub mod tree;
+pub mod unshare;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -303,7 +304,7 @@ pub fn image(
     std::fs::copy(files.join("finish"), &finish).map_err(io(&finish))?;
     let disk_partial = s.join("disk.raw");
     if !tools::is_root() {
-        unshared_can_write(s, &disk_partial)?;
+        unshare::can_write(s, &disk_partial)?;
     }
     let mkfs_hook = s.join("mkfs");
     let mkfs = tools::require("mkfs.ext4")?;
@@ -334,7 +335,7 @@ pub fn image(
         &dir.join("build-image.log"),
         build::IMAGE_DEADLINE,
     )?;
-    set_mode(&disk_partial, 0o644)?;
+    unshare::set_mode(&disk_partial, 0o644)?;
     move_file(&disk_partial, &dir.join("disk.raw"))?;
     move_file(&initrd_partial, &dir.join("initrd.img"))?;
     let disk_meta = std::fs::metadata(dir.join("disk.raw")).map_err(io(&dir))?;
@@ -386,65 +387,4 @@ fn move_file(from: &Path, to: &Path) -> Result<(), ImageError> {
 fn make_executable(path: &Path) -> Result<(), ImageError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(io(path))
-}
-
-/// Not root, mmdebstrap runs in unshare mode and its hooks as a subordinate uid, which may enter
-/// the scratch folder (not list it) and write the disk file kdrill made for it; the disk is
-/// kdrill's own, closed again after the build.
-fn unshared_can_write(scratch: &Path, disk: &Path) -> Result<(), ImageError> {
-    use std::os::unix::fs::PermissionsExt;
-    for dir in scratch.ancestors().skip(1) {
-        let mode = std::fs::metadata(dir)
-            .map_err(io(dir))?
-            .permissions()
-            .mode()
-            & 0o7777;
-        if !others_may_enter(mode) {
-            return Err(ImageError::Unenterable {
-                dir: dir.to_path_buf(),
-                mode,
-            });
-        }
-    }
-    set_mode(scratch, 0o711)?;
-    std::fs::File::create(disk).map_err(io(disk))?;
-    set_mode(disk, 0o666)
-}
-
-/// Whether a folder of this mode lets any user pass through it.
-fn others_may_enter(mode: u32) -> bool {
-    mode & 0o001 != 0
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), ImageError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn a_scratch_folder_the_namespace_cannot_reach_is_refused_with_the_way_out() {
-        let top = tempfile::tempdir().unwrap();
-        let closed = top.path().join("closed");
-        let scratch = closed.join("scratch");
-        std::fs::create_dir_all(&scratch).unwrap();
-        set_mode(top.path(), 0o755).unwrap();
-        set_mode(&closed, 0o700).unwrap();
-        let err = unshared_can_write(&scratch, &scratch.join("disk.raw")).unwrap_err();
-        assert!(
-            matches!(&err, ImageError::Unenterable { dir, mode: 0o700 } if *dir == closed),
-            "{err}"
-        );
-        assert!(err.to_string().contains("KDRILL_CACHE"), "{err}");
-
-        set_mode(&closed, 0o711).unwrap();
-        let disk = scratch.join("disk.raw");
-        unshared_can_write(&scratch, &disk).unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!((mode(&scratch), mode(&disk)), (0o711, 0o666));
-    }
 }

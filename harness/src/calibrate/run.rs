@@ -170,7 +170,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
             )),
         })
         .collect::<Result<_, _>>()?;
-    let case = crate::campaign::matrix::expand(
+    let mut case = crate::campaign::matrix::expand(
         &root,
         std::slice::from_ref(&args.kernel),
         std::slice::from_ref(&args.scenario),
@@ -178,7 +178,6 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
     .into_iter()
     .next()
     .context("no case selected")?;
-    let mut case = case;
     if args.image == "debian" {
         case.setup.image = ImageKind::Debian;
     }

@@ -313,7 +313,7 @@ pub fn image(
         build::mkfs_script(&mkfs, &disk_partial, recipe.free_mib),
     )
     .map_err(io(&mkfs_hook))?;
-    make_executable(&mkfs_hook)?;
+    set_mode(&mkfs_hook, 0o755)?;
     let initrd_partial = s.join("initrd.img");
     let mut finish_args = vec![kernel.release.clone(), recipe.hostname.clone()];
     finish_args.extend(recipe.initramfs_modules.iter().cloned());
@@ -335,7 +335,7 @@ pub fn image(
         &dir.join("build-image.log"),
         build::IMAGE_DEADLINE,
     )?;
-    unshare::set_mode(&disk_partial, 0o644)?;
+    set_mode(&disk_partial, 0o644)?;
     move_file(&disk_partial, &dir.join("disk.raw"))?;
     move_file(&initrd_partial, &dir.join("initrd.img"))?;
     let disk_meta = std::fs::metadata(dir.join("disk.raw")).map_err(io(&dir))?;
@@ -384,7 +384,8 @@ fn move_file(from: &Path, to: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
-fn make_executable(path: &Path) -> Result<(), ImageError> {
+/// Sets `path`'s permission bits.
+fn set_mode(path: &Path, mode: u32) -> Result<(), ImageError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(io(path))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
 }

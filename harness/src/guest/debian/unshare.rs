@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::guest::debian::{io, ImageError};
+use crate::guest::debian::{io, set_mode, ImageError};
+
 /// Not root, mmdebstrap runs in unshare mode and its hooks as a subordinate uid, which may enter
 /// the scratch folder (not list it) and write the disk file kdrill made for it; the disk is
 /// kdrill's own, closed again after the build.
@@ -30,11 +31,6 @@ pub fn can_write(scratch: &Path, disk: &Path) -> Result<(), ImageError> {
 /// Whether a folder of this mode lets any user pass through it.
 fn others_may_enter(mode: u32) -> bool {
     mode & 0o001 != 0
-}
-
-pub fn set_mode(path: &Path, mode: u32) -> Result<(), ImageError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod campaign;
 pub mod case;
 pub mod crosscheck;
 pub mod dumpcheck;
+pub mod exit;
 pub mod fetch;
 pub mod guest;
 pub mod host;

@@ -57,11 +57,27 @@ enum Task {
 }
 
 fn main() {
-    let code = match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let _ = err.print();
+            let help = matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            );
+            std::process::exit(if help {
+                kdrill::exit::SUCCESS
+            } else {
+                kdrill::exit::USAGE
+            });
+        }
+    };
+    let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("xtask: error: {err:#}");
-            2
+            kdrill::exit::classify(&err).0
         }
     };
     std::process::exit(code);

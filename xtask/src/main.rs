@@ -1,5 +1,5 @@
 //! Developer and CI entry points: `cargo xtask verify` (the main job), `cargo xtask test` (the
-//! test suite as CI runs it), `kernels`, `bench`, `soak`, `calibrate`, `fuzz` (the dump reader's fuzz targets). Each installs missing host packages
+//! test suite as CI runs it), `kernels`, `bench`, `soak`, `calibrate`, `doctor` (`kdrill doctor`), `fuzz` (the dump reader's fuzz targets). Each installs missing host packages
 //! first (as root on Debian/Ubuntu) or stops with the exact install line; the logic lives in the
 //! `kdrill` library, xtask only orchestrates. `deep` runs crash, gdb and drgn against kdrill.
 
@@ -48,6 +48,9 @@ enum Task {
     /// Deep reading against crash and gdb on real captures (tables), and inspect's speed
     /// against drgn, crash and makedumpfile
     Deep(deep::DeepArgs),
+    /// The host programs kdrill needs, what is missing or in conflict and the commands that fix
+    /// it (`kdrill doctor`); --install does the host-package step (as root)
+    Doctor(kdrill::host::doctor::DoctorArgs),
     /// Fuzz the dump reader: seed corpora, build, then each target for --time seconds
     Fuzz {
         /// Seconds per target
@@ -99,14 +102,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Calibrate(args) => calibrate::run(&root, args),
         Task::Fuzz { time } => fuzz::run(&root, time),
         Task::Deep(args) => deep::run(&root, &args),
+        Task::Doctor(args) => kdrill::host::doctor::run(&args),
     }
 }
 
 /// Whether a task runs guests (and so needs QEMU, kexec, … installed). Listing cases or kernels
-/// runs nothing and must not install packages.
+/// runs nothing and must not install packages; `doctor` installs only when asked (`--install`),
+/// and then itself.
 fn needs_host_tools(task: &Task) -> bool {
     match task {
-        Task::Kernels(_) | Task::Fuzz { .. } => false,
+        Task::Kernels(_) | Task::Fuzz { .. } | Task::Doctor(_) => false,
         Task::Verify(args) => !args.list,
         Task::Test { .. } | Task::Bench(_) | Task::Soak(_) | Task::Calibrate(_) | Task::Deep(_) => {
             true
@@ -114,16 +119,11 @@ fn needs_host_tools(task: &Task) -> bool {
     }
 }
 
-/// The verify loop's tools and the crasher module's compiler (the crash routes and tests that
-/// need the module build it).
+/// The verify loop's tools, the crasher module's compiler (the crash routes and tests that need
+/// the module build it) and the Debian image's tools, through the host-package step (QEMU's
+/// packages as one set with any QEMU already installed).
 fn ensure_host_tools() -> anyhow::Result<()> {
-    let tools = [
-        kdrill::host::tools::VERIFY_TOOLS,
-        kdrill::host::tools::CRASHER_TOOLS,
-        kdrill::host::tools::DEBIAN_IMAGE_TOOLS,
-    ]
-    .concat();
-    kdrill::host::tools::ensure(&tools)
+    kdrill::host::tools::ensure(&kdrill::host::tools::needed())
 }
 
 /// The one case `bench` and `soak` repeat.
@@ -219,6 +219,10 @@ mod tests {
             "debian-6.1"
         ])));
         assert!(!needs_host_tools(&task(&["fuzz", "--time", "5"])));
+        assert!(!needs_host_tools(&task(&["doctor"])));
+        assert!(!needs_host_tools(&task(&["doctor", "--format", "json"])));
+        // `doctor --install` runs the host-package step itself, once.
+        assert!(!needs_host_tools(&task(&["doctor", "--install"])));
         assert!(needs_host_tools(&task(&["verify"])));
         assert!(needs_host_tools(&task(&["test"])));
         assert!(needs_host_tools(&task(&["soak", "--runs", "2"])));

@@ -3,6 +3,7 @@
 mod calibrate;
 mod check;
 mod deep;
+mod doctor;
 mod inspect;
 mod verify;
 
@@ -29,6 +30,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Measure the smallest crashkernel= that still captures, per memory size
     Calibrate(calibrate::CalibrateArgs),
+    /// Show the host programs kdrill needs, what is missing or in conflict, and the commands
+    /// that fix it; --install fixes it (as root)
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
@@ -38,5 +42,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(args) => check::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }

@@ -1,9 +1,11 @@
-//! The host side of every run: child processes with deadlines, waiting, host programs and their packages, paths, file locks.
+//! The host side of every run: child processes with deadlines, waiting, host programs and their packages (installed as one consistent set), `kdrill doctor`, paths, file locks.
 
 pub mod clock;
 pub mod deadline;
+pub mod doctor;
 pub mod interrupt;
 pub mod lock;
+pub mod packages;
 pub mod paths;
 pub mod process;
 pub mod sshd;

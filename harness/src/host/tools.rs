@@ -131,55 +131,95 @@ pub fn missing_packages(tools: &[(&str, &str)]) -> Vec<String> {
     packages
 }
 
-/// Makes sure the host has every package `tools` needs: installs them with apt-get when running as
-/// root on a Debian-like system (saying so), otherwise fails with the exact install line.
+/// What `cargo xtask` installs before it runs guests, and what `kdrill doctor` looks at: the
+/// verify loop's tools, the crasher module's compiler and the Debian image's tools.
+pub fn needed() -> Vec<(&'static str, &'static str)> {
+    [VERIFY_TOOLS, CRASHER_TOOLS, DEBIAN_IMAGE_TOOLS].concat()
+}
+
+/// Host programs checked by running them after the host-package step: a package present is not
+/// yet a program that runs (a library missing, a broken mixed install).
+pub const RUN_CHECKS: &[(&str, &str)] = &[
+    ("qemu-system-x86_64", "--version"),
+    ("qemu-img", "--version"),
+];
+
+/// `--version` answers at once; a wedged binary must not hang kdrill.
+const RUN_CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// For a tool of [`RUN_CHECKS`]: the first line it prints, or why it did not run.
+pub fn runs(tool: &str) -> Option<Result<String, String>> {
+    let (_, flag) = RUN_CHECKS.iter().find(|(t, _)| *t == tool)?;
+    let Some(path) = find(tool) else {
+        return Some(Err("not found".into()));
+    };
+    let mut command = std::process::Command::new(&path);
+    command.arg(flag);
+    Some(
+        match crate::host::process::run(&mut command, RUN_CHECK_DEADLINE) {
+            Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()),
+            Ok(out) => Err(format!(
+                "`{} {flag}` failed ({}): {}",
+                path.display(),
+                out.status,
+                out.last_line()
+            )),
+            Err(err) => Err(err.to_string()),
+        },
+    )
+}
+
+/// Makes sure the host has every package `tools` needs: as root on a Debian-like system the
+/// host-package step installs them (QEMU's as one set with the QEMU already installed, see
+/// `host::packages`), then the tools of [`RUN_CHECKS`] must run; otherwise it fails with the
+/// exact commands.
 pub fn ensure(tools: &[(&str, &str)]) -> anyhow::Result<()> {
     let missing = missing_packages(tools);
     if missing.is_empty() {
         return Ok(());
     }
-    let line = format!(
-        "apt-get install -y --no-install-recommends {}",
-        missing.join(" ")
-    );
-    let is_root = is_root();
-    let has_apt = find("apt-get").is_some() && Path::new("/etc/debian_version").exists();
-    if !(is_root && has_apt) {
+    if !can_install() {
         anyhow::bail!(
-            "missing host packages: {}\n  install them with: sudo {line}",
-            missing.join(", ")
+            "missing host packages: {}\n  install them (as root) with:\n{}",
+            missing.join(", "),
+            fix_commands(&missing)
         );
     }
-    eprintln!("kdrill: installing missing host packages as root: {line}");
-    run_apt(&["update", "-qq"], APT_UPDATE_DEADLINE)?;
-    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend(missing.iter().map(String::as_str));
-    run_apt(&args, APT_INSTALL_DEADLINE)?;
+    crate::host::packages::install(&missing)?;
     let still = missing_packages(tools);
     anyhow::ensure!(
         still.is_empty(),
         "apt-get finished but these packages are still missing: {}",
         still.join(", ")
     );
+    for (tool, _) in tools {
+        if let Some(Err(why)) = runs(tool) {
+            anyhow::bail!("`{tool}` was installed but does not run: {why}");
+        }
+    }
     Ok(())
 }
 
-/// `apt-get update`: the package lists, a minute or two on a slow mirror.
-const APT_UPDATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
-/// `apt-get install` of the host packages (QEMU and its libraries are the bulk: ~100 MB).
-const APT_INSTALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1800);
+/// Whether kdrill may install packages here: root, with apt-get, on Debian or a derivative.
+pub fn can_install() -> bool {
+    is_root() && find("apt-get").is_some() && Path::new("/etc/debian_version").exists()
+}
 
-/// Runs apt-get with the terminal's output (the user sees its progress), under `limit`.
-fn run_apt(args: &[&str], limit: std::time::Duration) -> anyhow::Result<()> {
-    let mut command = std::process::Command::new("apt-get");
-    command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-    let status = crate::host::process::run_status(&mut command, limit)?;
-    anyhow::ensure!(
-        status.success(),
-        "`apt-get {}` failed ({status})",
-        args.join(" ")
-    );
-    Ok(())
+/// The commands that install `missing` on this host as it is, one per line and indented (the
+/// plain install line when the host's apt cannot be asked), then `kdrill doctor --install`.
+pub fn fix_commands(missing: &[String]) -> String {
+    let lines = match crate::host::packages::plan_now(missing) {
+        Ok(plan) => plan.commands(),
+        Err(err) => vec![format!("# {err}")],
+    };
+    let mut text: Vec<String> = lines.iter().map(|l| format!("    {l}")).collect();
+    text.push("  or let kdrill do it: sudo kdrill doctor --install".into());
+    text.join("\n")
 }
 
 #[cfg(test)]

@@ -38,7 +38,9 @@ const PT_SP: u64 = 19 * 8;
 /// One frame of a backtrace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Frame {
+    #[serde(serialize_with = "crate::hex::addr")]
     pub ip: u64,
+    #[serde(serialize_with = "crate::hex::addr")]
     pub sp: u64,
     /// The function, as `%pS`/`%pB` print it; `None` for an address no symbol covers.
     pub location: Option<Location>,
@@ -66,7 +68,12 @@ pub enum End {
     /// An `END_OF_STACK` entry: the bottom of a kernel stack.
     EndOfStack,
     /// Registers saved on entry from user mode: the kernel stack ends there.
-    UserMode { ip: u64, sp: u64 },
+    UserMode {
+        #[serde(serialize_with = "crate::hex::addr")]
+        ip: u64,
+        #[serde(serialize_with = "crate::hex::addr")]
+        sp: u64,
+    },
     /// A page the dump lacks; the frames before it stand.
     Missing { reason: String },
     /// The unwind data led nowhere (an address without ORC or symbol, an undefined entry).

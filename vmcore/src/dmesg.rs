@@ -16,7 +16,9 @@ pub struct LogRecord {
     /// The kernel's sequence number (lockless ring buffer); for the older
     /// `log_buf` the position in the buffer, counted from the oldest record.
     pub seq: u64,
-    /// Monotonic time stamp in nanoseconds since boot.
+    /// Monotonic time stamp in nanoseconds since boot (in JSON a decimal string: it passes
+    /// 2^53 after 104 days of uptime).
+    #[serde(serialize_with = "crate::hex::decimal")]
     pub timestamp_ns: u64,
     /// Syslog level, 0 (emerg) to 7 (debug).
     pub level: u8,

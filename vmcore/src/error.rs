@@ -22,6 +22,10 @@ pub enum Error {
     },
     #[error("not a crash dump: the file starts with {magic}, which is no known dump format")]
     NotADump { magic: String },
+    /// A whole file compressed by a general-purpose compressor (`gzip`, `xz`, `zstd`,
+    /// `bzip2`, `lz4`): a dump inside, perhaps, but it must be decompressed first.
+    #[error("not a crash dump: the file is {format}-compressed; decompress it first")]
+    Compressed { format: &'static str },
     #[error("dump truncated: {what} needs {len} bytes at offset {offset:#x} but the data ends at {end:#x}")]
     Truncated {
         what: &'static str,

@@ -22,6 +22,7 @@ mod dmesg;
 mod elf;
 mod error;
 mod flattened;
+mod hex;
 mod kernel;
 mod logbuf;
 mod memory;
@@ -151,6 +152,25 @@ fn describe_magic(head: &[u8]) -> String {
     format!("\"{shown}\"")
 }
 
+/// The compressor whose magic `head` starts with, for a dump someone gzipped (or xz'd…) to
+/// store or send it: the magics of RFC 1952, the xz, zstd and LZ4 frame formats, and bzip2's
+/// `BZh` + block size digit.
+fn compressed_file(head: &[u8]) -> Option<&'static str> {
+    const MAGICS: [(&[u8], &str); 4] = [
+        (&[0x1f, 0x8b], "gzip"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0], "xz"),
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        (&[0x04, 0x22, 0x4d, 0x18], "lz4"),
+    ];
+    if let Some((_, name)) = MAGICS.iter().find(|(m, _)| head.starts_with(m)) {
+        return Some(name);
+    }
+    match head {
+        [b'B', b'Z', b'h', b'1'..=b'9', ..] => Some("bzip2"),
+        _ => None,
+    }
+}
+
 impl Vmcore {
     /// Opens the dump at `path` (any supported format, flattened or not).
     pub fn open(path: &Path) -> Result<Vmcore> {
@@ -276,6 +296,9 @@ impl Vmcore {
             return Err(Error::Unsupported(
                 "old diskdump format (\"DISKDUMP\" signature)".into(),
             ));
+        }
+        if let Some(format) = compressed_file(head) {
+            return Err(Error::Compressed { format });
         }
         Err(Error::NotADump {
             magic: describe_magic(head),

@@ -28,10 +28,12 @@ const SHN_UNDEF: u16 = 0;
 pub struct Module {
     pub name: String,
     /// The start of its core text.
+    #[serde(serialize_with = "crate::hex::addr")]
     pub base: u64,
     /// Its core size in bytes (text, data, read-only data), as `/proc/modules`.
     pub size: u64,
     /// The `struct module` itself.
+    #[serde(serialize_with = "crate::hex::addr")]
     pub address: u64,
 }
 

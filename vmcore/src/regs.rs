@@ -24,8 +24,9 @@ pub const REG_NAMES: [&str; 27] = [
     "gs",
 ];
 
-/// The general registers one CPU saved at the crash (`struct user_regs_struct`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The general registers one CPU saved at the crash (`struct user_regs_struct`); serialized as
+/// a map from [`REG_NAMES`] to `"0x…"` strings (see `hex.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registers {
     pub r15: u64,
     pub r14: u64,
@@ -128,6 +129,17 @@ impl Registers {
     }
 }
 
+impl Serialize for Registers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(REG_NAMES.len()))?;
+        for (name, v) in REG_NAMES.iter().zip(self.values()) {
+            map.serialize_entry(name, &format_args!("{v:#x}").to_string())?;
+        }
+        map.end()
+    }
+}
+
 /// How a note's CPU number was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -149,7 +161,9 @@ pub struct CpuRegisters {
     pub cpu_from: CpuSource,
     /// The note's position among the dump's `NT_PRSTATUS` notes.
     pub note: usize,
-    /// `pr_pid`: the pid of the task the CPU ran (0 for the idle task; QEMU: CPU index + 1).
+    /// `pr_pid`: the pid of the task the CPU ran (0 for the idle task) in a kdump; QEMU writes
+    /// its vCPU index + 1 there, which is no pid (`pr_pid` in JSON).
+    #[serde(rename = "pr_pid")]
     pub pid: u32,
     pub registers: Registers,
 }

@@ -23,6 +23,7 @@ pub struct Backtrace {
     pub pid: Option<u32>,
     pub comm: Option<String>,
     /// The `task_struct`, when known.
+    #[serde(serialize_with = "crate::hex::opt_addr")]
     pub task: Option<u64>,
     pub frames: Vec<Frame>,
     pub end: End,
@@ -82,18 +83,27 @@ impl Vmcore {
             .find(|c| c.cpu == cpu)
             .ok_or_else(|| Error::Corrupt(format!("the dump saved no registers for CPU {cpu}")))?;
         let crashed = self.crashed_cpu().ok().flatten() == Some(cpu);
-        let (task, comm) = self
+        let (task, comm, task_pid) = self
             .with_kernel(|k| {
                 let t = k.current_task(cpu)?;
-                let off = k.btf()?.offset("task_struct", "comm")?;
-                Ok((t, k.string(t.wrapping_add(off), 16)?))
+                let btf = k.btf()?;
+                let (comm_at, pid_at) = (
+                    btf.offset("task_struct", "comm")?,
+                    btf.offset("task_struct", "pid")?,
+                );
+                let comm = k.string(t.wrapping_add(comm_at), 16)?;
+                Ok((t, comm, k.u32(t.wrapping_add(pid_at)).ok()))
             })
-            .map_or((None, None), |(t, c)| (Some(t), Some(c)));
+            .map_or((None, None, None), |(t, c, p)| (Some(t), Some(c), p));
+        // The task's own pid; else the note's `pr_pid`, which a kdump copies from
+        // `current->pid` but QEMU fills with its vCPU index + 1 (swapper/0 would read "pid 1").
+        let qemu = self.prstatus_notes().1;
+        let pid = task_pid.or((!qemu).then_some(c.pid));
         let walk = self.unwind(|u| backtrace::from_registers(u, &c.registers))?;
         Ok(Backtrace {
             cpu: Some(cpu),
             crashed,
-            pid: Some(c.pid),
+            pid,
             comm,
             task,
             frames: walk.frames,

@@ -37,6 +37,7 @@ pub struct Task {
     pub cpu: Option<u32>,
     pub kernel_thread: bool,
     /// The `task_struct`.
+    #[serde(serialize_with = "crate::hex::addr")]
     pub address: u64,
 }
 

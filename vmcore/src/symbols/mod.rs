@@ -44,6 +44,7 @@ struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Symbol<'a> {
     pub name: &'a str,
+    #[serde(serialize_with = "crate::hex::addr")]
     pub address: u64,
     /// The `nm` type letter (`T`, `t`, `D`, …).
     pub kind: char,

@@ -185,3 +185,37 @@ pub fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)?;
     Ok(out)
 }
+
+/// A kdump-compressed file (not flattened, header version 4 or later) with its notes made
+/// QEMU's: each `NT_PRSTATUS` note's `pr_pid` set to its vCPU index + 1, as `dump-guest-memory`
+/// writes it, and a `QEMU` note per CPU. The new notes go at the end of the file and the sub
+/// header points at them; the pages are untouched. `None` if `kdump` is not such a file.
+pub fn with_qemu_notes(kdump: &[u8]) -> Option<Vec<u8>> {
+    let u32_at = |at: usize| Some(u32::from_le_bytes(kdump.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(kdump.get(at..at + 8)?.try_into().ok()?));
+    if !kdump.starts_with(crate::diskdump::SIGNATURE) || u32_at(8)? < 4 {
+        return None;
+    }
+    let sub = u32_at(428)? as usize;
+    let (off, size) = (u64_at(sub + 48)? as usize, u64_at(sub + 56)? as usize);
+    let mut notes = Vec::new();
+    let mut cpus = 0u32;
+    for note in crate::notes::notes(kdump.get(off..off.checked_add(size)?)?) {
+        let name = std::str::from_utf8(note.name).ok()?;
+        let mut desc = note.desc.to_vec();
+        if note.kind == crate::notes::NT_PRSTATUS && name == "CORE" {
+            cpus += 1;
+            desc.get_mut(32..36)?.copy_from_slice(&cpus.to_le_bytes());
+        }
+        notes.extend(crate::notes::encode(name, note.kind, &desc));
+    }
+    for _ in 0..cpus {
+        notes.extend(crate::notes::encode("QEMU", 0, &[0; 456]));
+    }
+    let mut out = kdump.to_vec();
+    let at = out.len() as u64;
+    out[sub + 48..sub + 56].copy_from_slice(&at.to_le_bytes());
+    out[sub + 56..sub + 64].copy_from_slice(&(notes.len() as u64).to_le_bytes());
+    out.extend(notes);
+    Some(out)
+}

@@ -140,6 +140,83 @@ fn debian_6_12_panic_through_crash_kexec_without_orc() {
     assert_eq!(other.last().map(String::as_str), Some("common_startup_64"));
 }
 
+#[test]
+fn a_qemu_dump_names_each_cpu_s_task_by_its_own_pid() {
+    // QEMU writes its vCPU index + 1 into each note's pr_pid: the idle task on CPU 0 is
+    // swapper/0 with pid 0 (as --tasks lists it), not "pid 1".
+    let qemu = kdrill_vmcore::synth::with_qemu_notes(&debian_6_1_oops()).unwrap();
+    let dump = Vmcore::from_source(qemu).unwrap();
+    let regs = dump.cpu_registers().unwrap();
+    assert!(regs.iter().all(|c| c.cpu_from == CpuSource::QemuOrder));
+    assert_eq!((regs[0].pid, regs[1].pid), (1, 2), "QEMU's pr_pid");
+    let idle = dump.backtrace(0).unwrap();
+    assert_eq!(
+        (idle.pid, idle.comm.as_deref()),
+        (Some(0), Some("swapper/0"))
+    );
+    let sh = dump.backtrace(1).unwrap();
+    assert_eq!((sh.pid, sh.comm.as_deref()), (Some(124), Some("sh")));
+    let tasks = dump.tasks().unwrap();
+    let swapper0 = tasks.tasks.iter().find(|t| t.comm == "swapper/0").unwrap();
+    assert_eq!((swapper0.pid, swapper0.cpu), (idle.pid.unwrap(), Some(0)));
+}
+
+/// Every number in `v`, with its path.
+fn numbers(v: &serde_json::Value, path: &str, out: &mut Vec<(String, f64)>) {
+    match v {
+        serde_json::Value::Number(n) => {
+            let exact = n.as_u64().map(|u| u as f64).or(n.as_f64()).unwrap();
+            out.push((path.to_string(), exact));
+            // A u64 too big for a double comes back changed.
+            if let Some(u) = n.as_u64() {
+                assert_eq!(u as f64 as u64, u, "{path} = {u} does not survive a double");
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                numbers(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                numbers(x, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn serialized_views_write_addresses_as_hex_strings() {
+    let dump = Vmcore::from_source(debian_6_1_oops()).unwrap();
+    let bts: Vec<_> = [0, 1].map(|c| dump.backtrace(c).unwrap()).to_vec();
+    let v = serde_json::json!({
+        "backtraces": bts,
+        "registers": dump.cpu_registers().unwrap(),
+        "tasks": dump.tasks().unwrap(),
+        "modules": dump.modules().unwrap(),
+        "symbol": dump.symbols().unwrap().iter().next(),
+        "records": dump.dmesg_records().unwrap(),
+    });
+    let mut all = Vec::new();
+    numbers(&v, "", &mut all);
+    let big: Vec<_> = all.iter().filter(|(_, n)| *n > 2f64.powi(53)).collect();
+    assert!(big.is_empty(), "numbers above 2^53: {big:?}");
+    let bt = &v["backtraces"][1];
+    assert_eq!(bt["frames"][0]["ip"], "0xffffffffc0612128");
+    assert_eq!(bt["end"]["ip"], "0x47b7a0");
+    assert!(bt["task"].as_str().unwrap().starts_with("0xffff"));
+    assert_eq!(v["registers"][1]["registers"]["rip"], "0xffffffffc0612128");
+    assert_eq!(v["registers"][1]["pr_pid"], 124);
+    assert_eq!(v["modules"]["modules"][0]["base"], "0xffffffffc0612000");
+    assert!(v["tasks"]["tasks"][0]["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("0xffffffff"));
+    assert!(v["symbol"]["address"].as_str().unwrap().starts_with("0x"));
+    assert!(v["records"][0]["timestamp_ns"].is_string());
+}
+
 /// The dump with the page holding `value` (8 bytes, little-endian) dropped from the 2nd
 /// bitmap and its descriptor, as if the dump level had excluded it.
 fn without_page_holding(d: &[u8], value: u64) -> Vec<u8> {

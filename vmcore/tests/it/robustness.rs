@@ -87,6 +87,37 @@ fn not_a_dump_shows_the_magic() {
 }
 
 #[test]
+fn a_compressed_file_is_named_by_its_compressor() {
+    let k = synth::kernel(&synth::sample_records(5), false);
+    let elf = synth::elf(&k);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &elf).unwrap();
+    let mut files = vec![(gz.finish().unwrap(), "gzip")];
+    for (magic, name) in [
+        (&b"\xfd7zXZ\0"[..], "xz"),
+        (&[0x28, 0xb5, 0x2f, 0xfd][..], "zstd"),
+        (b"BZh91AY&SY", "bzip2"),
+        (&[0x04, 0x22, 0x4d, 0x18][..], "lz4"),
+    ] {
+        files.push((magic.to_vec(), name));
+    }
+    for (bytes, name) in files {
+        let err = Vmcore::from_source(bytes).err().unwrap();
+        assert!(
+            matches!(err, Error::Compressed { format } if format == name),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("not a crash dump: the file is {name}-compressed; decompress it first")
+        );
+    }
+    // "BZh" without a block size digit is no bzip2 stream.
+    let err = Vmcore::from_source(b"BZhello".to_vec()).err().unwrap();
+    assert!(matches!(err, Error::NotADump { .. }), "{err}");
+}
+
+#[test]
 fn huge_claimed_sizes_do_not_allocate() {
     let (_, mut kdump) = samples().pop().unwrap();
     // bitmap_blocks = u32::MAX: must be refused as truncated, not allocated.

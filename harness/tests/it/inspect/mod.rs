@@ -1,4 +1,9 @@
-//! `kdrill inspect` on synthetic dumps written to a temporary folder.
+//! `kdrill inspect` on synthetic dumps written to a temporary folder, and on the compacted
+//! real dumps of vmcore's fixtures; `input.rs`: what a user names (folders, standard input,
+//! compressed files, flags first) and the exit codes; `json.rs`: the JSON document.
+
+mod input;
+mod json;
 
 use std::path::PathBuf;
 
@@ -10,14 +15,14 @@ fn kdrill() -> Command {
     Command::cargo_bin("kdrill").unwrap()
 }
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
     path: PathBuf,
     kernel: synth::Kernel,
 }
 
 /// Writes a dump of a synthetic kernel; `wrap` picks the container.
-fn fixture(wrap: impl Fn(&synth::Kernel) -> Vec<u8>) -> Fixture {
+pub(crate) fn fixture(wrap: impl Fn(&synth::Kernel) -> Vec<u8>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let kernel = synth::kernel(&synth::sample_records(80), false);
     let path = dir.path().join("vmcore");
@@ -29,7 +34,7 @@ fn fixture(wrap: impl Fn(&synth::Kernel) -> Vec<u8>) -> Fixture {
     }
 }
 
-fn stdout_of(cmd: &mut Command, code: i32) -> String {
+pub(crate) fn stdout_of(cmd: &mut Command, code: i32) -> String {
     let out = cmd.output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -95,6 +100,7 @@ fn json_carries_info_and_records() {
         0,
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], "kdrill-inspect/1");
     assert_eq!(v["info"]["format"], "kdump-compressed");
     assert_eq!(v["info"]["compression"], "zstd");
     assert_eq!(v["info"]["kernel_release"], "6.1.0-synthetic");
@@ -103,7 +109,8 @@ fn json_carries_info_and_records() {
     assert_eq!(v["log_records"], records.len());
     let first = &f.kernel.expected[0];
     assert_eq!(records[0]["seq"], first.seq);
-    assert_eq!(records[0]["timestamp_ns"], first.timestamp_ns);
+    // A decimal string: nanoseconds pass 2^53 after 104 days of uptime.
+    assert_eq!(records[0]["timestamp_ns"], first.timestamp_ns.to_string());
     assert_eq!(records[0]["level"], first.level);
     assert_eq!(records[0]["caller_id"], first.caller_id.unwrap());
     assert_eq!(records[0]["text"], first.text_lossy());
@@ -155,12 +162,20 @@ fn unreadable_log_still_prints_metadata_and_exits_1() {
         ),
         "{out}"
     );
+    // The dump opened and its header was read: a partial answer in the log view too.
     let out = kdrill()
         .args(["inspect", "--dmesg"])
         .arg(&f.path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.starts_with("kdrill: cannot read the kernel log in ")
+            && err.contains("page 0xc0 (physical address 0xc0000) was excluded"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -182,13 +197,16 @@ fn a_fifo_is_refused_at_once_not_waited_on() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("is a FIFO (named pipe), not a dump file"),
         "{err}"
     );
-    assert!(err.contains("save the stream to a file first"), "{err}");
+    assert!(
+        err.contains("pass the stream on standard input (`kdrill inspect - < "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -203,6 +221,49 @@ fn a_cut_short_kdump_exits_1_stating_the_loss() {
         "{out}"
     );
     assert!(!out.contains(", 0 incomplete\n"), "{out}");
+    assert!(
+        out.contains("log records:    "),
+        "the log still reads: {out}"
+    );
+    // Every view of the same file: a partial read (1), the loss said in a sentence.
+    for view in [&["--dmesg"][..], &["--bt"], &["--format", "json"]] {
+        let out = kdrill()
+            .arg("inspect")
+            .args(view)
+            .arg(&f.path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{view:?}: {err}");
+        if view[0] != "--format" {
+            assert!(
+                err.contains("kdrill: warning: the file was cut short: the data of ")
+                    && err.contains(" dumped pages lies past its end, so this is a partial answer"),
+                "{view:?}: {err}"
+            );
+        }
+        assert!(!err.contains("kdrill: yes:"), "{view:?}: {err}");
+    }
+    let log = stdout_of(kdrill().args(["inspect", "--dmesg"]).arg(&f.path), 1);
+    assert_eq!(log, format_dmesg(&f.kernel.expected));
+}
+
+#[test]
+fn a_cut_short_kdump_without_its_log_is_partial_in_every_view() {
+    let f = fixture(|k| synth::kdump_with(k, Compression::Zlib, &[]));
+    let bytes = std::fs::read(&f.path).unwrap();
+    // Cut just after the first page's data: the headers read, the log's pages are gone.
+    let field = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let descriptors = 4096 * (1 + field(432) + field(436));
+    let first_data = u64::from_le_bytes(bytes[descriptors..descriptors + 8].try_into().unwrap());
+    let first_size = field(descriptors + 8);
+    std::fs::write(&f.path, &bytes[..first_data as usize + first_size]).unwrap();
+    let summary = stdout_of(kdrill().arg("inspect").arg(&f.path), 1);
+    assert!(
+        summary.contains("kernel log:     unreadable: "),
+        "{summary}"
+    );
+    assert!(summary.contains("truncated:      yes: "), "{summary}");
     let out = kdrill()
         .args(["inspect", "--dmesg"])
         .arg(&f.path)
@@ -210,17 +271,38 @@ fn a_cut_short_kdump_exits_1_stating_the_loss() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("partial answer"), "{err}");
+    assert!(
+        err.contains("kdrill: cannot read the kernel log in "),
+        "{err}"
+    );
+    assert!(
+        err.contains("kdrill: warning: the file was cut short"),
+        "{err}"
+    );
+    let json = stdout_of(
+        kdrill()
+            .args(["inspect", "--dmesg", "--format", "json"])
+            .arg(&f.path),
+        1,
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["log_error"].as_str().unwrap().contains("dump truncated"));
+    assert_eq!(v["info"]["truncated"], true);
 }
 
 /// The real Debian 6.1 oops dump, compacted to what deep reading needs (vmcore's fixture).
-fn real_oops() -> (tempfile::TempDir, PathBuf) {
-    let xz = include_bytes!("../../../vmcore/tests/fixtures/debian-6.1-oops.deep.kdump.xz");
+pub(crate) fn real_oops_bytes() -> Vec<u8> {
+    let xz = include_bytes!("../../../../vmcore/tests/fixtures/debian-6.1-oops.deep.kdump.xz");
     let mut bytes = Vec::new();
     lzma_rs::xz_decompress(&mut &xz[..], &mut bytes).unwrap();
+    bytes
+}
+
+/// [`real_oops_bytes`] in a file of its own.
+pub(crate) fn real_oops() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vmcore");
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, real_oops_bytes()).unwrap();
     (dir, path)
 }
 
@@ -295,4 +377,34 @@ fn bt_without_kallsyms_says_what_to_supply() {
         .as_str()
         .unwrap()
         .contains("no kernel symbols"));
+}
+
+#[test]
+fn an_incomplete_dump_is_a_partial_answer_too() {
+    // makedumpfile ran out of space after 200 pages and said so in the header; the log's
+    // pages were written before.
+    let zlib = |p: &[u8]| synth::compress_page(Compression::Zlib, p);
+    let f = fixture(|k| synth::kdump_incomplete(k, &zlib, 200));
+    let summary = stdout_of(kdrill().arg("inspect").arg(&f.path), 1);
+    assert!(
+        summary.contains("incomplete:     yes: the writer ran out of space\n"),
+        "{summary}"
+    );
+    let out = kdrill()
+        .args(["inspect", "--dmesg"])
+        .arg(&f.path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format_dmesg(&f.kernel.expected)
+    );
+    assert!(
+        err.starts_with(
+            "kdrill: warning: the dump is incomplete: its writer ran out of space and "
+        ) && err.contains(" pages are missing, so this is a partial answer"),
+        "{err}"
+    );
 }

@@ -162,7 +162,27 @@ pub fn to_yaml(c: &Calibration) -> String {
 /// Reads a calibration file.
 pub fn load(path: &Path) -> Result<Calibration, YamlError> {
     let text = yaml::read(path)?;
-    yaml::parse(path, &text)
+    parse(path, &text)
+}
+
+/// Parses a calibration file's text (`path` labels errors). An error quotes at most one line of
+/// the file, cut at 120 characters: the parser's "invalid type: string \"…\"" would otherwise echo
+/// a whole file that is not a calibration (`/etc/passwd`), its lines folded into one.
+pub fn parse(path: &Path, text: &str) -> Result<Calibration, YamlError> {
+    yaml::parse(path, text).map_err(|err| match err {
+        YamlError::Parse {
+            path,
+            line,
+            column,
+            message,
+        } => YamlError::Parse {
+            message: crate::readiness::excerpt::bounded(&message, text, line, column),
+            path,
+            line,
+            column,
+        },
+        other => other,
+    })
 }
 
 /// The Markdown table of a calibration, with the heuristics beside the measurement.

@@ -1,9 +1,12 @@
 //! `kdrill check`: the field readiness checklist, on this host or on a captured tree.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use kdrill::readiness::{self, report, source::Root};
+use kdrill::exit::{self, Exit};
+use kdrill::readiness::report::{self, ColourWhen, Style};
+use kdrill::readiness::{self, source::Root, RootError};
 
 /// Output format of `kdrill check`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,9 +17,23 @@ pub enum Format {
     Json,
 }
 
+/// When to colour the table.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Color {
+    /// On a terminal, unless NO_COLOR is set and not empty
+    Auto,
+    /// Always (even through a pipe, and whatever NO_COLOR says)
+    Always,
+    /// Never
+    Never,
+}
+
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Exit codes: 0 ready, 1 ready with warnings (or checks that could not run), 2 not ready or error."
+    after_help = "Exit codes: 0 ready, 1 ready with warnings (or checks that could not run), 2 not ready, \
+                  3 could not check (a --root that is missing, unreadable or not a captured tree; a bad \
+                  calibration file), 64 usage error. Under --format json an error is a kdrill-error/1 \
+                  document on stdout."
 )]
 pub struct CheckArgs {
     /// Check a captured tree (a copy of /proc, /sys, /etc, /boot… as in a sosreport) instead of this host;
@@ -27,8 +44,14 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Show every check's details in the table, not only those of checks that need fixing
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Print the verdict line only (the exit code says the same)
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Colour the status words and the verdict
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Color::Auto)]
+    pub color: Color,
     /// A calibration file from `kdrill calibrate` (repeatable); the root's
     /// /etc/kdrill/calibration/*.yaml are read too. Check 3 then compares the reservation with
     /// the measured minimum for this kernel and RAM
@@ -37,6 +60,11 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
+    if args.quiet && args.format == Format::Json {
+        return Err(anyhow::Error::new(Exit::usage(
+            "--quiet prints the table's verdict line only; --format json is the whole document: give one of them",
+        )));
+    }
     let root = std::fs::canonicalize(&args.root).with_context(|| {
         format!(
             "cannot open the root {}: pass an existing folder to --root",
@@ -45,18 +73,55 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     })?;
     let mut given = Vec::new();
     for path in &args.calibration {
-        let parsed = kdrill::calibrate::file::load(path)?;
+        let parsed = kdrill::calibrate::file::load(path).with_context(|| {
+            format!(
+                "cannot use {} as a calibration file (one `kdrill calibrate` wrote)",
+                path.display()
+            )
+        })?;
         given.push(readiness::CalibrationFile {
             source: path.display().to_string(),
             parsed: Ok(parsed),
         });
     }
-    let snapshot = readiness::gather_with(&Root::new(root), given)
-        .with_context(|| format!("cannot check {}", args.root.display()))?;
+    let snapshot = match readiness::gather_with(&Root::new(root), given) {
+        Ok(snapshot) => snapshot,
+        // kdrill could not check: a tool error with a kind of its own, never "not ready".
+        Err(err @ RootError::NotATree { .. }) => {
+            return Err(anyhow::Error::new(Exit {
+                code: exit::ERROR,
+                kind: "not-a-captured-tree",
+                message: err.to_string(),
+            }))
+        }
+        Err(err) => {
+            return Err(anyhow::Error::new(err))
+                .with_context(|| format!("cannot check {}", args.root.display()))
+        }
+    };
     let report = readiness::evaluate(&snapshot);
-    match args.format {
-        Format::Table => print!("{}", report::table(&report, args.verbose)),
-        Format::Json => print!("{}", report::json(&report)),
+    let colour = report::colour(
+        match args.color {
+            Color::Auto => ColourWhen::Auto,
+            Color::Always => ColourWhen::Always,
+            Color::Never => ColourWhen::Never,
+        },
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    );
+    match (args.format, args.quiet) {
+        (Format::Json, _) => print!("{}", report::json(&report)),
+        (Format::Table, true) => print!("{}", report::verdict_line(&report, colour)),
+        (Format::Table, false) => print!(
+            "{}",
+            report::table_with(
+                &report,
+                Style {
+                    verbose: args.verbose,
+                    colour,
+                }
+            )
+        ),
     }
     Ok(report.exit_code())
 }

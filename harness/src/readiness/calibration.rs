@@ -24,8 +24,8 @@ pub struct CalibrationFile {
 /// A calibration file read from the checked root (`text`, or why it could not be read), parsed.
 pub fn parse(source: &str, text: Got<String>) -> CalibrationFile {
     let parsed = match text {
-        Ok(text) => crate::spec::yaml::parse(Path::new(source), &text).map_err(|e| e.to_string()),
-        Err(problem) => Err(format!("cannot read it: {problem:?}")),
+        Ok(text) => file::parse(Path::new(source), &text).map_err(|e| e.to_string()),
+        Err(problem) => Err(format!("cannot read it: {problem}")),
     };
     CalibrationFile {
         source: source.to_string(),

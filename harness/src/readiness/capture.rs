@@ -1,38 +1,15 @@
-//! Checks 4, 5 and 12: the capture kernel is loaded, the kdump service and its initrd are in order, and the
-//! capture kernel's command line avoids known traps.
+//! Checks 4 and 5: the capture kernel is loaded (and if it cannot be, why: a kernel without kexec
+//! is the root cause of every capture check), the kdump service and its initrd are in order.
 
-use crate::readiness::cmdline::cmdline_words;
+use crate::readiness::excerpt::excerpt;
 use crate::readiness::kdumpconf::Flavour;
 use crate::readiness::snapshot;
 use crate::readiness::source::Problem;
 use crate::readiness::{check, unread, Check, Context, Status, Support};
 
-/// Modules that drive a display; a capture kernel re-initialising one without `nomodeset` may hang.
-const GPU_MODULES: &[&str] = &[
-    "i915",
-    "xe",
-    "amdgpu",
-    "radeon",
-    "nouveau",
-    "nvidia",
-    "nvidia_drm",
-    "mgag200",
-    "ast",
-    "qxl",
-    "bochs",
-    "bochs_drm",
-    "virtio_gpu",
-    "vmwgfx",
-    "cirrus",
-    "hibmc_drm",
-    "matrox",
-    "udl",
-];
-
 const WHY_LOADED: &str =
     "a panic only jumps to a capture kernel that was loaded beforehand with `kexec -p`";
 const WHY_SERVICE: &str = "the kdump service loads the capture kernel at every boot; without it the next reboot silently disarms kdump";
-const WHY_CMDLINE: &str = "the capture kernel boots on hardware the crashed kernel left running; some drivers hang there unless told not to touch it";
 
 /// Check 4: `/sys/kernel/kexec_crash_loaded` = 1, and if not, what stops it.
 pub fn loaded(cx: &Context) -> Check {
@@ -42,13 +19,19 @@ pub fn loaded(cx: &Context) -> Check {
         Ok(value) => value.trim().to_string(),
         Err(problem) => {
             if let Support::No(reason) = &cx.support {
+                let built = match cx.shipped() {
+                    Some(false) => {
+                        format!("; {} was not built by {}", cx.release(), cx.family.name())
+                    }
+                    _ => String::new(),
+                };
                 return check(
                     4,
                     Status::Fail,
-                    format!("no capture kernel can be loaded: {reason}"),
+                    format!("this kernel cannot load a capture kernel: {reason}{built}"),
                     WHY_LOADED,
                 )
-                .fix("boot a distribution kernel (built with CONFIG_KEXEC and CONFIG_CRASH_DUMP)");
+                .fix(cx.kernel_without_dump_fix());
             }
             return check(
                 4,
@@ -71,7 +54,10 @@ pub fn loaded(cx: &Context) -> Check {
         return check(
             4,
             Status::Skip,
-            format!("/sys/kernel/kexec_crash_loaded holds `{value}`, not 0 or 1"),
+            format!(
+                "/sys/kernel/kexec_crash_loaded holds `{}`, not 0 or 1",
+                excerpt(&value)
+            ),
             WHY_LOADED,
         )
         .fix("read it on the host: `cat /sys/kernel/kexec_crash_loaded`");
@@ -308,120 +294,6 @@ pub fn service(cx: &Context) -> Check {
         details.push(format!("capture initrds looked for: {}", path.join(", ")));
     }
     check(5, status, seen, WHY_SERVICE)
-        .details(details)
-        .fix(fixes.join("\n"))
-}
-
-/// Check 12: known-bad capture command lines (graphics drivers without `nomodeset`, proprietary GPU drivers).
-pub fn cmdline(cx: &Context) -> Check {
-    let snap = cx.snap;
-    let loaded: Vec<&str> = snap
-        .modules
-        .as_deref()
-        .map(|text| {
-            text.lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .filter(|m| GPU_MODULES.contains(m))
-                .collect()
-        })
-        .unwrap_or_default();
-    let cards = snap
-        .drm
-        .as_ref()
-        .map(|names| names.iter().any(|n| n.starts_with("card")))
-        .unwrap_or(false);
-    let mut details = Vec::new();
-    let (words, source) = match &cx.capture_cmdline {
-        Some(cmdline) => {
-            details.push(format!("capture command line: {cmdline}"));
-            let source = if snap.kexec_cmd.is_ok() {
-                "recorded kexec_cmd"
-            } else {
-                "configured"
-            };
-            (cmdline_words(cmdline), source)
-        }
-        None if cx.config.is_none() => (Vec::new(), "unknown (no kdump configuration)"),
-        None => (
-            Vec::new(),
-            "unknown (the running command line is unreadable)",
-        ),
-    };
-    let has = |name: &str| {
-        words
-            .iter()
-            .any(|w| w == name || w.starts_with(&format!("{name}=")))
-    };
-    let mut warnings: Vec<String> = Vec::new();
-    let mut fixes: Vec<String> = Vec::new();
-    let append_in = match cx.config.as_ref().map(|c| c.flavour) {
-        Some(Flavour::KdumpTools) => "KDUMP_CMDLINE_APPEND in /etc/default/kdump-tools",
-        Some(Flavour::Kdumpctl) => "KDUMP_COMMANDLINE_APPEND in /etc/sysconfig/kdump",
-        Some(Flavour::Suse) => "KDUMP_COMMANDLINE_APPEND in /etc/sysconfig/kdump",
-        None => "the kdump service's capture command line",
-    };
-    if (!loaded.is_empty() || cards) && !has("nomodeset") {
-        let what = if loaded.is_empty() {
-            "a DRM device".to_string()
-        } else {
-            loaded.join(", ")
-        };
-        warnings.push(format!(
-            "graphics driver loaded ({what}) and no nomodeset for the capture kernel"
-        ));
-        fixes.push(format!("add `nomodeset` to {append_in}"));
-    }
-    if loaded.iter().any(|m| m.starts_with("nvidia"))
-        && !has("modprobe.blacklist")
-        && !has("rd.driver.blacklist")
-    {
-        warnings.push(
-            "proprietary nvidia driver loaded and not blacklisted for the capture kernel"
-                .to_string(),
-        );
-        fixes.push(format!(
-            "add `rd.driver.blacklist=nvidia modprobe.blacklist=nvidia` to {append_in}"
-        ));
-    }
-    if cx.capture_cmdline.is_some() {
-        if has("crashkernel") {
-            warnings.push("the capture command line still carries crashkernel=".to_string());
-            fixes.push("remove crashkernel= from the capture command line".to_string());
-        }
-        if !has("nr_cpus") && !has("maxcpus") {
-            warnings.push(
-                "no nr_cpus=1: the capture kernel brings up every CPU inside the small reservation"
-                    .to_string(),
-            );
-            fixes.push(format!("add `nr_cpus=1` to {append_in}"));
-        }
-    }
-    if !fixes.is_empty() {
-        fixes.push(format!("then `{}`", cx.family.reload()));
-    }
-    let status = if warnings.is_empty() {
-        Status::Pass
-    } else {
-        Status::Warn
-    };
-    let gpu = if loaded.is_empty() && !cards {
-        "no graphics driver loaded".to_string()
-    } else {
-        format!(
-            "graphics: {}",
-            if loaded.is_empty() {
-                "DRM device".to_string()
-            } else {
-                loaded.join(", ")
-            }
-        )
-    };
-    let seen = if warnings.is_empty() {
-        format!("capture command line {source}; {gpu}")
-    } else {
-        warnings.join("; ")
-    };
-    check(12, status, seen, WHY_CMDLINE)
         .details(details)
         .fix(fixes.join("\n"))
 }

@@ -1,6 +1,35 @@
 //! Distribution family from `/etc/os-release`, and how each family spells the fixes (packages, boot loader, units).
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
 use crate::readiness::kdumpconf::shell_vars;
+
+/// Kernel releases each family's own packages carry (`uname -r`). A release that does not look
+/// like one was built elsewhere: no package of the distribution is named after it.
+static DEBIAN_RELEASE: LazyLock<Regex> = LazyLock::new(|| {
+    // 6.1.0-47-amd64, 6.12.117+deb12-cloud-amd64, 6.1.0-0.deb11.13-amd64 (a backport), 7.3.4+deb13-rt-arm64
+    Regex::new(
+        r"^\d+\.\d+(\.\d+)?(\+deb\d+(\.\d+)?)?(\+bpo)?-(\d+(\.deb\d+\.\d+)?-)?(cloud-|rt-)?(amd64|arm64|686|686-pae|armmp|armmp-lpae|marvell|rpi|powerpc64le|ppc64el|s390x|riscv64|loong64|mips64r2el|mips32r2el|octeon|loongson-3|4kc-malta|5kc-malta)$",
+    )
+    .expect("a valid regex")
+});
+static UBUNTU_RELEASE: LazyLock<Regex> = LazyLock::new(|| {
+    // 5.15.0-91-generic, 6.8.0-1015-aws, 6.8.0-45-lowlatency-64k
+    Regex::new(r"^\d+\.\d+\.\d+-\d+-[a-z][a-z0-9]*(-[a-z0-9]+)*$").expect("a valid regex")
+});
+static RHEL_RELEASE: LazyLock<Regex> = LazyLock::new(|| {
+    // 5.14.0-427.13.1.el9_4.x86_64, 5.15.0-205.149.5.1.el9uek.x86_64, 6.5.6-300.fc39.x86_64,
+    // 6.1.61-85.amzn2023.x86_64, 5.14.0-427.13.1.el9_4.x86_64+rt
+    Regex::new(r"^\d+\.\d+\.\d+-[0-9][0-9.]*\.(el\d+(_\d+)*(uek)?|fc\d+|amzn\d+)\.[a-z0-9_]+(\+[a-z0-9]+)?$")
+        .expect("a valid regex")
+});
+static SUSE_RELEASE: LazyLock<Regex> = LazyLock::new(|| {
+    // 5.14.21-150500.55.39-default, 6.7.5-1-default, 6.4.0-150600.23.7-azure
+    Regex::new(r"^\d+\.\d+\.\d+-[0-9][0-9.]*-(default|azure|rt|kvmsmall|64kb|preempt|vanilla|zfcpdump|pae)$")
+        .expect("a valid regex")
+});
 
 /// The families whose kdump tooling differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -45,6 +74,52 @@ pub fn family(os_release: Option<&str>) -> Family {
 }
 
 impl Family {
+    /// How the fixes name this family.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Debian => "Debian",
+            Family::Ubuntu => "Ubuntu",
+            Family::Rhel => "RHEL/Fedora",
+            Family::Suse => "SUSE",
+            Family::Unknown => "the distribution",
+        }
+    }
+
+    /// Whether a kernel release (`uname -r`) looks like one this family's packages carry:
+    /// Debian's `-amd64`/`-cloud-amd64`/`-rt-amd64`…, Ubuntu's `-<abi>-generic`…, RHEL's
+    /// `.el9`, Fedora's `.fc39`, Amazon's `.amzn2023`, SUSE's `-default`. A family kdrill does
+    /// not know ships nothing it could name.
+    pub fn ships(self, release: &str) -> bool {
+        let pattern = match self {
+            Family::Debian => &DEBIAN_RELEASE,
+            Family::Ubuntu => &UBUNTU_RELEASE,
+            Family::Rhel => &RHEL_RELEASE,
+            Family::Suse => &SUSE_RELEASE,
+            Family::Unknown => return false,
+        };
+        pattern.is_match(release)
+    }
+
+    /// How to install this family's own kernel for `arch` (`uname -m`), when its package name is
+    /// known: the metapackage that follows the newest one.
+    pub fn kernel_install(self, arch: Option<&str>) -> Option<String> {
+        let debian_arch = match arch {
+            Some("x86_64") => "amd64",
+            Some("aarch64") => "arm64",
+            Some("ppc64le") => "powerpc64le",
+            Some("s390x") => "s390x",
+            Some("riscv64") => "riscv64",
+            _ => return None,
+        };
+        Some(match self {
+            Family::Debian => format!("apt install linux-image-{debian_arch}"),
+            Family::Ubuntu => "apt install linux-image-generic".to_string(),
+            Family::Rhel => "dnf install kernel".to_string(),
+            Family::Suse => "zypper install kernel-default".to_string(),
+            Family::Unknown => return None,
+        })
+    }
+
     /// The kdump service unit this family ships.
     pub fn unit(self) -> &'static str {
         match self {
@@ -150,5 +225,60 @@ mod tests {
         );
         assert_eq!(family(Some("ID=arch\n")), Family::Unknown);
         assert_eq!(family(None), Family::Unknown);
+    }
+
+    #[test]
+    fn shipped_kernels_by_family() {
+        for release in [
+            "6.1.0-47-amd64",
+            "6.12.117+deb12-amd64",
+            "6.12.41+deb13-cloud-amd64",
+            "6.1.0-0.deb11.13-amd64",
+            "7.3.4+deb13-rt-arm64",
+            "4.19.0-26-686-pae",
+        ] {
+            assert!(Family::Debian.ships(release), "{release}");
+        }
+        for release in [
+            "5.15.0-91-generic",
+            "6.8.0-1015-aws",
+            "6.8.0-45-lowlatency-64k",
+        ] {
+            assert!(Family::Ubuntu.ships(release), "{release}");
+        }
+        for release in [
+            "5.14.0-427.13.1.el9_4.x86_64",
+            "4.18.0-513.el8.x86_64",
+            "5.15.0-205.149.5.1.el9uek.x86_64",
+            "6.5.6-300.fc39.x86_64",
+            "6.1.61-85.amzn2023.x86_64",
+            "5.14.0-427.13.1.el9_4.x86_64+rt",
+        ] {
+            assert!(Family::Rhel.ships(release), "{release}");
+        }
+        for release in ["5.14.21-150500.55.39-default", "6.7.5-1-default"] {
+            assert!(Family::Suse.ships(release), "{release}");
+        }
+        // Built elsewhere: this very host's Firecracker kernel, a hand-built one, another
+        // family's kernel, and anything under an unknown family.
+        for (family, release) in [
+            (Family::Debian, "6.18.44-fc-v1272"),
+            (Family::Debian, "6.12.0"),
+            (Family::Debian, "6.12.0-custom"),
+            (Family::Debian, "5.14.0-427.13.1.el9_4.x86_64"),
+            (Family::Ubuntu, "6.18.44-fc-v1272"),
+            (Family::Rhel, "6.18.44-fc-v1272"),
+            (Family::Rhel, "6.1.0-47-amd64"),
+            (Family::Suse, "6.1.0-47-amd64"),
+            (Family::Unknown, "6.1.0-47-amd64"),
+        ] {
+            assert!(!family.ships(release), "{family:?} {release}");
+        }
+        assert_eq!(
+            Family::Debian.kernel_install(Some("x86_64")).as_deref(),
+            Some("apt install linux-image-amd64")
+        );
+        assert_eq!(Family::Debian.kernel_install(None), None);
+        assert_eq!(Family::Unknown.kernel_install(Some("x86_64")), None);
     }
 }

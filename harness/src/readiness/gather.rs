@@ -1,14 +1,12 @@
 //! The checklist's only I/O: reads a [`Snapshot`] through a [`Root`]; asks systemd and `statvfs` only on the live host.
 
 use std::io::Read;
-use std::path::Path;
-use std::time::Duration;
 
 use crate::readiness::calibration::{self, CalibrationFile, CALIBRATION_DIR};
 use crate::readiness::kdumpconf::{self, Target};
-use crate::readiness::snapshot::{self, PathUnit, Service, Snapshot, TargetSnapshot};
+use crate::readiness::snapshot::{self, Snapshot, TargetSnapshot};
 use crate::readiness::source::{Got, Problem, Root};
-use crate::readiness::tools;
+use crate::readiness::{identity, tools, tree, units};
 
 /// Most entries listed under the dump folder (a host with thousands of old dumps is still checked quickly).
 const MAX_TARGET_ENTRIES: usize = 500;
@@ -28,13 +26,23 @@ fn sysctl_lines(text: &str) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-/// The root given is not a readable folder.
+/// The root given cannot be checked.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot use {path} as the root to check: it is not a readable folder")]
-pub struct RootError {
-    pub path: String,
-    #[source]
-    pub source: std::io::Error,
+pub enum RootError {
+    /// It is not a readable folder.
+    #[error("cannot use {path} as the root to check: it is not a readable folder")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// It is a folder, but holds none of the files kdrill reads (see `readiness::tree`).
+    #[error("{}", tree::not_a_tree_message(path, candidates))]
+    NotATree {
+        path: String,
+        /// Subfolders that do look like captured trees.
+        candidates: Vec<String>,
+    },
 }
 
 /// Reads everything the checks need from `root`.
@@ -45,10 +53,16 @@ pub fn gather(root: &Root) -> Result<Snapshot, RootError> {
 /// [`gather`], with calibration files given on the command line besides the root's own.
 pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot, RootError> {
     let display = root.base().display().to_string();
-    std::fs::read_dir(root.base()).map_err(|source| RootError {
+    std::fs::read_dir(root.base()).map_err(|source| RootError::Unreadable {
         path: display.clone(),
         source,
     })?;
+    if !root.is_live() && !tree::looks_captured(root) {
+        return Err(RootError::NotATree {
+            candidates: tree::captured_subfolders(root.base()),
+            path: display,
+        });
+    }
     let text = |path: &str| root.text(path);
     let trimmed = |path: &str| root.text(path).map(|t| t.trim().to_string());
 
@@ -157,8 +171,14 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
         })
         .collect();
 
-    snap.services = services(root);
-    snap.path_units = path_units(root);
+    snap.services = units::services(root);
+    snap.path_units = units::path_units(root);
+    snap.hostname = identity::HOSTNAME_FILES
+        .iter()
+        .find_map(|path| identity::hostname(&text(path).ok()?));
+    snap.machine_id = identity::MACHINE_ID_FILES
+        .iter()
+        .find_map(|path| identity::machine_id(&text(path).ok()?));
 
     let config = kdumpconf::from_files(
         snap.kdump_tools.as_deref().ok(),
@@ -206,116 +226,6 @@ fn debuginfo(root: &Root, path: &str) -> Got<bool> {
     let host = root.resolve(path)?;
     let mut file = std::fs::File::open(host).map_err(|err| Problem::Unreadable(err.to_string()))?;
     tools::has_debug_info(&mut file).map_err(Problem::Odd)
-}
-
-/// The kdump units: `systemctl` on a live host booted with systemd, else the unit files and `.wants` links.
-fn services(root: &Root) -> Vec<Service> {
-    let systemd = root.is_live() && root.exists("/run/systemd/system");
-    snapshot::KDUMP_UNITS
-        .iter()
-        .chain(snapshot::NOTIFY_UNITS)
-        .map(|unit| {
-            if systemd {
-                match systemctl("is-enabled", unit)
-                    .and_then(|enabled| Ok((enabled, systemctl("is-active", unit)?)))
-                {
-                    Ok((enabled, active)) => {
-                        let installed = !enabled.is_empty() && enabled != "not-found";
-                        return Service {
-                            unit: unit.to_string(),
-                            installed,
-                            enabled: Some(enabled),
-                            active: Some(active),
-                            unanswered: None,
-                        };
-                    }
-                    Err(why) => {
-                        return Service {
-                            unanswered: Some(why),
-                            ..unit_files(root, unit)
-                        }
-                    }
-                }
-            }
-            unit_files(root, unit)
-        })
-        .collect()
-}
-
-/// `.path` units under /etc/systemd/system (where an operator's own units live).
-fn path_units(root: &Root) -> Vec<PathUnit> {
-    let dir = "/etc/systemd/system";
-    let names = root.list(dir).unwrap_or_default();
-    let wants: Vec<&String> = names.iter().filter(|n| n.ends_with(".wants")).collect();
-    names
-        .iter()
-        .filter(|name| name.ends_with(".path"))
-        .map(|name| PathUnit {
-            name: name.clone(),
-            text: root.text(&format!("{dir}/{name}")),
-            enabled: wants
-                .iter()
-                .any(|w| root.entry_exists(&format!("{dir}/{w}/{name}"))),
-        })
-        .collect()
-}
-
-/// How long `systemctl is-enabled`/`is-active` may take: instant on a healthy host; a systemd
-/// that does not answer in this time is itself a finding on a host that must survive a crash.
-const SYSTEMCTL_DEADLINE: Duration = Duration::from_secs(10);
-
-fn systemctl(verb: &str, unit: &str) -> Result<String, String> {
-    ask_systemctl(Path::new("systemctl"), verb, unit, SYSTEMCTL_DEADLINE)
-}
-
-/// systemd's one-word answer, or why there is none (cannot run, timed out, interrupted).
-fn ask_systemctl(
-    program: &Path,
-    verb: &str,
-    unit: &str,
-    limit: Duration,
-) -> Result<String, String> {
-    let mut command = std::process::Command::new(program);
-    command.args([verb, unit]);
-    let out = crate::host::process::run(&mut command, limit).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    // `is-enabled` of an unknown unit prints nothing on stdout and "No such file" on stderr.
-    if text.is_empty() && String::from_utf8_lossy(&out.stderr).contains("No such file") {
-        return Ok("not-found".to_string());
-    }
-    Ok(text)
-}
-
-fn unit_files(root: &Root, unit: &str) -> Service {
-    let etc = format!("/etc/systemd/system/{unit}");
-    let masked = root
-        .read_link(&etc)
-        .is_ok_and(|target| target == "/dev/null");
-    let installed = snapshot::UNIT_DIRS
-        .iter()
-        .any(|dir| root.exists(&format!("{dir}/{unit}")));
-    let wanted = root
-        .list("/etc/systemd/system")
-        .unwrap_or_default()
-        .iter()
-        .filter(|name| name.ends_with(".wants"))
-        .any(|wants| root.entry_exists(&format!("/etc/systemd/system/{wants}/{unit}")));
-    let enabled = if masked {
-        "masked"
-    } else if wanted {
-        "enabled"
-    } else if installed {
-        "disabled"
-    } else {
-        "not-found"
-    };
-    Service {
-        unit: unit.to_string(),
-        installed: installed || masked,
-        enabled: Some(enabled.to_string()),
-        active: None,
-        unanswered: None,
-    }
 }
 
 fn target(root: &Root, dir: &str) -> TargetSnapshot {
@@ -390,53 +300,4 @@ fn calibration_files(root: &Root) -> Vec<CalibrationFile> {
             calibration::parse(&path, root.text(&path))
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn script(dir: &Path, body: &str) -> std::path::PathBuf {
-        let path = dir.join("systemctl");
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    /// A wedged systemd (here a `systemctl` that never answers) costs `kdrill check` the
-    /// deadline, not forever, and the reason names the command.
-    #[test]
-    fn a_systemctl_that_never_answers_is_a_reason_not_a_hang() {
-        let dir = tempfile::tempdir().unwrap();
-        let hung = script(dir.path(), "exec sleep 60");
-        let started = std::time::Instant::now();
-        let err = ask_systemctl(
-            &hung,
-            "is-active",
-            "kdump-tools.service",
-            Duration::from_secs(1),
-        )
-        .unwrap_err();
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "waited {:?}",
-            started.elapsed()
-        );
-        assert!(err.contains("did not finish within"), "{err}");
-        assert!(err.contains("is-active kdump-tools.service"), "{err}");
-        let quick = script(dir.path(), "echo active");
-        assert_eq!(
-            ask_systemctl(&quick, "is-active", "x", Duration::from_secs(10)).as_deref(),
-            Ok("active")
-        );
-        let missing = script(
-            dir.path(),
-            "echo 'Failed to get unit file state: No such file' >&2",
-        );
-        assert_eq!(
-            ask_systemctl(&missing, "is-enabled", "x", Duration::from_secs(10)).as_deref(),
-            Ok("not-found")
-        );
-    }
 }

@@ -2,7 +2,7 @@
 
 use crate::readiness::cmdline::size;
 use crate::readiness::crashkernel::Resolution;
-use crate::readiness::ram::X86_64_DEFAULT;
+use crate::readiness::ram::{ABOVE_THE_ESTIMATE, X86_64_DEFAULT};
 use crate::readiness::source::Problem;
 use crate::readiness::{check, unread, Check, Context, Status, Support};
 
@@ -30,20 +30,19 @@ pub fn param(cx: &Context) -> Check {
         )
         .fix("run as root on the host, or include proc/cmdline in the captured tree");
     };
-    let recommended = format!("crashkernel={}", size(mem.recommended(cx)));
-    let add = cx.family.add_kernel_param(&recommended);
+    let (bytes, why) = mem.recommendation(cx);
+    let recommended = format!("crashkernel={}", size(bytes));
+    let add = cx.add_kernel_param(&recommended);
     if let Support::No(reason) = &cx.support {
         let seen = if params.is_empty() {
-            format!("no crashkernel= on /proc/cmdline, and this kernel cannot dump ({reason})")
+            format!("no crashkernel= on /proc/cmdline; this kernel could not use one ({reason})")
         } else {
             format!(
                 "crashkernel={} is set, but this kernel cannot dump ({reason})",
                 params.raw.join(" crashkernel=")
             )
         };
-        return check(1, Status::Fail, seen, WHY_PARAM).fix(format!(
-            "boot a kernel built with CONFIG_KEXEC (or CONFIG_KEXEC_FILE) and CONFIG_CRASH_DUMP (every distribution kernel is), then {add}"
-        ));
+        return check(1, Status::Fail, seen, WHY_PARAM).fix(cx.kernel_without_dump_fix());
     }
     if params.is_empty() {
         return check(
@@ -52,6 +51,7 @@ pub fn param(cx: &Context) -> Check {
             "no crashkernel= on /proc/cmdline",
             WHY_PARAM,
         )
+        .details(vec![recommended_detail(&recommended, &why)])
         .fix(add);
     }
     let ram_text = match mem.ram() {
@@ -141,8 +141,13 @@ pub fn param(cx: &Context) -> Check {
 pub fn reserved(cx: &Context) -> Check {
     let mem = &cx.mem;
     if let Support::No(reason) = &cx.support {
-        return check(2, Status::Fail, format!("nothing reserved: this kernel has no crash dump support ({reason})"), WHY_RESERVED)
-            .fix("boot a distribution kernel (built with CONFIG_CRASH_DUMP), then set crashkernel= (see crashkernel-param)");
+        return check(
+            2,
+            Status::Fail,
+            format!("nothing reserved: this kernel has no crash dump support ({reason})"),
+            WHY_RESERVED,
+        )
+        .fix(cx.kernel_without_dump_fix());
     }
     let mut details = Vec::new();
     match &mem.crash_size {
@@ -184,7 +189,7 @@ pub fn reserved(cx: &Context) -> Check {
         ),
         Some(Resolution::Auto) => (
             "crashkernel=auto reserved nothing: this kernel does not understand `auto`".to_string(),
-            format!("replace it with an explicit size: {}", cx.family.add_kernel_param(&format!("crashkernel={}", size(mem.recommended(cx))))),
+            format!("replace it with an explicit size: {}", cx.add_kernel_param(&format!("crashkernel={}", size(mem.recommended(cx))))),
         ),
         _ => ("nothing reserved for a capture kernel".to_string(), "set crashkernel= first (see crashkernel-param)".to_string()),
     };
@@ -279,7 +284,9 @@ pub fn large_enough(cx: &Context) -> Check {
             )),
         }
     } else {
-        let want = format!("crashkernel={}", size(mem.recommended(cx)));
+        let (bytes, why) = mem.recommendation(cx);
+        let want = format!("crashkernel={}", size(bytes));
+        details.push(recommended_detail(&want, &why));
         check(
             3,
             Status::Warn,
@@ -288,8 +295,18 @@ pub fn large_enough(cx: &Context) -> Check {
         )
         .details(details)
         .fix(format!(
-            "raise the reservation: {}",
-            cx.family.add_kernel_param(&want)
+            "raise the reservation to {}, {why}: {}",
+            size(bytes),
+            cx.add_kernel_param(&want)
         ))
+    }
+}
+
+/// The detail line that says why a `crashkernel=` value is recommended.
+fn recommended_detail(value: &str, why: &str) -> String {
+    if why.contains("above the estimate") {
+        format!("{value}: {why}; {ABOVE_THE_ESTIMATE}")
+    } else {
+        format!("{value}: {why}")
     }
 }

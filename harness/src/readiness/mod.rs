@@ -5,10 +5,14 @@
 
 mod calibration;
 mod capture;
+mod causes;
 pub mod cmdline;
+mod context;
 pub mod crashkernel;
 pub mod distro;
+pub mod excerpt;
 mod gather;
+pub mod identity;
 pub mod kdumpconf;
 mod memory;
 mod platform;
@@ -18,17 +22,20 @@ pub mod snapshot;
 pub mod source;
 mod target;
 mod tools;
+mod traps;
+pub mod tree;
 mod triggers;
-
-use std::collections::BTreeMap;
+mod units;
 
 pub use calibration::{CalibrationFile, CALIBRATION_DIR};
 pub use gather::{gather, gather_with, RootError};
 pub use snapshot::{Calibrated, Snapshot};
 
+pub(crate) use context::{Context, Support};
+
+use crate::exit;
 use crate::readiness::crashkernel::Resolution;
 use crate::readiness::distro::Family;
-use crate::readiness::kdumpconf::KdumpConfig;
 
 /// Outcome of one check. Ordered by severity: the worst one decides the verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -97,8 +104,11 @@ pub struct Check {
     pub seen: String,
     /// Why it matters for getting a dump.
     pub why: String,
-    /// The exact fix, for anything not PASS/INFO.
+    /// The exact fix, for anything not PASS/INFO; `None` too when the check follows from another.
     pub fix: Option<String>,
+    /// The id of the check whose finding this one only follows from (`capture-loaded` when the
+    /// kernel cannot dump at all): fixing that one is the fix, so this one's own is left out.
+    pub follows_from: Option<&'static str>,
     /// Further observations (values, paths, assumptions).
     pub details: Vec<String>,
 }
@@ -113,12 +123,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The process exit code: 0 ready, 1 ready with warnings (or checks that could not run), 2 not ready.
+    /// The process exit code (`kdrill::exit`): 0 ready, 1 ready with warnings (or checks that
+    /// could not run), 2 not ready. A check that could not be made at all (a root that is missing,
+    /// unreadable or not a captured tree, a bad calibration file) is an error instead: 3, and a bad
+    /// command line 64.
     pub fn exit_code(self) -> i32 {
         match self {
-            Verdict::Ready => 0,
-            Verdict::ReadyWithWarnings => 1,
-            Verdict::NotReady => 2,
+            Verdict::Ready => exit::SUCCESS,
+            Verdict::ReadyWithWarnings => exit::PARTIAL,
+            Verdict::NotReady => exit::NEGATIVE,
         }
     }
 
@@ -158,6 +171,10 @@ pub struct Facts {
 pub struct Report {
     pub root: String,
     pub live: bool,
+    /// The checked host's name (`/proc/sys/kernel/hostname`, else `/etc/hostname`), if known.
+    pub hostname: Option<String>,
+    /// Its `/etc/machine-id` (32 hex digits), if known.
+    pub machine_id: Option<String>,
     pub verdict: Verdict,
     pub facts: Facts,
     pub checks: Vec<Check>,
@@ -169,123 +186,10 @@ impl Report {
     }
 }
 
-/// Whether this kernel can do crash dumps at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Support {
-    Yes,
-    No(String),
-    Unknown,
-}
-
-/// What several checks derive from the snapshot, computed once.
-pub(crate) struct Context<'a> {
-    pub snap: &'a Snapshot,
-    pub family: Family,
-    pub config: Option<KdumpConfig>,
-    pub kernel_config: BTreeMap<String, String>,
-    pub support: Support,
-    pub mem: ram::Memory,
-    pub capture_cmdline: Option<String>,
-}
-
-impl<'a> Context<'a> {
-    fn new(snap: &'a Snapshot) -> Self {
-        let config = kdumpconf::from_files(
-            snap.kdump_tools.as_deref().ok(),
-            snap.kdump_conf.as_deref().ok(),
-            snap.sysconfig_kdump.as_deref().ok(),
-        );
-        let kernel_config = match &snap.kernel_config {
-            Ok((_, text)) => parse_kernel_config(text),
-            Err(_) => BTreeMap::new(),
-        };
-        let support = support(snap, &kernel_config);
-        let capture_cmdline = match (&config, &snap.cmdline) {
-            (Some(config), Ok(running)) => Some(kdumpconf::capture_cmdline(
-                config,
-                running.trim(),
-                snap.kexec_cmd.as_deref().ok(),
-            )),
-            _ => None,
-        };
-        Context {
-            snap,
-            family: distro::family(snap.os_release.as_deref().ok()),
-            mem: ram::Memory::new(snap),
-            config,
-            kernel_config,
-            support,
-            capture_cmdline,
-        }
-    }
-
-    /// The kdump unit to name in fixes: the configured flavour's, else the distribution's.
-    pub fn unit(&self) -> &'static str {
-        match &self.config {
-            Some(config) => config.flavour.unit(),
-            None => self.family.unit(),
-        }
-    }
-
-    /// `y`, `m`, or `None` for a kernel config option (`CONFIG_` prefix included).
-    pub fn kconfig(&self, name: &str) -> Option<&str> {
-        self.kernel_config.get(name).map(String::as_str)
-    }
-
-    /// Where the kernel config was read from, for messages.
-    pub fn kconfig_path(&self) -> &str {
-        self.snap
-            .kernel_config
-            .as_ref()
-            .map(|(path, _)| path.as_str())
-            .unwrap_or("the kernel config")
-    }
-}
-
-/// `CONFIG_X=y` lines, and `# CONFIG_X is not set` as `n`.
-fn parse_kernel_config(text: &str) -> BTreeMap<String, String> {
-    let mut map = BTreeMap::new();
-    for line in text.lines() {
-        if let Some((key, value)) = line.split_once('=') {
-            if key.starts_with("CONFIG_") {
-                map.insert(key.to_string(), value.trim_matches('"').to_string());
-            }
-        } else if let Some(name) = line
-            .strip_prefix("# ")
-            .and_then(|l| l.strip_suffix(" is not set"))
-        {
-            map.insert(name.to_string(), "n".to_string());
-        }
-    }
-    map
-}
-
-fn support(snap: &Snapshot, kconfig: &BTreeMap<String, String>) -> Support {
-    let missing = |got: &source::Got<String>| matches!(got, Err(source::Problem::Missing));
-    // The kexec_crash_* files exist exactly when the kernel can reserve and load a capture kernel
-    // (CONFIG_KEXEC_CORE before 6.7, CONFIG_CRASH_DUMP since): their presence settles it.
-    if !missing(&snap.kexec_crash_size) || !missing(&snap.kexec_crash_loaded) {
-        return Support::Yes;
-    }
-    let set = |name: &str| kconfig.get(name).map(|v| v == "y");
-    if set("CONFIG_KEXEC") == Some(false) && set("CONFIG_KEXEC_FILE") == Some(false) {
-        return Support::No("neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE is set".to_string());
-    }
-    if set("CONFIG_CRASH_DUMP") == Some(false) {
-        return Support::No("CONFIG_CRASH_DUMP is not set".to_string());
-    }
-    if snap.live {
-        return Support::No(
-            "the kernel has no /sys/kernel/kexec_crash_size or kexec_crash_loaded".to_string(),
-        );
-    }
-    Support::Unknown
-}
-
 /// Runs the 13 checks over a snapshot.
 pub fn evaluate(snap: &Snapshot) -> Report {
     let cx = Context::new(snap);
-    let checks = vec![
+    let mut checks = vec![
         memory::param(&cx),
         memory::reserved(&cx),
         memory::large_enough(&cx),
@@ -297,9 +201,10 @@ pub fn evaluate(snap: &Snapshot) -> Report {
         triggers::aftermath(&cx),
         target::dump_target(&cx),
         tools::present(&cx),
-        capture::cmdline(&cx),
+        traps::cmdline(&cx),
         platform::hypervisor(&cx),
     ];
+    causes::group(&mut checks, &cx);
     let worst = checks
         .iter()
         .map(|c| c.status)
@@ -313,6 +218,8 @@ pub fn evaluate(snap: &Snapshot) -> Report {
     Report {
         root: snap.root.clone(),
         live: snap.live,
+        hostname: snap.hostname.clone(),
+        machine_id: snap.machine_id.clone(),
         verdict,
         facts: facts(&cx),
         checks,
@@ -372,6 +279,7 @@ pub(crate) fn check(
         seen: seen.into(),
         why: why.into(),
         fix: None,
+        follows_from: None,
         details: Vec::new(),
     }
 }

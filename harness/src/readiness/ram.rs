@@ -2,6 +2,7 @@
 //! `crashkernel=` parameters and their resolution, what is reserved, and the `kdumpctl
 //! estimate`-style figure a reservation is compared with.
 
+use crate::readiness::cmdline::size;
 use crate::readiness::crashkernel::{self, Params, Resolution};
 use crate::readiness::snapshot::{self, Snapshot};
 use crate::readiness::source::{Got, Problem};
@@ -85,7 +86,7 @@ impl Memory {
             text.trim().parse::<u64>().map_err(|_| {
                 Problem::Odd(format!(
                     "/sys/kernel/kexec_crash_size holds `{}`, not a number",
-                    text.trim()
+                    crate::readiness::excerpt::excerpt(text.trim())
                 ))
             })
         });
@@ -188,22 +189,75 @@ impl Memory {
     /// margin; without one, the largest of the estimate, the arch default and another release's
     /// measurement, else 256M.
     pub fn recommended(&self, cx: &Context) -> u64 {
-        let estimate = self.estimate(cx).map(|e| round_up(e.total_bytes));
-        match cx.snap.calibrated.as_ref() {
+        self.recommendation(cx).0
+    }
+
+    /// [`Memory::recommended`] and why that figure, for the fixes to say (the estimate and the
+    /// recommendation may differ: see [`ABOVE_THE_ESTIMATE`]).
+    pub fn recommendation(&self, cx: &Context) -> (u64, String) {
+        let measured =
+            |c: &crate::readiness::Calibrated| round_up(c.recommended_bytes.max(c.min_bytes));
+        if let Some(c) = cx
+            .snap
+            .calibrated
+            .as_ref()
+            .filter(|c| c.other_release.is_none())
+        {
             // This kernel was measured: its figure with kdrill's margin.
-            Some(c) if c.other_release.is_none() => round_up(c.recommended_bytes.max(c.min_bytes)),
-            c => [
-                estimate,
-                self.arch_default(cx),
-                c.map(|c| round_up(c.recommended_bytes.max(c.min_bytes))),
-            ]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(256 << 20),
+            return (
+                measured(c),
+                format!(
+                    "kdrill's measured minimum {} for this kernel, with its margin",
+                    size(c.min_bytes)
+                ),
+            );
         }
+        let estimate = self.estimate(cx).map(|e| e.total_bytes);
+        let mut candidates: Vec<(u64, String)> = Vec::new();
+        if let Some(e) = estimate {
+            candidates.push((
+                round_up(e),
+                format!("the estimate {} rounded up to 16M", size(e)),
+            ));
+        }
+        if let (Some(default), Some((ram, _))) = (self.arch_default(cx), self.ram()) {
+            let above = match estimate {
+                Some(e) if round_up(e) < default => format!(", above the estimate {}", size(e)),
+                _ => String::new(),
+            };
+            candidates.push((
+                default,
+                format!(
+                    "the x86_64 default for {} of RAM ({X86_64_DEFAULT}){above}",
+                    size(ram)
+                ),
+            ));
+        }
+        if let Some(c) = cx.snap.calibrated.as_ref() {
+            candidates.push((
+                measured(c),
+                format!(
+                    "kdrill's measured minimum {} on {}, with its margin",
+                    size(c.min_bytes),
+                    c.other_release.as_deref().unwrap_or("another release")
+                ),
+            ));
+        }
+        // The first of equal figures keeps its reason (the estimate before the default).
+        candidates
+            .into_iter()
+            .rev()
+            .max_by_key(|(bytes, _)| *bytes)
+            .unwrap_or((
+                256 << 20,
+                "kdrill's default: neither an estimate nor the arch default is known here"
+                    .to_string(),
+            ))
     }
 }
+
+/// Why a recommendation may exceed the estimate, for the details.
+pub(super) const ABOVE_THE_ESTIMATE: &str = "the estimate is a floor (kernel, modules, initrd and 64M for the capture userspace); the default is what RHEL/Fedora's kdumpctl reserves for this RAM";
 
 /// Rounds up to a multiple of 16M (the granularity people write crashkernel= in).
 pub(super) fn round_up(bytes: u64) -> u64 {

@@ -13,6 +13,10 @@ pub struct Snapshot {
     pub root: String,
     /// Whether this is the running host (systemd and `statvfs` were asked), not a captured tree.
     pub live: bool,
+    /// The host's name (`readiness::identity::HOSTNAME_FILES`), if one is there.
+    pub hostname: Option<String>,
+    /// Its machine-id (`readiness::identity::MACHINE_ID_FILES`), if one is there.
+    pub machine_id: Option<String>,
     /// `/proc/sys/kernel/osrelease`, trimmed: `uname -r`.
     pub release: Got<String>,
     /// `/proc/sys/kernel/arch`, trimmed: `uname -m`.
@@ -124,6 +128,8 @@ impl Snapshot {
         Snapshot {
             root: root.to_string(),
             live: false,
+            hostname: None,
+            machine_id: None,
             release: Err(Problem::Missing),
             arch: Err(Problem::Missing),
             os_release: Err(Problem::Missing),

@@ -82,9 +82,16 @@ pub fn present(cx: &Context) -> Check {
                 snapshot::debuginfo_candidates(release).join(", ")
             ));
             parts.push((Status::Warn, format!("no vmlinux with DWARF for {release}")));
+            // A package named after a kernel the distribution did not build cannot exist.
+            let get = match cx.shipped() {
+                Some(false) => format!(
+                    "this kernel was not built by {}, so no package has its debug symbols: keep the vmlinux of its build (with CONFIG_DEBUG_INFO) as /usr/lib/debug/boot/vmlinux-{release}",
+                    cx.family.name()
+                ),
+                _ => cx.family.debuginfo_install(release),
+            };
             fixes.push(format!(
-                "{} (without it `crash` cannot open the dump, and makedumpfile relies on VMCOREINFO alone; older setups are limited to -d 1)",
-                cx.family.debuginfo_install(release)
+                "{get} (without it `crash` cannot open the dump, and makedumpfile relies on VMCOREINFO alone; older setups are limited to -d 1)"
             ));
         }
         (None, Err(_)) => parts.push((

@@ -30,8 +30,9 @@ fn value(cx: &Context, name: &str) -> Value {
         Ok(text) => match text.parse::<i64>() {
             Ok(n) => Value::Num(n),
             Err(_) => Value::Bad(format!(
-                "{} holds `{text}`, not a number",
-                sysctl_path(name)
+                "{} holds `{}`, not a number",
+                sysctl_path(name),
+                crate::readiness::excerpt::excerpt(&text)
             )),
         },
         Err(Problem::Missing) => Value::Absent,

@@ -16,6 +16,9 @@ const DEBIAN: &str = "debian-ready";
 const BARE: &str = "no-crashkernel";
 const RHEL: &str = "rhel-warnings";
 const ODD: &str = "odd-files";
+/// This project's own build host as captured on 2026-12: a Firecracker guest whose 6.18 kernel
+/// was built without kexec (`/proc/config.gz`: `# CONFIG_KEXEC is not set`), on Debian 12.
+const NO_KEXEC: &str = "firecracker-no-kexec";
 
 /// A change to a fixture copy.
 enum Edit {
@@ -282,6 +285,12 @@ fn every_check_takes_each_path() {
         (DEBIAN, vec![Replace("var/crash/kexec_cmd", "nr_cpus=1 ", "")], "capture-cmdline", Status::Warn, "no nr_cpus=1"),
         (DEBIAN, vec![Replace("var/crash/kexec_cmd", "nr_cpus=1 ", "nr_cpus=1 crashkernel=256M ")], "capture-cmdline", Status::Warn, "still carries crashkernel="),
         (DEBIAN, vec![Write("proc/modules", "nvidia 56004608 2 - Live 0xffffffffc1000000\n")], "capture-cmdline", Status::Warn, "proprietary nvidia driver"),
+        // A command line never seen is not judged: SKIP, with why, never PASS.
+        (BARE, vec![Write("proc/modules", "ext4 1000 1 - Live 0x0\n"), Remove("sys/class/drm")], "capture-cmdline", Status::Skip, "capture command line unknown (no kdump configuration); no graphics driver loaded"),
+        (BARE, vec![Write("proc/modules", "ext4 1000 1 - Live 0x0\n"), Remove("sys/class/drm")], "capture-cmdline", Status::Skip, "configure the kdump service (see kdump-service)"),
+        (DEBIAN, vec![Remove("proc/cmdline")], "capture-cmdline", Status::Skip, "unknown (the running command line is unreadable)"),
+        // A file holding far more than a value is quoted by a bounded excerpt.
+        (DEBIAN, vec![Write("proc/sys/kernel/sysrq", "abcdefghij".repeat(1000).leak())], "sysrq", Status::Skip, "…`, not a number"),
         // 13. hypervisor
         (DEBIAN, vec![], "hypervisor", Status::Info, "virtual machine (QEMU/KVM, QEMU Standard PC (Q35 + ICH9, 2009))"),
         (DEBIAN, vec![], "hypervisor", Status::Info, "virsh dump --memory-only"),
@@ -459,7 +468,8 @@ fn the_calibrated_figure_decides_the_reservation_verdict() {
         "{text}"
     );
 
-    // A broken file given on the command line is an error naming its line.
+    // A broken file given on the command line is an error naming its line: kdrill could not
+    // check (3), not a verdict on the host.
     std::fs::write(&path, "kernel: [\n").unwrap();
     let out = kdrill()
         .args(["check", "--root"])
@@ -467,9 +477,51 @@ fn the_calibrated_figure_decides_the_reservation_verdict() {
         .arg("--calibration")
         .arg(&path)
         .assert()
-        .code(2);
+        .code(3);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr);
     assert!(stderr.contains("debian-6.1-minimal.yaml:"), "{stderr}");
+}
+
+/// A file that is not a calibration (`/etc/passwd`) is named, and quoted by one line, cut, never
+/// echoed whole: on stderr, and in the `kdrill-error/1` document under `--format json`.
+#[test]
+fn a_calibration_error_quotes_one_line_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwd = dir.path().join("passwd");
+    let mut text = String::from("root:x:0:0:root:/root:/bin/bash\n");
+    for i in 1..200 {
+        text.push_str(&format!(
+            "user{i}:x:{i}:{i}:User {i}:/home/user{i}:/bin/sh\n"
+        ));
+    }
+    std::fs::write(&passwd, &text).unwrap();
+    let tree = tree(DEBIAN, &[]);
+    for json in [false, true] {
+        let mut cmd = kdrill();
+        cmd.args(["check", "--root"])
+            .arg(tree.path())
+            .arg("--calibration")
+            .arg(&passwd);
+        if json {
+            cmd.args(["--format", "json"]);
+        }
+        let out = cmd.assert().code(3);
+        let output = out.get_output();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("as a calibration file")
+                && stderr.contains("\"root:x:0:0:root:/root:/bin/bash…\""),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("user1:"), "the file was echoed: {stderr}");
+        assert!(stderr.len() < 600, "{} bytes: {stderr}", stderr.len());
+        if json {
+            let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(doc["schema"], "kdrill-error/1");
+            let error = doc["error"].as_str().unwrap();
+            assert!(!error.contains("user1:") && error.len() < 600, "{error}");
+        }
+    }
 }
 
 /// A kdump-tools host with calibrations of both capture userspaces: the `debian` one (kdump-tools'
@@ -575,6 +627,8 @@ fn cli_reads_only_the_root() {
     assert!(stdout.contains("fix: add `crashkernel=256M`"), "{stdout}");
 }
 
+/// A root that does not exist is a tool error (3), never "not ready" (2); under `--format json`
+/// it is a `kdrill-error/1` document on stdout.
 #[test]
 fn cli_rejects_a_missing_root() {
     let out = Command::cargo_bin("kdrill")
@@ -582,12 +636,125 @@ fn cli_rejects_a_missing_root() {
         .args(["check", "--root", "/nonexistent/kdrill-root"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("cannot open the root /nonexistent/kdrill-root"),
         "{stderr}"
     );
+    let out = Command::cargo_bin("kdrill")
+        .unwrap()
+        .args([
+            "check",
+            "--root",
+            "/nonexistent/kdrill-root",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema"], "kdrill-error/1");
+    assert_eq!(doc["command"], "check");
+    assert_eq!(doc["exit_code"], 3);
+    assert_eq!(doc["kind"], "error");
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot open the root /nonexistent/kdrill-root"),
+        "{doc}"
+    );
+}
+
+/// A bad command line is a usage error (64), not "not ready" (2): an unknown flag (clap), and
+/// `--quiet` with `--format json`; under `--format json`, an error document still.
+#[test]
+fn cli_usage_errors_exit_64() {
+    let out = kdrill().args(["check", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unexpected argument '--json'"), "{stderr}");
+    let out = kdrill()
+        .args(["check", "--quiet", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kind"], "usage");
+    assert!(doc["error"].as_str().unwrap().contains("--quiet"), "{doc}");
+    let out = kdrill()
+        .args(["check", "--color", "sometimes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let help = kdrill().args(["check", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("0 ready, 1 ready with warnings (or checks that could not run), 2 not ready, 3 could not check"),
+        "{help}"
+    );
+    assert!(help.contains("64 usage error"), "{help}");
+}
+
+/// A folder that is not a captured tree (empty, or the parent of an extracted sosreport) is a
+/// tool error (3) that says so, naming the subfolder that is one; that subfolder is checked.
+#[test]
+fn cli_refuses_a_folder_that_is_not_a_captured_tree() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = kdrill()
+        .args(["check", "--root"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty(), "no verdict about nothing");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not look like a captured tree: no proc/, etc/, sys/ or boot/ with a file kdrill reads"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("an extracted sosreport's top folder"),
+        "{stderr}"
+    );
+
+    // The parent of an extracted sosreport: the sosreport is named.
+    let parent = tempfile::tempdir().unwrap();
+    let sos = parent.path().join("sosreport-db1-2026-12-01-xkzqmrp");
+    copy_tree(&fixture(DEBIAN), &sos);
+    std::fs::write(
+        parent
+            .path()
+            .join("sosreport-db1-2026-12-01-xkzqmrp.tar.xz.sha256"),
+        "0\n",
+    )
+    .unwrap();
+    let out = kdrill()
+        .args(["check", "--format", "json", "--root"])
+        .arg(parent.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema"], "kdrill-error/1");
+    assert_eq!(doc["kind"], "not-a-captured-tree");
+    let error = doc["error"].as_str().unwrap();
+    let sos = std::fs::canonicalize(&sos).unwrap();
+    assert!(
+        error.ends_with(&format!("did you mean --root {}?", sos.display())),
+        "{error}"
+    );
+    // … and that folder is a tree: checked, with a verdict.
+    let out = kdrill()
+        .args(["check", "--root"])
+        .arg(&sos)
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0..=2)), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Verdict: "));
 }
 
 /// The real host: whatever it is, the JSON parses and agrees with the exit code; a host without
@@ -619,12 +786,27 @@ fn cli_on_this_host() {
             .find(|c| c["id"] == "crashkernel-param")
             .unwrap();
         assert_eq!(param["status"], "fail");
-        assert!(
-            param["fix"]
-                .as_str()
-                .is_some_and(|f| f.contains("crashkernel=")),
-            "{param}"
-        );
+        // Its own fix, or (a kernel that cannot dump, like this project's build host) the fix
+        // of the check it follows from.
+        match param["follows_from"].as_str() {
+            None => assert!(
+                param["fix"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("crashkernel=")),
+                "{param}"
+            ),
+            Some(cause) => {
+                assert_eq!(param["fix"], serde_json::Value::Null, "{param}");
+                let cause = value["checks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["id"] == cause)
+                    .unwrap();
+                assert_eq!(cause["status"], "fail");
+                assert!(cause["fix"].is_string(), "{cause}");
+            }
+        }
     }
 }
 
@@ -643,10 +825,13 @@ fn odd_content_never_panics() {
         "\u{fffd}\u{fffd} : ünïcödé = \"\n",
         "a b c d e f g h\n",
     ];
-    let empty = tempfile::tempdir().unwrap();
-    let report = evaluate(empty.path());
+    // A tree with a single file kdrill reads is still checked (an empty one is not a tree).
+    let single = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(single.path().join("proc")).unwrap();
+    std::fs::write(single.path().join("proc/cmdline"), "ro\n").unwrap();
+    let report = evaluate(single.path());
     assert_eq!(report.checks.len(), 13);
-    assert_eq!(report.exit_code(), 2, "an empty tree has no kdump service");
+    assert_eq!(report.exit_code(), 2, "a bare tree has no kdump service");
     let dir = tree(DEBIAN, &[]);
     let mut files = Vec::new();
     walk(dir.path(), &mut files);
@@ -758,4 +943,220 @@ fn cli_refuses_a_fifo_in_the_tree_instead_of_waiting() {
         stdout.contains("/proc/cmdline is a FIFO (named pipe), not a file kdrill can read"),
         "the FIFO is named in the report: {stdout}"
     );
+}
+
+/// A kernel built without kexec (this project's own build host, captured): one root cause, one
+/// FAIL with one fix. The checks that only follow from it say so and carry no fix of their own,
+/// in the table and in the JSON; no package is named after a kernel Debian did not build, and no
+/// GRUB edit is offered for it.
+#[test]
+fn a_kernel_without_kexec_is_one_cause_with_one_fix() {
+    let dir = tree(NO_KEXEC, &[]);
+    let report = evaluate(dir.path());
+    let (status, text) = said(&report, "capture-loaded");
+    assert_eq!(status, Status::Fail, "{text}");
+    assert!(
+        text.contains("this kernel cannot load a capture kernel: neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE is set; 6.18.44-fc-v1272 was not built by Debian"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rebuild it with CONFIG_KEXEC (or CONFIG_KEXEC_FILE) and CONFIG_CRASH_DUMP, or boot a Debian kernel (`apt install linux-image-amd64`)"),
+        "{text}"
+    );
+    let cause = report
+        .checks
+        .iter()
+        .find(|c| c.id == "capture-loaded")
+        .unwrap();
+    assert_eq!(cause.follows_from, None);
+    for id in [
+        "crashkernel-param",
+        "crashkernel-reserved",
+        "crashkernel-size",
+        "kdump-service",
+        "capture-cmdline",
+    ] {
+        let check = report.checks.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(check.follows_from, Some("capture-loaded"), "{id}");
+        assert_eq!(check.fix, None, "{id}: {:?}", check.fix);
+    }
+    // Still judged on their own: the tools, whatever kernel runs.
+    let tools = report.checks.iter().find(|c| c.id == "tools").unwrap();
+    assert_eq!(tools.follows_from, None);
+    let table = report::table(&report, false);
+    for never in [
+        "linux-image-6.18.44-fc-v1272",
+        "update-grub",
+        "GRUB_CMDLINE_LINUX",
+    ] {
+        assert!(!table.contains(never), "`{never}` in:\n{table}");
+    }
+    assert!(
+        table.contains(
+            "FAIL  kdump-service         follows from capture-loaded: no kdump service installed"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("follow from this (their own fixes wait for this one): crashkernel-param, crashkernel-reserved, crashkernel-size, kdump-service, capture-cmdline"),
+        "{table}"
+    );
+    assert!(
+        table.contains("this kernel was not built by Debian, so no package has its debug symbols"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report::json(&report)).unwrap();
+    let param = &json["checks"][0];
+    assert_eq!(param["id"], "crashkernel-param");
+    assert_eq!(param["follows_from"], "capture-loaded");
+    assert_eq!(param["fix"], serde_json::Value::Null);
+    assert_eq!(json["checks"][3]["follows_from"], serde_json::Value::Null);
+    insta::assert_snapshot!("table-firecracker-no-kexec", redact(&table, dir.path()));
+
+    // The same kernel config under a release Debian ships names Debian's packages again.
+    let dir = tree(
+        NO_KEXEC,
+        &[Write("proc/sys/kernel/osrelease", "6.1.0-47-amd64\n")],
+    );
+    let (_, text) = said(&evaluate(dir.path()), "tools");
+    assert!(
+        text.contains("apt install linux-image-6.1.0-47-amd64-dbg"),
+        "{text}"
+    );
+}
+
+/// Without a kexec-less kernel, a missing `crashkernel=` is the cause of an empty reservation.
+#[test]
+fn no_crashkernel_is_the_cause_of_nothing_reserved() {
+    let dir = tree(BARE, &[]);
+    let report = evaluate(dir.path());
+    let follows = |id: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap()
+            .follows_from
+    };
+    assert_eq!(follows("crashkernel-param"), None);
+    assert_eq!(follows("crashkernel-reserved"), Some("crashkernel-param"));
+    assert_eq!(follows("crashkernel-size"), Some("crashkernel-param"));
+    assert_eq!(follows("capture-loaded"), None);
+    // A ready host has no consequences at all.
+    let dir = tree(DEBIAN, &[]);
+    assert!(evaluate(dir.path())
+        .checks
+        .iter()
+        .all(|c| c.follows_from.is_none()));
+}
+
+/// The recommended size and the estimate disagree on the RHEL host (96M reserved, estimate
+/// 106.3M, fix 256M): the fix says why.
+#[test]
+fn the_recommended_size_says_why_it_differs_from_the_estimate() {
+    let dir = tree(RHEL, &[]);
+    let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
+    assert_eq!(status, Status::Warn, "{text}");
+    assert!(
+        text.contains("raise the reservation to 256M, the x86_64 default for 4.0G of RAM (2G-64G:256M,64G-:512M), above the estimate 106.3M: run `grubby"),
+        "{text}"
+    );
+    assert!(
+        text.contains("crashkernel=256M: the x86_64 default for 4.0G of RAM (2G-64G:256M,64G-:512M), above the estimate 106.3M; the estimate is a floor"),
+        "{text}"
+    );
+    // Where the estimate is the larger, it is named instead.
+    let dir = tree(RHEL, &[Write("proc/sys/kernel/arch", "aarch64\n")]);
+    let (_, text) = said(&evaluate(dir.path()), "crashkernel-size");
+    assert!(
+        text.contains(
+            "raise the reservation to 112M, the estimate 106.3M rounded up to 16M: run `grubby"
+        ),
+        "{text}"
+    );
+}
+
+/// `--color always` colours the status words and the verdict; `auto` does not through a pipe, nor
+/// under `NO_COLOR`; `--quiet` prints the verdict line only.
+#[test]
+fn cli_colour_and_quiet() {
+    let dir = tree(RHEL, &[]);
+    let run = |args: &[&str], no_color: Option<&str>| {
+        let mut cmd = kdrill();
+        cmd.arg("check").args(args).arg("--root").arg(dir.path());
+        cmd.env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            cmd.env("NO_COLOR", value);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let always = run(&["--color", "always"], Some("1"));
+    assert!(
+        always.contains("\x1b[33mWARN\x1b[0m  crashkernel-size"),
+        "{always}"
+    );
+    assert!(always.contains("\x1b[32mPASS\x1b[0m"), "{always}");
+    assert!(
+        always.contains("Verdict: \x1b[1;33mREADY WITH WARNINGS\x1b[0m (exit 1)"),
+        "{always}"
+    );
+    // Only the words: the ids, findings and fixes stay plain.
+    let plain: String = always
+        .replace("\x1b[33m", "")
+        .replace("\x1b[32m", "")
+        .replace("\x1b[36m", "")
+        .replace("\x1b[1;33m", "")
+        .replace("\x1b[0m", "");
+    assert!(!plain.contains('\x1b'), "{plain}");
+    for (args, no_color) in [
+        (&["--color", "auto"][..], Some("1")),
+        (&["--color", "auto"][..], None),
+        (&[][..], None),
+        (&["--color", "never"][..], None),
+    ] {
+        let out = run(args, no_color);
+        assert!(
+            !out.contains('\x1b'),
+            "{args:?} NO_COLOR={no_color:?}: {out}"
+        );
+        assert_eq!(out, plain, "{args:?}");
+    }
+    let quiet = run(&["-q"], None);
+    assert_eq!(
+        quiet,
+        "Verdict: READY WITH WARNINGS (exit 1): 0 fail, 8 warn, 0 skip, 4 pass, 1 info\n"
+    );
+    let quiet = run(&["--quiet", "--color", "always"], None);
+    assert_eq!(quiet.lines().count(), 1, "{quiet}");
+    assert!(quiet.starts_with("Verdict: \x1b[1;33m"), "{quiet}");
+}
+
+/// The JSON names the host (fleet tools key on it): from the root's files, `null` when unknown.
+#[test]
+fn json_carries_the_hostname_and_machine_id() {
+    let dir = tree(DEBIAN, &[]);
+    let json: serde_json::Value =
+        serde_json::from_str(&report::json(&evaluate(dir.path()))).unwrap();
+    assert_eq!(json["hostname"], "db1");
+    assert_eq!(json["machine_id"], "0f4e3c2b1a09481786f5e4d3c2b1a098");
+    // The running kernel's name wins over the configured one.
+    let dir = tree(
+        DEBIAN,
+        &[Write("proc/sys/kernel/hostname", "db1-renamed\n")],
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&report::json(&evaluate(dir.path()))).unwrap();
+    assert_eq!(json["hostname"], "db1-renamed");
+    let dir = tree(RHEL, &[]);
+    let json: serde_json::Value =
+        serde_json::from_str(&report::json(&evaluate(dir.path()))).unwrap();
+    assert!(json.as_object().unwrap().contains_key("hostname"));
+    assert_eq!(json["hostname"], serde_json::Value::Null);
+    assert_eq!(json["machine_id"], serde_json::Value::Null);
+    let dir = tree(DEBIAN, &[Write("etc/machine-id", "uninitialized\n")]);
+    let json: serde_json::Value =
+        serde_json::from_str(&report::json(&evaluate(dir.path()))).unwrap();
+    assert_eq!(json["machine_id"], serde_json::Value::Null);
 }

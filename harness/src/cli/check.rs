@@ -1,6 +1,6 @@
 //! `kdrill check`: the field readiness checklist, on this host or on a captured tree.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use kdrill::readiness::{self, report, source::Root};
@@ -45,6 +45,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     })?;
     let mut given = Vec::new();
     for path in &args.calibration {
+        let path = &calibration_path(path);
         let parsed = kdrill::calibrate::file::load(path)?;
         given.push(readiness::CalibrationFile {
             source: path.display().to_string(),
@@ -59,4 +60,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         Format::Json => print!("{}", report::json(&report)),
     }
     Ok(report.exit_code())
+}
+
+/// A calibration file as given; a relative path that is not here (the README's
+/// `calibration/debian-6.1-minimal.yaml`, from an installed kdrill) is looked up in kdrill's data:
+/// the checkout's, else the calibrations built into kdrill.
+fn calibration_path(given: &Path) -> PathBuf {
+    if given.exists() || given.is_absolute() {
+        return given.to_path_buf();
+    }
+    match kdrill::host::paths::project(None) {
+        Ok(project) if project.root.join(given).is_file() => project.root.join(given),
+        _ => given.to_path_buf(),
+    }
 }

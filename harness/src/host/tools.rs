@@ -173,6 +173,8 @@ const APT_INSTALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs
 fn run_apt(args: &[&str], limit: std::time::Duration) -> anyhow::Result<()> {
     let mut command = std::process::Command::new("apt-get");
     command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    // Its progress is for people: on stderr, so stdout stays JSON under `--format json`.
+    command.stdout(std::io::stderr());
     let status = crate::host::process::run_status(&mut command, limit)?;
     anyhow::ensure!(
         status.success(),

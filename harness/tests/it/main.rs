@@ -5,6 +5,7 @@ mod crasher;
 mod drgn;
 mod fetch;
 mod inspect;
+mod install;
 mod production;
 mod support;
 mod tidy;

@@ -104,7 +104,9 @@ impl Project {
 pub fn project(given: Option<&Path>) -> Result<Project, ProjectError> {
     let cwd = std::env::current_dir().map_err(ProjectError::Cwd)?;
     if let Some(dir) = given {
+        // `../ops` as `/home/me/ops`: the folder's own name in errors and in the merged root.
         let dir = cwd.join(dir);
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         let root = crate::host::bundle::merged(&cache_dir(), &dir)?;
         return Ok(Project {
             root,

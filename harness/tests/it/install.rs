@@ -184,9 +184,10 @@ fn root_adds_a_kernel_entry_and_replaces_a_scenario() {
             "sysrq",
             "--scenario",
             "nmi",
+            // Relative to the current folder, as an operator would write it.
             "--root",
+            "../ops",
         ])
-        .arg(&ops)
         .assert()
         .success();
     let text = stdout(&out);
@@ -204,6 +205,25 @@ fn root_adds_a_kernel_entry_and_replaces_a_scenario() {
         .success();
     assert!(!stdout(&plain).contains("my-kernel"), "{}", stdout(&plain));
     assert!(!stdout(&plain).contains("SKIP"), "{}", stdout(&plain));
+    // An error in the operator's file names that file, not its copy in the cache.
+    std::fs::write(
+        ops.join("scenarios/bad.yaml"),
+        "id: bad\ndescription: d\ntrigger: nope\n",
+    )
+    .unwrap();
+    let bad = kd
+        .kdrill()
+        .args(["verify", "--list", "--scenario", "bad", "--root", "../ops"])
+        .assert()
+        .code(3);
+    let written = std::fs::canonicalize(&ops)
+        .unwrap()
+        .join("scenarios/bad.yaml");
+    assert!(
+        stderr(&bad).contains(&format!("{}:3:", written.display())),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]

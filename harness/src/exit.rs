@@ -59,7 +59,8 @@ pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
 }
 
 /// The JSON document a command prints on stdout when it fails under `--format json`
-/// (schema `kdrill-error/1`), so a consumer always gets JSON.
+/// (schema `kdrill-error/1`), so a consumer always gets JSON; on one line, so that it also ends
+/// a JSON-lines stream (`verify`, `calibrate`).
 pub fn error_json(command: &str, code: i32, kind: &str, message: &str) -> String {
     let doc = serde_json::json!({
         "schema": "kdrill-error/1",
@@ -68,7 +69,7 @@ pub fn error_json(command: &str, code: i32, kind: &str, message: &str) -> String
         "kind": kind,
         "error": message,
     });
-    format!("{doc:#}\n")
+    format!("{doc}\n")
 }
 
 /// Whether a raw command line asks for JSON output (`--format json` or `--format=json`): a
@@ -112,5 +113,10 @@ mod tests {
         assert_eq!(doc["schema"], "kdrill-error/1");
         assert_eq!(doc["exit_code"], 3);
         assert_eq!(doc["error"], "cannot open \"/x\"");
+        assert_eq!(
+            error_json("verify", ERROR, "error", "x").lines().count(),
+            1,
+            "one line, as the stream it may end"
+        );
     }
 }

@@ -8,6 +8,18 @@
 //! `campaign` (many cases: matrix, verify, summary, soak), `calibrate` (the smallest
 //! `crashkernel=` that captures) and `readiness` (`kdrill check`).
 
+/// `0.1.0 (2bcba55 2026-12-06)`: the crate's version, the commit it was built from ("unknown
+/// commit" outside a git checkout) and the build date (`SOURCE_DATE_EPOCH` when set), from
+/// `harness/build.rs`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("KDRILL_COMMIT"),
+    " ",
+    env!("KDRILL_BUILD_DATE"),
+    ")"
+);
+
 pub mod calibrate;
 pub mod campaign;
 pub mod case;

@@ -33,17 +33,19 @@ fn main() {
         Ok(cases) => cases,
         Err(err) => {
             eprintln!("kdrill matrix: {err:#}");
-            std::process::exit(2);
+            std::process::exit(kdrill::exit::ERROR);
         }
     };
     if !args.list {
         kdrill::host::interrupt::stop_with_parent();
     }
-    let mut options = match RunOptions::for_project(&root) {
+    // KDRILL_ROOT (cargo xtask verify passes the data it resolved) or the checkout, as it is.
+    let project = kdrill::host::paths::Project::checkout(&root);
+    let mut options = match RunOptions::for_project(&project) {
         Ok(options) => options,
         Err(err) => {
             eprintln!("kdrill matrix: {err}");
-            std::process::exit(2);
+            std::process::exit(kdrill::exit::ERROR);
         }
     };
     // Debian guests run this build's `kdrill check`: KDRILL_BIN when given, else the one cargo
@@ -60,7 +62,11 @@ fn main() {
             let skipped = case.skip_reason().is_some();
             let options = options.clone();
             Trial::test(case.id(), move || {
-                let result = kdrill::campaign::verify::run_one(&case, &options);
+                let result = kdrill::campaign::verify::run_one(
+                    &case,
+                    &options,
+                    kdrill::campaign::stream::Format::Text,
+                );
                 match result.verdict {
                     Verdict::Pass => Ok(()),
                     Verdict::Fail | Verdict::Skip | Verdict::Interrupted => Err(Failed::from(

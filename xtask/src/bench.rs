@@ -103,7 +103,11 @@ pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<i32> {
         }
         for (i, options) in kdrill_rows.iter().enumerate() {
             let started = Instant::now();
-            let result = kdrill::campaign::verify::run_one(&case, options);
+            let result = kdrill::campaign::verify::run_one(
+                &case,
+                options,
+                kdrill::campaign::stream::Format::Text,
+            );
             let took = started.elapsed().as_secs_f64();
             if result.verdict != Verdict::Pass {
                 bail!(
@@ -194,6 +198,7 @@ fn time_set(root: &Path, set: &str) -> anyhow::Result<i32> {
         image: None,
         overlay: None,
         crashkernel: None,
+        format: kdrill::campaign::stream::Format::Text,
     };
     let started = Instant::now();
     let code = crate::verify::run(root, args)?;
@@ -215,7 +220,11 @@ fn debian(
     println!("run  total   boot   ready  crash→capture  crash→saved  ready again  verify");
     let mut totals = Vec::new();
     for run in 1..=runs.max(1) {
-        let result = kdrill::campaign::verify::run_one(case, options);
+        let result = kdrill::campaign::verify::run_one(
+            case,
+            options,
+            kdrill::campaign::stream::Format::Text,
+        );
         let p = &result.phases;
         let (Some(total), Some(saved)) = (p.total, p.crash_to_saved) else {
             bail!(

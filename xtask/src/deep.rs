@@ -161,7 +161,8 @@ pub(crate) fn dump_of(
         image: "minimal".into(),
     };
     let (case, options) = one.prepare(root)?;
-    let result = kdrill::campaign::verify::run_one(&case, &options);
+    let result =
+        kdrill::campaign::verify::run_one(&case, &options, kdrill::campaign::stream::Format::Text);
     anyhow::ensure!(
         path.is_file(),
         "{kernel}/{route} left no {file} ({:?}: {})",

@@ -60,15 +60,30 @@ enum Task {
 }
 
 fn main() {
+    let raw: Vec<String> = std::env::args().collect();
+    let json = kdrill::exit::wants_json(&raw);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;
-            let _ = err.print();
             let help = matches!(
                 err.kind(),
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
             );
+            if json && !help {
+                let message = err.to_string();
+                let message = message.lines().next().unwrap_or("");
+                print!(
+                    "{}",
+                    kdrill::exit::error_json(
+                        raw.get(1).map_or("", String::as_str),
+                        kdrill::exit::USAGE,
+                        "usage",
+                        message.trim_start_matches("error: ")
+                    )
+                );
+            }
+            let _ = err.print();
             std::process::exit(if help {
                 kdrill::exit::SUCCESS
             } else {
@@ -79,8 +94,16 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
+            let (code, kind) = kdrill::exit::classify(&err);
+            if json {
+                let command = raw.get(1).map_or("", String::as_str);
+                print!(
+                    "{}",
+                    kdrill::exit::error_json(command, code, kind, &format!("{err:#}"))
+                );
+            }
             eprintln!("xtask: error: {err:#}");
-            kdrill::exit::classify(&err).0
+            code
         }
     };
     std::process::exit(code);
@@ -99,20 +122,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Test { rest } => test::run(&root, &rest),
         Task::Bench(args) => bench::run(&root, &args),
         Task::Soak(args) => soak::run(&root, &args),
-        Task::Calibrate(args) => calibrate::run(&root, args),
+        Task::Calibrate(args) => calibrate::run(args),
         Task::Fuzz { time } => fuzz::run(&root, time),
         Task::Deep(args) => deep::run(&root, &args),
         Task::Doctor(args) => kdrill::host::doctor::run(&args),
     }
 }
 
-/// Whether a task runs guests (and so needs QEMU, kexec, … installed). Listing cases or kernels
-/// runs nothing and must not install packages; `doctor` installs only when asked (`--install`),
-/// and then itself.
+/// Whether a task runs guests (and so needs QEMU, kexec, … installed) whatever it selects.
+/// Listing cases or kernels runs nothing and must not install packages; `verify` decides itself
+/// once it knows its cases (a selection of declared skips boots nothing).
 fn needs_host_tools(task: &Task) -> bool {
     match task {
-        Task::Kernels(_) | Task::Fuzz { .. } | Task::Doctor(_) => false,
-        Task::Verify(args) => !args.list,
+        Task::Kernels(_) | Task::Fuzz { .. } | Task::Verify(_) | Task::Doctor(_) => false,
         Task::Test { .. } | Task::Bench(_) | Task::Soak(_) | Task::Calibrate(_) | Task::Deep(_) => {
             true
         }
@@ -162,7 +184,8 @@ impl OneCase {
         )?;
         let case = cases.into_iter().next().context("no case selected")?;
         let mut options =
-            kdrill::case::RunOptions::for_project(root).map_err(anyhow::Error::msg)?;
+            kdrill::case::RunOptions::for_project(&kdrill::host::paths::Project::checkout(root))
+                .map_err(anyhow::Error::msg)?;
         if setup.image == kdrill::spec::setup::ImageKind::Debian {
             let mut build = std::process::Command::new(cargo_bin());
             build.args(["build", "-p", "kdrill", "--bin", "kdrill"]);
@@ -223,7 +246,8 @@ mod tests {
         assert!(!needs_host_tools(&task(&["doctor", "--format", "json"])));
         // `doctor --install` runs the host-package step itself, once.
         assert!(!needs_host_tools(&task(&["doctor", "--install"])));
-        assert!(needs_host_tools(&task(&["verify"])));
+        // verify ensures them itself, once it knows whether a case will boot.
+        assert!(!needs_host_tools(&task(&["verify"])));
         assert!(needs_host_tools(&task(&["test"])));
         assert!(needs_host_tools(&task(&["soak", "--runs", "2"])));
     }

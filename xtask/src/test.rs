@@ -58,7 +58,13 @@ pub fn run(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
     // The matrix cases of this run, as a table (the test runner's own verdict stands).
     if let Ok(cases) = kdrill::campaign::matrix::from_env(root) {
         let out = kdrill::host::paths::out_dir(root);
-        let _ = kdrill::campaign::verify::summarize_since(&out, &cases, started);
+        let _ = kdrill::campaign::verify::summarize_since(
+            &out,
+            &cases,
+            started,
+            kdrill::campaign::stream::Format::Text,
+            None,
+        );
         let results = kdrill::campaign::summary::load_results(&out, &cases, started);
         kdrill::campaign::junit::annotate_file(
             &target.join("nextest/ci/junit.xml"),

@@ -1,29 +1,41 @@
 //! `cargo xtask verify`: fetch and build up front (with progress), run the cases as tests of the
 //! `matrix` binary through nextest (parallel, retried, timed out, JUnit, stopped with xtask),
 //! then write and print the summary. Without nextest, the cases run in this process.
+//!
+//! `--format json` through nextest is not streamed: when nextest has finished, each case's last
+//! attempt is read back from its `result.json` and printed as a `kdrill-verify-case/1` line, then
+//! the `kdrill-verify-summary/1` line; nextest's own output goes to stderr meanwhile.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
+use kdrill::campaign::stream::Format;
 use kdrill::campaign::verify::VerifyArgs;
 
 use crate::{cargo_bin, has_nextest, nextest};
 
-pub fn run(root: &Path, mut args: VerifyArgs) -> anyhow::Result<i32> {
-    args.root.get_or_insert(root.to_path_buf());
+pub fn run(root: &Path, args: VerifyArgs) -> anyhow::Result<i32> {
+    // `--root DIR` adds to kdrill's data as for `kdrill verify --root`; else this checkout as it
+    // is. The matrix tests read the same folder (KDRILL_ROOT).
+    let project = match &args.root {
+        Some(dir) => kdrill::host::paths::project(Some(dir))?,
+        None => kdrill::host::paths::Project::checkout(root),
+    };
+    let cases = args.cases(&project.root)?;
+    // A selection whose every case is a declared skip boots nothing: no host packages for it.
+    if cases.iter().any(|c| c.skip_reason().is_none()) {
+        crate::ensure_host_tools()?;
+        if cases
+            .iter()
+            .any(|c| c.scenario.image.dump_target == kdrill::spec::setup::DumpTarget::Ssh)
+        {
+            kdrill::host::tools::ensure(kdrill::host::tools::SSH_TARGET_TOOLS)?;
+        }
+    }
     if !has_nextest() {
         eprintln!("xtask: cargo-nextest is not installed (`cargo install cargo-nextest --locked`); running the cases one by one");
         return kdrill::campaign::verify::run(&args);
-    }
-    // `--root` chooses the kernels, scenarios and images the matrix tests read, as for `kdrill verify`.
-    let project = args.root.clone().unwrap_or_else(|| root.to_path_buf());
-    let cases = args.cases(&project)?;
-    if cases
-        .iter()
-        .any(|c| c.scenario.image.dump_target == kdrill::spec::setup::DumpTarget::Ssh)
-    {
-        kdrill::host::tools::ensure(kdrill::host::tools::SSH_TARGET_TOOLS)?;
     }
     args.export_overrides();
     let options = kdrill::case::RunOptions::for_project(&project).map_err(anyhow::Error::msg)?;
@@ -54,7 +66,11 @@ pub fn run(root: &Path, mut args: VerifyArgs) -> anyhow::Result<i32> {
     command.args(["--no-fail-fast", "--no-tests", "pass"]);
     // Each matrix test requires 2 threads (.config/nextest.toml): 2 per guest.
     command.args(["--test-threads", &(guests * 2).to_string()]);
-    command.env("KDRILL_ROOT", &project);
+    command.env("KDRILL_ROOT", &project.root);
+    if args.format == Format::Json {
+        // Only JSON on stdout: nextest's lines (and a test's, with --console) go to stderr.
+        command.stdout(std::io::stderr());
+    }
     command.env("KDRILL_OUT", &options.out_dir);
     let join = |v: &[String], default: &str| {
         if v.is_empty() {
@@ -97,14 +113,17 @@ pub fn run(root: &Path, mut args: VerifyArgs) -> anyhow::Result<i32> {
         cases.len()
     );
     let ended = nextest::run(command)?;
-    let code = kdrill::campaign::verify::summarize_since(&options.out_dir, &cases, started)?;
+    // nextest failing or stopped makes the run fail even when every result it left passed.
+    let code = kdrill::campaign::verify::summarize_since(
+        &options.out_dir,
+        &cases,
+        started,
+        args.format,
+        Some(ended.exit_code()),
+    )?;
     let junit = target.join("nextest/ci/junit.xml");
     let results = kdrill::campaign::summary::load_results(&options.out_dir, &cases, started);
     kdrill::campaign::junit::annotate_file(&junit, &cases, &results)?;
     eprintln!("xtask: JUnit: {}", junit.display());
-    Ok(match ended.signal {
-        Some(_) => ended.exit_code(),
-        None if ended.status.success() => code,
-        None => code.max(1),
-    })
+    Ok(code)
 }

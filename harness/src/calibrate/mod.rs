@@ -1,13 +1,14 @@
 //! `kdrill calibrate`: the smallest `crashkernel=` that still captures, measured per kernel ×
 //! image × memory size by running the real case at each size (`run`), bisected (`bisect`), each
 //! probe judged from its evidence (`classify`), compared with the heuristics people use
-//! (`heuristics`), and written as commented data that `kdrill check` reads (`file`).
+//! (`heuristics`), and written as commented data that `kdrill check` reads (`file`); `--format json` lines (`stream`).
 
 pub mod bisect;
 pub mod classify;
 pub mod file;
 pub mod heuristics;
 pub mod run;
+pub mod stream;
 
 use serde::{Deserialize, Serialize};
 

@@ -14,13 +14,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::calibrate::bisect::{self, Narrowing, Probe, Prober};
 use crate::calibrate::file::{self, Calibration, ProbeEntry, SizeEntry};
 use crate::calibrate::heuristics::{self, EstimateInputs};
-use crate::calibrate::{classify, Outcome};
+use crate::calibrate::{classify, stream, Outcome};
+use crate::campaign::stream::Format;
 use crate::case::plan::Overrides;
 use crate::case::{Case, RunOptions};
+use crate::exit::Exit;
 use crate::spec::scenario::BootMode;
 use crate::spec::setup::ImageKind;
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Exit codes: 0 every memory size has an answer, 1 one has none, 3 kdrill could not do its job (a YAML error, a case it cannot prepare), 64 a bad command line, 128+N stopped by signal N."
+)]
 pub struct CalibrateArgs {
     /// Kernel entry id from kernels/
     #[arg(long, value_name = "ID")]
@@ -39,12 +44,19 @@ pub struct CalibrateArgs {
     /// a quick check of a known boundary
     #[arg(long = "try", value_name = "SIZES", value_delimiter = ',')]
     pub try_sizes: Vec<String>,
-    /// Where the calibration file goes [default: <project>/calibration]
+    /// Where the calibration file goes [default: the checkout's or --root's calibration/, else
+    /// calibration/ in the out folder (./kdrill-out)]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Project folder holding kernels/, scenarios/ and images/
+    /// A folder whose kernels/, scenarios/, images/… files are added to kdrill's own, as for
+    /// `kdrill verify --root` [default: the checkout around the current folder, else kdrill's
+    /// built-in data]
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// `text`, or `json`: a `kdrill-calibrate-probe/1` object per line as each probe finishes,
+    /// then a `kdrill-calibrate-result/1`; only JSON on stdout
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// A memory size as written (`1G`, `1536M`), in MiB.
@@ -62,6 +74,7 @@ struct CaseProber<'a> {
     case: &'a Case,
     options: &'a RunOptions,
     memory_mib: u64,
+    format: Format,
 }
 
 impl Prober for CaseProber<'_> {
@@ -78,12 +91,24 @@ impl Prober for CaseProber<'_> {
         let result = crate::case::run(&case, self.options, &|_| {});
         let console =
             std::fs::read(Path::new(&result.artifacts).join("serial.log")).unwrap_or_default();
-        Probe {
+        let probe = Probe {
             crashkernel_mib,
             outcome: classify::classify(&result, &String::from_utf8_lossy(&console)),
             seconds: started.elapsed().as_secs_f64(),
             evidence: result.artifacts,
+        };
+        if self.format == Format::Json {
+            print!(
+                "{}",
+                stream::probe_line(
+                    &self.case.kernel.id,
+                    &self.case.scenario.id,
+                    self.memory_mib,
+                    &probe
+                )
+            );
         }
+        probe
     }
 }
 
@@ -153,25 +178,25 @@ fn host_line(accel: &str) -> String {
 }
 
 pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
-    let root = crate::campaign::verify::project_root(args.root.as_deref())?;
     let memories: Vec<u64> = args
         .memory
         .iter()
         .map(|m| parse_memory(m))
         .collect::<Result<_, _>>()
-        .map_err(anyhow::Error::msg)?;
+        .map_err(Exit::usage)?;
     let tries: Vec<u64> = args
         .try_sizes
         .iter()
         .map(|s| match crate::readiness::cmdline::memparse(s.trim()) {
             Some((bytes, "")) if bytes >= 1 << 20 => Ok(bytes >> 20),
-            _ => Err(anyhow::anyhow!(
+            _ => Err(Exit::usage(format!(
                 "--try {s}: not a reservation size (e.g. 96M)"
-            )),
+            ))),
         })
         .collect::<Result<_, _>>()?;
+    let project = crate::host::paths::project(args.root.as_deref())?;
     let mut case = crate::campaign::matrix::expand(
-        &root,
+        &project.root,
         std::slice::from_ref(&args.kernel),
         std::slice::from_ref(&args.scenario),
     )?
@@ -189,7 +214,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
         );
     }
     crate::host::interrupt::install();
-    let mut options = RunOptions::for_project(&root).map_err(anyhow::Error::msg)?;
+    let mut options = RunOptions::for_project(&project).map_err(anyhow::Error::msg)?;
     // The kernel places the reservation, as on a real host: faithful, booted every time.
     options.overrides = Overrides {
         mode: Some(BootMode::Faithful),
@@ -215,6 +240,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
             case: &case,
             options: &options,
             memory_mib,
+            format: args.format,
         };
         let mut show = |n: Narrowing| {
             let per = if n.probes_so_far == 0 {
@@ -246,17 +272,24 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
             bisect::probe_list(&mut prober, memory_mib, &tries, bracket.retries, &mut show)
         };
         bar.finish_and_clear();
-        if crate::host::interrupt::interrupted().is_some() {
-            bail!("stopped");
+        if let Some(stop) = crate::host::interrupt::interrupted() {
+            return Err(anyhow::Error::new(Exit {
+                code: stop.exit_code(),
+                kind: "stopped",
+                message: format!("stopped ({stop}) before the calibration was written"),
+            }));
         }
         for probe in &result.probes {
-            println!(
-                "  {memory_mib}M crashkernel={}M: {} ({:.0} s) {}",
-                probe.crashkernel_mib,
-                outcome_word(&probe.outcome),
-                probe.seconds,
-                probe.evidence
-            );
+            // Under JSON each probe's line went out as it finished.
+            if args.format == Format::Text {
+                println!(
+                    "  {memory_mib}M crashkernel={}M: {} ({:.0} s) {}",
+                    probe.crashkernel_mib,
+                    outcome_word(&probe.outcome),
+                    probe.seconds,
+                    probe.evidence
+                );
+            }
             if let Ok(json) = std::fs::read(Path::new(&probe.evidence).join("result.json")) {
                 if let Ok(r) = serde_json::from_slice::<crate::case::verdict::CaseResult>(&json) {
                     release = r.kernel_release.unwrap_or(release);
@@ -300,7 +333,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
         image: args.image.clone(),
         scenario: case.scenario.id.clone(),
         measured: crate::host::clock::Civil::from_system(std::time::SystemTime::now()).readable(),
-        kdrill: env!("CARGO_PKG_VERSION").into(),
+        kdrill: crate::VERSION.into(),
         qemu: crate::case::shape::qemu_identity().unwrap_or_else(|e| format!("unknown ({e})")),
         host: host_line(&accel),
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -312,22 +345,42 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
         sizes,
         range,
     };
-    let dir = args.out.clone().unwrap_or_else(|| root.join("calibration"));
+    let dir = args.out.clone().unwrap_or_else(|| {
+        project
+            .own_dir()
+            .unwrap_or(&project.out_dir)
+            .join("calibration")
+    });
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("{}-{}.yaml", calibration.kernel, calibration.image));
     std::fs::write(&path, file::to_yaml(&calibration))
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("\n{}", file::markdown(&calibration));
-    println!(
-        "written: {} ({:.0} s)",
-        path.display(),
-        calibration.wall_seconds
-    );
     let unsettled = calibration
         .sizes
         .iter()
         .any(|s| s.unfinished.is_some() || s.smallest_working_mib.is_none());
-    Ok(i32::from(unsettled))
+    let code = if unsettled {
+        crate::exit::PARTIAL
+    } else {
+        crate::exit::SUCCESS
+    };
+    let table = format!(
+        "\n{}\nwritten: {} ({:.0} s)",
+        file::markdown(&calibration),
+        path.display(),
+        calibration.wall_seconds
+    );
+    match args.format {
+        Format::Text => println!("{table}"),
+        Format::Json => {
+            eprintln!("{table}");
+            print!(
+                "{}",
+                stream::result_line(&calibration, &path.display().to_string(), code)
+            );
+        }
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

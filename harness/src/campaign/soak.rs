@@ -167,7 +167,11 @@ pub fn run(case: &Case, options: &RunOptions, runs: usize) -> Vec<CaseResult> {
             break;
         }
         eprintln!("soak: run {n}/{runs}");
-        results.push(crate::campaign::verify::run_one(case, options));
+        results.push(crate::campaign::verify::run_one(
+            case,
+            options,
+            crate::campaign::stream::Format::Text,
+        ));
     }
     results
 }

@@ -10,15 +10,20 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::campaign::matrix::{self, Case};
+use crate::campaign::stream::{self, Format};
 use crate::campaign::summary;
 use crate::case::verdict::{CaseResult, Verdict};
 use crate::case::{self, RunOptions};
+use crate::exit::Exit;
 use crate::host::interrupt;
 use crate::spec::scenario::BootMode;
 use crate::spec::setup::{ImageKind, Setup};
 use crate::vm::console::last_lines;
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Exit codes: 0 every case passed or was declared skipped, 1 a case failed, did not run or was interrupted, 3 kdrill could not start (a YAML error, a missing file, a download that failed), 64 a bad command line, 128+N stopped by signal N."
+)]
 pub struct VerifyArgs {
     /// Kernel entry id from kernels/ (repeatable; `all` for every entry) [default: debian-6.1]
     #[arg(long = "kernel", value_name = "ID")]
@@ -40,7 +45,10 @@ pub struct VerifyArgs {
     /// crashkernel= for every case, instead of the kernel entry's (e.g. 128M)
     #[arg(long, value_name = "SIZE", conflicts_with = "set")]
     pub crashkernel: Option<String>,
-    /// Project folder holding kernels/, scenarios/ and images/ (default: found from the current folder)
+    /// A folder whose kernels/*.yaml, scenarios/ (and scenarios/overlays/), images/,
+    /// calibration/, matrix.yaml and archives.yaml are added to kdrill's own (a file at the same
+    /// path replaces the built-in one); evidence then goes to DIR/target/kdrill [default: the
+    /// checkout around the current folder, else kdrill's built-in data]
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Print the guest's serial console as it runs
@@ -56,6 +64,10 @@ pub struct VerifyArgs {
     /// Boot every fast case instead of restoring its saved guest shape [env: KDRILL_RESTORE=0]
     #[arg(long)]
     pub no_restore: bool,
+    /// `text`, or `json`: one `kdrill-verify-case/1` object per line per finished case, then a
+    /// `kdrill-verify-summary/1` (with --list: `kdrill-verify-list/1` objects); only JSON on stdout
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 impl VerifyArgs {
@@ -94,7 +106,9 @@ impl VerifyArgs {
     /// relative to the current folder).
     pub fn setup(&self) -> anyhow::Result<Setup> {
         let image = match &self.image {
-            Some(name) => ImageKind::from_name(name).map_err(anyhow::Error::msg)?,
+            Some(name) => {
+                ImageKind::from_name(name).map_err(|e| Exit::usage(format!("--image: {e}")))?
+            }
             None => ImageKind::Minimal,
         };
         let overlay = match &self.overlay {
@@ -108,60 +122,83 @@ impl VerifyArgs {
             overlay,
             crashkernel: self.crashkernel.clone(),
         };
-        matrix::check_setup(&setup).map_err(anyhow::Error::msg)?;
+        matrix::check_setup(&setup).map_err(Exit::usage)?;
         Ok(setup)
     }
 }
 
-/// The project root from `--root` or the current folder's ancestors.
-pub fn project_root(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(root) = given {
-        return Ok(root.to_path_buf());
-    }
-    let cwd = std::env::current_dir().context("cannot read the current folder")?;
-    crate::host::paths::find_project_root(&cwd).with_context(|| {
-        format!("no kernels/ and scenarios/ folders in {} or above: run from a kdrill checkout or pass --root", cwd.display())
-    })
-}
-
 /// Runs `kdrill verify` in this process; returns the exit code (0 when no case failed).
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
-    let root = project_root(args.root.as_deref())?;
-    let cases = args.cases(&root)?;
+    let project = crate::host::paths::project(args.root.as_deref())?;
+    let cases = args.cases(&project.root)?;
     if args.list {
         for case in &cases {
-            match case.skip_reason() {
-                Some(why) => println!("{}  (SKIP: {why})", case.id()),
-                None => println!("{}", case.id()),
+            match (args.format, case.skip_reason()) {
+                (Format::Json, _) => print!("{}", stream::list_line(case)),
+                (Format::Text, Some(why)) => println!("{}  (SKIP: {why})", case.id()),
+                (Format::Text, None) => println!("{}", case.id()),
             }
         }
         return Ok(0);
     }
     interrupt::install();
     args.export_overrides();
-    let mut options = RunOptions::for_project(&root).map_err(anyhow::Error::msg)?;
+    let mut options = RunOptions::for_project(&project).map_err(anyhow::Error::msg)?;
     options.echo_console |= args.console;
+    eprintln!("kdrill: evidence goes to {}", options.out_dir.display());
     prefetch(&cases, &options)?;
     let mut results: Vec<CaseResult> = Vec::new();
     for case in &cases {
         if interrupt::interrupted().is_some() {
             break;
         }
-        results.push(run_one(case, &options));
+        results.push(run_one(case, &options, args.format));
     }
-    finish(&options.out_dir, &cases, &results)
+    if args.format == Format::Json {
+        // Cases a stop left unrun: a line each too.
+        print!("{}", stream::unfinished_lines(&cases, &results));
+    }
+    finish(&options.out_dir, &cases, &results, args.format, None)
 }
 
-/// Writes the summary files, prints the totals, and returns the exit code: 0 when every case
-/// passed or was declared skipped, 1 when one failed or did not run, 128 + the signal's number
-/// when the run was stopped.
-pub fn finish(out_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyhow::Result<i32> {
+/// Writes the summary files, prints the totals (under JSON, the summary object), and returns the
+/// exit code: 0 when every case passed or was declared skipped, 1 when one failed or did not
+/// run, 128 + the signal's number when the run was stopped. `runner` is the exit code of the
+/// test runner that ran the cases in other processes (nextest), which can only make it worse.
+pub fn finish(
+    out_dir: &Path,
+    cases: &[Case],
+    results: &[CaseResult],
+    format: Format,
+    runner: Option<i32>,
+) -> anyhow::Result<i32> {
     let rows = summary::rows(cases, results);
     summary::write(out_dir, &rows)
         .with_context(|| format!("cannot write the summary under {}", out_dir.display()))?;
     let count = |s: summary::Status| rows.iter().filter(|r| r.status == s).count();
     let failed = count(summary::Status::Fail) + count(summary::Status::NotRun);
     let interrupted = count(summary::Status::Interrupted);
+    let stopped = interrupt::interrupted().map(|stop| stop.exit_code());
+    let code = exit_code(failed + interrupted, stopped, runner);
+    let summary_md = out_dir.join("summary.md");
+    if format == Format::Json {
+        let line = stream::SummaryLine {
+            schema: stream::SUMMARY_SCHEMA,
+            kdrill_version: crate::VERSION,
+            passed: count(summary::Status::Pass) + count(summary::Status::Flaky),
+            failed,
+            skipped: count(summary::Status::Skip),
+            interrupted,
+            flaky: count(summary::Status::Flaky),
+            not_run: count(summary::Status::NotRun),
+            exit_code: code,
+            out_dir: &out_dir.display().to_string(),
+            summary: summary_md.display().to_string(),
+        };
+        print!("{}", line.render());
+        eprintln!("kdrill: summary: {}", summary_md.display());
+        return Ok(code);
+    }
     let mut line = format!(
         "{} passed, {failed} failed, {} skipped",
         count(summary::Status::Pass) + count(summary::Status::Flaky),
@@ -174,11 +211,8 @@ pub fn finish(out_dir: &Path, cases: &[Case], results: &[CaseResult]) -> anyhow:
         line.push_str(&format!(" ({} flaky)", count(summary::Status::Flaky)));
     }
     println!("{line}");
-    println!("summary: {}", out_dir.join("summary.md").display());
-    if let Some(stop) = interrupt::interrupted() {
-        return Ok(stop.exit_code());
-    }
-    Ok(if failed + interrupted == 0 { 0 } else { 1 })
+    println!("summary: {}", summary_md.display());
+    Ok(code)
 }
 
 /// Fetches every selected kernel (builds the crasher where a route needs it, extracts the
@@ -251,34 +285,54 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
 }
 
 /// Runs one case with a spinner naming its phase; prints its result line, and on failure the
-/// reason and the end of the serial console.
-pub fn run_one(case: &Case, options: &RunOptions) -> CaseResult {
+/// reason and the end of the serial console (under JSON: its `kdrill-verify-case/1` line on
+/// stdout, the people's lines on stderr).
+pub fn run_one(case: &Case, options: &RunOptions, format: Format) -> CaseResult {
     let id = case.id();
     let spinner = spinner(&id);
     let result = case::run(case, options, &|phase| {
         spinner.set_message(format!("{id}: {phase}"))
     });
     spinner.finish_and_clear();
-    println!("{}", result.summary_line());
+    let mut text = format!("{}\n", result.summary_line());
     if matches!(result.verdict, Verdict::Fail | Verdict::Interrupted) {
         let serial = Path::new(&result.artifacts).join("serial.log");
-        println!("  evidence: {}", result.artifacts);
-        println!(
-            "  last {} lines of {}:",
+        text.push_str(&format!("  evidence: {}\n", result.artifacts));
+        text.push_str(&format!(
+            "  last {} lines of {}:\n",
             case::FAILURE_CONSOLE_LINES,
             serial.display()
-        );
+        ));
         for line in last_lines(&serial, case::FAILURE_CONSOLE_LINES) {
-            println!("  | {line}");
+            text.push_str(&format!("  | {line}\n"));
+        }
+    }
+    match format {
+        Format::Text => print!("{text}"),
+        Format::Json => {
+            eprint!("{text}");
+            print!("{}", stream::case_line(&result));
         }
     }
     result
 }
 
-/// Summary of the attempts that started since `since` (after a nextest run): the last line of
-/// each case, and the totals.
-pub fn summarize_since(out_dir: &Path, cases: &[Case], since: SystemTime) -> anyhow::Result<i32> {
+/// Summary of the attempts that started since `since` (after a nextest run that ended with
+/// `runner`): the last line of each case (under JSON, each case's last attempt as a
+/// `kdrill-verify-case/1` line, read back from its `result.json`: this path prints them after
+/// the run, it does not stream), and the totals.
+pub fn summarize_since(
+    out_dir: &Path,
+    cases: &[Case],
+    since: SystemTime,
+    format: Format,
+    runner: Option<i32>,
+) -> anyhow::Result<i32> {
     let results = summary::load_results(out_dir, cases, since);
+    if format == Format::Json {
+        print!("{}", stream::run_lines(cases, &results));
+        return finish(out_dir, cases, &results, format, runner);
+    }
     for case in cases {
         let last = results
             .iter()
@@ -290,7 +344,18 @@ pub fn summarize_since(out_dir: &Path, cases: &[Case], since: SystemTime) -> any
             (None, None) => {}
         }
     }
-    finish(out_dir, cases, &results)
+    finish(out_dir, cases, &results, format, runner)
+}
+
+/// A run's exit code: 128 + the signal when this process or the runner was stopped, 1 when a
+/// case did not pass (failed, did not run, was interrupted) or the runner failed, else 0.
+fn exit_code(unsuccessful: usize, stopped: Option<i32>, runner: Option<i32>) -> i32 {
+    match (stopped, runner) {
+        (Some(code), _) => code,
+        (None, Some(code)) if code >= 128 => code,
+        _ if unsuccessful > 0 || runner.is_some_and(|c| c != 0) => crate::exit::PARTIAL,
+        _ => crate::exit::SUCCESS,
+    }
 }
 
 fn spinner(message: &str) -> ProgressBar {
@@ -302,4 +367,20 @@ fn spinner(message: &str) -> ProgressBar {
     bar.set_message(message.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+
+    #[test]
+    fn the_exit_code_follows_the_cases_the_stop_and_the_runner() {
+        assert_eq!(exit_code(0, None, None), 0);
+        assert_eq!(exit_code(2, None, None), 1);
+        assert_eq!(exit_code(0, Some(130), None), 130);
+        // nextest: its own failure or stop is the run's, even when every result passed.
+        assert_eq!(exit_code(0, None, Some(0)), 0);
+        assert_eq!(exit_code(0, None, Some(100)), 1);
+        assert_eq!(exit_code(1, None, Some(143)), 143);
+    }
 }

@@ -125,24 +125,25 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// Defaults for a project root: its `target/kdrill`, the per-user cache,
+    /// Defaults for a project: its data and out folder, the per-user cache,
     /// `KDRILL_TIMEOUT_SCALE`, `KDRILL_MODE` and `KDRILL_RESTORE` (an invalid value is an error).
-    pub fn for_project(root: &Path) -> Result<RunOptions, String> {
+    pub fn for_project(project: &crate::host::paths::Project) -> Result<RunOptions, String> {
         Ok(RunOptions {
-            project_root: Some(root.into()),
-            out_dir: crate::host::paths::out_dir(root),
+            project_root: Some(project.root.clone()),
+            out_dir: project.out_dir.clone(),
             cache: crate::host::paths::cache_dir(),
             echo_console: std::env::var_os("KDRILL_CONSOLE").is_some(),
             timeout_scale: crate::host::deadline::scale(),
             overrides: plan::Overrides::from_env()?,
-            kdrill_bin: kdrill_binary(root),
+            kdrill_bin: kdrill_binary(project),
         })
     }
 }
 
-/// The `kdrill` program for Debian guests: `$KDRILL_BIN`, this program when it is `kdrill`, or
-/// `<target>/{debug,release}/kdrill` (the newest), for test binaries and xtask.
-fn kdrill_binary(root: &Path) -> Option<PathBuf> {
+/// The `kdrill` program for Debian guests: `$KDRILL_BIN`, this program when it is `kdrill` (an
+/// installed one included), or, in a checkout, `<target>/{debug,release}/kdrill` (the newest),
+/// for test binaries and xtask.
+fn kdrill_binary(project: &crate::host::paths::Project) -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("KDRILL_BIN").filter(|v| !v.is_empty()) {
         return Some(bin.into());
     }
@@ -151,7 +152,7 @@ fn kdrill_binary(root: &Path) -> Option<PathBuf> {
             return Some(me);
         }
     }
-    let target = crate::host::paths::target_dir(root);
+    let target = crate::host::paths::target_dir(project.own_dir()?);
     ["debug", "release"]
         .iter()
         .map(|profile| target.join(profile).join("kdrill"))

@@ -1,7 +1,7 @@
 //! `kdrill check`: the field readiness checklist, on this host or on a captured tree.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use kdrill::exit::{self, Exit};
@@ -73,6 +73,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     })?;
     let mut given = Vec::new();
     for path in &args.calibration {
+        let path = &calibration_path(path);
         let parsed = kdrill::calibrate::file::load(path).with_context(|| {
             format!(
                 "cannot use {} as a calibration file (one `kdrill calibrate` wrote)",
@@ -124,4 +125,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         ),
     }
     Ok(report.exit_code())
+}
+
+/// A calibration file as given; a relative path that is not here (the README's
+/// `calibration/debian-6.1-minimal.yaml`, from an installed kdrill) is looked up in kdrill's data:
+/// the checkout's, else the calibrations built into kdrill.
+fn calibration_path(given: &Path) -> PathBuf {
+    if given.exists() || given.is_absolute() {
+        return given.to_path_buf();
+    }
+    match kdrill::host::paths::project(None) {
+        Ok(project) if project.root.join(given).is_file() => project.root.join(given),
+        _ => given.to_path_buf(),
+    }
 }

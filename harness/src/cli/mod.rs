@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "kdrill",
-    version,
+    version = kdrill::VERSION,
     about = "Prove that Linux crash dumping works before the day it is needed"
 )]
 pub struct Cli {

@@ -1,6 +1,8 @@
 //! The host side of every run: child processes with deadlines, waiting, host programs and their packages (installed as one consistent set), `kdrill doctor`, paths, file locks.
 
+pub mod bundle;
 pub mod clock;
+pub mod datafiles;
 pub mod deadline;
 pub mod doctor;
 pub mod interrupt;

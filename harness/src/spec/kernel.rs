@@ -157,10 +157,10 @@ pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
     check_debian(path, &spec.source)?;
     spec.path = path.to_path_buf();
     if let KernelSource::Local { vmlinuz, modules } = &mut spec.source {
-        // Relative paths in a local entry are relative to the entry's folder.
-        let base = path.parent().unwrap_or(Path::new("."));
-        *vmlinuz = base.join(&*vmlinuz);
-        *modules = base.join(&*modules);
+        // Relative paths in a local entry are relative to the entry's folder (for a `--root`
+        // entry, the folder the operator wrote it in: the kernel is not copied into the cache).
+        *vmlinuz = crate::host::bundle::beside(path, vmlinuz);
+        *modules = crate::host::bundle::beside(path, modules);
     }
     Ok(spec)
 }

@@ -297,7 +297,8 @@ fn check_image(image: &mut ScenarioImage, path: &Path) -> Result<(), String> {
     }
     if let Some(overlay) = &mut image.overlay {
         if overlay.is_relative() {
-            *overlay = path.parent().unwrap_or(Path::new(".")).join(&*overlay);
+            // Beside the scenario file (or, for a `--root` one, where the operator wrote it).
+            *overlay = crate::host::bundle::beside(path, overlay);
         }
     }
     Ok(())

@@ -4,23 +4,30 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+/// A file is named as the operator wrote it: one that `--root` merged into kdrill's data in the
+/// cache by its path in the `--root` folder ([`crate::host::bundle::origin_of`]).
 #[derive(Debug, thiserror::Error)]
 pub enum YamlError {
-    #[error("cannot read {path}")]
+    #[error("cannot read {}", shown(path).display())]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: {message}")]
+    #[error("{}:{line}:{column}: {message}", shown(path).display())]
     Parse {
         path: PathBuf,
         line: usize,
         column: usize,
         message: String,
     },
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", shown(path).display())]
     Invalid { path: PathBuf, message: String },
+}
+
+/// Where the operator wrote `path`, when it came from `--root`; else `path`.
+fn shown(path: &Path) -> PathBuf {
+    crate::host::bundle::origin_of(path).unwrap_or_else(|| path.to_path_buf())
 }
 
 /// Reads and parses `path`; unknown fields and type errors point at their line and column.

@@ -109,7 +109,7 @@ fn vm_kernels_arrive_with_the_host_apt_sources_hidden() {
     );
 }
 
-/// A pin of an ABI Debian never published: exit 2 with the one line that says what is gone, the
+/// A pin of an ABI Debian never published: exit 3 (kdrill could not start) with the one line that says what is gone, the
 /// newest of the series and the re-pin command, and no case started (no evidence folder).
 #[test]
 fn a_pin_the_archive_never_served_fails_before_any_guest() {
@@ -137,7 +137,7 @@ fn a_pin_the_archive_never_served_fails_before_any_guest() {
         .env_remove("KDRILL_ARCHIVES")
         .timeout(Duration::from_secs(400))
         .assert()
-        .code(2);
+        .code(3);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr);
     let line = stderr
         .lines()

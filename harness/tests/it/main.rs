@@ -6,6 +6,7 @@ mod drgn;
 mod fetch;
 mod host;
 mod inspect;
+mod install;
 mod production;
 mod support;
 mod tidy;

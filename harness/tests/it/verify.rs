@@ -62,8 +62,9 @@ fn list_shows_the_default_case() {
     );
 }
 
+/// `--root` adds to kdrill's own data: the project's two scenarios join the built-in ones.
 #[test]
-fn list_all_expands_every_scenario() {
+fn list_all_expands_every_scenario_of_the_root_and_the_built_in_ones() {
     let project = project_with(&[
         (
             "a.yaml",
@@ -79,10 +80,19 @@ fn list_all_expands_every_scenario() {
         .arg(project.path())
         .assert()
         .success();
-    assert_eq!(
-        String::from_utf8_lossy(&out.get_output().stdout),
-        "debian-6.1/a\ndebian-6.1/b\n"
-    );
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout);
+    let ids: Vec<&str> = stdout.lines().collect();
+    for id in [
+        "debian-6.1/a",
+        "debian-6.1/b",
+        "debian-6.1/sysrq",
+        "debian-6.1/nmi",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from\n{stdout}");
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "one sorted list, not two");
 }
 
 #[test]
@@ -95,10 +105,15 @@ fn bad_scenario_yaml_names_file_line_and_column() {
         .args(["verify", "--list", "--scenario", "bad", "--root"])
         .arg(project.path())
         .assert()
-        .code(2);
+        .code(3);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr);
+    // The operator's own file, not its copy in the cache.
+    let written = project.path().join("scenarios/bad.yaml");
     assert!(
-        stderr.contains("scenarios/bad.yaml:5:3: expect: unknown field `logs`"),
+        stderr.contains(&format!(
+            "{}:5:3: expect: unknown field `logs`",
+            written.display()
+        )),
         "{stderr}"
     );
 }
@@ -109,7 +124,7 @@ fn unknown_scenario_lists_the_known_ones() {
         .args(["verify", "--list", "--scenario", "nosuch"])
         .current_dir(workspace())
         .assert()
-        .code(2);
+        .code(3);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr);
     // The list is sorted and grows with scenarios/: check its start and one known id.
     assert!(

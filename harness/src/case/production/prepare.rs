@@ -33,15 +33,17 @@ pub struct Prepared {
     pub scratch: tempfile::TempDir,
 }
 
-/// The recipe of the case's project.
+/// The recipe of the case's project (without one, kdrill's built-in recipe, materialised in the
+/// cache with its files).
 pub fn recipe(options: &RunOptions) -> Result<DebianRecipe, CaseError> {
-    let root = options.project_root.as_deref().ok_or(CaseError::Setup {
-        what: "image recipe",
-        detail:
-            "the Debian image needs a kdrill checkout (images/debian-bookworm.yaml): pass --root"
-                .into(),
-    })?;
-    crate::spec::debian::load(root).setup("image recipe")
+    let root = match &options.project_root {
+        Some(root) => root.clone(),
+        None => crate::host::bundle::builtin(&options.cache).map_err(|e| CaseError::Setup {
+            what: "image recipe",
+            detail: e.to_string(),
+        })?,
+    };
+    crate::spec::debian::load(&root).setup("image recipe")
 }
 
 /// The overlay of the case, read and hashed.

@@ -596,3 +596,42 @@ fn readme_checks_read_code_links_commands_and_enums() {
     assert_eq!(repo_path("docs/<id>.yaml", &top), None);
     assert_eq!(repo_path("ops/kdump-etc", &top), None);
 }
+
+/// The operator's example (docs/examples/) is copied into other repositories as it is: its kernel
+/// entry must load, and its overlay must be accepted, by the kdrill of this workspace.
+#[test]
+fn the_operators_example_kernel_entry_and_overlay_load() {
+    let root = workspace();
+    let examples = root.join("docs/examples/kdrill");
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir(project.path().join("kernels")).unwrap();
+    std::fs::copy(
+        examples.join("kernels/prod-kernel.yaml"),
+        project.path().join("kernels/prod-kernel.yaml"),
+    )
+    .unwrap();
+    for shared in ["scenarios", "images", "matrix.yaml", "archives.yaml"] {
+        std::os::unix::fs::symlink(root.join(shared), project.path().join(shared)).unwrap();
+    }
+    let out = crate::support::kdrill()
+        .args([
+            "verify",
+            "--list",
+            "--image",
+            "debian",
+            "--kernel",
+            "prod-kernel",
+        ])
+        .args(["--scenario", "sysrq", "--overlay"])
+        .arg(examples.join("overlays/prod"))
+        .arg("--root")
+        .arg(project.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("prod-kernel/sysrq@debian+prod"),
+        "docs/examples/kdrill does not load:\n{stdout}\n{stderr}"
+    );
+}

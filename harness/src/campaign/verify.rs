@@ -141,6 +141,17 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
+    if cases.iter().any(|c| c.skip_reason().is_none()) {
+        // An installed kdrill installs nothing itself (`kdrill doctor --install` does): say what is
+        // missing before the first guest, not as a FAIL of every case.
+        crate::host::tools::require_all(crate::host::tools::VERIFY_TOOLS)?;
+        if cases
+            .iter()
+            .any(|c| c.scenario.image.dump_target == crate::spec::setup::DumpTarget::Ssh)
+        {
+            crate::host::tools::require_all(crate::host::tools::SSH_TARGET_TOOLS)?;
+        }
+    }
     interrupt::install();
     args.export_overrides();
     let mut options = RunOptions::for_project(&project).map_err(anyhow::Error::msg)?;

@@ -63,7 +63,11 @@ const EXTRA_DIRS: &[&str] = &[
 ];
 
 #[derive(Debug, thiserror::Error)]
-#[error("`{tool}` is not installed: install it with `apt-get install -y {package}` (as root)")]
+// Not a bare `apt-get install`: on a host whose QEMU came from backports that line removes it;
+// the host-package step installs QEMU as one set.
+#[error(
+    "`{tool}` is not installed (package {package}): `sudo kdrill doctor --install` installs it, `kdrill doctor` shows the commands"
+)]
 pub struct MissingTool {
     pub tool: String,
     pub package: String,
@@ -205,6 +209,20 @@ pub fn ensure(tools: &[(&str, &str)]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails, installing nothing, when a package of `tools` is missing: the packages, and the commands
+/// that install them on this host as it is. For runs that must not install (an installed
+/// `kdrill verify`), before the first guest.
+pub fn require_all(tools: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing = missing_packages(tools);
+    anyhow::ensure!(
+        missing.is_empty(),
+        "missing host packages: {}\n  install them (as root) with:\n{}",
+        missing.join(", "),
+        fix_commands(&missing)
+    );
+    Ok(())
+}
+
 /// Whether kdrill may install packages here: root, with apt-get, on Debian or a derivative.
 pub fn can_install() -> bool {
     is_root() && find("apt-get").is_some() && Path::new("/etc/debian_version").exists()
@@ -234,8 +252,20 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "`debugfs` is not installed: install it with `apt-get install -y e2fsprogs` (as root)"
+            "`debugfs` is not installed (package e2fsprogs): `sudo kdrill doctor --install` installs it, `kdrill doctor` shows the commands"
         );
+    }
+
+    #[test]
+    fn a_run_that_must_not_install_names_what_is_missing_and_the_way_out() {
+        let tools = [("kdrill-no-such-tool", "kdrill-no-such-package"), ("sh", "dash")];
+        let err = require_all(&tools).unwrap_err().to_string();
+        assert!(
+            err.starts_with("missing host packages: kdrill-no-such-package\n"),
+            "{err}"
+        );
+        assert!(err.contains("sudo kdrill doctor --install"), "{err}");
+        assert!(require_all(&[("sh", "dash")]).is_ok());
     }
 
     #[test]

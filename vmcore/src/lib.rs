@@ -171,6 +171,22 @@ fn compressed_file(head: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// A kdump header's machine, or, when the writer did not know it, the machine VMCOREINFO shows:
+/// QEMU 8 and later write `Unknown` in `utsname.machine` of its `dump-guest-memory` kdump files
+/// (QEMU 7.2 wrote `x86_64`), and only an x86_64 kernel exports `SYMBOL(init_top_pgt)`
+/// (`init_level4_pgt` before 4.13).
+fn kdump_machine(written: &str, vmcoreinfo: Option<&VmcoreInfo>) -> Option<String> {
+    if !written.is_empty() && written != "Unknown" {
+        return Some(written.to_string());
+    }
+    let x86_64 = vmcoreinfo.is_some_and(|v| {
+        v.symbol("init_top_pgt").is_some() || v.symbol("init_level4_pgt").is_some()
+    });
+    x86_64
+        .then(|| "x86_64".to_string())
+        .or_else(|| (!written.is_empty()).then(|| written.to_string()))
+}
+
 impl Vmcore {
     /// Opens the dump at `path` (any supported format, flattened or not).
     pub fn open(path: &Path) -> Result<Vmcore> {
@@ -266,7 +282,7 @@ impl Vmcore {
                     .as_ref()
                     .and_then(|v| v.crash_time())
                     .or((kd.timestamp != 0).then_some(kd.timestamp)),
-                machine: nonempty(&kd.machine),
+                machine: kdump_machine(&kd.machine, vmcoreinfo.as_ref()),
                 cpus: if kd.nr_cpus > 0 {
                     Some(kd.nr_cpus)
                 } else {

@@ -258,7 +258,10 @@ mod tests {
 
     #[test]
     fn a_run_that_must_not_install_names_what_is_missing_and_the_way_out() {
-        let tools = [("kdrill-no-such-tool", "kdrill-no-such-package"), ("sh", "dash")];
+        let tools = [
+            ("kdrill-no-such-tool", "kdrill-no-such-package"),
+            ("sh", "dash"),
+        ];
         let err = require_all(&tools).unwrap_err().to_string();
         assert!(
             err.starts_with("missing host packages: kdrill-no-such-package\n"),

@@ -115,6 +115,30 @@ fn kdump_blocks_larger_than_4k_read_the_log() {
     assert_eq!(dump.dmesg_records().unwrap(), k.expected);
 }
 
+/// QEMU 8 and later write `Unknown` as the machine of a `dump-guest-memory` kdump file; the
+/// kernel's own VMCOREINFO (`SYMBOL(init_top_pgt)`) says x86_64, and the log is read.
+#[test]
+fn a_kdump_header_that_does_not_know_its_machine_is_read_by_its_vmcoreinfo() {
+    let k = with(Options::default());
+    for written in ["Unknown", ""] {
+        let mut spec = synth::kdump_spec(&k, &zlib);
+        spec.machine = written;
+        let dump = Vmcore::from_source(synth::build_kdump(&spec)).unwrap();
+        assert_eq!(
+            dump.info().machine.as_deref(),
+            Some("x86_64"),
+            "{written:?}"
+        );
+        assert_eq!(dump.dmesg_records().unwrap(), k.expected);
+    }
+    // A machine the header names is kept, and refused for translation as before.
+    let mut spec = synth::kdump_spec(&k, &zlib);
+    spec.machine = "aarch64";
+    let dump = Vmcore::from_source(synth::build_kdump(&spec)).unwrap();
+    assert_eq!(dump.info().machine.as_deref(), Some("aarch64"));
+    assert!(dump.dmesg_records().is_err());
+}
+
 // Hangs.
 
 #[test]

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::calibrate::bisect::Probe;
 use crate::calibrate::file::Calibration;
 use crate::calibrate::Outcome;
+use crate::campaign::stream::line;
 
 pub const PROBE_SCHEMA: &str = "kdrill-calibrate-probe/1";
 pub const RESULT_SCHEMA: &str = "kdrill-calibrate-result/1";
@@ -74,13 +75,6 @@ pub fn result_line(calibration: &Calibration, file: &str, exit_code: i32) -> Str
         range: calibration.range.as_deref(),
         calibration,
     })
-}
-
-fn line<T: Serialize>(value: &T) -> String {
-    let mut text = serde_json::to_string(value)
-        .unwrap_or_else(|err| format!("{{\"schema\":\"kdrill-error/1\",\"error\":\"{err}\"}}"));
-    text.push('\n');
-    text
 }
 
 #[cfg(test)]

@@ -222,7 +222,8 @@ pub fn list_line(case: &Case) -> String {
     })
 }
 
-fn line<T: Serialize>(value: &T) -> String {
+/// One JSON line (a value that cannot be written becomes a `kdrill-error/1` line).
+pub(crate) fn line<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string(value)
         .unwrap_or_else(|err| format!("{{\"schema\":\"kdrill-error/1\",\"error\":\"{err}\"}}"));
     text.push('\n');

@@ -116,6 +116,14 @@ pub struct CaseResult {
     pub dump_bytes: Option<u64>,
     /// The crash route (the scenario's trigger).
     pub route: Option<Trigger>,
+    /// Whose busybox, kexec-tools and makedumpfile captured (minimal image): the release or
+    /// `host`, and the package versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userspace: Option<crate::fetch::userspace::Used>,
+    /// Which makedumpfile re-read the dump's log for the byte-for-byte cross-check, and in which
+    /// of its formats (`null`: none did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_check: Option<String>,
     /// How the case booted: its mode, restore or not, kexec's and makedumpfile's options.
     #[serde(default)]
     pub plan: Option<Plan>,
@@ -195,6 +203,8 @@ impl CaseResult {
             accel_reason: None,
             kernel_release: None,
             kernel_package: None,
+            userspace: None,
+            log_check: None,
             phases: Phases::default(),
             dump_bytes: None,
             route: None,
@@ -303,6 +313,9 @@ impl CaseResult {
         if let Some(total) = p.total {
             line.push_str(&format!("  total {total:.1}s"));
         }
+        if let Some(used) = &self.userspace {
+            line.push_str(&format!("\n  userspace {}", used.short()));
+        }
         for note in &self.notes {
             line.push_str(&format!("\n  note: {note}"));
         }
@@ -352,6 +365,20 @@ mod tests {
             r.summary_line(),
             "PASS debian-6.1/sysrq  tcg  boot 4.5s  kexec 0.9s  crash→capture 4.8s  makedumpfile 3.9s  dump 30 MB  total 15.0s"
         );
+        r.userspace = Some(crate::fetch::userspace::Used {
+            name: "bookworm".into(),
+            own: true,
+            packages: [
+                ("makedumpfile", "1:1.7.2-1"),
+                ("busybox-static", "1:1.35.0-4+b7"),
+            ]
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .into(),
+            sysroot: None,
+        });
+        assert!(r.summary_line().ends_with(
+            "total 15.0s\n  userspace bookworm: makedumpfile 1.7.2, busybox-static 1.35.0"
+        ));
         r.verdict = Verdict::Fail;
         r.reasons = vec!["expected log line absent from the dump: `x`".into()];
         assert!(r

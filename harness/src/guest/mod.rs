@@ -6,3 +6,4 @@ pub mod dumpdisk;
 pub mod initramfs;
 pub mod minimal;
 pub mod modules;
+pub mod rootfs;

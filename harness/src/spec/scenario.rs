@@ -47,6 +47,8 @@ pub struct Scenario {
     /// overlay, `crashkernel=`, extra disks, a network dump target.
     #[serde(default)]
     pub image: ScenarioImage,
+    /// Whose tools capture on the minimal image instead of the kernel's own release's (a release of `images/userspace.yaml`, or `host`).
+    pub userspace: Option<crate::spec::userspace::Userspace>,
     pub expect: Expect,
 }
 

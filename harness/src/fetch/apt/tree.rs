@@ -81,7 +81,14 @@ impl Tree {
     /// list changed). When the lists cannot be fetched but older ones exist, those are used
     /// with a warning.
     pub fn index(&self, release: &str, max_age: Duration) -> Result<Index, AptError> {
-        let _lock = FileLock::acquire(&self.dir.with_extension("lock"), LOCK_WAIT)?;
+        let _lock = self.fresh(max_age)?;
+        self.read(release)
+    }
+
+    /// Locks the tree and fetches its lists again when they are older than `max_age` (or
+    /// when they cannot be fetched but older ones exist, keeps those, with a warning).
+    fn fresh(&self, max_age: Duration) -> Result<FileLock, AptError> {
+        let lock = FileLock::acquire(&self.dir.with_extension("lock"), LOCK_WAIT)?;
         self.write_config()?;
         if self.age().is_none_or(|age| age > max_age) {
             if let Err(err) = self.update() {
@@ -91,7 +98,18 @@ impl Tree {
                 eprintln!("kdrill: {err}; using the lists fetched earlier");
             }
         }
-        self.read(release)
+        Ok(lock)
+    }
+
+    /// The records named by `keep` in the indexes of exactly `suites` (the capture userspace's
+    /// packages), from lists as fresh as [`Tree::index`] makes them.
+    pub fn records_of(
+        &self,
+        suites: &[String],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<index::Record>, AptError> {
+        let _lock = self.fresh(MAX_AGE)?;
+        self.read_where(&|suite| suites.iter().any(|s| s == suite), keep)
     }
 
     /// [`Tree::index`], and if `package=version` is not in it, once more from lists fetched
@@ -199,6 +217,19 @@ impl Tree {
 
     /// Parses the `Packages` lists of `release`'s suites (`apt-get indextargets` names them).
     fn read(&self, release: &str) -> Result<Index, AptError> {
+        let records = self.read_where(
+            &|suite| archive::suite_matches(release, suite),
+            &resolve::wanted,
+        )?;
+        Ok(Index { records })
+    }
+
+    /// The records `keep` names in the `Packages` lists of the suites `suite` accepts.
+    fn read_where(
+        &self,
+        suite_ok: &dyn Fn(&str) -> bool,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<index::Record>, AptError> {
         let mut command = self.apt("apt-get")?;
         command.args([
             "indextargets",
@@ -215,7 +246,7 @@ impl Tree {
             else {
                 continue;
             };
-            if !archive::suite_matches(release, suite) {
+            if !suite_ok(suite) {
                 continue;
             }
             let path = Path::new(file);
@@ -226,13 +257,13 @@ impl Tree {
                 Err(e) => return Err(io(path)(e)),
             };
             let name = path.file_name().unwrap_or_default().to_string_lossy();
-            for mut record in index::parse(&text, &name, &resolve::wanted) {
+            for mut record in index::parse(&text, &name, keep) {
                 record.site = site.to_string();
                 record.suite = suite.to_string();
                 records.push(record);
             }
         }
-        Ok(Index { records })
+        Ok(records)
     }
 
     /// Downloads `url` to `dest`, checked by apt against `sha256` (a mismatch fails).

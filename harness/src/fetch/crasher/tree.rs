@@ -1,6 +1,8 @@
 //! The crasher's build tree for a Debian kernel: its pinned header packages merged into one
-//! folder (hard links into the cache), the `-amd64` Makefile's `include /usr/src/…` pointed into
-//! it, and every symlink checked to resolve inside it, never into the host's `/usr/src`.
+//! folder (hard links into the cache), the `-amd64` Makefile's `include /usr/src/…` (and 7.x's
+//! `KBUILD_OUTPUT=/usr/src/…`) pointed into it as the build sees it (`/kdrill/tree` in the
+//! release's sysroot), absolute symlinks made relative so they resolve in either view, and every
+//! symlink checked to resolve inside it, never into the host's `/usr/src`.
 
 use std::path::{Path, PathBuf};
 
@@ -12,12 +14,14 @@ use crate::fetch::apt::pin::Pinned;
 const MERGED: &[&str] = &["usr/src", "usr/lib"];
 
 /// Merges the header packages into one tree at `tree` and returns its
-/// `usr/src/linux-headers-<release>` folder, ready for `make -C`.
+/// `usr/src/linux-headers-<release>` folder, ready for `make -C`; the build sees the tree at
+/// `seen_as` (where its Makefile's absolute paths point).
 pub(super) fn assemble_debian(
     kernel: &str,
     pinned: &Pinned,
     cache: &Path,
     tree: &Path,
+    seen_as: &Path,
     release: &str,
 ) -> Result<PathBuf, CrasherError> {
     let roots = pinned
@@ -37,13 +41,14 @@ pub(super) fn assemble_debian(
         });
     }
     let text = std::fs::read_to_string(&makefile).map_err(io(&makefile))?;
-    let (rewritten, included) = rewrite_includes(&text, tree);
-    if let Some(path) = included.iter().find(|p| !p.is_file()) {
+    let (rewritten, included) = rewrite_includes(&text, seen_as);
+    let on_host = |p: &Path| tree.join(p.strip_prefix(seen_as).unwrap_or(p));
+    if let Some(path) = included.iter().find(|p| !on_host(p).is_file()) {
         return Err(CrasherError::Layout {
             path: makefile,
             detail: format!(
                 "includes {}, which none of the `headers:` packages of kernel entry `{kernel}` provides: add linux-headers-<abi>-common",
-                path.display()
+                on_host(path).display()
             ),
         });
     }
@@ -67,7 +72,8 @@ fn merge_roots(roots: &[PathBuf], tree: &Path) -> Result<(), CrasherError> {
 }
 
 /// Recreates `src` under `dst`: folders made, files hard-linked (copied across file systems),
-/// symlinks recreated with absolute targets moved under `tree`. Returns the symlinks made.
+/// symlinks recreated, an absolute target as the relative path to the same place under `tree`
+/// (so it resolves wherever the tree is seen). Returns the symlinks made.
 fn merge_tree(src: &Path, dst: &Path, tree: &Path) -> Result<Vec<PathBuf>, CrasherError> {
     let mut links = Vec::new();
     let mut stack = vec![(src.to_path_buf(), dst.to_path_buf())];
@@ -92,7 +98,10 @@ fn merge_tree(src: &Path, dst: &Path, tree: &Path) -> Result<Vec<PathBuf>, Crash
             if kind.is_symlink() {
                 let link = std::fs::read_link(&path).map_err(io(&path))?;
                 let link = match link.strip_prefix("/") {
-                    Ok(inside) => tree.join(inside),
+                    Ok(inside) => relative(
+                        target.parent().and_then(|p| p.strip_prefix(tree).ok()),
+                        inside,
+                    ),
                     Err(_) => link,
                 };
                 std::os::unix::fs::symlink(&link, &target).map_err(io(&target))?;
@@ -103,6 +112,25 @@ fn merge_tree(src: &Path, dst: &Path, tree: &Path) -> Result<Vec<PathBuf>, Crash
         }
     }
     Ok(links)
+}
+
+/// The relative path from the folder `from` to `to`, both relative to the tree's top.
+fn relative(from: Option<&Path>, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.map(|f| f.components().collect()).unwrap_or_default();
+    let to_parts: Vec<_> = to.components().collect();
+    let common = from
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for part in &to_parts[common..] {
+        out.push(part);
+    }
+    out
 }
 
 /// Every symlink must resolve, and inside `tree`: a dangling one means a package is missing.
@@ -131,22 +159,31 @@ fn check_links_inside(links: &[PathBuf], tree: &Path) -> Result<(), CrasherError
 }
 
 /// Points absolute `include /…` lines (Debian's `include /usr/src/linux-headers-<abi>-common/Makefile`)
-/// under `tree`; returns the new text and the files now included.
+/// and `KBUILD_OUTPUT=/…` lines (7.x: `KBUILD_OUTPUT=/usr/src/linux-headers-<release>`) under
+/// `tree`; returns the new text and the files now included.
 fn rewrite_includes(makefile: &str, tree: &Path) -> (String, Vec<PathBuf>) {
     let mut text = String::with_capacity(makefile.len());
     let mut included = Vec::new();
     for line in makefile.split_inclusive('\n') {
-        match line.strip_prefix("include /") {
-            Some(rest) => {
-                let (target, newline) = match rest.strip_suffix('\n') {
-                    Some(target) => (target.trim_end(), "\n"),
-                    None => (rest.trim_end(), ""),
-                };
-                let path = tree.join(target);
-                text.push_str(&format!("include {}{newline}", path.display()));
-                included.push(path);
+        let (word, rest) = match (
+            line.strip_prefix("include /"),
+            line.strip_prefix("KBUILD_OUTPUT=/"),
+        ) {
+            (Some(rest), _) => ("include ", rest),
+            (_, Some(rest)) => ("KBUILD_OUTPUT=", rest),
+            _ => {
+                text.push_str(line);
+                continue;
             }
-            None => text.push_str(line),
+        };
+        let (target, newline) = match rest.strip_suffix('\n') {
+            Some(target) => (target.trim_end(), "\n"),
+            None => (rest.trim_end(), ""),
+        };
+        let path = tree.join(target);
+        text.push_str(&format!("{word}{}{newline}", path.display()));
+        if word == "include " {
+            included.push(path);
         }
     }
     (text, included)
@@ -172,6 +209,19 @@ mod tests {
                 "/cache/crasher/x.partial/tree/usr/src/linux-headers-6.1.0-47-common/Makefile"
             )]
         );
+    }
+
+    #[test]
+    fn the_7_x_output_folder_points_into_the_tree_too() {
+        let (text, included) = rewrite_includes(
+            "KBUILD_OUTPUT=/usr/src/linux-headers-7.2.13+deb14-amd64\ninclude /usr/src/linux-headers-7.2.13+deb14-common/Makefile\n",
+            Path::new("/kdrill/tree"),
+        );
+        assert_eq!(
+            text,
+            "KBUILD_OUTPUT=/kdrill/tree/usr/src/linux-headers-7.2.13+deb14-amd64\ninclude /kdrill/tree/usr/src/linux-headers-7.2.13+deb14-common/Makefile\n"
+        );
+        assert_eq!(included.len(), 1);
     }
 
     #[test]
@@ -261,12 +311,21 @@ mod tests {
         let pkg = dir.path().join("pkg/usr/src");
         std::fs::create_dir_all(pkg.join("real")).unwrap();
         std::os::unix::fs::symlink("/usr/src/real", pkg.join("alias")).unwrap();
+        std::fs::create_dir_all(dir.path().join("pkg/usr/lib/deep")).unwrap();
+        std::os::unix::fs::symlink("/usr/src/real", dir.path().join("pkg/usr/lib/deep/up"))
+            .unwrap();
         let tree = dir.path().join("tree");
         let links = merge_tree(&dir.path().join("pkg/usr"), &tree.join("usr"), &tree).unwrap();
         check_links_inside(&links, &tree).unwrap();
+        // Relative, so the tree resolves the same wherever a build sees it (`/kdrill/tree`).
         assert_eq!(
             std::fs::read_link(tree.join("usr/src/alias")).unwrap(),
-            tree.join("usr/src/real")
+            PathBuf::from("real")
         );
+        assert_eq!(
+            std::fs::read_link(tree.join("usr/lib/deep/up")).unwrap(),
+            PathBuf::from("../../src/real")
+        );
+        assert!(tree.join("usr/lib/deep/up").is_dir());
     }
 }

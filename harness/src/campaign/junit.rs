@@ -43,15 +43,17 @@ pub fn annotate_kernels(xml: &str, results: &[CaseResult]) -> String {
         let Some(open_end) = out[start..].find('>').map(|e| start + e + 1) else {
             continue;
         };
-        if out[start..open_end].ends_with("/>") {
-            continue;
-        }
         let props: String = pairs
             .iter()
             .map(|(k, v)| format!("<property name=\"{}\" value=\"{}\"/>", escape(k), escape(v)))
             .collect();
         let props = format!("<properties>{props}</properties>");
-        out.insert_str(open_end, &props);
+        // nextest writes a passed case as `<testcase …/>`: opened, it holds the properties too.
+        if out[start..open_end].ends_with("/>") {
+            out.replace_range(open_end - 2..open_end, &format!(">{props}</testcase>"));
+        } else {
+            out.insert_str(open_end, &props);
+        }
     }
     out
 }
@@ -170,7 +172,8 @@ mod tests {
 
     #[test]
     fn each_testcase_names_the_capture_userspace_and_its_versions() {
-        let xml = "<testsuite>\n<testcase name=\"debian-6.12/sysrq\" time=\"30.0\">\n</testcase>\n</testsuite>";
+        // A passed case, as nextest writes it: closed in its own tag.
+        let xml = "<testsuite>\n<testcase name=\"debian-6.12/sysrq\" time=\"30.0\"/>\n</testsuite>";
         let mut r = CaseResult::new("debian-6.12", "sysrq", Path::new("/r/1"));
         r.userspace = Some(crate::fetch::userspace::Used {
             name: "bookworm".into(),
@@ -179,7 +182,7 @@ mod tests {
             sysroot: None,
         });
         let got = annotate_kernels(xml, &[r]);
-        assert!(got.contains("time=\"30.0\"><properties><property name=\"userspace\" value=\"bookworm\"/><property name=\"userspace.own\" value=\"true\"/><property name=\"userspace.makedumpfile\" value=\"1:1.7.2-1\"/></properties>"), "{got}");
+        assert!(got.contains("time=\"30.0\"><properties><property name=\"userspace\" value=\"bookworm\"/><property name=\"userspace.own\" value=\"true\"/><property name=\"userspace.makedumpfile\" value=\"1:1.7.2-1\"/></properties></testcase>\n</testsuite>"), "{got}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub struct VerifyArgs {
     /// Scenario id from scenarios/ (repeatable; `all` for every scenario) [default: sysrq]
     #[arg(long = "scenario", value_name = "ID")]
     pub scenarios: Vec<String>,
-    /// A named set from matrix.yaml (`ci`, `nightly`) instead of --kernel/--scenario
+    /// A named set from matrix.yaml (`ci`, `nightly`, `canary`) instead of --kernel/--scenario
     #[arg(long, value_name = "NAME", conflicts_with_all = ["kernels", "scenarios"])]
     pub set: Option<String>,
     /// The guest image: `minimal` (kdrill's initramfs) or `debian` (Debian bookworm with its own

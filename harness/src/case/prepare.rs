@@ -197,6 +197,8 @@ pub fn kernel(
         version: p.image.version.clone(),
         sha256: p.image.sha256.clone(),
         tracked: p.tracked,
+        series: p.series.clone(),
+        parts: p.parts.clone(),
     });
     Ok(files)
 }

@@ -79,6 +79,7 @@ pub fn prepare(
         capture_kernel: &capture_kernel,
         crasher: crasher.as_deref(),
         shape: plan.restore,
+        cache: &options.cache,
     };
     minimal::write(
         &recipe,

@@ -55,6 +55,7 @@ pub fn write(case: &Case, options: &RunOptions, dir: &Path) -> anyhow::Result<Ba
         crasher: crasher.as_deref(),
         userspace_root: &capture.root,
         shape: false,
+        cache: &options.cache,
     };
     minimal::write(
         &recipe,

@@ -93,6 +93,7 @@ pub fn prepare(
         crasher: crasher.as_deref(),
         userspace_root: &capture.root,
         shape: plan.restore,
+        cache: &options.cache,
     };
     minimal::write(
         &recipe,
@@ -236,6 +237,8 @@ pub fn kernel(
         version: p.image.version.clone(),
         sha256: p.image.sha256.clone(),
         tracked: p.tracked,
+        series: p.series.clone(),
+        parts: p.parts.clone(),
     });
     Ok(files)
 }

@@ -4,5 +4,6 @@ pub mod apt;
 pub mod crasher;
 pub mod debug;
 pub mod kernel;
+pub mod layout;
 pub mod userspace;
 pub mod vmlinux;

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::guest::modules::{ModuleError, ModuleIndex};
+use crate::guest::needs::{self, NeedError};
 pub use crate::guest::rootfs::{library_closure, locate, resolve_in, LIBRARY_DIRS};
 use crate::host::tools;
 use crate::spec::image::ImageRecipe;
@@ -18,6 +19,8 @@ pub enum ImageError {
     MissingTool(#[from] tools::MissingTool),
     #[error(transparent)]
     Module(#[from] ModuleError),
+    #[error(transparent)]
+    Need(#[from] NeedError),
     #[error("{path}: {detail}")]
     Elf { path: PathBuf, detail: String },
     #[error("shared library `{name}` needed by {needed_by} is not in {dirs} of {root}")]
@@ -170,7 +173,7 @@ pub struct BaseImage {
 }
 
 /// Builds the base archive: init, the recipe's programs from `root` (a sysroot, or the host's
-/// `/`) with their libraries, and the modules for `modules`' kernel.
+/// `/`) with their libraries, and the modules `modules`' kernel takes for the recipe's needs.
 pub fn build_base(
     recipe: &ImageRecipe,
     init: &[u8],
@@ -219,7 +222,7 @@ pub fn build_base(
         let data = read(&real)?;
         cpio.file(&guest.to_string_lossy(), 0o755, &data);
     }
-    let order = modules.load_order(&recipe.modules)?;
+    let order = needs::resolve(modules, &recipe.needs)?.order;
     let mut guest_paths = Vec::new();
     for name in &order {
         let guest = format!("/lib/modules/{}/{name}.ko", modules.release);

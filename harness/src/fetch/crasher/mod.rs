@@ -64,7 +64,6 @@ pub enum CrasherError {
     Run(RunError),
     #[error(transparent)]
     Lock(#[from] LockError),
-    /// Boxed: it names releases, archives and packages.
     #[error(transparent)]
     Userspace(Box<UserspaceError>),
     #[error("kernel entry `{kernel}` pins no `headers:` packages, so the crasher module cannot be built for it: add linux-headers-<release>, its -common package and linux-kbuild-<series> (see kernels/debian-6.1.yaml)")]
@@ -431,6 +430,7 @@ mod tests {
             package: Some("linux-image-9.9".into()),
             version: "1".into(),
             sha256: Some("0".into()),
+            parts: Vec::new(),
             headers: Vec::new(),
         });
         let files = KernelFiles {

@@ -104,7 +104,18 @@ pub fn plan(case: &Case, overrides: Overrides) -> Plan {
             // The ELF vmlinux is loaded without purgatory's checksums (`-i`) and booted the
             // Linux way, with boot parameters for its command line and initramfs
             // (`--args-linux`); LZO is ~3x faster than zlib under emulation and reads the same.
-            kexec.splice(0..0, ["-i".to_string(), "--args-linux".to_string()]);
+            // `-c`: the kexec_load system call at once. kexec-tools 2.0.29 (Debian 13) tries
+            // kexec_file_load first; that pass runs the ELF loader once, the kernel refuses an
+            // ELF, and the kexec_load pass that follows then fails "Invalid memory segment" on
+            // the same segments 2.0.25 loads.
+            kexec.splice(
+                0..0,
+                [
+                    "-c".to_string(),
+                    "-i".to_string(),
+                    "--args-linux".to_string(),
+                ],
+            );
             for option in &mut makedumpfile {
                 if option == "-c" {
                     *option = "-l".into();
@@ -212,7 +223,7 @@ mod tests {
         for id in ["nmi", "oops", "sysrq-serial", "cpu1", "softlockup"] {
             let p = plan(&case(id), Overrides::default());
             assert_eq!((p.mode, p.restore), (BootMode::Fast, true), "{id}: {p:?}");
-            assert_eq!(p.kexec, ["-i", "--args-linux"], "{id}");
+            assert_eq!(p.kexec, ["-c", "-i", "--args-linux"], "{id}");
             assert_eq!(p.makedumpfile, ["-l", "-d", "31"], "{id}");
             assert_eq!(p.crashkernel, "256M@256M", "{id}");
         }
@@ -260,7 +271,7 @@ mod tests {
                 Overrides::parse(Some("fast"), None).unwrap()
             )
             .kexec,
-            ["-i", "--args-linux"]
+            ["-c", "-i", "--args-linux"]
         );
         let p = plan(&case("nmi"), Overrides::parse(None, Some("0")).unwrap());
         assert_eq!((p.mode, p.restore), (BootMode::Fast, false));

@@ -191,7 +191,7 @@ mod tests {
             boots_because: None,
             faithful_because: None,
             crashkernel: "256M@256M".into(),
-            kexec: vec!["-i".into(), "--args-linux".into()],
+            kexec: vec!["-c".into(), "-i".into(), "--args-linux".into()],
             makedumpfile: vec!["-l".into(), "-d".into(), "31".into()],
         };
         let contents = Contents {
@@ -210,7 +210,7 @@ mod tests {
             "{machine}"
         );
         assert!(
-            machine.contains("KDRILL_KEXEC_ARGS='-i --args-linux'\n"),
+            machine.contains("KDRILL_KEXEC_ARGS='-c -i --args-linux'\n"),
             "{machine}"
         );
         assert!(machine.contains("nr_cpus=1"), "{machine}");

@@ -37,7 +37,7 @@ pub const BUILD_WORST: Duration =
     Duration::from_secs(BUILD_DEADLINE.as_secs() + UNPACK_DEADLINE.as_secs());
 /// Folders made empty in every sysroot: mount points for running its programs in a chroot
 /// (`/dev` is left out of the tarball; `/kdrill` is where a build's scratch folder appears).
-pub const MOUNT_POINTS: &[&str] = &["dev", "tmp", "kdrill"];
+pub const MOUNT_POINTS: &[&str] = &["dev", "proc", "tmp", "kdrill"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserspaceError {

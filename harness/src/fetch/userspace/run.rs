@@ -3,7 +3,7 @@
 //! sysroot's library folders and no `ld.so.cache`, so its newer C library is the one it gets, as
 //! any user may. A program that runs others by their paths (make → gcc → cc1, as, ld) runs in a
 //! chroot of the sysroot inside a mount namespace of its own (`unshare --mount`; not root, also
-//! `--map-root-user`), where the host's `/dev`, a fresh `/tmp` and the work folder (at
+//! `--map-root-user`), where the host's `/dev` and `/proc`, a fresh `/tmp` and the work folder (at
 //! `/kdrill`) are mounted for it and vanish with it. Command lines are built here; every run
 //! goes through `host::process` under a deadline.
 
@@ -55,6 +55,7 @@ r=$1\n\
 w=$2\n\
 shift 2\n\
 mount --rbind /dev \"$r/dev\"\n\
+mount --rbind /proc \"$r/proc\"\n\
 mount -t tmpfs tmpfs \"$r/tmp\"\n\
 mount --bind \"$w\" \"$r/kdrill\"\n\
 exec chroot \"$r\" \"$@\"\n";
@@ -144,6 +145,8 @@ mod tests {
             ["sh", "/c/u/root", "/c/w", "make", "-C", "/kdrill/tree"]
         );
         assert!(args[6].contains("mount --bind \"$w\" \"$r/kdrill\""));
+        // objtool reads its stack limit from /proc (7.x: "read_stack_limit: fopen failed").
+        assert!(args[6].contains("mount --rbind /proc \"$r/proc\""));
         assert!(args[6].ends_with("exec chroot \"$r\" \"$@\"\n"));
         let user = chroot_command(Path::new("/r"), Path::new("/w"), &argv, false);
         assert_eq!(user.get_args().next().unwrap(), "--map-root-user");

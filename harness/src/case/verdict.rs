@@ -61,6 +61,9 @@ pub struct Phases {
     pub capture_boot: Option<f64>,
     /// `kexec -p` (guest clock).
     pub kexec: Option<f64>,
+    /// Filling and freeing the scenario's `guest.dirty_mib` before the crash (guest clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirty: Option<f64>,
     /// Crash trigger → the capture kernel's init running (host clock).
     pub crash_to_capture: Option<f64>,
     /// Crash trigger → the capture kernel's banner on the console (host clock): the panic path,
@@ -114,6 +117,9 @@ pub struct CaseResult {
     pub phases: Phases,
     /// Size of the dump file in bytes.
     pub dump_bytes: Option<u64>,
+    /// The pages the dump holds and leaves out, and makedumpfile's own warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::dumpcheck::facts::CaptureFacts>,
     /// The crash route (the scenario's trigger).
     pub route: Option<Trigger>,
     /// How the case booted: its mode, restore or not, kexec's and makedumpfile's options.
@@ -197,6 +203,7 @@ impl CaseResult {
             kernel_package: None,
             phases: Phases::default(),
             dump_bytes: None,
+            capture: None,
             route: None,
             plan: None,
             boot: None,
@@ -300,11 +307,21 @@ impl CaseResult {
         if let Some(bytes) = self.dump_bytes {
             line.push_str(&format!("  dump {} MB", (bytes as f64 / 1e6).round()));
         }
+        if let Some(capture) = &self.capture {
+            line.push_str(&format!(" ({} % of pages)", capture.dumped_percent));
+        }
         if let Some(total) = p.total {
             line.push_str(&format!("  total {total:.1}s"));
         }
         for note in &self.notes {
             line.push_str(&format!("\n  note: {note}"));
+        }
+        let said = self
+            .capture
+            .iter()
+            .filter_map(|c| c.makedumpfile_said.as_ref());
+        for message in said.flatten() {
+            line.push_str(&format!("\n  makedumpfile: {message}"));
         }
         if !self.reasons.is_empty() {
             let label = if self.verdict == Verdict::Skip {
@@ -352,6 +369,14 @@ mod tests {
             r.summary_line(),
             "PASS debian-6.1/sysrq  tcg  boot 4.5s  kexec 0.9s  crash→capture 4.8s  makedumpfile 3.9s  dump 30 MB  total 15.0s"
         );
+        r.capture = Some(crate::dumpcheck::facts::CaptureFacts {
+            dumped_percent: 14.5,
+            makedumpfile_said: Some(vec!["The kernel version is not supported.".into()]),
+            ..Default::default()
+        });
+        assert!(r.summary_line().contains(
+            "dump 30 MB (14.5 % of pages)  total 15.0s\n  makedumpfile: The kernel version is not supported."
+        ));
         r.verdict = Verdict::Fail;
         r.reasons = vec!["expected log line absent from the dump: `x`".into()];
         assert!(r

@@ -227,13 +227,7 @@ impl Vmcore {
         }
         self.btf()?;
         self.failed_before(2, |why| Error::Corrupt(format!("the module list: {why}")))?;
-        let list = self.remember(
-            2,
-            self.with_kernel(|k| {
-                let v = self.orc_version(k)?;
-                modules::read(k, v)
-            }),
-        )?;
+        let list = self.remember(2, self.with_kernel(modules::read))?;
         Ok(self.deep.modules.get_or_init(|| list))
     }
 

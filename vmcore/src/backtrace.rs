@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::kernel::is_missing;
 use crate::memory::KernelMemory;
-use crate::orc::{self, Entry, Kind};
+use crate::orc::{self, Entry, Kind, Reg};
 use crate::regs::Registers;
 use crate::symbols::Location;
 
@@ -28,6 +28,7 @@ const MAX_FRAMES: usize = 256;
 /// `offsetof(struct pt_regs, ip)` and friends, in 8-byte slots (the order of `Registers`).
 const PT_BP: usize = 4;
 const PT_R10: usize = 7;
+const PT_AX: usize = 10;
 const PT_DX: usize = 12;
 const PT_DI: usize = 14;
 const PT_R13: usize = 2;
@@ -78,6 +79,9 @@ pub enum End {
     Missing { reason: String },
     /// The unwind data led nowhere (an address without ORC or symbol, an undefined entry).
     Stopped { reason: String },
+    /// kdrill cannot read the unwind data (an ORC format it does not know); the frames
+    /// before stand.
+    Unsupported { reason: String },
 }
 
 /// A walk's frames and how it ended.
@@ -184,14 +188,14 @@ pub(crate) fn from_switch_frame(
 }
 
 fn stopped(frames: Vec<Frame>, e: crate::Error) -> Walk {
-    let end = if is_missing(&e) {
-        End::Missing {
+    let end = match e {
+        crate::Error::Unsupported(reason) => End::Unsupported { reason },
+        e if is_missing(&e) => End::Missing {
             reason: e.to_string(),
-        }
-    } else {
-        End::Stopped {
+        },
+        e => End::Stopped {
             reason: e.to_string(),
-        }
+        },
     };
     Walk { frames, end }
 }
@@ -266,15 +270,18 @@ fn step(u: &mut dyn Unwinder, s: &mut State) -> Result<Step> {
     }
     let off = orc.sp_offset as i64 as u64;
     let (mut sp, indirect) = match orc.sp_reg {
-        orc::REG_SP => (s.sp.wrapping_add(off), false),
-        orc::REG_BP => (s.bp.wrapping_add(off), false),
-        orc::REG_SP_INDIRECT => (s.sp, true),
-        orc::REG_BP_INDIRECT => (s.bp.wrapping_add(off), true),
-        reg @ (orc::REG_R10 | orc::REG_R13 | orc::REG_DI | orc::REG_DX) => {
+        Reg::Sp => (s.sp.wrapping_add(off), false),
+        Reg::Bp => (s.bp.wrapping_add(off), false),
+        Reg::SpIndirect => (s.sp, true),
+        Reg::BpIndirect => (s.bp.wrapping_add(off), true),
+        // Registers that may hold the stack pointer for a while (a DRAP stack realignment):
+        // read from the last pt_regs; AX since 7.1.
+        reg @ (Reg::R10 | Reg::R13 | Reg::Di | Reg::Dx | Reg::Ax) => {
             let index = match reg {
-                orc::REG_R10 => PT_R10,
-                orc::REG_R13 => PT_R13,
-                orc::REG_DI => PT_DI,
+                Reg::R10 => PT_R10,
+                Reg::R13 => PT_R13,
+                Reg::Di => PT_DI,
+                Reg::Ax => PT_AX,
                 _ => PT_DX,
             };
             match get_reg(u, s, index)? {
@@ -294,7 +301,7 @@ fn step(u: &mut dyn Unwinder, s: &mut State) -> Result<Step> {
     };
     if indirect {
         sp = u.mem().read_u64(sp)?;
-        if orc.sp_reg == orc::REG_SP_INDIRECT {
+        if orc.sp_reg == Reg::SpIndirect {
             sp = sp.wrapping_add(off);
         }
     }
@@ -337,13 +344,13 @@ fn step(u: &mut dyn Unwinder, s: &mut State) -> Result<Step> {
     }
     let boff = orc.bp_offset as i64 as u64;
     match orc.bp_reg {
-        orc::REG_UNDEFINED => {
+        Reg::Undefined => {
             if let Some(bp) = get_reg(u, s, PT_BP)? {
                 s.bp = bp;
             }
         }
-        orc::REG_PREV_SP => s.bp = u.mem().read_u64(sp.wrapping_add(boff))?,
-        orc::REG_BP => s.bp = u.mem().read_u64(s.bp.wrapping_add(boff))?,
+        Reg::PrevSp => s.bp = u.mem().read_u64(sp.wrapping_add(boff))?,
+        Reg::Bp => s.bp = u.mem().read_u64(s.bp.wrapping_add(boff))?,
         reg => {
             return Ok(Step::End(End::Stopped {
                 reason: format!("unknown ORC bp_reg {reg}"),

@@ -1,5 +1,6 @@
 //! The loaded kernel modules: the `modules` list, each module's name, where it lies, its
-//! own symbols (`mod->kallsyms`) and ORC tables (`mod->arch`), with layouts from BTF.
+//! own symbols (`mod->kallsyms`) and ORC tables (`mod->arch`), with layouts from BTF. Where a
+//! module's ORC table lies needs no ORC version: the list reads whatever the format.
 //!
 //! Until 6.3 a module's memory is `core_layout`/`init_layout` (`struct module_layout`:
 //! `base`, `size`, `text_size`); from 6.4 it is `mem[MOD_TEXT..MOD_INIT_RODATA]`
@@ -94,7 +95,7 @@ impl ModuleList {
 }
 
 /// Walks `modules`; a page the dump lacks ends the walk with the modules found so far.
-pub(crate) fn read(k: &mut Kernel<'_>, version: orc::Version) -> Result<ModuleList> {
+pub(crate) fn read(k: &mut Kernel<'_>) -> Result<ModuleList> {
     let head = k.syms.need("modules")?;
     let btf = k.btf()?;
     let list = btf.offset("module", "list")?;
@@ -135,7 +136,6 @@ pub(crate) fn read(k: &mut Kernel<'_>, version: orc::Version) -> Result<ModuleLi
                         k.u64(m.wrapping_add(ip))?,
                         k.u64(m.wrapping_add(e))?,
                         count,
-                        version,
                     )?)
                 }
                 _ => None,

@@ -1,6 +1,8 @@
 //! Backtraces over the dump, as methods of [`Vmcore`]: a CPU's from its saved registers, a
 //! task's from its CPU or its `inactive_task_frame`; the unwinder that gives `backtrace.rs`
-//! the vmlinux's and modules' ORC tables and both symbol tables.
+//! the vmlinux's and modules' ORC tables and both symbol tables. An ORC format kdrill does not
+//! know ends a walk after its first frame ([`End::Unsupported`]), naming the format; it does not
+//! stop the views that need no unwinding.
 
 use serde::Serialize;
 
@@ -30,10 +32,10 @@ pub struct Backtrace {
 }
 
 impl Backtrace {
-    /// Whether a page the dump lacks cut the walk short.
+    /// Why the walk was cut short: a page the dump lacks, or unwind data kdrill cannot read.
     pub fn partial(&self) -> Option<&str> {
         match &self.end {
-            End::Missing { reason } => Some(reason),
+            End::Missing { reason } | End::Unsupported { reason } => Some(reason),
             _ => None,
         }
     }
@@ -45,7 +47,23 @@ struct DumpUnwinder<'a> {
     syms: &'a SymbolTable,
     modules: Option<&'a ModuleList>,
     vmlinux: Option<orc::Table>,
+    /// The ORC version, or why it is not known (`Error::Unsupported`'s text).
+    version: std::result::Result<orc::Version, String>,
     text: (u64, u64),
+}
+
+/// The entry of `table` for `ip`, when the format is known.
+fn entry(
+    mem: &mut dyn KernelMemory,
+    table: Option<orc::Table>,
+    version: &std::result::Result<orc::Version, String>,
+    ip: u64,
+) -> Result<Option<orc::Entry>> {
+    match (table, version) {
+        (None, _) => Ok(None),
+        (Some(t), Ok(v)) => t.find(mem, ip, *v),
+        (Some(_), Err(why)) => Err(Error::Unsupported(why.clone())),
+    }
 }
 
 impl Unwinder for DumpUnwinder<'_> {
@@ -53,19 +71,14 @@ impl Unwinder for DumpUnwinder<'_> {
         self.mem
     }
     fn orc(&mut self, ip: u64) -> Result<Option<orc::Entry>> {
-        if ip >= self.text.0 && ip < self.text.1 {
-            if let Some(t) = self.vmlinux {
-                return t.find(self.mem, ip);
-            }
-        }
-        match self
-            .modules
-            .and_then(|m| m.containing(ip))
-            .and_then(|m| m.orc)
-        {
-            Some(t) => t.find(self.mem, ip),
-            None => Ok(None),
-        }
+        let table = if ip >= self.text.0 && ip < self.text.1 && self.vmlinux.is_some() {
+            self.vmlinux
+        } else {
+            self.modules
+                .and_then(|m| m.containing(ip))
+                .and_then(|m| m.orc)
+        };
+        entry(self.mem, table, &self.version, ip)
     }
     fn locate(&self, ip: u64) -> Option<Location> {
         self.syms
@@ -118,8 +131,12 @@ impl Vmcore {
     ) -> Result<backtrace::Walk> {
         let modules = self.module_list().ok();
         self.with_kernel(|k| {
-            let version = self.orc_version(k)?;
-            let vmlinux = vmlinux_orc(k, version)?;
+            let version = match self.orc_version(k) {
+                Ok(v) => Ok(v),
+                Err(Error::Unsupported(why)) => Err(why),
+                Err(e) => return Err(e),
+            };
+            let vmlinux = vmlinux_orc(k)?;
             let (stext, etext) = (k.syms.need("_stext")?, k.syms.need("_etext")?);
             // Init text is outside [_stext, _etext) but in the vmlinux ORC table.
             let text = (
@@ -131,6 +148,7 @@ impl Vmcore {
                 syms: k.syms,
                 modules,
                 vmlinux,
+                version,
                 text,
             };
             Ok(f(&mut u))
@@ -176,7 +194,7 @@ impl Vmcore {
 }
 
 /// The vmlinux ORC table, from `__start_orc_unwind_ip`/`__stop_orc_unwind_ip`/`__start_orc_unwind`.
-fn vmlinux_orc(k: &mut Kernel<'_>, version: orc::Version) -> Result<Option<orc::Table>> {
+fn vmlinux_orc(k: &mut Kernel<'_>) -> Result<Option<orc::Table>> {
     let (Some(ip), Some(stop), Some(entries)) = (
         k.syms.address_of("__start_orc_unwind_ip"),
         k.syms.address_of("__stop_orc_unwind_ip"),
@@ -187,5 +205,110 @@ fn vmlinux_orc(k: &mut Kernel<'_>, version: orc::Version) -> Result<Option<orc::
     let count = stop.checked_sub(ip).ok_or_else(|| {
         Error::Corrupt("__stop_orc_unwind_ip is before __start_orc_unwind_ip".into())
     })? / 4;
-    Ok(Some(orc::Table::new(ip, entries, count, version)?))
+    Ok(Some(orc::Table::new(ip, entries, count)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MapMemory;
+    use crate::regs::Registers;
+
+    const F: u64 = 0xffff_ffff_8100_1000;
+    const G: u64 = 0xffff_ffff_8100_2000;
+    const IPS: u64 = 0xffff_ffff_8200_0000;
+    const ENTRIES: u64 = 0xffff_ffff_8200_1000;
+    const STACK: u64 = 0xffff_c900_0000_0000;
+
+    /// Functions `f` at F and `g` at G, an ORC table in the 7.1 format for them (f: CALL, the
+    /// caller's stack pointer is AX, as in a DRAP sequence: the kernel adds no offset to a
+    /// register taken from pt_regs; g: the end of the stack), and a stack page holding f's
+    /// return address into g just below AX. The table is read as `version` says.
+    struct Fake {
+        mem: MapMemory,
+        version: std::result::Result<orc::Version, String>,
+    }
+
+    impl Unwinder for Fake {
+        fn mem(&mut self) -> &mut dyn KernelMemory {
+            &mut self.mem
+        }
+        fn orc(&mut self, ip: u64) -> Result<Option<orc::Entry>> {
+            let table = orc::Table::new(IPS, ENTRIES, 2)?;
+            entry(&mut self.mem, Some(table), &self.version, ip)
+        }
+        fn locate(&self, ip: u64) -> Option<Location> {
+            let (symbol, base) = match ip & !0xfff {
+                F => ("f", F),
+                G => ("g", G),
+                _ => return None,
+            };
+            Some(Location {
+                symbol: symbol.into(),
+                offset: ip - base,
+                size: 0x100,
+                module: None,
+            })
+        }
+    }
+
+    fn fake(version: std::result::Result<orc::Version, String>) -> Fake {
+        let mut ips = Vec::new();
+        for (i, a) in [F, G].into_iter().enumerate() {
+            ips.extend_from_slice(&((a.wrapping_sub(IPS + 4 * i as u64)) as i32).to_le_bytes());
+        }
+        let entries = [0u8, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x00, 0x01].to_vec();
+        let mut stack = vec![0u8; 4096];
+        stack[0xf8..0x100].copy_from_slice(&(G + 0x20).to_le_bytes());
+        // A sleeping task's inactive_task_frame: bp, then its return address into f.
+        stack[0x200..0x208].copy_from_slice(&(F + 0x10).to_le_bytes());
+        Fake {
+            mem: MapMemory(vec![(IPS, ips), (ENTRIES, entries), (STACK, stack)]),
+            version,
+        }
+    }
+
+    fn regs() -> Registers {
+        let mut r = Registers::from_values([0; 27]);
+        (r.rip, r.rsp, r.rax, r.cs) = (F + 0x10, STACK + 0x40, STACK + 0x100, 0x10);
+        r
+    }
+
+    #[test]
+    fn ax_is_a_base_register_from_7_1() {
+        let walk = backtrace::from_registers(&mut fake(Ok(orc::Version::V4)), &regs());
+        let frames: Vec<(String, u64)> = walk.frames.iter().map(|f| (f.describe(), f.sp)).collect();
+        assert_eq!(
+            frames,
+            [
+                ("f+0x10/0x100".to_string(), STACK + 0x40),
+                ("g+0x20/0x100".to_string(), STACK + 0x100)
+            ]
+        );
+        assert_eq!(walk.end, End::EndOfStack);
+        // Read as 6.4's format, raw 1 is PREV_SP, no base register: the walk stops.
+        let old = backtrace::from_registers(&mut fake(Ok(orc::Version::V3)), &regs());
+        assert_eq!(old.frames.len(), 1);
+        // A sleeping task has no pt_regs to take AX from: the walk says so.
+        let walk = backtrace::from_switch_frame(
+            &mut fake(Ok(orc::Version::V4)),
+            STACK + 0x1f8,
+            16,
+            0,
+            8,
+            None,
+        );
+        let End::Stopped { reason } = &walk.end else {
+            panic!("{:?}", walk.end)
+        };
+        assert!(reason.contains("ORC needs register AX"), "{reason}");
+    }
+
+    #[test]
+    fn an_unknown_format_ends_the_walk_after_the_first_frame() {
+        let why = "ORC format with header hash abab (kdrill knows …)".to_string();
+        let walk = backtrace::from_registers(&mut fake(Err(why.clone())), &regs());
+        assert_eq!(walk.frames.len(), 1);
+        assert_eq!(walk.end, End::Unsupported { reason: why });
+    }
 }

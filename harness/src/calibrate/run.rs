@@ -145,14 +145,17 @@ fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<Estimate
             capture_kernel: &files.vmlinuz,
             crasher: None,
             shape: false,
+            cache: &options.cache,
         },
         &scratch.path().join("initrd.img"),
         options.project_root.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
-    let index = crate::guest::modules::ModuleIndex::scan(&files.modules, &files.release)?;
+    let index = crate::guest::modules::ModuleIndex::scan(&files.modules, &files.release)?
+        .with_alias_cache(&options.cache);
     let mut modules_bytes = 0;
-    for module in index.load_order(&recipe.modules).unwrap_or_default() {
+    let order = crate::guest::needs::resolve(&index, &recipe.needs).map(|r| r.order);
+    for module in order.unwrap_or_default() {
         modules_bytes += index.read(&module).map(|b| b.len() as u64).unwrap_or(0);
     }
     Ok(EstimateInputs {

@@ -53,6 +53,7 @@ pub fn write(case: &Case, options: &RunOptions, dir: &Path) -> anyhow::Result<Ba
         capture_kernel: &files.vmlinuz,
         crasher: crasher.as_deref(),
         shape: false,
+        cache: &options.cache,
     };
     minimal::write(
         &recipe,

@@ -147,6 +147,8 @@ mod tests {
             version: "6.1.180-1".into(),
             sha256: "aa".into(),
             tracked: true,
+            series: Some("6.1".into()),
+            parts: Vec::new(),
         });
         let mut newer = older.clone();
         newer.started = 2.0;

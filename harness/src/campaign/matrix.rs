@@ -25,6 +25,9 @@ struct MatrixFile {
 struct Block {
     kernels: Vec<String>,
     scenarios: Vec<String>,
+    /// Kernel entries left out of `kernels` (with `kernels: [all]`: every entry but these).
+    #[serde(default, rename = "except")]
+    except_kernels: Vec<String>,
     /// `minimal` (default) or `debian`.
     #[serde(default)]
     image: Option<String>,
@@ -133,6 +136,9 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
             message: format!("set `{name}`: {message}"),
         })?;
         for case in expand_with(root, &block.kernels, &block.scenarios, &setup)? {
+            if block.except_kernels.contains(&case.kernel.id) {
+                continue;
+            }
             if !cases.iter().any(|c| c.id() == case.id()) {
                 cases.push(case);
             }
@@ -290,6 +296,25 @@ mod tests {
             .skip_reason()
             .unwrap()
             .contains("debian image only"));
+    }
+
+    #[test]
+    fn except_leaves_kernels_out_of_a_block() {
+        let dir = project();
+        std::fs::write(
+            dir.path().join("matrix.yaml"),
+            "sets:\n  nightly:\n    - kernels: [all]\n      except: [k2]\n      scenarios: [a]\n  canary:\n    - kernels: [k2]\n      scenarios: [a]\n",
+        )
+        .unwrap();
+        let ids = |name: &str| -> Vec<String> {
+            set(dir.path(), name)
+                .unwrap()
+                .iter()
+                .map(Case::id)
+                .collect()
+        };
+        assert_eq!(ids("nightly"), ["k1/a"]);
+        assert_eq!(ids("canary"), ["k2/a"]);
     }
 
     #[test]

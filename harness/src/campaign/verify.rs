@@ -31,7 +31,7 @@ pub struct VerifyArgs {
     /// Scenario id from scenarios/ (repeatable; `all` for every scenario) [default: sysrq]
     #[arg(long = "scenario", value_name = "ID")]
     pub scenarios: Vec<String>,
-    /// A named set from matrix.yaml (`ci`, `nightly`) instead of --kernel/--scenario
+    /// A named set from matrix.yaml (`ci`, `nightly`, `canary`) instead of --kernel/--scenario
     #[arg(long, value_name = "NAME", conflicts_with_all = ["kernels", "scenarios"])]
     pub set: Option<String>,
     /// The guest image: `minimal` (kdrill's initramfs) or `debian` (Debian bookworm with its own
@@ -226,8 +226,9 @@ pub fn finish(
     Ok(code)
 }
 
-/// Fetches every selected kernel (builds the crasher where a route needs it, extracts the
-/// uncompressed vmlinux where a case boots fast) before the first case, with progress, so that
+/// Fetches every selected kernel (reads its module aliases where the guest's needs ask for them,
+/// builds the crasher where a route needs it, extracts the uncompressed vmlinux where a case
+/// boots fast) before the first case, with progress, so that
 /// work is not charged to a case. (A saved guest shape is built by the first case that needs it,
 /// which records the time in its `phases.shape`.)
 pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
@@ -241,6 +242,16 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
         let fetched = crate::fetch::kernel::resolve(&case.kernel, &options.cache);
         bar.finish_and_clear();
         let files = fetched.with_context(|| format!("kernel {}", case.kernel.id))?;
+        let mut needs = crate::spec::image::minimal(options.project_root.as_deref())?.needs;
+        needs.extend(
+            cases
+                .iter()
+                .filter(|c| c.kernel.id == case.kernel.id && c.skip_reason().is_none())
+                .flat_map(|c| c.scenario.guest.needs.clone()),
+        );
+        let bar = spinner(&format!("{}: reading module aliases", case.kernel.id));
+        crate::guest::needs::warm(&files.modules, &files.release, &options.cache, &needs);
+        bar.finish_and_clear();
         let needs_crasher = cases.iter().any(|c| {
             c.kernel.id == case.kernel.id
                 && c.scenario.trigger.needs_crasher()

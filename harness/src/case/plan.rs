@@ -158,10 +158,11 @@ fn restore_blocker(case: &Case, overrides: Overrides) -> Option<String> {
     if !guest.qemu.is_empty() {
         return Some(format!("its route adds devices ({})", guest.qemu.join(" ")));
     }
-    if !guest.modules.is_empty() {
+    if !guest.needs.is_empty() {
+        let needs: Vec<&str> = guest.needs.iter().map(|n| n.need.as_str()).collect();
         return Some(format!(
             "its route loads modules at boot ({})",
-            guest.modules.join(", ")
+            needs.join(", ")
         ));
     }
     if !guest.cmdline.is_empty() {

@@ -79,6 +79,7 @@ pub fn prepare(
         capture_kernel: &capture_kernel,
         crasher: crasher.as_deref(),
         shape: plan.restore,
+        cache: &options.cache,
     };
     minimal::write(
         &recipe,
@@ -197,6 +198,8 @@ pub fn kernel(
         version: p.image.version.clone(),
         sha256: p.image.sha256.clone(),
         tracked: p.tracked,
+        series: p.series.clone(),
+        parts: p.parts.clone(),
     });
     Ok(files)
 }

@@ -160,6 +160,14 @@ pub struct KernelPackage {
     pub sha256: String,
     /// Resolved from `version: track` when the run started.
     pub tracked: bool,
+    /// The kernel's series (`6.1`, `7.3`): for a tracking entry the one it resolved to (an
+    /// entry that follows the newest series records which that was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
+    /// The other packages of a kernel Debian splits (6.19 and later: modules and base), each
+    /// with its version and sha256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<crate::spec::kernel::DebPackage>,
 }
 
 impl KernelPackage {

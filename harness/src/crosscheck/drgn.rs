@@ -1,10 +1,13 @@
-//! drgn, the programmable debugger, as an outside witness of kdrill's symbols: installed from
-//! PyPI into a venv in the kdrill cache, run on a dump to name addresses from the kernel's
-//! own kallsyms tables (drgn's `load_vmlinux_kallsyms`, no debuginfo).
+//! drgn, the programmable debugger, as an outside witness of kdrill's symbols and unwinding:
+//! installed from PyPI into a venv in the kdrill cache, run on a dump to name addresses from
+//! the kernel's own kallsyms tables (drgn's `load_vmlinux_kallsyms`, no debuginfo) and to
+//! unwind from given registers with the vmlinux's built-in ORC (drgn 0.2.0 on reads the 7.1
+//! format, commit 75a4fd04).
 //!
 //! drgn 0.3.0's wheel bundles libkdumpfile, so it opens kdump-compressed files. Without
 //! debuginfo it has no types, so it names vmlinux addresses only (module symbols need
-//! `struct module`), and it cannot unwind a stack.
+//! `struct module`), cannot find a task's or the crashed CPU's registers itself, and cannot
+//! unwind through modules; `drgn_orc.py` hands it a `struct pt_regs` of its own making.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +22,7 @@ use crate::host::process;
 /// The drgn release compared against (pinned: its kallsyms reading is what is checked).
 pub const VERSION: &str = "0.3.0";
 const SCRIPT: &str = include_str!("drgn_symbols.py");
+const UNWIND: &str = include_str!("drgn_orc.py");
 /// `kdrill inspect --bt --tasks` done by drgn with a debug vmlinux, for `cargo xtask deep`'s timing.
 pub const SAME_AS_BT_TASKS: &str = include_str!("drgn_same.py");
 
@@ -133,6 +137,52 @@ pub fn symbolize(
     }
     let parsed: Output = serde_json::from_slice(&out.stdout).map_err(|e| run(e.to_string()))?;
     Ok((parsed.drgn, parsed.symbols))
+}
+
+/// One frame of drgn's unwind.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DrgnFrame {
+    pub pc: u64,
+    pub sp: u64,
+    pub interrupted: bool,
+    pub name: Option<String>,
+    pub offset: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Unwound {
+    drgn: String,
+    frames: Vec<DrgnFrame>,
+}
+
+/// drgn's frames unwound from `regs` (`pt_regs` member names: `ip`, `sp`, `bp`, `ax`, …; a
+/// register not given is 0) with the vmlinux's built-in ORC, and drgn's version.
+pub fn unwind(
+    python: &Path,
+    dump: &Path,
+    regs: &[(&str, u64)],
+) -> Result<(String, Vec<DrgnFrame>), DrgnError> {
+    const NAMES: [&str; 21] = [
+        "r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx", "dx", "si",
+        "di", "orig_ax", "ip", "cs", "flags", "sp", "ss",
+    ];
+    let arg: Vec<String> = NAMES
+        .iter()
+        .map(|n| {
+            let v = regs.iter().find(|(k, _)| k == n).map_or(0, |r| r.1);
+            format!("{n}={v:x}")
+        })
+        .collect();
+    let mut cmd = Command::new(python);
+    cmd.arg("-c").arg(UNWIND).arg(dump).arg(arg.join(","));
+    let out = process::run(&mut cmd, Duration::from_secs(120))
+        .map_err(|e| DrgnError::Run(e.to_string()))?;
+    if !out.status.success() {
+        return Err(DrgnError::Run(out.last_line()));
+    }
+    let parsed: Unwound =
+        serde_json::from_slice(&out.stdout).map_err(|e| DrgnError::Run(e.to_string()))?;
+    Ok((parsed.drgn, parsed.frames))
 }
 
 #[cfg(test)]

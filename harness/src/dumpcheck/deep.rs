@@ -59,7 +59,7 @@ pub fn read(vmcore: &Path, log: &str) -> Result<DeepSeen, String> {
     let end = match &bt.end {
         End::EndOfStack => "end of the kernel stack".to_string(),
         End::UserMode { ip, .. } => format!("entered from user mode at {ip:#x}"),
-        End::Missing { reason } => format!("partial: {reason}"),
+        End::Missing { reason } | End::Unsupported { reason } => format!("partial: {reason}"),
         End::Stopped { reason } => format!("stopped: {reason}"),
     };
     let task = bt.pid.and_then(|pid| match &bt.comm {

@@ -1,4 +1,6 @@
-//! Fetching Debian kernel packages into the per-user cache, checked by sha256, and resolving local kernels.
+//! Fetching Debian kernel packages into the per-user cache, checked by sha256, and resolving
+//! local kernels. A kernel Debian splits in several packages (`fetch/layout.rs`) is merged into
+//! one tree of hard links, itself checked at each use.
 
 use std::fs::File;
 use std::io::Read;
@@ -10,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fetch::apt::pin::{self, Pinned};
 use crate::fetch::apt::tree::{self, AptError};
+use crate::fetch::layout;
 use crate::host::lock::{FileLock, LockError};
 use crate::host::process::{self, RunError};
 use crate::host::tools;
@@ -22,14 +25,19 @@ pub const DPKG_DEADLINE: Duration = Duration::from_secs(120);
 /// lists are fetched at most once per case, [`tree::UPDATE_DEADLINE`], counted apart.)
 pub const PACKAGE_WORST: Duration =
     Duration::from_secs(tree::DOWNLOAD_DEADLINE.as_secs() + DPKG_DEADLINE.as_secs());
+/// The most packages one kernel is made of (6.19 and later: binary, modules, base).
+const KERNEL_PACKAGES: u64 = 3;
+/// The longest fetching a kernel can take: each of its packages, and merging them.
+pub const KERNEL_WORST: Duration =
+    Duration::from_secs(KERNEL_PACKAGES * PACKAGE_WORST.as_secs() + DPKG_DEADLINE.as_secs());
 /// Waiting for another kdrill fetching the same package: what its fetch may take, lists
 /// included. A waiter does not fetch when the holder succeeded, so in the case budget the wait
 /// stands in for the work.
 const LOCK_WAIT: Duration =
     Duration::from_secs(PACKAGE_WORST.as_secs() + tree::UPDATE_DEADLINE.as_secs());
 
-/// A kernel ready to boot: its bzImage and its `/lib/modules/<release>` folder, and for a
-/// Debian entry the packages it came from.
+/// A kernel ready to boot: its bzImage and its modules folder (`[/usr]/lib/modules/<release>`,
+/// with `modules.builtin`), and for a Debian entry the packages it came from.
 #[derive(Debug, Clone)]
 pub struct KernelFiles {
     pub release: String,
@@ -58,13 +66,12 @@ pub enum FetchError {
         newest: String,
         entry: String,
     },
-    #[error("kernel entry `{entry}` tracks {series} {flavour}, but no linux-image-{series}.*-{flavour}-unsigned is in {suite} ({archives}): check `series`, `flavour` and `suite`")]
+    #[error("kernel entry `{entry}`: {detail} in {suite} ({archives}): check `series`, `flavour` and `suite`")]
     NoSeries {
         entry: String,
-        series: String,
-        flavour: String,
         suite: String,
         archives: String,
+        detail: String,
     },
     #[error("kernel entry `{entry}`: {detail}")]
     Resolve { entry: String, detail: String },
@@ -110,9 +117,23 @@ pub fn resolve(spec: &KernelSpec, cache: &Path) -> Result<KernelFiles, FetchErro
                 entry: spec.id.clone(),
                 detail: "no packages".into(),
             })?;
-            let mut files = layout(&fetch_package(&pinned.image, &pinned, cache)?)?;
-            files.packages = Some(pinned);
-            Ok(files)
+            let image = fetch_package(&pinned.image, &pinned, cache)?;
+            let root = if pinned.parts.is_empty() {
+                image
+            } else {
+                let mut roots = vec![image];
+                for part in &pinned.parts {
+                    roots.push(fetch_package(part, &pinned, cache)?);
+                }
+                merged(&pinned, &roots, cache)?
+            };
+            let found = layout::find(&root, &pinned.image.package)?;
+            Ok(KernelFiles {
+                release: found.release,
+                vmlinuz: found.vmlinuz,
+                modules: found.modules,
+                packages: Some(pinned),
+            })
         }
     }
 }
@@ -154,18 +175,19 @@ pub fn package_dir(cache: &Path, package: &str, version: &str) -> PathBuf {
 /// the archive, so `false`.)
 pub fn is_cached(spec: &KernelSpec, cache: &Path) -> bool {
     match &spec.source {
-        KernelSource::Debian { .. } => spec
-            .source
-            .pinned_image()
-            .and_then(|p| cached_deb(cache, &p))
-            .is_some_and(|deb| deb.is_file()),
+        KernelSource::Debian { parts, .. } => spec.source.pinned_image().is_some_and(|image| {
+            std::iter::once(&image)
+                .chain(parts)
+                .all(|p| cached_deb(cache, p).is_some_and(|deb| deb.is_file()))
+        }),
         KernelSource::Local { vmlinuz, modules } => vmlinuz.is_file() && modules.is_dir(),
     }
 }
 
 /// Written last, after extraction: its presence means the folder is complete. Its first line
 /// names the kept `.deb` and its sha256 (checked when it was downloaded); then the sha256 of
-/// every file under `root/boot/` (the bzImage), checked again at each use.
+/// the kernel image files ([`layout::MANIFEST`]: `boot/*`, `usr/lib/modules/*/vmlinuz*`),
+/// checked again at each use.
 const STAMP: &str = "complete";
 /// The downloaded package, kept beside its extracted tree (a guest image installs it whole).
 pub const DEB_FILE: &str = "package.deb";
@@ -212,20 +234,10 @@ pub fn fetch_package(
     Ok(root)
 }
 
-/// `<sha256>  <path>` for each file under `root/boot`, sorted.
+/// `<sha256>  <path>` for each kernel image file under `root` ([`layout::MANIFEST`]), sorted.
 fn boot_manifest(root: &Path) -> Result<String, FetchError> {
-    let boot = root.join("boot");
-    let mut names: Vec<PathBuf> = match std::fs::read_dir(&boot) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    names.sort();
     let mut manifest = String::new();
-    for path in names {
+    for path in layout::manifest_files(root) {
         let rel = path
             .strip_prefix(root)
             .unwrap_or(&path)
@@ -290,41 +302,43 @@ fn download_and_extract(
     Ok(())
 }
 
-/// Finds `boot/vmlinuz-<release>` and `lib/modules/<release>` in an extracted package.
-fn layout(root: &Path) -> Result<KernelFiles, FetchError> {
-    let boot = root.join("boot");
-    let vmlinuz = std::fs::read_dir(&boot)
-        .map_err(io(&boot))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .ok_or_else(|| FetchError::Layout {
-            path: boot.clone(),
-            detail: "no vmlinuz-* in the package".into(),
-        })?;
-    let release = vmlinuz
+/// The packages of a split kernel merged into one tree, `<cache>/kernels/<image>_<version>/root`
+/// (hard links into each package's extracted tree), made once. Its stamp names every package's
+/// `.deb` sha256 and the kernel image's sha256, checked at each use like a package's.
+fn merged(pinned: &Pinned, roots: &[PathBuf], cache: &Path) -> Result<PathBuf, FetchError> {
+    let name = package_dir(cache, &pinned.image.package, &pinned.image.version)
         .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .trim_start_matches("vmlinuz-")
-        .to_string();
-    let modules = root.join("lib/modules").join(&release);
-    if !modules.is_dir() {
-        return Err(FetchError::Layout {
-            path: modules,
-            detail: "the package has no modules for its kernel".into(),
-        });
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = cache.join("kernels");
+    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+    let _lock = FileLock::acquire(&folder.join(format!("{name}.lock")), LOCK_WAIT)?;
+    let dir = folder.join(&name);
+    let packages: String = std::iter::once(&pinned.image)
+        .chain(&pinned.parts)
+        .map(|p| format!("{} {}\n", deb_line(&p.sha256), p.package))
+        .collect();
+    let stamp = dir.join(STAMP);
+    if let Ok(recorded) = std::fs::read_to_string(&stamp) {
+        if recorded == format!("{packages}{}", boot_manifest(&dir.join("root"))?) {
+            return Ok(dir.join("root"));
+        }
+        eprintln!(
+            "kdrill: merged kernel {} changed since it was made; making it again",
+            dir.display()
+        );
     }
-    Ok(KernelFiles {
-        release,
-        vmlinuz,
-        modules,
-        packages: None,
-    })
+    let staging = folder.join(format!("{name}.partial"));
+    for stale in [&staging, &dir] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale).map_err(io(stale))?;
+        }
+    }
+    layout::merge(roots, &staging.join("root"))?;
+    let manifest = boot_manifest(&staging.join("root"))?;
+    std::fs::write(staging.join(STAMP), format!("{packages}{manifest}")).map_err(io(&staging))?;
+    std::fs::rename(&staging, &dir).map_err(io(&dir))?;
+    Ok(dir.join("root"))
 }
 
 /// Hex sha256 of a file, streamed.
@@ -362,23 +376,33 @@ mod tests {
     }
 
     #[test]
-    fn layout_finds_vmlinuz_and_modules() {
+    fn the_stamp_covers_the_kernel_image_of_every_layout() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("boot")).unwrap();
-        std::fs::write(dir.path().join("boot/vmlinuz-6.1.0-47-amd64"), b"k").unwrap();
-        std::fs::write(dir.path().join("boot/config-6.1.0-47-amd64"), b"c").unwrap();
-        std::fs::create_dir_all(dir.path().join("lib/modules/6.1.0-47-amd64")).unwrap();
-        let files = layout(dir.path()).unwrap();
-        assert_eq!(files.release, "6.1.0-47-amd64");
-        assert!(files.modules.ends_with("lib/modules/6.1.0-47-amd64"));
-    }
-
-    #[test]
-    fn layout_without_modules_says_so() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("boot")).unwrap();
-        std::fs::write(dir.path().join("boot/vmlinuz-9.9"), b"k").unwrap();
-        let err = layout(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("no modules for its kernel"), "{err}");
+        let root = dir.path();
+        for rel in [
+            "boot/vmlinuz-6.12.118+deb13-amd64",
+            "usr/lib/modules/7.3-amd64/vmlinuz.unsigned",
+            "usr/lib/modules/7.3-amd64/modules.builtin",
+        ] {
+            std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(root.join(rel), rel).unwrap();
+        }
+        let manifest = boot_manifest(root).unwrap();
+        assert!(
+            manifest.contains("  boot/vmlinuz-6.12.118+deb13-amd64\n"),
+            "{manifest}"
+        );
+        assert!(
+            manifest.contains("  usr/lib/modules/7.3-amd64/vmlinuz.unsigned\n"),
+            "{manifest}"
+        );
+        assert!(!manifest.contains("modules.builtin"), "{manifest}");
+        // A changed 7.x image changes the manifest, so a damaged cache is fetched again.
+        std::fs::write(
+            root.join("usr/lib/modules/7.3-amd64/vmlinuz.unsigned"),
+            b"x",
+        )
+        .unwrap();
+        assert_ne!(boot_manifest(root).unwrap(), manifest);
     }
 }

@@ -4,4 +4,5 @@ pub mod apt;
 pub mod crasher;
 pub mod debug;
 pub mod kernel;
+pub mod layout;
 pub mod vmlinux;

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::guest::modules::{ModuleError, ModuleIndex};
+use crate::guest::needs::{self, NeedError};
 use crate::host::tools;
 use crate::spec::image::ImageRecipe;
 
@@ -15,6 +16,8 @@ pub enum ImageError {
     MissingTool(#[from] tools::MissingTool),
     #[error(transparent)]
     Module(#[from] ModuleError),
+    #[error(transparent)]
+    Need(#[from] NeedError),
     #[error("{path}: {detail}")]
     Elf { path: PathBuf, detail: String },
     #[error("shared library `{name}` needed by {needed_by} is not in {dirs}")]
@@ -206,7 +209,8 @@ pub struct BaseImage {
     pub modules: Vec<String>,
 }
 
-/// Builds the base archive: init, programs, libraries and modules for `modules`' kernel.
+/// Builds the base archive: init, programs, libraries and the modules `modules`' kernel takes
+/// for the recipe's needs.
 pub fn build_base(
     recipe: &ImageRecipe,
     init: &[u8],
@@ -241,7 +245,7 @@ pub fn build_base(
         let data = read(&lib)?;
         cpio.file(&lib.to_string_lossy(), 0o755, &data);
     }
-    let order = modules.load_order(&recipe.modules)?;
+    let order = needs::resolve(modules, &recipe.needs)?.order;
     let mut guest_paths = Vec::new();
     for name in &order {
         let guest = format!("/lib/modules/{}/{name}.ko", modules.release);

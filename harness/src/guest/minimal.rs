@@ -7,6 +7,7 @@ use crate::case::plan::Plan;
 use crate::fetch::kernel::KernelFiles;
 use crate::guest::initramfs;
 use crate::guest::modules::ModuleIndex;
+use crate::guest::needs;
 use crate::spec::image::{self, ImageRecipe};
 use crate::spec::scenario::{BootMode, Scenario};
 
@@ -23,6 +24,8 @@ pub struct Contents<'a> {
     /// A shape's image: the same for every case that restores it, so it holds no case settings
     /// (the host sends them after the restore) and says `KDRILL_SHAPE=1`.
     pub shape: bool,
+    /// kdrill's cache: where the kernel's module alias index is kept (`guest/modalias.rs`).
+    pub cache: &'a Path,
 }
 
 impl Contents<'_> {
@@ -54,37 +57,31 @@ pub fn write(
         }
         None => image::MINIMAL_INIT.to_vec(),
     };
-    let index = ModuleIndex::scan(&files.modules, &files.release).map_err(|e| e.to_string())?;
+    let index = ModuleIndex::scan(&files.modules, &files.release)
+        .map_err(|e| e.to_string())?
+        .with_alias_cache(contents.cache);
     let base = initramfs::build_base(recipe, &init, &index).map_err(|e| e.to_string())?;
 
-    // First-boot modules of the scenario (with their dependencies, minus what the base loads).
+    // The scenario's first-boot needs (their modules with dependencies, minus what the base
+    // loads), each module with the parameters of the needs it provides.
+    let needs = &scenario.guest.needs;
+    let resolved = needs::resolve(&index, needs).map_err(|e| {
+        format!("{e}; if this route cannot work on this kernel, declare it under `skip:` in the kernel entry")
+    })?;
     let mut owned: Vec<(String, Vec<u8>)> = Vec::new();
     let mut list = String::new();
-    for spec in &scenario.guest.modules {
-        let (name, params) = spec.split_once(' ').unwrap_or((spec, ""));
-        for dep in index
-            .load_order(&[name.to_string()])
-            .map_err(|e| {
-                format!("{e}; if this route cannot work on this kernel, declare it under `skip:` in the kernel entry")
-            })?
+    for module in &resolved.order {
+        let guest = format!("lib/modules/{}/{module}.ko", files.release);
+        if base
+            .modules
+            .iter()
+            .any(|m| m.trim_start_matches('/') == guest)
         {
-            let guest = format!("lib/modules/{}/{dep}.ko", files.release);
-            if base
-                .modules
-                .iter()
-                .any(|m| m.trim_start_matches('/') == guest)
-                || owned.iter().any(|(p, _)| *p == guest)
-            {
-                continue;
-            }
-            let params = if dep == crate::guest::modules::normalize(name) {
-                params
-            } else {
-                ""
-            };
-            list.push_str(&format!("/{guest} {params}\n"));
-            owned.push((guest, index.read(&dep).map_err(|e| e.to_string())?));
+            continue;
         }
+        let params = resolved.params_of(needs, module).join(" ");
+        list.push_str(&format!("/{guest} {params}\n"));
+        owned.push((guest, index.read(module).map_err(|e| e.to_string())?));
     }
     if let Some(ko) = contents.crasher {
         owned.push((CRASHER_GUEST_PATH.to_string(), ko.to_vec()));
@@ -207,6 +204,7 @@ mod tests {
             capture_kernel: Path::new("/cache/vmlinux"),
             crasher: None,
             shape: true,
+            cache: Path::new("/nonexistent"),
         };
         let machine = machine_env(&recipe, &contents);
         assert!(machine.contains("KDRILL_SHAPE='1'\n"), "{machine}");

@@ -1,8 +1,10 @@
 //! What the guest boots and writes: the minimal initramfs image, the Debian image built from
-//! packages, kernel modules, and the dump disk.
+//! packages, the kernel modules its needs take, and the dump disk.
 
 pub mod debian;
 pub mod dumpdisk;
 pub mod initramfs;
 pub mod minimal;
+pub mod modalias;
 pub mod modules;
+pub mod needs;

@@ -1,11 +1,17 @@
-//! Kernel modules for the guest: find them in a `/lib/modules/<release>` folder, resolve their
-//! dependencies from each module's `.modinfo`, and order them for loading.
+//! Kernel modules for the guest: find them in a kernel's modules folder, read what each declares
+//! (`.modinfo`: `depends=`, `softdep=`, `alias=`) and what is built in (`modules.builtin`,
+//! `modules.builtin.modinfo`). `guest/needs/` decides from these what to load.
 //!
-//! We read `depends=` from `.modinfo` instead of `modules.dep` because Debian's image packages ship
-//! no `modules.dep`, and a user's local modules folder may be read-only: no `depmod` run needed.
+//! We read `.modinfo` instead of `modules.dep`/`modules.alias` because Debian's packages ship
+//! neither (the postinst runs `depmod`), and a user's local modules folder may be read-only: no
+//! `depmod` run needed. The aliases of every loadable module are indexed once per kernel
+//! (`guest/modalias.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::guest::modalias;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
@@ -19,13 +25,81 @@ pub enum ModuleError {
     Unreadable { path: PathBuf, detail: String },
 }
 
-/// The modules of one kernel release: name → file, and the names built into the kernel.
+/// What a module declares about itself in `.modinfo` (or `modules.builtin.modinfo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Modinfo {
+    /// `depends=`: the modules whose symbols it uses (normalized names).
+    pub depends: Vec<String>,
+    /// `softdep=pre: …`: what modprobe loads before it (names or aliases, as written).
+    pub softdep_pre: Vec<String>,
+    /// `softdep=post: …`: what modprobe loads after it.
+    pub softdep_post: Vec<String>,
+    /// `alias=`: the names modprobe also finds it by (patterns: `pci:v00008086d000025ABsv*…`).
+    pub aliases: Vec<String>,
+}
+
+impl Modinfo {
+    /// Reads the `.modinfo` section of a module's ELF bytes.
+    pub fn from_elf(elf: &[u8]) -> Result<Modinfo, String> {
+        let mut info = Modinfo::default();
+        for field in modinfo_section(elf)?.split(|b| *b == 0) {
+            if let Some((key, value)) = String::from_utf8_lossy(field).split_once('=') {
+                info.add(key, value);
+            }
+        }
+        Ok(info)
+    }
+
+    fn add(&mut self, key: &str, value: &str) {
+        match key {
+            "depends" => self
+                .depends
+                .extend(value.split(',').filter(|s| !s.is_empty()).map(normalize)),
+            "alias" => self.aliases.push(value.to_string()),
+            // `pre: a b post: c`, as modprobe.d's softdep lines.
+            "softdep" => {
+                let mut post = false;
+                for word in value.split_whitespace() {
+                    match word {
+                        "pre:" => post = false,
+                        "post:" => post = true,
+                        name if post => self.softdep_post.push(name.to_string()),
+                        name => self.softdep_pre.push(name.to_string()),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `modules.builtin.modinfo`: NUL-separated `<module>.<key>=<value>` strings, one module's
+/// `.modinfo` for each built-in module.
+pub fn parse_builtin_modinfo(data: &[u8]) -> BTreeMap<String, Modinfo> {
+    let mut out: BTreeMap<String, Modinfo> = BTreeMap::new();
+    for field in data.split(|b| *b == 0) {
+        let field = String::from_utf8_lossy(field);
+        let Some((module, rest)) = field.split_once('.') else {
+            continue;
+        };
+        if let Some((key, value)) = rest.split_once('=') {
+            out.entry(normalize(module)).or_default().add(key, value);
+        }
+    }
+    out
+}
+
+/// The modules of one kernel release: name → file, and what is built into the kernel.
 #[derive(Debug, Default)]
 pub struct ModuleIndex {
     pub release: String,
     pub dir: PathBuf,
     files: BTreeMap<String, PathBuf>,
     builtin: BTreeSet<String>,
+    builtin_info: BTreeMap<String, Modinfo>,
+    /// Where the alias index of the loadable modules is kept (`None`: built in memory each time).
+    alias_cache: Option<PathBuf>,
+    aliases: OnceLock<Vec<(String, String)>>,
 }
 
 /// `virtio-pci`, `virtio_pci.ko.xz` and `kernel/x/virtio_pci.ko` all name module `virtio_pci`.
@@ -36,7 +110,8 @@ pub fn normalize(name: &str) -> String {
 }
 
 impl ModuleIndex {
-    /// Indexes every `*.ko*` file under `dir` and reads `modules.builtin` when present.
+    /// Indexes every `*.ko*` file under `dir` and reads `modules.builtin` and
+    /// `modules.builtin.modinfo` when present.
     pub fn scan(dir: &Path, release: &str) -> Result<ModuleIndex, ModuleError> {
         let mut index = ModuleIndex {
             release: release.into(),
@@ -75,11 +150,66 @@ impl ModuleIndex {
                 .map(normalize)
                 .collect();
         }
+        if let Ok(data) = std::fs::read(dir.join("modules.builtin.modinfo")) {
+            index.builtin_info = parse_builtin_modinfo(&data);
+        }
         Ok(index)
+    }
+
+    /// Keeps the alias index of this kernel's loadable modules under `cache` (built once).
+    pub fn with_alias_cache(mut self, cache: &Path) -> ModuleIndex {
+        self.alias_cache = Some(cache.to_path_buf());
+        self
     }
 
     pub fn is_builtin(&self, name: &str) -> bool {
         self.builtin.contains(&normalize(name))
+    }
+
+    /// What a built-in module declares (empty when the kernel has no `modules.builtin.modinfo`).
+    pub fn builtin_info(&self, name: &str) -> Modinfo {
+        self.builtin_info
+            .get(&normalize(name))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Built-in modules one of whose aliases matches `alias`, by name.
+    pub fn builtin_with_alias(&self, alias: &str) -> Vec<String> {
+        self.builtin_info
+            .iter()
+            .filter(|(_, info)| info.aliases.iter().any(|p| modalias::matches(p, alias)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Loadable modules one of whose aliases matches `alias`, by name, each with whether it is
+    /// bound to a CPU feature (a `cpu:` alias: it refuses to load on a CPU without it).
+    pub fn modules_with_alias(&self, alias: &str) -> Result<Vec<(String, bool)>, ModuleError> {
+        let table = match self.aliases.get() {
+            Some(table) => table,
+            None => {
+                let built = modalias::loadable(self, self.alias_cache.as_deref())?;
+                self.aliases.get_or_init(|| built)
+            }
+        };
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        for (module, pattern) in table {
+            if modalias::matches(pattern, alias) {
+                out.insert(module.clone(), false);
+            }
+        }
+        for (module, pattern) in table {
+            if let Some(cpu) = out.get_mut(module) {
+                *cpu |= pattern.starts_with("cpu:");
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Every loadable module: name and file.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &Path)> {
+        self.files.iter().map(|(n, p)| (n.as_str(), p.as_path()))
     }
 
     pub fn path(&self, name: &str) -> Option<&Path> {
@@ -89,198 +219,77 @@ impl ModuleIndex {
     /// The module's ELF bytes, decompressed when it is `.ko.xz`.
     pub fn read(&self, name: &str) -> Result<Vec<u8>, ModuleError> {
         let path = self.path(name).ok_or_else(|| self.not_found(name))?;
-        let unreadable = |detail: String| ModuleError::Unreadable {
-            path: path.into(),
-            detail,
-        };
-        let raw = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
-        let file_name = path.to_string_lossy();
-        if file_name.ends_with(".ko") {
-            Ok(raw)
-        } else if file_name.ends_with(".ko.xz") {
-            let mut out = Vec::new();
-            lzma_rs::xz_decompress(&mut raw.as_slice(), &mut out)
-                .map_err(|e| unreadable(format!("bad xz data: {e}")))?;
-            Ok(out)
-        } else {
-            Err(unreadable(
-                "unsupported module compression (kdrill reads .ko and .ko.xz)".into(),
-            ))
-        }
+        read_module(path)
     }
 
-    fn not_found(&self, name: &str) -> ModuleError {
+    /// What a loadable module declares in its `.modinfo`.
+    pub fn modinfo(&self, name: &str) -> Result<Modinfo, ModuleError> {
+        let bytes = self.read(name)?;
+        Modinfo::from_elf(&bytes).map_err(|detail| ModuleError::Unreadable {
+            path: self.path(name).unwrap_or(Path::new("?")).into(),
+            detail,
+        })
+    }
+
+    pub fn not_found(&self, name: &str) -> ModuleError {
         ModuleError::NotFound {
             name: name.into(),
             release: self.release.clone(),
             dir: self.dir.clone(),
         }
     }
-
-    /// `wanted` and everything they depend on, dependencies first; built-in modules are left out.
-    pub fn load_order(&self, wanted: &[String]) -> Result<Vec<String>, ModuleError> {
-        load_order(wanted, |name| {
-            if self.is_builtin(name) {
-                return Ok(None);
-            }
-            let bytes = self.read(name)?;
-            let path = self.path(name).unwrap_or(Path::new("?"));
-            modinfo_depends(&bytes)
-                .map(Some)
-                .map_err(|detail| ModuleError::Unreadable {
-                    path: path.into(),
-                    detail,
-                })
-        })
-    }
 }
 
-/// A module's direct dependencies, or `None` when it is built into the kernel.
-type DepsOf<'a> = dyn FnMut(&str) -> Result<Option<Vec<String>>, ModuleError> + 'a;
-
-/// Depth-first dependency closure. `deps_of` returns `None` for a built-in module (nothing to load)
-/// and the module's direct dependencies otherwise.
-pub fn load_order(
-    wanted: &[String],
-    mut deps_of: impl FnMut(&str) -> Result<Option<Vec<String>>, ModuleError>,
-) -> Result<Vec<String>, ModuleError> {
-    fn visit(
-        name: String,
-        deps_of: &mut DepsOf,
-        seen: &mut BTreeSet<String>,
-        order: &mut Vec<String>,
-    ) -> Result<(), ModuleError> {
-        if !seen.insert(name.clone()) {
-            return Ok(());
-        }
-        if let Some(deps) = deps_of(&name)? {
-            for dep in deps {
-                visit(normalize(&dep), deps_of, seen, order)?;
-            }
-            order.push(name);
-        }
-        Ok(())
+/// A module file's ELF bytes: `.ko` as is, `.ko.xz` decompressed.
+pub fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
+    let unreadable = |detail: String| ModuleError::Unreadable {
+        path: path.into(),
+        detail,
+    };
+    let raw = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+    let file_name = path.to_string_lossy();
+    if file_name.ends_with(".ko") {
+        Ok(raw)
+    } else if file_name.ends_with(".ko.xz") {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut lzma_rust2::XzReader::new(raw.as_slice(), false),
+            &mut out,
+        )
+        .map_err(|e| unreadable(format!("bad xz data: {e}")))?;
+        Ok(out)
+    } else {
+        Err(unreadable(
+            "unsupported module compression (kdrill reads .ko and .ko.xz)".into(),
+        ))
     }
-    let mut seen = BTreeSet::new();
-    let mut order = Vec::new();
-    for name in wanted {
-        visit(normalize(name), &mut deps_of, &mut seen, &mut order)?;
-    }
-    Ok(order)
-}
-
-/// The `depends=` list of a module's `.modinfo` section (empty when it has none).
-pub fn modinfo_depends(elf: &[u8]) -> Result<Vec<String>, String> {
-    Ok(modinfo_values(elf, "depends")?
-        .into_iter()
-        .flat_map(|list| {
-            String::from_utf8_lossy(list)
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(normalize)
-                .collect::<Vec<_>>()
-        })
-        .collect())
 }
 
 /// The first `<key>=` value of a module's `.modinfo` section, e.g. `vermagic` (`None` when absent).
 pub fn modinfo_field(elf: &[u8], key: &str) -> Result<Option<String>, String> {
-    Ok(modinfo_values(elf, key)?
-        .first()
+    let prefix = format!("{key}=");
+    Ok(modinfo_section(elf)?
+        .split(|b| *b == 0)
+        .find_map(|field| field.strip_prefix(prefix.as_bytes()))
         .map(|value| String::from_utf8_lossy(value).into_owned()))
 }
 
-/// Every value of `<key>=` in `.modinfo`, a list of NUL-terminated `key=value` strings.
-fn modinfo_values<'a>(elf: &'a [u8], key: &str) -> Result<Vec<&'a [u8]>, String> {
+/// The `.modinfo` section: NUL-terminated `key=value` strings.
+fn modinfo_section(elf: &[u8]) -> Result<&[u8], String> {
     use object::{Object, ObjectSection};
     let file = object::File::parse(elf).map_err(|e| format!("not an ELF module: {e}"))?;
     let section = file
         .section_by_name(".modinfo")
         .ok_or("no .modinfo section")?;
-    let data = section
+    section
         .data()
-        .map_err(|e| format!("bad .modinfo section: {e}"))?;
-    let prefix = format!("{key}=");
-    Ok(data
-        .split(|b| *b == 0)
-        .filter_map(|field| field.strip_prefix(prefix.as_bytes()))
-        .collect())
+        .map_err(|e| format!("bad .modinfo section: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn check(graph: &[(&str, Option<&[&str]>)], wanted: &[&str], expected: &[&str]) {
-        let graph: BTreeMap<&str, Option<&[&str]>> = graph.iter().copied().collect();
-        let wanted: Vec<String> = wanted.iter().map(|s| s.to_string()).collect();
-        let order = load_order(&wanted, |name| match graph.get(name) {
-            Some(deps) => Ok(deps.map(|d| d.iter().map(|s| s.to_string()).collect())),
-            None => Err(ModuleError::NotFound {
-                name: name.into(),
-                release: "r".into(),
-                dir: "/m".into(),
-            }),
-        })
-        .unwrap();
-        assert_eq!(order, expected);
-    }
-
-    #[test]
-    fn dependencies_come_first_and_once() {
-        check(
-            &[
-                ("ext4", Some(&["crc16", "mbcache", "jbd2"])),
-                ("crc16", Some(&[])),
-                ("mbcache", Some(&[])),
-                ("jbd2", Some(&[])),
-                ("virtio_blk", Some(&["virtio_ring", "virtio"])),
-                ("virtio_ring", Some(&[])),
-                ("virtio", Some(&[])),
-                ("virtio_pci", Some(&["virtio_ring", "virtio"])),
-            ],
-            &["virtio_pci", "virtio_blk", "ext4"],
-            &[
-                "virtio_ring",
-                "virtio",
-                "virtio_pci",
-                "virtio_blk",
-                "crc16",
-                "mbcache",
-                "jbd2",
-                "ext4",
-            ],
-        );
-    }
-
-    #[test]
-    fn builtin_modules_are_not_loaded() {
-        check(
-            &[
-                ("virtio_pci", None),
-                ("ext4", Some(&["jbd2"])),
-                ("jbd2", Some(&[])),
-            ],
-            &["virtio-pci", "ext4"],
-            &["jbd2", "ext4"],
-        );
-    }
-
-    #[test]
-    fn missing_module_is_an_error_naming_it() {
-        let err = load_order(&["nosuch".to_string()], |name| {
-            Err(ModuleError::NotFound {
-                name: name.into(),
-                release: "6.1".into(),
-                dir: "/lib/modules/6.1".into(),
-            })
-        })
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "module `nosuch` is neither built into kernel 6.1 nor found under /lib/modules/6.1"
-        );
-    }
+    use crate::guest::initramfs::tests_support::elf_with_section;
 
     #[test]
     fn names_are_normalized() {
@@ -292,22 +301,39 @@ mod tests {
     }
 
     #[test]
-    fn modinfo_depends_reads_the_section() {
-        let elf = crate::guest::initramfs::tests_support::elf_with_section(
+    fn modinfo_reads_depends_softdeps_and_aliases() {
+        let elf = elf_with_section(
             ".modinfo",
-            b"license=GPL\0depends=jbd2,mbcache,crc16\0name=ext4\0",
+            b"license=GPL\0softdep=pre: crypto-crc32c post: x y\0alias=fs-ext4\0alias=ext3\0depends=jbd2,mbcache,crc16\0name=ext4\0",
         );
-        assert_eq!(modinfo_depends(&elf).unwrap(), ["jbd2", "mbcache", "crc16"]);
-        let none = crate::guest::initramfs::tests_support::elf_with_section(
-            ".modinfo",
-            b"depends=\0name=crc16\0",
+        assert_eq!(
+            Modinfo::from_elf(&elf).unwrap(),
+            Modinfo {
+                depends: vec!["jbd2".into(), "mbcache".into(), "crc16".into()],
+                softdep_pre: vec!["crypto-crc32c".into()],
+                softdep_post: vec!["x".into(), "y".into()],
+                aliases: vec!["fs-ext4".into(), "ext3".into()],
+            }
         );
-        assert!(modinfo_depends(&none).unwrap().is_empty());
+        let none = elf_with_section(".modinfo", b"depends=\0name=crc16\0");
+        assert_eq!(Modinfo::from_elf(&none).unwrap(), Modinfo::default());
+        let err = Modinfo::from_elf(&elf_with_section(".text", b"")).unwrap_err();
+        assert_eq!(err, "no .modinfo section");
+    }
+
+    #[test]
+    fn builtin_modinfo_is_split_by_module() {
+        let info = parse_builtin_modinfo(
+            b"ext4.softdep=pre: crypto-crc32c\0ext4.alias=fs-ext4\0crc32c_generic.alias=crc32c\0crc32c_generic.license=GPL\0",
+        );
+        assert_eq!(info["ext4"].softdep_pre, ["crypto-crc32c"]);
+        assert_eq!(info["ext4"].aliases, ["fs-ext4"]);
+        assert_eq!(info["crc32c_generic"].aliases, ["crc32c"]);
     }
 
     #[test]
     fn modinfo_field_reads_one_value() {
-        let elf = crate::guest::initramfs::tests_support::elf_with_section(
+        let elf = elf_with_section(
             ".modinfo",
             b"license=GPL\0vermagic=6.1.0-47-amd64 SMP preempt mod_unload modversions \0name=crasher\0",
         );
@@ -321,8 +347,7 @@ mod tests {
         );
         assert_eq!(modinfo_field(&elf, "author").unwrap(), None);
         // `name=` must not match a key that merely ends in `name`.
-        let other =
-            crate::guest::initramfs::tests_support::elf_with_section(".modinfo", b"srcname=x\0");
+        let other = elf_with_section(".modinfo", b"srcname=x\0");
         assert_eq!(modinfo_field(&other, "name").unwrap(), None);
     }
 }

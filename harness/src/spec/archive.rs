@@ -61,6 +61,26 @@ impl Archives {
             .join(", ")
     }
 
+    /// `url suite, …` of the suites `release` covers (see [`suite_matches`]), for messages about
+    /// where a kernel was looked for; every archive when none matches.
+    pub fn describe_release(&self, release: &str) -> String {
+        let suites: Vec<String> = self
+            .list
+            .iter()
+            .flat_map(|a| {
+                a.suites
+                    .iter()
+                    .filter(|s| suite_matches(release, s))
+                    .map(move |s| format!("{} {s}", a.url))
+            })
+            .collect();
+        if suites.is_empty() {
+            self.describe()
+        } else {
+            suites.join(", ")
+        }
+    }
+
     /// The deb822 `sources` file apt reads for these archives.
     pub fn sources(&self) -> String {
         self.list
@@ -149,14 +169,43 @@ mod tests {
         let archives = parse(Path::new("archives.yaml"), DEFAULT).unwrap();
         assert_eq!(
             archives.describe(),
-            "http://deb.debian.org/debian bookworm, http://deb.debian.org/debian-security bookworm-security"
+            "http://deb.debian.org/debian bookworm, http://deb.debian.org/debian trixie, \
+             http://deb.debian.org/debian trixie-backports, http://deb.debian.org/debian forky, \
+             http://deb.debian.org/debian sid, http://deb.debian.org/debian experimental, \
+             http://deb.debian.org/debian-security bookworm-security, \
+             http://deb.debian.org/debian-security trixie-security"
         );
-        assert!(archives.sources().contains(
-            "URIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n"
+        let sources = archives.sources();
+        assert!(sources.contains(
+            "URIs: http://deb.debian.org/debian-security\nSuites: bookworm-security trixie-security\nComponents: main\n"
         ));
-        assert!(archives
-            .sources()
-            .contains("Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"));
+        assert!(sources.contains("Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"));
+        // Only the frozen suites skip Valid-Until, in a stanza of their own.
+        assert_eq!(sources.matches("Check-Valid-Until: no").count(), 1);
+        let frozen = sources
+            .split("\n\n")
+            .find(|s| s.contains("Check-Valid-Until: no"))
+            .unwrap();
+        assert!(
+            frozen.contains("Suites: forky sid experimental\n"),
+            "{frozen}"
+        );
+    }
+
+    #[test]
+    fn a_release_is_described_by_its_own_suites() {
+        let archives = parse(Path::new("archives.yaml"), DEFAULT).unwrap();
+        assert_eq!(
+            archives.describe_release("trixie"),
+            "http://deb.debian.org/debian trixie, http://deb.debian.org/debian trixie-backports, \
+             http://deb.debian.org/debian-security trixie-security"
+        );
+        assert_eq!(
+            archives.describe_release("sid"),
+            "http://deb.debian.org/debian sid"
+        );
+        // A release no archive serves: every archive, so the message says where kdrill looked.
+        assert_eq!(archives.describe_release("buster"), archives.describe());
     }
 
     #[test]

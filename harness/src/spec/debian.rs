@@ -26,8 +26,9 @@ pub struct DebianRecipe {
     /// The operator's own additions, installed with the rest.
     #[serde(default)]
     pub extra_packages: Vec<String>,
-    /// `MODULES=list` for both initrds: what the guest needs to mount its root.
-    pub initramfs_modules: Vec<String>,
+    /// `MODULES=list` for both initrds: what the guest needs to mount its root, as needs
+    /// (`guest/needs/` derives the modules from the kernel of each image).
+    pub initramfs_needs: Vec<crate::spec::image::Need>,
     pub hostname: String,
     /// The kernel command line of the first and third boots (kdrill adds `crashkernel=`).
     pub cmdline: Vec<String>,
@@ -81,16 +82,16 @@ pub fn from_file(path: &Path) -> Result<DebianRecipe, YamlError> {
         .all_packages()
         .iter()
         .chain(&recipe.components)
-        .chain(&recipe.initramfs_modules)
         .chain(std::iter::once(&recipe.suite))
         .chain(std::iter::once(&recipe.hostname))
     {
         if !word(name) {
             return Err(invalid(format!(
-                "`{name}` is not a package, module or name (one word of letters, digits and -+.:=_/,)"
+                "`{name}` is not a package, component or name (one word of letters, digits and -+.:=_/,)"
             )));
         }
     }
+    crate::spec::image::check_needs("initramfs_needs", &recipe.initramfs_needs).map_err(invalid)?;
     for option in &recipe.cmdline {
         if option.contains(char::is_whitespace) || option.contains(['\'', '"']) {
             return Err(invalid(format!("cmdline: `{option}` must be one word")));
@@ -145,7 +146,14 @@ mod tests {
         ] {
             assert!(recipe.packages.iter().any(|p| p == needed), "{needed}");
         }
-        assert!(recipe.initramfs_modules.iter().any(|m| m == "virtio_blk"));
+        assert!(recipe
+            .initramfs_needs
+            .iter()
+            .any(|n| n.find == "virtio_blk"));
+        assert!(recipe
+            .initramfs_needs
+            .iter()
+            .all(|n| n.params.is_empty() && !n.find.contains("crc32c")));
         assert!(recipe.cmdline.iter().any(|o| o.starts_with("panic=")));
     }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::yaml::{self, YamlError};
 
@@ -43,20 +43,26 @@ pub enum KernelSource {
         /// The release whose suites are searched: `bookworm` covers bookworm and
         /// bookworm-security (see `archives.yaml`).
         suite: String,
-        /// The kernel series (`6.1`, `6.12`): with `flavour`, names the package family that
-        /// `version: track` follows and `cargo xtask kernels` compares the pin with.
+        /// The kernel series (`6.1`, `6.12`, `7.3`), or `newest` for the newest series the
+        /// suite has: with `flavour`, names the kernels `version: track` follows and `cargo
+        /// xtask kernels` compares the pin with.
         #[serde(default)]
         series: Option<String>,
         /// `amd64`, `cloud-amd64`, `rt-amd64`.
         #[serde(default)]
         flavour: Option<String>,
-        /// The image package; a tracking entry leaves it out (it is resolved).
+        /// The image package (`linux-image-<release>-unsigned`, or from 6.19 on
+        /// `linux-binary-unsigned-<release>`); a tracking entry leaves it out (it is resolved).
         #[serde(default)]
         package: Option<String>,
         /// A Debian version, or `track`.
         version: String,
         #[serde(default)]
         sha256: Option<String>,
+        /// The other packages of a kernel Debian splits (6.19 and later: `linux-modules-<release>`
+        /// and `linux-base-<release>`), at the image's version; a tracking entry leaves them out.
+        #[serde(default)]
+        parts: Vec<DebPackage>,
         /// Header packages to build out-of-tree modules (the crasher) against this kernel; a
         /// tracking entry leaves them out (they follow from the image's headers package).
         #[serde(default)]
@@ -68,6 +74,8 @@ pub enum KernelSource {
 
 /// The word that makes a Debian entry follow its series' newest kernel.
 pub const TRACK: &str = "track";
+/// The `series` that follows the newest series of the entry's suite (sid, backports: 7.2 → 7.3).
+pub const NEWEST: &str = "newest";
 
 impl KernelSource {
     /// The pinned image package of a Debian entry (`None`: local, or tracking).
@@ -94,7 +102,7 @@ impl KernelSource {
 }
 
 /// One pinned Debian package.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebPackage {
     pub package: String,
@@ -174,6 +182,7 @@ fn check_debian(path: &Path, source: &KernelSource) -> Result<(), YamlError> {
         package,
         version,
         sha256,
+        parts,
         headers,
         ..
     } = source
@@ -187,12 +196,12 @@ fn check_debian(path: &Path, source: &KernelSource) -> Result<(), YamlError> {
     if version == TRACK {
         if series.is_none() || flavour.is_none() {
             return Err(invalid(
-                "source: `version: track` needs `series` (e.g. \"6.1\") and `flavour` (e.g. amd64) to know which kernels to follow".into(),
+                "source: `version: track` needs `series` (e.g. \"6.1\", or `newest`) and `flavour` (e.g. amd64) to know which kernels to follow".into(),
             ));
         }
-        if package.is_some() || sha256.is_some() || !headers.is_empty() {
+        if package.is_some() || sha256.is_some() || !parts.is_empty() || !headers.is_empty() {
             return Err(invalid(
-                "source: a `version: track` entry pins nothing: remove `package`, `sha256` and `headers` (they are resolved at run time), or pin a version".into(),
+                "source: a `version: track` entry pins nothing: remove `package`, `sha256`, `parts` and `headers` (they are resolved at run time), or pin a version".into(),
             ));
         }
         return Ok(());

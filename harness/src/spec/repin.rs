@@ -1,6 +1,7 @@
-//! Re-pinning a kernel entry's text: the image package and each `headers:` package get their
-//! new name, version and sha256 in place; every comment, key order and blank line stays as
-//! written (`cargo xtask kernels --repin ID`).
+//! Re-pinning a kernel entry's text: the image package, each `parts:` package (a split
+//! kernel's modules and base) and each `headers:` package get their new name, version and
+//! sha256 in place; every comment, key order and blank line stays as written (`cargo xtask
+//! kernels --repin ID`).
 
 use crate::spec::kernel::DebPackage;
 
@@ -9,6 +10,8 @@ use crate::spec::kernel::DebPackage;
 pub struct Repin<'a> {
     pub old_image: &'a DebPackage,
     pub new_image: &'a DebPackage,
+    /// The new kernel's other packages (a split kernel's `linux-modules-*`, `linux-base-*`).
+    pub new_parts: &'a [DebPackage],
     /// The new header packages (the new image's headers package and what it depends on).
     pub new_headers: &'a [DebPackage],
     /// The flavour (`amd64`, `rt-amd64`): what follows the ABI in the release name.
@@ -18,33 +21,33 @@ pub struct Repin<'a> {
 /// The entry's text with the new pins, and notes (a new header package the entry does not
 /// list). An old header package with no counterpart among the new ones is an error.
 pub fn rewrite(text: &str, repin: &Repin) -> Result<(String, Vec<String>), String> {
-    let old_abi = abi(&repin.old_image.package, repin.flavour).ok_or_else(|| {
+    let not_image = |package: &str| {
         format!(
-            "{} is not linux-image-<abi>-{}[-unsigned]",
-            repin.old_image.package, repin.flavour
+            "{package} is not linux-image-<abi>-{0}-unsigned or linux-binary-unsigned-<abi>-{0}",
+            repin.flavour
         )
-    })?;
-    let new_abi = abi(&repin.new_image.package, repin.flavour).ok_or_else(|| {
-        format!(
-            "{} is not linux-image-<abi>-{}[-unsigned]",
-            repin.new_image.package, repin.flavour
-        )
-    })?;
+    };
+    let old_abi = abi(&repin.old_image.package, repin.flavour)
+        .ok_or_else(|| not_image(&repin.old_image.package))?;
+    let new_abi = abi(&repin.new_image.package, repin.flavour)
+        .ok_or_else(|| not_image(&repin.new_image.package))?;
     let counterpart = |old: &str| -> Result<&DebPackage, String> {
         if old == repin.old_image.package {
             return Ok(repin.new_image);
         }
         let renamed = old.replace(old_abi, new_abi);
         repin
-            .new_headers
+            .new_parts
             .iter()
+            .chain(repin.new_headers)
             .find(|p| p.package == renamed)
             .ok_or_else(|| {
                 format!(
-                    "header package {old} has no counterpart among {}: edit the entry by hand",
+                    "package {old} has no counterpart among {}: edit the entry by hand",
                     repin
-                        .new_headers
+                        .new_parts
                         .iter()
+                        .chain(repin.new_headers)
                         .map(|p| p.package.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -76,12 +79,14 @@ pub fn rewrite(text: &str, repin: &Repin) -> Result<(String, Vec<String>), Strin
         }
     }
     let notes = repin
-        .new_headers
+        .new_parts
         .iter()
-        .filter(|p| !seen.contains(&p.package))
-        .map(|p| {
+        .map(|p| (p, "parts"))
+        .chain(repin.new_headers.iter().map(|p| (p, "headers")))
+        .filter(|(p, _)| !seen.contains(&p.package))
+        .map(|(p, key)| {
             format!(
-                "{} {} is a new header package the entry does not list: add it under `headers:`",
+                "{} {} is a new package the entry does not list: add it under `{key}:`",
                 p.package, p.version
             )
         })
@@ -89,7 +94,8 @@ pub fn rewrite(text: &str, repin: &Repin) -> Result<(String, Vec<String>), Strin
     Ok((out, notes))
 }
 
-/// `linux-image-6.1.0-47-amd64-unsigned`, `amd64` → `6.1.0-47`.
+/// `linux-image-6.1.0-47-amd64-unsigned`, `amd64` → `6.1.0-47`;
+/// `linux-binary-unsigned-7.3.4+deb13-amd64` → `7.3.4+deb13`.
 fn abi<'a>(image: &'a str, flavour: &str) -> Option<&'a str> {
     let release = crate::fetch::apt::resolve::release_of(image)?;
     release.strip_suffix(flavour)?.strip_suffix('-')
@@ -173,6 +179,7 @@ guest:
             &Repin {
                 old_image: &old,
                 new_image: &new,
+                new_parts: &[],
                 new_headers: &headers,
                 flavour: "amd64",
             },
@@ -224,12 +231,13 @@ guest:
         let repin = Repin {
             old_image: &old,
             new_image: &new,
+            new_parts: &[],
             new_headers: &headers,
             flavour: "amd64",
         };
         let err = rewrite(ENTRY, &repin).unwrap_err();
         assert!(
-            err.starts_with("header package linux-headers-6.1.0-47-common has no counterpart"),
+            err.starts_with("package linux-headers-6.1.0-47-common has no counterpart"),
             "{err}"
         );
         let without_common = ENTRY.replace(
@@ -239,7 +247,9 @@ guest:
         let (_, notes) = rewrite(&without_common, &repin).unwrap();
         assert_eq!(notes.len(), 1);
         assert!(
-            notes[0].starts_with("linux-headers-6.1.0-57-extra 6.1.192-3 is a new header package")
+            notes[0].starts_with(
+                "linux-headers-6.1.0-57-extra 6.1.192-3 is a new package the entry does not list: add it under `headers:`"
+            )
         );
     }
 
@@ -254,5 +264,81 @@ guest:
             Some("6.12.117+deb12")
         );
         assert_eq!(abi("linux-image-6.1.0-47-amd64-unsigned", "rt-amd64"), None);
+        assert_eq!(
+            abi("linux-binary-unsigned-7.3.4+deb13-rt-amd64", "rt-amd64"),
+            Some("7.3.4+deb13")
+        );
+        assert_eq!(abi("linux-binary-unsigned-7.3-amd64", "amd64"), Some("7.3"));
+    }
+
+    const SPLIT: &str = "\
+id: debian13-backports-7.3
+source:
+  kind: debian
+  suite: trixie-backports
+  series: \"7.3\"
+  flavour: amd64
+  package: linux-binary-unsigned-7.3.4+deb13-amd64
+  version: 7.3.4-1~bpo13+1
+  sha256: f719
+  # The rest of the kernel.
+  parts:
+    - package: linux-modules-7.3.4+deb13-amd64
+      version: 7.3.4-1~bpo13+1
+      sha256: b3ea
+    - package: linux-base-7.3.4+deb13-amd64
+      version: 7.3.4-1~bpo13+1
+      sha256: 5663
+  headers:
+    - package: linux-headers-7.3.4+deb13-amd64
+      version: 7.3.4-1~bpo13+1
+      sha256: 1c43
+    - package: linux-headers-7.3.4+deb13-common
+      version: 7.3.4-1~bpo13+1
+      sha256: 8866
+    - package: linux-kbuild-7.3.4+deb13
+      version: 7.3.4-1~bpo13+1
+      sha256: 248c
+";
+
+    #[test]
+    fn a_split_kernel_moves_its_parts_with_its_image() {
+        let v = "7.3.5-1~bpo13+1";
+        let old = deb(
+            "linux-binary-unsigned-7.3.4+deb13-amd64",
+            "7.3.4-1~bpo13+1",
+            "f719",
+        );
+        let new = deb("linux-binary-unsigned-7.3.5+deb13-amd64", v, "1111");
+        let parts = [
+            deb("linux-modules-7.3.5+deb13-amd64", v, "2222"),
+            deb("linux-base-7.3.5+deb13-amd64", v, "3333"),
+        ];
+        let headers = [
+            deb("linux-headers-7.3.5+deb13-amd64", v, "4444"),
+            deb("linux-headers-7.3.5+deb13-common", v, "5555"),
+            deb("linux-kbuild-7.3.5+deb13", v, "6666"),
+        ];
+        let (text, notes) = rewrite(
+            SPLIT,
+            &Repin {
+                old_image: &old,
+                new_image: &new,
+                new_parts: &parts,
+                new_headers: &headers,
+                flavour: "amd64",
+            },
+        )
+        .unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        let expected = SPLIT
+            .replace("7.3.4", "7.3.5")
+            .replace("f719", "1111")
+            .replace("b3ea", "2222")
+            .replace("5663", "3333")
+            .replace("1c43", "4444")
+            .replace("8866", "5555")
+            .replace("248c", "6666");
+        assert_eq!(text, expected);
     }
 }

@@ -77,9 +77,10 @@ pub struct GuestExtras {
     /// Extra first-boot kernel options.
     #[serde(default)]
     pub cmdline: Vec<String>,
-    /// Extra modules loaded in the first boot only: `name [param=value ...]`.
+    /// What the route needs from the kernel in the first boot only (a watchdog driver, fw_cfg),
+    /// each with the parameters of the module that provides it; loaded when not built in.
     #[serde(default)]
-    pub modules: Vec<String>,
+    pub needs: Vec<crate::spec::image::Need>,
     /// Extra QEMU arguments (devices, `-action`).
     #[serde(default)]
     pub qemu: Vec<String>,
@@ -238,12 +239,8 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
             "capture.kexec: -s (kexec_file_load) loads only a bzImage, and a fast boot loads the ELF vmlinux: set `mode: faithful`".into(),
         ));
     }
-    let guest_words = scenario
-        .guest
-        .cmdline
-        .iter()
-        .chain(&scenario.guest.modules)
-        .chain(&scenario.crasher);
+    crate::spec::image::check_needs("guest.needs", &scenario.guest.needs).map_err(invalid)?;
+    let guest_words = scenario.guest.cmdline.iter().chain(&scenario.crasher);
     for value in scenario
         .sysctls
         .values()

@@ -7,6 +7,7 @@ mod fetch;
 mod host;
 mod inspect;
 mod install;
+mod needs;
 mod production;
 mod support;
 mod tidy;

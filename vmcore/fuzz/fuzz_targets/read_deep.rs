@@ -2,8 +2,8 @@
 //!
 //! Coverage-guided mutation of whole dumps rarely reaches these (they need a valid
 //! VMCOREINFO, page tables and megabytes of kernel tables), so the input is a list of patches
-//! laid over a real dump: the Debian 6.1 oops and 6.12 panic fixtures of vmcore's tests
-//! (pages uncompressed), picked by the first byte. Each patch is `offset: u32, len: u8,
+//! laid over a real dump: the Debian 6.1 oops, 6.12 panic, 7.2 NMI and 7.3 SysRq fixtures of
+//! vmcore's tests (pages uncompressed), picked by the first byte. Each patch is `offset: u32, len: u8,
 //! bytes`; offsets fall in the file modulo its length, so mutations land in real kallsyms
 //! tables, BTF, task structs, stacks and ORC entries.
 
@@ -19,12 +19,14 @@ fn unxz(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn dumps() -> &'static [Vec<u8>; 2] {
-    static DUMPS: OnceLock<[Vec<u8>; 2]> = OnceLock::new();
+fn dumps() -> &'static [Vec<u8>; 4] {
+    static DUMPS: OnceLock<[Vec<u8>; 4]> = OnceLock::new();
     DUMPS.get_or_init(|| {
         [
             unxz(include_bytes!("../../tests/fixtures/debian-6.1-oops.deep.kdump.xz")),
             unxz(include_bytes!("../../tests/fixtures/debian-6.12-panic.deep.kdump.xz")),
+            unxz(include_bytes!("../../tests/fixtures/debian-7.2-nmi.deep.kdump.xz")),
+            unxz(include_bytes!("../../tests/fixtures/debian-7.3-sysrq.deep.kdump.xz")),
         ]
     })
 }
@@ -33,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, mut rest)) = data.split_first() else {
         return;
     };
-    let mut dump = dumps()[usize::from(pick & 1)].clone();
+    let mut dump = dumps()[usize::from(pick & 3)].clone();
     while rest.len() >= 5 {
         let at = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize % dump.len();
         let len = usize::from(rest[4]).min(rest.len() - 5);

@@ -1,5 +1,7 @@
 //! Writing a lockless ring buffer the way the kernel does, for synthetic dumps: records into
 //! descriptors, infos and a text ring at chosen ids and positions, so ids and text both wrap.
+//! A block that would end exactly at the ring's end is placed as the kernel of
+//! [`BlockPlacement`] does (`data_alloc()`/`get_next_lpos()` in `printk_ringbuffer.c`).
 
 use super::{DESC_FINALIZED, DESC_FLAGS_SHIFT};
 use crate::dmesg::LogRecord;
@@ -42,6 +44,18 @@ pub struct RingPlacement {
     pub text: u64,
 }
 
+/// Where the kernel puts a text block that would end exactly at the end of the text ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockPlacement {
+    /// Up to 6.18: it wraps to the start of the ring, as a block that crosses the end does
+    /// (`DATA_WRAPS(begin) != DATA_WRAPS(next)`).
+    WrapAtEnd,
+    /// 6.19 on (commit 67e1b0052f6b "printk_ringbuffer: don't needlessly wrap data blocks
+    /// around"): it stays at the end, and its `next` is the start of the next lap
+    /// (`DATA_WRAPS(begin) != DATA_WRAPS(next - 1)` decides a wrap).
+    FitAtEnd,
+}
+
 /// A synthetic ring buffer: memory blobs and the VMCOREINFO lines that describe them.
 pub struct BuiltRing {
     pub blobs: Vec<(u64, Vec<u8>)>,
@@ -50,16 +64,37 @@ pub struct BuiltRing {
     pub expected: Vec<LogRecord>,
     /// Whether some stored record's text block wrapped to the start of the ring.
     pub wrapped: bool,
+    /// Whether some stored record's text block ends exactly at the end of the ring, unwrapped
+    /// (only with [`BlockPlacement::FitAtEnd`]).
+    pub fitted: bool,
 }
 
 /// Writes `records` as the kernel would, into a ring of 2^`count_bits`
 /// descriptors and 2^`size_bits` text bytes, starting at arbitrary ids and
-/// positions so that both the descriptor ids and the text ring wrap.
+/// positions so that both the descriptor ids and the text ring wrap. The first block starts
+/// 3/4 of the ring before its end. Blocks are placed as up to 6.18.
 pub fn build_ring(
     records: &[RingRecord],
     count_bits: u32,
     size_bits: u32,
     at: RingPlacement,
+) -> BuiltRing {
+    build_ring_placed(
+        records,
+        count_bits,
+        size_bits,
+        at,
+        BlockPlacement::WrapAtEnd,
+    )
+}
+
+/// [`build_ring`], with blocks placed as `placement` says.
+pub fn build_ring_placed(
+    records: &[RingRecord],
+    count_bits: u32,
+    size_bits: u32,
+    at: RingPlacement,
+    placement: BlockPlacement,
 ) -> BuiltRing {
     let count = 1u64 << count_bits;
     let size = 1u64 << size_bits;
@@ -76,7 +111,11 @@ pub fn build_ring(
         } else {
             let bsize = (8 + r.text.len() as u64).next_multiple_of(8);
             let begin = lpos;
-            let (next, at, wrapped) = if begin / size != (begin + bsize) / size {
+            let last = match placement {
+                BlockPlacement::WrapAtEnd => begin + bsize,
+                BlockPlacement::FitAtEnd => begin + bsize - 1,
+            };
+            let (next, at, wrapped) = if begin / size != last / size {
                 let next = (begin + bsize) / size * size + bsize;
                 (next, 0, true)
             } else {
@@ -157,5 +196,8 @@ pub fn build_ring(
         vmcoreinfo,
         expected,
         wrapped: placed[tail..].iter().any(|p| p.3),
+        fitted: placed[tail..]
+            .iter()
+            .any(|&(_, b, nx, w)| !w && b != nx && nx % size == 0),
     }
 }

@@ -6,9 +6,16 @@
 //! bytes after `printk_info.text_len` (`u8 facility; u8 flags:5, level:3;`).
 //! The walk is makedumpfile's `dump_lockless_dmesg()`: descriptors from
 //! `tail_id` to `head_id` inclusive, skipping those neither committed nor
-//! finalized and data-less ones; a block whose begin lies past its next
-//! (modulo the ring size) wrapped and its data starts at 0; the text follows
-//! the block's 8-byte id and is cut to the block if `text_len` overruns it.
+//! finalized and data-less ones; the text follows the block's 8-byte id and is
+//! cut to the block if `text_len` overruns it. Whether a block wrapped (its data
+//! then starts at 0 and ends at `next` modulo the ring) is decided as the kernel's
+//! `get_data()` does since 6.19: its first and last bytes (`begin`, `next - 1`) lie
+//! in different laps of the ring (`DATA_WRAPS`). Since 6.19 (commit 67e1b0052f6b
+//! "printk_ringbuffer: don't needlessly wrap data blocks around") a block that ends
+//! exactly at the ring's end stays there, its `next` on the lap boundary; makedumpfile
+//! (up to 1.7.9 and its tree in 2026) still takes "begin past next, modulo the ring" as
+//! a wrap and prints such a record's text from the ring's start. For every older kernel
+//! the two rules agree: a block never ended on the boundary unwrapped.
 
 use crate::budget::Budget;
 use crate::dmesg::LogRecord;
@@ -17,7 +24,9 @@ use crate::memory::{Fields, KernelMemory};
 use crate::vmcoreinfo::VmcoreInfo;
 
 mod build;
-pub use build::{build_ring, BuiltRing, RingPlacement, RingRecord};
+pub use build::{
+    build_ring, build_ring_placed, BlockPlacement, BuiltRing, RingPlacement, RingRecord,
+};
 
 const DESC_FLAGS_SHIFT: u32 = 62;
 const DESC_ID_MASK: u64 = (1 << DESC_FLAGS_SHIFT) - 1;
@@ -182,25 +191,25 @@ fn record(
         return Ok(None);
     }
     let size = text.len() as u64;
-    let mut begin = d.u64(l.lpos_begin)? % size;
-    let next = d.u64(l.lpos_next)? % size;
-    if begin == next {
+    // Logical positions, as the kernel keeps them (they run on past the ring, modulo 2^64).
+    let (begin, next) = (d.u64(l.lpos_begin)?, d.u64(l.lpos_next)?);
+    if begin % size == next % size {
         return Ok(None); // data-less record
     }
     let i = Fields {
         bytes: &infos[(slot * l.info_size) as usize..((slot + 1) * l.info_size) as usize],
         what: "struct printk_info",
     };
-    let mut text_len = i.u16(l.text_len)? as u64;
-    if begin > next {
-        begin = 0; // the block wrapped: its data is at the start of the ring
-    }
-    begin += 8; // skip the block's descriptor id
-    if next.wrapping_sub(begin) < text_len {
-        text_len = next.wrapping_sub(begin);
-    }
-    let start = begin.min(size) as usize;
-    let end = (begin + text_len).min(size) as usize;
+    let wrapped = begin / size != next.wrapping_sub(1) / size;
+    let (block, block_end) = if wrapped {
+        (0, next % size) // the block wrapped: its data is at the start of the ring
+    } else {
+        let at = begin % size;
+        (at, at.saturating_add(next.wrapping_sub(begin)).min(size))
+    };
+    let start = (block + 8).min(size); // skip the block's descriptor id
+    let text_len = (i.u16(l.text_len)? as u64).min(block_end.saturating_sub(start));
+    let (start, end) = (start as usize, (start + text_len) as usize);
     let flags = i.u8(l.text_len.saturating_add(3))?;
     Ok(Some(LogRecord {
         seq: i.u64(l.seq)?,
@@ -262,6 +271,29 @@ mod tests {
             ring.expected.len()
         );
         assert_eq!(read_built(&ring).unwrap(), ring.expected);
+    }
+
+    /// 6.19+: a block that ends exactly at the ring's end is not wrapped (its `next` is on
+    /// the lap boundary, `next % size == 0`): its text is where it begins.
+    #[test]
+    fn reads_a_block_that_ends_exactly_at_the_ring_s_end() {
+        // 1 KiB of text, the first block 768 bytes before the end: twelve 64-byte blocks
+        // (8-byte id + 56 bytes of text) end on it, then three more start the next lap.
+        let recs: Vec<RingRecord> = (0..15)
+            .map(|k| RingRecord::new(k, format!("fit {k:02} {}", "y".repeat(49)).as_bytes()))
+            .collect();
+        let ring = build_ring_placed(&recs, 5, 10, AT, BlockPlacement::FitAtEnd);
+        assert!(
+            ring.fitted && !ring.wrapped,
+            "the test needs a block on the boundary"
+        );
+        let got = read_built(&ring).unwrap();
+        assert_eq!(got[11].text_lossy(), format!("fit 11 {}", "y".repeat(49)));
+        assert_eq!(got, ring.expected);
+        // Up to 6.18 the same records wrap that block to the start instead: read the same.
+        let old = build_ring(&recs, 5, 10, AT);
+        assert!(old.wrapped && !old.fitted);
+        assert_eq!(read_built(&old).unwrap(), old.expected);
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub use crate::compress::compress_page;
 use crate::dmesg::LogRecord;
 pub use crate::flattened::{flatten, flatten_with};
 use crate::logbuf::{build_log_buf, log_buf_vmcoreinfo};
-pub use crate::ringbuffer::{build_ring, BuiltRing, RingPlacement, RingRecord};
+pub use crate::ringbuffer::{
+    build_ring, build_ring_placed, BlockPlacement, BuiltRing, RingPlacement, RingRecord,
+};
 use crate::x86_64::START_KERNEL_MAP;
 
 pub const PAGE_SIZE: u64 = 4096;

@@ -3,7 +3,8 @@
 //! module (ORC v1, module frames) and a Debian 6.12 panic (ORC v3, `__crash_kexec` without
 //! ORC). The frames pinned here are the ones the kernels printed in their own oops traces.
 //! Then the same dumps with a stack page taken out (a partial answer naming the address),
-//! and with bytes flipped all over the pages (no panic, bounded time and memory).
+//! and with bytes flipped all over the pages, with the 7.x dumps of `deep7.rs` (no panic,
+//! bounded time and memory).
 
 use std::time::Duration;
 
@@ -304,7 +305,12 @@ fn bounded_deep(bytes: Vec<u8>) {
 
 #[test]
 fn flipped_bytes_in_the_pages_never_panic_or_run_away() {
-    for bytes in [debian_6_1_oops(), debian_6_12_panic()] {
+    for bytes in [
+        debian_6_1_oops(),
+        debian_6_12_panic(),
+        crate::deep7::debian_7_2_nmi(),
+        crate::deep7::debian_7_3_sysrq(),
+    ] {
         let start = bytes.len() / 10;
         for k in 0..24u64 {
             let mut bad = bytes.clone();

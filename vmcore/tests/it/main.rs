@@ -1,6 +1,7 @@
 //! Integration tests of the dump reader over synthetic dumps built in code.
 
 mod deep;
+mod deep7;
 mod formats;
 mod hardening;
 mod real_dump;

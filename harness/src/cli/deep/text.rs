@@ -111,6 +111,9 @@ fn bt_text(b: &Backtrace) -> String {
             writeln!(out, "  -- entered from user mode: ip {ip:#x} sp {sp:#x}")
         }
         End::Missing { reason } => writeln!(out, "  -- partial: {reason}"),
+        End::Unsupported { reason } => {
+            writeln!(out, "  -- partial: cannot unwind past this frame: {reason}")
+        }
         End::Stopped { reason } => writeln!(out, "  -- stopped: {reason}"),
     };
     out

@@ -1,13 +1,14 @@
 //! From a kernel entry to the exact packages a case uses: a pinned entry as written (no network
-//! needed while its packages are cached), a `version: track` entry resolved once per process
-//! against fresh lists. Looking a pin up in the archive, and the "gone, newest is …" error.
+//! needed while its packages are cached), a `version: track` entry (of a series, or of the
+//! newest series of its suite) resolved once per process against fresh lists. Looking a pin up
+//! in the archive, and the "gone, newest is …" error.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
 use crate::fetch::apt::index::Record;
-use crate::fetch::apt::resolve::Index;
+use crate::fetch::apt::resolve::{Index, Kernel, Series};
 use crate::fetch::apt::tree::{Tree, MAX_AGE};
 use crate::fetch::kernel::FetchError;
 use crate::spec::archive::{self, Archives};
@@ -18,10 +19,13 @@ use crate::spec::kernel::{DebPackage, KernelSource, KernelSpec};
 pub struct Pinned {
     pub entry: String,
     pub image: DebPackage,
+    /// The other packages of a split kernel (`linux-modules-<release>`, `linux-base-<release>`).
+    pub parts: Vec<DebPackage>,
     pub headers: Vec<DebPackage>,
     /// Resolved from `version: track` (the entry pins nothing itself).
     pub tracked: bool,
     pub suite: String,
+    /// The entry's series; for a tracking entry the series it resolved to (`newest` → `7.3`).
     pub series: Option<String>,
     pub flavour: Option<String>,
     pub archives: Archives,
@@ -38,6 +42,7 @@ pub fn pin(spec: &KernelSpec, cache: &Path) -> Result<Option<Pinned>, FetchError
         suite,
         series,
         flavour,
+        parts,
         headers,
         ..
     } = &spec.source
@@ -46,9 +51,14 @@ pub fn pin(spec: &KernelSpec, cache: &Path) -> Result<Option<Pinned>, FetchError
     };
     let archives = archive::load(spec.project_root())?;
     if let Some(image) = spec.source.pinned_image() {
+        check_parts(&image, parts).map_err(|detail| FetchError::Resolve {
+            entry: spec.id.clone(),
+            detail,
+        })?;
         return Ok(Some(Pinned {
             entry: spec.id.clone(),
             image,
+            parts: parts.clone(),
             headers: headers.clone(),
             tracked: false,
             suite: suite.clone(),
@@ -66,24 +76,24 @@ pub fn pin(spec: &KernelSpec, cache: &Path) -> Result<Option<Pinned>, FetchError
         flavour.clone().unwrap_or_default(),
     );
     let index = Tree::new(cache, &archives).index(suite, MAX_AGE)?;
-    let (image, headers) = newest(&index, &spec.id, suite, &series, &flavour, &archives)?;
+    let kernel = newest(&index, &spec.id, suite, &series, &flavour, &archives)?;
+    for note in &kernel.skipped {
+        eprintln!("kdrill: {} skips {note}", spec.id);
+    }
     let pinned = Pinned {
         entry: spec.id.clone(),
-        image,
-        headers,
+        image: deb(&kernel.image),
+        parts: kernel.parts.iter().map(deb).collect(),
+        headers: kernel.headers.iter().map(deb).collect(),
         tracked: true,
         suite: suite.clone(),
-        series: Some(series),
-        flavour: Some(flavour),
+        series: Some(kernel.series.clone()),
+        flavour: Some(flavour.clone()),
         archives,
     };
     eprintln!(
-        "kdrill: {} tracks {} {}: {} {}",
-        spec.id,
-        pinned.series.as_deref().unwrap_or(""),
-        pinned.flavour.as_deref().unwrap_or(""),
-        pinned.image.package,
-        pinned.image.version
+        "kdrill: {} tracks {} {} in {suite}: {} {} (series {})",
+        spec.id, series, flavour, pinned.image.package, pinned.image.version, kernel.series
     );
     if let Ok(mut map) = TRACKED.lock() {
         map.insert(key, pinned.clone());
@@ -91,7 +101,7 @@ pub fn pin(spec: &KernelSpec, cache: &Path) -> Result<Option<Pinned>, FetchError
     Ok(Some(pinned))
 }
 
-/// The newest image of `series` and `flavour` in `index`, and its header packages.
+/// The newest complete kernel of `series` (or the newest series) and `flavour` in `index`.
 fn newest(
     index: &Index,
     entry: &str,
@@ -99,23 +109,44 @@ fn newest(
     series: &str,
     flavour: &str,
     archives: &Archives,
-) -> Result<(DebPackage, Vec<DebPackage>), FetchError> {
-    let image = index
-        .newest_image(series, flavour)
-        .ok_or_else(|| FetchError::NoSeries {
+) -> Result<Kernel, FetchError> {
+    index
+        .newest_kernel(Series::parse(series), flavour)
+        .map_err(|detail| FetchError::NoSeries {
             entry: entry.into(),
-            series: series.into(),
-            flavour: flavour.into(),
             suite: suite.into(),
-            archives: archives.describe(),
-        })?;
-    let headers = index
-        .headers_for(image)
-        .map_err(|detail| FetchError::Resolve {
-            entry: entry.into(),
+            archives: archives.describe_release(suite),
             detail,
-        })?;
-    Ok((deb(image), headers.iter().map(deb).collect()))
+        })
+}
+
+/// A pinned image of a split layout needs its other packages, named for its release and at its
+/// version; a one-package layout has none.
+fn check_parts(image: &DebPackage, parts: &[DebPackage]) -> Result<(), String> {
+    let wanted = crate::fetch::layout::parts_of(&image.package);
+    let named: Vec<&str> = parts.iter().map(|p| p.package.as_str()).collect();
+    if named != wanted.iter().map(String::as_str).collect::<Vec<_>>() {
+        return Err(if wanted.is_empty() {
+            format!(
+                "{} is a one-package kernel: remove `parts:` ({})",
+                image.package,
+                named.join(", ")
+            )
+        } else {
+            format!(
+                "{} is one of several packages of its kernel: `parts:` must list {} (`cargo xtask kernels --repin` fills them in)",
+                image.package,
+                wanted.join(" and ")
+            )
+        });
+    }
+    match parts.iter().find(|p| p.version != image.version) {
+        Some(p) => Err(format!(
+            "`parts:` pins {} {}, the image is {}: the packages of one kernel share its version",
+            p.package, p.version, image.version
+        )),
+        None => Ok(()),
+    }
 }
 
 fn deb(record: &Record) -> DebPackage {
@@ -144,7 +175,7 @@ pub fn lookup(pkg: &DebPackage, pinned: &Pinned, cache: &Path) -> Result<Record,
         return Err(FetchError::Gone {
             package: pkg.package.clone(),
             version: pkg.version.clone(),
-            archives: pinned.archives.describe(),
+            archives: pinned.archives.describe_release(&pinned.suite),
             newest: newest
                 .unwrap_or_else(|| "none: no configured archive serves this series".into()),
             entry: pinned.entry.clone(),
@@ -171,8 +202,9 @@ pub struct Repinned {
     pub notes: Vec<String>,
 }
 
-/// Rewrites the entry at `path` to the newest kernel of its series and flavour (and that
-/// kernel's header packages), from lists fetched within the last minute; comments stay.
+/// Rewrites the entry at `path` to the newest complete kernel of its series and flavour (that
+/// kernel's other packages and header packages too), from lists fetched within the last
+/// minute; comments stay.
 pub fn repin_file(path: &Path, cache: &Path) -> Result<Repinned, FetchError> {
     let spec = crate::spec::kernel::from_file(path)?;
     let fail = |detail: String| FetchError::Resolve {
@@ -197,13 +229,17 @@ pub fn repin_file(path: &Path, cache: &Path) -> Result<Repinned, FetchError> {
     };
     let archives = archive::load(spec.project_root())?;
     let index = Tree::new(cache, &archives).index(suite, std::time::Duration::from_secs(60))?;
-    let (new, headers) = newest(&index, &spec.id, suite, series, flavour, &archives)?;
+    let kernel = newest(&index, &spec.id, suite, series, flavour, &archives)?;
+    let new = deb(&kernel.image);
+    let parts: Vec<DebPackage> = kernel.parts.iter().map(deb).collect();
+    let headers: Vec<DebPackage> = kernel.headers.iter().map(deb).collect();
     let text = crate::spec::yaml::read(path)?;
     let (rewritten, notes) = crate::spec::repin::rewrite(
         &text,
         &crate::spec::repin::Repin {
             old_image: &old,
             new_image: &new,
+            new_parts: &parts,
             new_headers: &headers,
             flavour,
         },
@@ -232,4 +268,40 @@ pub fn repin_file(path: &Path, cache: &Path) -> Result<Repinned, FetchError> {
         changed,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deb(package: &str, version: &str) -> DebPackage {
+        DebPackage {
+            package: package.into(),
+            version: version.into(),
+            sha256: "0".into(),
+        }
+    }
+
+    #[test]
+    fn a_split_pin_lists_its_parts_at_its_version() {
+        let image = deb("linux-binary-unsigned-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1");
+        let modules = deb("linux-modules-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1");
+        let base = deb("linux-base-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1");
+        check_parts(&image, &[modules.clone(), base.clone()]).unwrap();
+        let err = check_parts(&image, std::slice::from_ref(&modules)).unwrap_err();
+        assert_eq!(err, "linux-binary-unsigned-7.3.4+deb13-amd64 is one of several packages of its kernel: `parts:` must list linux-modules-7.3.4+deb13-amd64 and linux-base-7.3.4+deb13-amd64 (`cargo xtask kernels --repin` fills them in)");
+        let old_base = deb("linux-base-7.3.4+deb13-amd64", "7.3.3-1~bpo13+1");
+        let err = check_parts(&image, &[modules.clone(), old_base]).unwrap_err();
+        assert!(
+            err.contains("the packages of one kernel share its version"),
+            "{err}"
+        );
+        let single = deb("linux-image-6.12.118+deb13-amd64-unsigned", "6.12.118-1");
+        check_parts(&single, &[]).unwrap();
+        let err = check_parts(&single, &[modules]).unwrap_err();
+        assert!(
+            err.contains("is a one-package kernel: remove `parts:`"),
+            "{err}"
+        );
+    }
 }

@@ -1,12 +1,17 @@
 //! kdrill's own apt tree in the cache (`<cache>/apt/`): its sources (from the archives list),
 //! lists, keyring reference and config, so `apt-get update` and `apt-helper download-file` run
 //! without root and without reading or changing the host's apt. `InRelease` is checked against
-//! each archive's keyring by apt itself; a `.deb` by the sha256 its signed index lists.
+//! each archive's keyring by apt itself; a `.deb` by the sha256 its signed index lists. A suite
+//! that fails to update (expired, unreachable, badly signed) fails only the entries of its
+//! release, which use its earlier lists with a warning when there are some.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use crate::fetch::apt::failures::{failures, SuiteFailure};
 use crate::fetch::apt::index;
 use crate::fetch::apt::resolve::{self, Index};
 use crate::host::lock::{FileLock, LockError};
@@ -15,7 +20,8 @@ use crate::spec::archive::{self, Archives};
 
 /// `apt-get update` of the tree: a Debian `Packages` index is ~9 MB compressed.
 pub const UPDATE_DEADLINE: Duration = Duration::from_secs(300);
-/// One `.deb` (a kernel image is ~70 MB: 4 minutes at 300 kB/s).
+/// One `.deb`: a bookworm image is ~70 MB, trixie's ~108 MB, a trixie-backports 7.2 modules
+/// package up to 163 MB (5 minutes at 550 kB/s; seconds on Debian's mirrors).
 pub const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(300);
 /// `apt-get indextargets`: reads the lists' names, no network.
 const LOCAL_DEADLINE: Duration = Duration::from_secs(60);
@@ -91,7 +97,8 @@ impl Tree {
                 eprintln!("kdrill: {err}; using the lists fetched earlier");
             }
         }
-        self.read(release)
+        let failed = self.failed_suites();
+        self.read(release, &failed)
     }
 
     /// [`Tree::index`], and if `package=version` is not in it, once more from lists fetched
@@ -175,30 +182,63 @@ impl Tree {
         command.args(["update", "-q"]);
         let out = process::run(&mut command, UPDATE_DEADLINE)?;
         let stderr = String::from_utf8_lossy(&out.stderr);
-        // apt-get update exits 0 on some failures (an unreachable archive is only a warning).
-        let failed = stderr
-            .lines()
-            .filter(|l| {
-                l.starts_with("E:") || l.starts_with("W: Failed") || l.contains("NO_PUBKEY")
-            })
-            .collect::<Vec<_>>();
-        if !out.status.success() || !failed.is_empty() {
+        let (suites, tree) = failures(&stderr, &self.archives);
+        let every = self
+            .archives
+            .list
+            .iter()
+            .map(|a| a.suites.len())
+            .sum::<usize>();
+        let whole = !tree.is_empty()
+            || (!out.status.success() && suites.is_empty())
+            || suites
+                .iter()
+                .map(|f| &f.suite)
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= every;
+        if whole {
+            let mut lines = tree;
+            lines.extend(suites.into_iter().map(|f| f.line));
             return Err(AptError::Update {
                 archives: self.archives.describe(),
                 file: self.archives.from.clone(),
-                detail: if failed.is_empty() {
+                detail: if lines.is_empty() {
                     out.last_line()
                 } else {
-                    failed.join("; ")
+                    lines.join("; ")
                 },
             });
         }
+        // Some suites failed, the others are fresh: the failed ones are recorded, and only the
+        // entries of their release hear about it (`read`).
+        let failed = self.dir.join("failed");
+        let text: String = suites
+            .iter()
+            .map(|f| format!("{}\t{}\n", f.suite, f.line))
+            .collect();
+        std::fs::write(&failed, text).map_err(io(&failed))?;
         let stamp = self.dir.join("updated");
         std::fs::write(&stamp, self.archives.sources()).map_err(io(&stamp))
     }
 
-    /// Parses the `Packages` lists of `release`'s suites (`apt-get indextargets` names them).
-    fn read(&self, release: &str) -> Result<Index, AptError> {
+    /// The suites the last `apt-get update` could not refresh.
+    fn failed_suites(&self) -> Vec<SuiteFailure> {
+        std::fs::read_to_string(self.dir.join("failed"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(suite, line)| SuiteFailure {
+                suite: suite.into(),
+                line: line.into(),
+            })
+            .collect()
+    }
+
+    /// Parses the `Packages` lists of `release`'s suites (`apt-get indextargets` names them). A
+    /// suite in `failed` is read from its earlier lists, with a warning; without them, its
+    /// failure is the error.
+    fn read(&self, release: &str, failed: &[SuiteFailure]) -> Result<Index, AptError> {
         let mut command = self.apt("apt-get")?;
         command.args([
             "indextargets",
@@ -219,12 +259,28 @@ impl Tree {
                 continue;
             }
             let path = Path::new(file);
+            let failure = failed.iter().find(|f| f.suite == suite);
             let text = match std::fs::read(path) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                // An index the archive does not have (a component it lacks) is not there.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match failure {
+                    Some(f) => {
+                        return Err(AptError::Update {
+                            archives: self.archives.describe_release(release),
+                            file: self.archives.from.clone(),
+                            detail: f.line.clone(),
+                        })
+                    }
+                    // An index the archive does not have (a component it lacks) is not there.
+                    None => continue,
+                },
                 Err(e) => return Err(io(path)(e)),
             };
+            if let Some(f) = failure {
+                warn_once(&format!(
+                    "kdrill: {}; using the {suite} lists fetched earlier",
+                    f.line
+                ));
+            }
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             for mut record in index::parse(&text, &name, &resolve::wanted) {
                 record.site = site.to_string();
@@ -257,6 +313,17 @@ impl Tree {
             });
         }
         Ok(())
+    }
+}
+
+/// Prints `message` on stderr once per process (every case reads the lists again).
+fn warn_once(message: &str) {
+    static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    if SAID
+        .lock()
+        .is_ok_and(|mut said| said.insert(message.to_string()))
+    {
+        eprintln!("{message}");
     }
 }
 

@@ -361,6 +361,7 @@ mod tests {
             package: Some("linux-image-9.9".into()),
             version: "1".into(),
             sha256: Some("0".into()),
+            parts: Vec::new(),
             headers: Vec::new(),
         });
         let files = KernelFiles {

@@ -1,6 +1,7 @@
 //! The crasher's build tree for a Debian kernel: its pinned header packages merged into one
-//! folder (hard links into the cache), the `-amd64` Makefile's `include /usr/src/…` pointed into
-//! it, and every symlink checked to resolve inside it, never into the host's `/usr/src`.
+//! folder (hard links into the cache), the `-amd64` Makefile's absolute paths (`include
+//! /usr/src/…`; from 6.19 also `KBUILD_OUTPUT=/usr/src/…`) pointed into it, and every symlink
+//! checked to resolve inside it, never into the host's `/usr/src`.
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,16 @@ pub(super) fn assemble_debian(
             path: makefile,
             detail: format!(
                 "includes {}, which none of the `headers:` packages of kernel entry `{kernel}` provides: add linux-headers-<abi>-common",
+                path.display()
+            ),
+        });
+    }
+    let (rewritten, outputs) = rewrite_output(&rewritten, tree);
+    if let Some(path) = outputs.iter().find(|p| !p.is_dir()) {
+        return Err(CrasherError::Layout {
+            path: makefile,
+            detail: format!(
+                "sets KBUILD_OUTPUT to {}, which none of the `headers:` packages of kernel entry `{kernel}` provides: pin the headers of the kernel's own release",
                 path.display()
             ),
         });
@@ -152,6 +163,38 @@ fn rewrite_includes(makefile: &str, tree: &Path) -> (String, Vec<PathBuf>) {
     (text, included)
 }
 
+/// Points an absolute `KBUILD_OUTPUT=/usr/src/linux-headers-<release>` (Debian's 6.19 and later
+/// headers Makefile: with `M=`, kbuild takes objtree from it, so it would build against the
+/// host's `/usr/src`, or fail when the host has no such folder) under `tree`; returns the new
+/// text and the folders now named.
+fn rewrite_output(makefile: &str, tree: &Path) -> (String, Vec<PathBuf>) {
+    let mut text = String::with_capacity(makefile.len());
+    let mut outputs = Vec::new();
+    for line in makefile.split_inclusive('\n') {
+        let assignment = line.strip_prefix("KBUILD_OUTPUT").and_then(|rest| {
+            let rest = rest.trim_start();
+            let op = ["?=", ":=", "="]
+                .into_iter()
+                .find(|op| rest.starts_with(op))?;
+            let value = rest[op.len()..].trim_start();
+            value.strip_prefix('/').map(|target| (op, target))
+        });
+        match assignment {
+            Some((op, target)) => {
+                let (target, newline) = match target.strip_suffix('\n') {
+                    Some(target) => (target.trim_end(), "\n"),
+                    None => (target.trim_end(), ""),
+                };
+                let path = tree.join(target);
+                text.push_str(&format!("KBUILD_OUTPUT{op}{}{newline}", path.display()));
+                outputs.push(path);
+            }
+            None => text.push_str(line),
+        }
+    }
+    (text, outputs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +226,34 @@ mod tests {
             "# comment\nVERSION = 6\ninclude scripts/Kbuild.include\ninclude /t/abs/x.mk"
         );
         assert_eq!(included, [PathBuf::from("/t/abs/x.mk")]);
+    }
+
+    /// The 7.x headers Makefile (linux-headers-7.2.13+deb14-amd64, verbatim).
+    #[test]
+    fn the_7x_kbuild_output_points_into_the_tree() {
+        let makefile = "KBUILD_OUTPUT=/usr/src/linux-headers-7.2.13+deb14-amd64\ninclude /usr/src/linux-headers-7.2.13+deb14-common/Makefile\n";
+        let tree = Path::new("/cache/crasher/x.partial/tree");
+        let (text, included) = rewrite_includes(makefile, tree);
+        let (text, outputs) = rewrite_output(&text, tree);
+        assert_eq!(
+            text,
+            "KBUILD_OUTPUT=/cache/crasher/x.partial/tree/usr/src/linux-headers-7.2.13+deb14-amd64\ninclude /cache/crasher/x.partial/tree/usr/src/linux-headers-7.2.13+deb14-common/Makefile\n"
+        );
+        assert_eq!(
+            outputs,
+            [tree.join("usr/src/linux-headers-7.2.13+deb14-amd64")]
+        );
+        assert_eq!(included.len(), 1);
+        // A relative or already-rewritten value, or another variable, stays.
+        let other = "KBUILD_OUTPUT := build\nKBUILD_OUTPUTS=/x\nO=/usr/src/x\n";
+        let (same, none) = rewrite_output(other, tree);
+        assert_eq!(same, other);
+        assert!(none.is_empty());
+        let (spaced, _) = rewrite_output("KBUILD_OUTPUT ?= /usr/src/h", tree);
+        assert_eq!(
+            spaced,
+            "KBUILD_OUTPUT?=/cache/crasher/x.partial/tree/usr/src/h"
+        );
     }
 
     /// Three fake packages laid out like Debian's: the -amd64 headers link scripts/ into kbuild.

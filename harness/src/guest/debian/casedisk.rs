@@ -60,13 +60,14 @@ pub fn case_env(scenario: &Scenario) -> String {
     vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
 }
 
-/// The scenario's first-boot modules, one `name [param=value ...]` per line, for `modprobe`.
+/// The scenario's first-boot needs, one `find [param=value ...]` per line, for `modprobe` (which
+/// resolves a name or an alias itself, and does nothing for a built-in module).
 pub fn modules_list(scenario: &Scenario) -> String {
     scenario
         .guest
-        .modules
+        .needs
         .iter()
-        .map(|m| format!("{m}\n"))
+        .map(|need| format!("{}\n", need.modprobe_line()))
         .collect()
 }
 
@@ -109,7 +110,7 @@ mod tests {
         let path = dir.path().join("nmi.yaml");
         std::fs::write(
             &path,
-            "id: nmi\ndescription: d\ntrigger: nmi\nsysctls:\n  kernel.unknown_nmi_panic: 1\nguest:\n  modules: [\"i6300esb heartbeat=5\"]\nexpect:\n  log: [x]\n",
+            "id: nmi\ndescription: d\ntrigger: nmi\nsysctls:\n  kernel.unknown_nmi_panic: 1\nguest:\n  needs:\n    - need: i6300esb watchdog driver\n      find: i6300esb\n      params: [heartbeat=5]\nexpect:\n  log: [x]\n",
         )
         .unwrap();
         let scenario = crate::spec::scenario::from_file(&path).unwrap();

@@ -48,6 +48,8 @@ pub enum ImageError {
     Overlay { path: PathBuf, detail: String },
     #[error("not root, mmdebstrap builds the image in a user namespace whose hooks run as a subordinate uid, and it cannot enter {dir} (mode {mode:o}): point KDRILL_CACHE at a folder others may enter (`chmod o+x` on each folder of its path), or run as root")]
     Unenterable { dir: PathBuf, mode: u32 },
+    #[error("the Debian image's initramfs needs: {0}")]
+    Needs(#[from] crate::guest::needs::NeedError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -212,7 +214,13 @@ pub fn image(
         &free,
         overlay_hash.as_deref().unwrap_or("no overlay"),
     ];
-    image_key.extend(recipe.initramfs_modules.iter().map(String::as_str));
+    // MODULES=list: what this kernel takes for the recipe's needs, derived here from its own
+    // module lists (the build chroot has no modules.dep to ask until the kernel is installed).
+    let index = crate::guest::modules::ModuleIndex::scan(&kernel.modules, &kernel.release)
+        .map_err(crate::guest::needs::NeedError::from)?
+        .with_alias_cache(cache);
+    let initramfs_modules = crate::guest::needs::resolve(&index, &recipe.initramfs_needs)?.order;
+    image_key.extend(initramfs_modules.iter().map(String::as_str));
     let image_key = sha256_lines(&image_key);
 
     let root = cache.join("images").join("debian");
@@ -316,7 +324,7 @@ pub fn image(
     set_mode(&mkfs_hook, 0o755)?;
     let initrd_partial = s.join("initrd.img");
     let mut finish_args = vec![kernel.release.clone(), recipe.hostname.clone()];
-    finish_args.extend(recipe.initramfs_modules.iter().cloned());
+    finish_args.extend(initramfs_modules);
     let args = build::image_args(&build::ImageSpec {
         suite: &recipe.suite,
         sources: &sources,

@@ -1,9 +1,11 @@
 //! `kdrill inspect` on synthetic dumps written to a temporary folder, and on the compacted
 //! real dumps of vmcore's fixtures; `input.rs`: what a user names (folders, standard input,
-//! compressed files, flags first) and the exit codes; `json.rs`: the JSON document.
+//! compressed files, flags first) and the exit codes; `json.rs`: the JSON document; `seven.rs`:
+//! Linux 7.x dumps and an ORC format kdrill does not know.
 
 mod input;
 mod json;
+mod seven;
 
 use std::path::PathBuf;
 

@@ -336,6 +336,7 @@ mod tests {
             dumped_pages: dumped,
             excluded_pages: excluded,
             dumped_percent: percent(dumped, dumped + excluded),
+            zero_pages: 0,
             page_size: 4096,
             dump_level: Some(31),
             makedumpfile_said: Some(said.iter().map(|s| s.to_string()).collect()),

@@ -16,10 +16,14 @@ pub struct CaptureFacts {
     /// The guest's RAM pages the dump covers: dumped + excluded (the capture kernel's own
     /// reservation is not in a dump).
     pub ram_pages: u64,
-    /// Pages whose contents the dump holds.
+    /// Pages whose contents the dump holds (as makedumpfile's own report counts them: without
+    /// the zero pages it writes as one shared page).
     pub dumped_pages: u64,
     /// RAM pages the dump level left out (zero, cache, user and free pages at `-d 31`).
     pub excluded_pages: u64,
+    /// Of `excluded_pages`, the zero pages (kept in the dump's bitmap as one shared page).
+    #[serde(default)]
+    pub zero_pages: u64,
     /// `dumped_pages` as a share of `ram_pages`, in percent, one decimal.
     pub dumped_percent: f64,
     pub page_size: u64,
@@ -36,11 +40,13 @@ impl CaptureFacts {
     /// The figures of `info`.
     pub fn from_info(info: &kdrill_vmcore::DumpInfo) -> CaptureFacts {
         let ram = info.dumped_pages + info.excluded_pages;
+        let dumped = info.dumped_pages - info.zero_pages.min(info.dumped_pages);
         CaptureFacts {
             ram_pages: ram,
-            dumped_pages: info.dumped_pages,
-            excluded_pages: info.excluded_pages,
-            dumped_percent: percent(info.dumped_pages, ram),
+            dumped_pages: dumped,
+            excluded_pages: ram - dumped,
+            zero_pages: info.zero_pages,
+            dumped_percent: percent(dumped, ram),
             page_size: info.page_size,
             dump_level: info.dump_level,
             makedumpfile_said: None,
@@ -140,10 +146,45 @@ mod tests {
             dumped_pages: dumped,
             excluded_pages: excluded,
             dumped_percent: percent(dumped, dumped + excluded),
+            zero_pages: 0,
             page_size: 4096,
             dump_level: Some(31),
             makedumpfile_said: Some(said.iter().map(|s| s.to_string()).collect()),
         }
+    }
+
+    #[test]
+    fn zero_pages_count_as_excluded_as_makedumpfile_reports_them() {
+        let info = kdrill_vmcore::DumpInfo {
+            format: kdrill_vmcore::DumpFormat::KdumpCompressed,
+            flattened: false,
+            compression: kdrill_vmcore::Compression::Zlib,
+            kernel_release: None,
+            crash_time: None,
+            machine: None,
+            cpus: None,
+            page_size: 4096,
+            dumped_pages: 196_475,
+            excluded_pages: 0,
+            zero_pages: 20_000,
+            incomplete_pages: 0,
+            incomplete: false,
+            truncated: false,
+            dump_level: Some(1),
+            header_version: Some(6),
+            has_vmcoreinfo: true,
+        };
+        let facts = CaptureFacts::from_info(&info);
+        assert_eq!(
+            (
+                facts.ram_pages,
+                facts.dumped_pages,
+                facts.excluded_pages,
+                facts.zero_pages
+            ),
+            (196_475, 176_475, 20_000, 20_000)
+        );
+        assert_eq!(facts.dumped_percent, 89.8);
     }
 
     #[test]

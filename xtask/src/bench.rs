@@ -198,6 +198,7 @@ fn time_set(root: &Path, set: &str) -> anyhow::Result<i32> {
         image: None,
         overlay: None,
         crashkernel: None,
+        userspace: None,
         format: kdrill::campaign::stream::Format::Text,
     };
     let started = Instant::now();

@@ -79,8 +79,17 @@ pub fn run(root: &Path, args: VerifyArgs) -> anyhow::Result<i32> {
             v.join(",")
         }
     };
-    for var in ["KDRILL_IMAGE", "KDRILL_OVERLAY", "KDRILL_CRASHKERNEL"] {
+    for var in [
+        "KDRILL_IMAGE",
+        "KDRILL_OVERLAY",
+        "KDRILL_CRASHKERNEL",
+        "KDRILL_USERSPACE",
+    ] {
         command.env_remove(var);
+    }
+    // The capture userspace reaches the matrix tests for a set as for kernels x scenarios.
+    if let Some(userspace) = args.userspace()? {
+        command.env("KDRILL_USERSPACE", userspace.name());
     }
     match &args.set {
         Some(set) => {

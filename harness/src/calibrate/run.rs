@@ -135,6 +135,7 @@ fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<Estimate
     }
     let recipe = crate::spec::image::minimal(options.project_root.as_deref())?;
     let plan = crate::case::plan::plan(case, options.overrides);
+    let capture = crate::case::prepare::userspace(case, &recipe, options, &|_| {})?;
     let scratch = tempfile::tempdir()?;
     let capture = crate::guest::minimal::write(
         &recipe,
@@ -144,6 +145,7 @@ fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<Estimate
             plan: &plan,
             capture_kernel: &files.vmlinuz,
             crasher: None,
+            userspace_root: &capture.root,
             shape: false,
             cache: &options.cache,
         },

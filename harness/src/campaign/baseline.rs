@@ -46,12 +46,14 @@ pub fn write(case: &Case, options: &RunOptions, dir: &Path) -> anyhow::Result<Ba
         false => None,
     };
     let recipe = image::minimal(options.project_root.as_deref())?;
+    let capture = crate::case::prepare::userspace(case, &recipe, options, &|_| {})?;
     let initrd = dir.join("initrd.img");
     let contents = minimal::Contents {
         scenario: &case.scenario,
         plan: &plan,
         capture_kernel: &files.vmlinuz,
         crasher: crasher.as_deref(),
+        userspace_root: &capture.root,
         shape: false,
         cache: &options.cache,
     };

@@ -37,14 +37,15 @@ pub fn slots(cases: &[Case]) -> Vec<Slot> {
         .collect()
 }
 
-/// Whose tools capture `case`.
-fn userspace_of_case(_case: &Case) -> String {
-    "host".into()
+/// Whose tools capture `case`: its release's, or the one a `userspace:` key names.
+fn userspace_of_case(case: &Case) -> String {
+    case.userspace().name().to_string()
 }
 
-/// The makedumpfile version a result's capture used, when it says.
-fn makedumpfile_of(_result: &CaseResult) -> Option<String> {
-    None
+/// The makedumpfile version a result's capture used (upstream's: `1.7.6`), when it says.
+fn makedumpfile_of(result: &CaseResult) -> Option<String> {
+    let version = result.userspace.as_ref()?.packages.get("makedumpfile")?;
+    Some(crate::spec::userspace::upstream_version(version).to_string())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -329,6 +330,17 @@ mod tests {
         let mut r = CaseResult::new(kernel, &label, Path::new("target/kdrill/runs/x"));
         r.verdict = Verdict::Pass;
         r.kernel_release = Some(format!("{kernel}-amd64"));
+        let makedumpfile = if userspace == "bookworm" {
+            "1:1.7.2-1"
+        } else {
+            "1:1.7.6-1"
+        };
+        r.userspace = Some(crate::fetch::userspace::Used {
+            name: userspace.into(),
+            own: true,
+            packages: [("makedumpfile".to_string(), makedumpfile.to_string())].into(),
+            sysroot: None,
+        });
         r.dump_bytes = Some(30_400_000);
         r.phases.makedumpfile = Some(9.84);
         r.capture = Some(CaptureFacts {
@@ -393,7 +405,7 @@ mod tests {
             markdown(&table),
             "# kdrill compat: kernel × makedumpfile\n\n\
              Each cell is the case `<kernel>/dirty-free` captured by that column's makedumpfile: its verdict, the share of the guest's RAM pages the dump holds (pages dumped / excluded), the dump's size, makedumpfile's time in the capture guest, and [n]: what makedumpfile printed (below).\n\n\
-             | kernel | bookworm userspace | trixie userspace |\n\
+             | kernel | makedumpfile 1.7.2 (bookworm) | makedumpfile 1.7.6 (trixie) |\n\
              |---|---|---|\n\
              | 6.1 (6.1-amd64) | PASS 14.5 % (28,559 / 167,916), 30 MB, 9.8 s | **NOT RUN** |\n\
              | 6.12 (6.12-amd64) | **FAIL** 81.4 % (160,000 / 36,475), 92 MB, 9.8 s [1] [2] | PASS 14.8 % (29,000 / 167,475), 30 MB, 9.8 s [1] |\n\

@@ -8,16 +8,30 @@ use crate::case::verdict::CaseResult;
 use crate::case::Case;
 
 /// Adds `<properties>` naming the kernel package (`kernel.package`, `kernel.version`,
-/// `kernel.sha256`, `kernel.tracked`) to each case's `<testcase>`, from its last result.
+/// `kernel.sha256`, `kernel.tracked`) and the capture userspace (`userspace`, `userspace.own`,
+/// `userspace.<package>`) to each case's `<testcase>`, from its last result.
 pub fn annotate_kernels(xml: &str, results: &[CaseResult]) -> String {
     let mut out = xml.to_string();
     let mut done: Vec<String> = Vec::new();
     let mut latest: Vec<&CaseResult> = results.iter().collect();
     latest.sort_by(|a, b| b.started.total_cmp(&a.started));
     for result in latest {
-        let (id, Some(p)) = (result.id(), &result.kernel_package) else {
+        let id = result.id();
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(p) = &result.kernel_package {
+            pairs.extend([
+                ("kernel.package".to_string(), p.package.clone()),
+                ("kernel.version".to_string(), p.version.clone()),
+                ("kernel.sha256".to_string(), p.sha256.clone()),
+                ("kernel.tracked".to_string(), p.tracked.to_string()),
+            ]);
+        }
+        if let Some(used) = &result.userspace {
+            pairs.extend(crate::fetch::userspace::used::properties(used));
+        }
+        if pairs.is_empty() {
             continue;
-        };
+        }
         if done.contains(&id) {
             continue;
         }
@@ -29,17 +43,17 @@ pub fn annotate_kernels(xml: &str, results: &[CaseResult]) -> String {
         let Some(open_end) = out[start..].find('>').map(|e| start + e + 1) else {
             continue;
         };
+        let props: String = pairs
+            .iter()
+            .map(|(k, v)| format!("<property name=\"{}\" value=\"{}\"/>", escape(k), escape(v)))
+            .collect();
+        let props = format!("<properties>{props}</properties>");
+        // nextest writes a passed case as `<testcase …/>`: opened, it holds the properties too.
         if out[start..open_end].ends_with("/>") {
-            continue;
+            out.replace_range(open_end - 2..open_end, &format!(">{props}</testcase>"));
+        } else {
+            out.insert_str(open_end, &props);
         }
-        let props = format!(
-            "<properties><property name=\"kernel.package\" value=\"{}\"/><property name=\"kernel.version\" value=\"{}\"/><property name=\"kernel.sha256\" value=\"{}\"/><property name=\"kernel.tracked\" value=\"{}\"/></properties>",
-            escape(&p.package),
-            escape(&p.version),
-            escape(&p.sha256),
-            p.tracked
-        );
-        out.insert_str(open_end, &props);
     }
     out
 }
@@ -156,6 +170,21 @@ mod tests {
         let got = annotate_kernels(xml, &[older, newer]);
         assert!(got.contains("time=\"30.0\"><properties><property name=\"kernel.package\" value=\"linux-image-6.1.0-50-amd64-unsigned\"/><property name=\"kernel.version\" value=\"6.1.192-3\"/><property name=\"kernel.sha256\" value=\"aa\"/><property name=\"kernel.tracked\" value=\"true\"/></properties>\n</testcase>"), "{got}");
         assert_eq!(got.matches("<properties>").count(), 1, "{got}");
+    }
+
+    #[test]
+    fn each_testcase_names_the_capture_userspace_and_its_versions() {
+        // A passed case, as nextest writes it: closed in its own tag.
+        let xml = "<testsuite>\n<testcase name=\"debian-6.12/sysrq\" time=\"30.0\"/>\n</testsuite>";
+        let mut r = CaseResult::new("debian-6.12", "sysrq", Path::new("/r/1"));
+        r.userspace = Some(crate::fetch::userspace::Used {
+            name: "bookworm".into(),
+            own: true,
+            packages: [("makedumpfile".to_string(), "1:1.7.2-1".to_string())].into(),
+            sysroot: None,
+        });
+        let got = annotate_kernels(xml, &[r]);
+        assert!(got.contains("time=\"30.0\"><properties><property name=\"userspace\" value=\"bookworm\"/><property name=\"userspace.own\" value=\"true\"/><property name=\"userspace.makedumpfile\" value=\"1:1.7.2-1\"/></properties></testcase>\n</testsuite>"), "{got}");
     }
 
     #[test]

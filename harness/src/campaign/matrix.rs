@@ -9,6 +9,7 @@ pub use crate::case::Case;
 use crate::spec::kernel::{self, KernelSpec};
 use crate::spec::scenario::{self, Scenario};
 use crate::spec::setup::{ImageKind, Setup};
+use crate::spec::userspace::Userspace;
 use crate::spec::yaml::{self, YamlError};
 
 /// The set `cargo nextest run` and `.ci/run` use when `KDRILL_MATRIX` is unset.
@@ -37,6 +38,9 @@ struct Block {
     /// `crashkernel=` for every case of the block.
     #[serde(default)]
     crashkernel: Option<String>,
+    /// Whose tools capture every case of the block (`images/userspace.yaml`).
+    #[serde(default)]
+    userspace: Option<Userspace>,
 }
 
 impl Block {
@@ -49,16 +53,21 @@ impl Block {
             image,
             overlay: self.overlay.clone(),
             crashkernel: self.crashkernel.clone(),
+            userspace: self.userspace.clone(),
         };
         check_setup(&setup)?;
         Ok(setup.anchored(root))
     }
 }
 
-/// What a setup may not combine: an overlay needs the Debian image; `crashkernel=` must parse.
+/// What a setup may not combine: an overlay needs the Debian image, a userspace the minimal
+/// one; `crashkernel=` must parse.
 pub fn check_setup(setup: &Setup) -> Result<(), String> {
     if setup.overlay.is_some() && setup.image != ImageKind::Debian {
         return Err("an overlay needs the Debian image (`--image debian`, `image: debian`): the minimal image has no /etc to put it in".into());
+    }
+    if setup.userspace.is_some() && setup.image != ImageKind::Minimal {
+        return Err("a userspace is for the minimal image: the Debian image captures with its own release's kdump-tools and makedumpfile".into());
     }
     if let Some(size) = &setup.crashkernel {
         crate::spec::setup::check_crashkernel(size)?;
@@ -147,26 +156,52 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
     Ok(cases)
 }
 
+/// Gives every minimal-image case of `cases` the userspace `userspace` (the command line's,
+/// above any set's; cases that become the same are kept once); the Debian image's cases keep
+/// their own tools.
+pub fn with_userspace(cases: Vec<Case>, userspace: Option<&Userspace>) -> Vec<Case> {
+    let Some(userspace) = userspace else {
+        return cases;
+    };
+    let mut out: Vec<Case> = Vec::new();
+    for mut case in cases {
+        if case.setup.image == ImageKind::Minimal {
+            case.setup.userspace = Some(userspace.clone());
+        }
+        if !out.iter().any(|c| c.id() == case.id()) {
+            out.push(case);
+        }
+    }
+    out
+}
+
 /// The cases a test or CI run selects from the environment: `KDRILL_KERNELS` / `KDRILL_SCENARIOS`
 /// (comma-separated ids or `all`) when either is set, with `KDRILL_IMAGE`, `KDRILL_OVERLAY` and
 /// `KDRILL_CRASHKERNEL` for all of them; else the set named by `KDRILL_MATRIX` (default `ci`).
+/// `KDRILL_USERSPACE` gives every minimal-image case its capture userspace, a set's too.
 pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
     let list = |var: &str| -> Option<Vec<String>> {
         let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty())?;
         Some(value.split(',').map(|s| s.trim().to_string()).collect())
     };
-    match (list("KDRILL_KERNELS"), list("KDRILL_SCENARIOS")) {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let invalid = |message: String| YamlError::Invalid {
+        path: "the environment".into(),
+        message,
+    };
+    let userspace = match var("KDRILL_USERSPACE") {
+        Some(word) => Some(
+            Userspace::parse(word.trim()).map_err(|e| invalid(format!("KDRILL_USERSPACE: {e}")))?,
+        ),
+        None => None,
+    };
+    let cases = match (list("KDRILL_KERNELS"), list("KDRILL_SCENARIOS")) {
         (None, None) => set(
             root,
             &std::env::var("KDRILL_MATRIX").unwrap_or_else(|_| DEFAULT_SET.into()),
-        ),
+        )?,
         (kernels, scenarios) => {
             let all = || vec!["all".to_string()];
-            let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-            let invalid = |message: String| YamlError::Invalid {
-                path: "the environment".into(),
-                message,
-            };
             let image = match var("KDRILL_IMAGE") {
                 Some(name) => ImageKind::from_name(&name).map_err(invalid)?,
                 None => ImageKind::Minimal,
@@ -175,6 +210,7 @@ pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
                 image,
                 overlay: var("KDRILL_OVERLAY").map(Into::into),
                 crashkernel: var("KDRILL_CRASHKERNEL"),
+                userspace: None,
             };
             check_setup(&setup).map_err(invalid)?;
             expand_with(
@@ -182,9 +218,10 @@ pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
                 &kernels.unwrap_or_else(all),
                 &scenarios.unwrap_or_else(all),
                 &setup,
-            )
+            )?
         }
-    }
+    };
+    Ok(with_userspace(cases, userspace.as_ref()))
 }
 
 /// How many guests can run at once: a guest wants 2 cores (2 vCPUs under TCG) and ~1.5 GiB
@@ -258,6 +295,49 @@ mod tests {
         let err = set(dir.path(), "bad").unwrap_err().to_string();
         assert!(
             err.contains("set `bad`: an overlay needs the Debian image"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_block_names_its_userspace_and_the_command_line_overrides_it() {
+        let dir = project();
+        let debian = "id: d\nwhy: test\nsource:\n  kind: debian\n  suite: bookworm\n  package: p\n  version: v\n  sha256: s\nuserspace: sid\n";
+        std::fs::write(dir.path().join("kernels/d.yaml"), debian).unwrap();
+        std::fs::write(
+            dir.path().join("scenarios/t.yaml"),
+            "id: t\ndescription: d\ntrigger: sysrq\nuserspace: bookworm\nexpect:\n  log: [x]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("matrix.yaml"),
+            "sets:\n  two:\n    - kernels: [d]\n      scenarios: [a, t]\n    - kernels: [d]\n      scenarios: [a]\n      userspace: trixie\n  bad:\n    - kernels: [d]\n      scenarios: [a]\n      image: debian\n      userspace: trixie\n",
+        )
+        .unwrap();
+        let cases = set(dir.path(), "two").unwrap();
+        let got: Vec<(String, String)> = cases
+            .iter()
+            .map(|c| (c.id(), c.userspace().name().to_string()))
+            .collect();
+        // Entry (sid) < scenario (bookworm, the kernel's own: no suffix) < block (trixie).
+        assert_eq!(
+            got,
+            [
+                ("d/a+userspace=sid".to_string(), "sid".to_string()),
+                ("d/t".to_string(), "bookworm".to_string()),
+                ("d/a+userspace=trixie".to_string(), "trixie".to_string()),
+            ]
+        );
+        // The command line beats the block.
+        let host = Userspace::Host;
+        let ids: Vec<String> = with_userspace(cases, Some(&host))
+            .iter()
+            .map(Case::id)
+            .collect();
+        assert_eq!(ids, ["d/a+userspace=host", "d/t+userspace=host"]);
+        let err = set(dir.path(), "bad").unwrap_err().to_string();
+        assert!(
+            err.contains("set `bad`: a userspace is for the minimal image"),
             "{err}"
         );
     }

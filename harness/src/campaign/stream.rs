@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::campaign::matrix::Case;
 use crate::case::verdict::{CaseResult, KernelPackage, Phases, Verdict};
+use crate::fetch::userspace::Used;
 
 /// How `verify` and `calibrate` print: `text` for people, `json` for tools.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,6 +63,11 @@ pub struct CaseLine<'a> {
     pub boot: Option<String>,
     pub kernel_release: Option<&'a str>,
     pub kernel_package: Option<&'a KernelPackage>,
+    /// Whose busybox, kexec-tools and makedumpfile captured, with their versions (as in
+    /// `result.json`; `null` for the Debian image, whose own kdump-tools capture).
+    pub userspace: Option<&'a Used>,
+    /// Which makedumpfile re-read the dump's log for the byte-for-byte cross-check.
+    pub log_check: Option<&'a str>,
     pub panic_message: Option<&'a str>,
     pub notes: &'a [String],
     /// This attempt's evidence folder (its `result.json` has everything).
@@ -102,6 +108,8 @@ impl<'a> CaseLine<'a> {
             }),
             kernel_release: result.kernel_release.as_deref(),
             kernel_package: result.kernel_package.as_ref(),
+            userspace: result.userspace.as_ref(),
+            log_check: result.log_check.as_deref(),
             panic_message: result.panic_message.as_deref(),
             notes: &result.notes,
             evidence: Some(result.artifacts.as_str()).filter(|a| !a.is_empty()),
@@ -288,6 +296,32 @@ mod tests {
         // Beyond 2^53: a string keeps every digit.
         assert_eq!(v["dump_bytes"], "18446744073709551615");
         assert_eq!(v["panic_message"], "sysrq triggered crash");
+        assert!(v["userspace"].is_null() && v["log_check"].is_null(), "{v}");
+    }
+
+    #[test]
+    fn a_case_line_names_the_capture_userspace_and_its_versions() {
+        let mut r = failed();
+        r.userspace = Some(Used {
+            name: "bookworm".into(),
+            own: true,
+            packages: [
+                ("makedumpfile", "1:1.7.2-1"),
+                ("kexec-tools", "1:2.0.25-3+deb12u2"),
+            ]
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .into(),
+            sysroot: Some("/c/userspace/bookworm-1-2".into()),
+        });
+        r.log_check = Some("makedumpfile 1:1.7.2-1 (bookworm) --dump-dmesg, plain format".into());
+        let v: serde_json::Value = serde_json::from_str(&case_line(&r)).unwrap();
+        assert_eq!(v["userspace"]["name"], "bookworm");
+        assert_eq!(v["userspace"]["own"], true);
+        assert_eq!(v["userspace"]["packages"]["makedumpfile"], "1:1.7.2-1");
+        assert_eq!(
+            v["log_check"],
+            "makedumpfile 1:1.7.2-1 (bookworm) --dump-dmesg, plain format"
+        );
     }
 
     #[test]

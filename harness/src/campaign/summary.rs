@@ -56,6 +56,9 @@ pub struct Row {
     pub attempts: usize,
     /// The kernel package the last attempt booted.
     pub kernel_package: Option<KernelPackage>,
+    /// Whose busybox, kexec-tools and makedumpfile captured in the last attempt.
+    #[serde(default)]
+    pub userspace: Option<crate::fetch::userspace::Used>,
     /// How the last attempt booted: `faithful`, `fast`, or `restored` (fast, from a saved shape).
     #[serde(default)]
     pub boot: Option<String>,
@@ -72,6 +75,7 @@ fn row_of(case: &Case, attempts: &[&CaseResult]) -> Row {
         artifacts: None,
         attempts: attempts.len(),
         kernel_package: None,
+        userspace: None,
         boot: None,
     };
     if let Some(why) = case.skip_reason() {
@@ -84,6 +88,7 @@ fn row_of(case: &Case, attempts: &[&CaseResult]) -> Row {
     };
     row.total_seconds = last.phases.total;
     row.kernel_package = last.kernel_package.clone();
+    row.userspace = last.userspace.clone();
     row.boot = last.plan.as_ref().map(|plan| {
         if last.shape.is_some() {
             "restored".to_string()
@@ -239,6 +244,10 @@ pub fn markdown(rows: &[Row]) -> String {
             out.push_str(&format!("- {kernel}: {line}\n"));
         }
     }
+    out.push_str(&crate::fetch::userspace::used::summary_section(
+        rows.iter()
+            .filter_map(|r| Some((r.kernel.as_str(), r.userspace.as_ref()?))),
+    ));
     if !notable.is_empty() {
         out.push_str("\n## Failures, flakes, skips and interruptions\n\n");
         for row in notable {
@@ -354,6 +363,8 @@ mod tests {
                 no_restore: false,
             },
         ));
+        let used = r#"{"name":"bookworm","own":true,"packages":{"makedumpfile":"1:1.7.2-1"}}"#;
+        results[0].userspace = Some(serde_json::from_str(used).unwrap());
         let rows = rows(&[pass, fail, flaky, skip], &results);
         insta::assert_snapshot!(markdown(&rows), @r#"
         # kdrill summary
@@ -366,6 +377,10 @@ mod tests {
         |---|---|---|
         | debian-6.1 | PASS 21s faithful | FAIL 21s |
         | debian-6.12 | FLAKY 21s | SKIP |
+
+        ## Capture userspaces
+
+        - debian-6.1: bookworm: makedumpfile 1.7.2
 
         ## Failures, flakes, skips and interruptions
 

@@ -18,6 +18,7 @@ use crate::exit::Exit;
 use crate::host::interrupt;
 use crate::spec::scenario::BootMode;
 use crate::spec::setup::{ImageKind, Setup};
+use crate::spec::userspace::Userspace;
 use crate::vm::console::last_lines;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -45,6 +46,11 @@ pub struct VerifyArgs {
     /// crashkernel= for every case, instead of the kernel entry's (e.g. 128M)
     #[arg(long, value_name = "SIZE", conflicts_with = "set")]
     pub crashkernel: Option<String>,
+    /// Whose busybox, kexec-tools and makedumpfile capture every minimal-image case (a set's
+    /// too): a Debian release of images/userspace.yaml (bookworm, trixie, sid, …) or `host`
+    /// [default: each kernel's own release; env: KDRILL_USERSPACE]
+    #[arg(long, value_name = "NAME")]
+    pub userspace: Option<String>,
     /// A folder whose kernels/*.yaml, scenarios/ (and scenarios/overlays/), images/,
     /// calibration/, matrix.yaml and archives.yaml are added to kdrill's own (a file at the same
     /// path replaces the built-in one); evidence then goes to DIR/target/kdrill [default: the
@@ -82,10 +88,12 @@ impl VerifyArgs {
         }
     }
 
-    /// The selected cases: a named set, or kernels x scenarios (defaults: debian-6.1 x sysrq).
+    /// The selected cases: a named set, or kernels x scenarios (defaults: debian-6.1 x sysrq);
+    /// `--userspace` over either.
     pub fn cases(&self, root: &Path) -> anyhow::Result<Vec<Case>> {
         if let Some(name) = &self.set {
-            return Ok(matrix::set(root, name)?);
+            let cases = matrix::set(root, name)?;
+            return Ok(matrix::with_userspace(cases, self.userspace()?.as_ref()));
         }
         let or = |v: &Vec<String>, default: &str| {
             if v.is_empty() {
@@ -121,9 +129,20 @@ impl VerifyArgs {
             image,
             overlay,
             crashkernel: self.crashkernel.clone(),
+            userspace: self.userspace()?,
         };
         matrix::check_setup(&setup).map_err(Exit::usage)?;
         Ok(setup)
+    }
+
+    /// `--userspace`, checked (a usage error when it is not one word).
+    pub fn userspace(&self) -> anyhow::Result<Option<Userspace>> {
+        match &self.userspace {
+            Some(word) => Ok(Some(
+                Userspace::parse(word).map_err(|e| Exit::usage(format!("--userspace: {e}")))?,
+            )),
+            None => Ok(None),
+        }
     }
 }
 
@@ -283,6 +302,23 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
             spinner.finish_and_clear();
             built.with_context(|| format!("crasher module for {}", case.kernel.id))?;
         }
+    }
+    // Capture userspaces: each release's sysroot made once, before the first case needs it.
+    let mut made: Vec<String> = Vec::new();
+    for case in cases {
+        let name = case.userspace().name().to_string();
+        if case.setup.image != ImageKind::Minimal || case.skip_reason().is_some() {
+            continue;
+        }
+        if made.contains(&name) {
+            continue;
+        }
+        made.push(name.clone());
+        let recipe = crate::spec::image::minimal(options.project_root.as_deref())?;
+        let bar = spinner(&format!("userspace {name}: making its sysroot"));
+        let capture = crate::case::prepare::userspace(case, &recipe, options, &|_| {});
+        bar.finish_and_clear();
+        capture.with_context(|| format!("capture userspace {name}"))?;
     }
     // Debian images: one per kernel and overlay, shared by every case that boots it.
     let mut built: Vec<String> = Vec::new();

@@ -110,14 +110,16 @@ pub const MAX_HANG: Duration = secs(60);
 pub const EXTRACT: Duration = secs(60);
 pub const EXTRACTIONS: u32 = 3;
 pub const MAKEDUMPFILE_READ: Duration = secs(60);
-/// Before the guest: fetching the kernel (all its packages), fetching its headers and building the crasher, making
-/// the disk, the KVM probe: the sum of those steps' own deadlines (`fetch/apt/tree.rs`, `fetch/kernel.rs`,
-/// `fetch/crasher/`, `guest/dumpdisk.rs`, `vm/accel.rs`). A wait for another run's lock on the
+/// Before the guest: fetching the kernel (all its packages), fetching its headers and building
+/// the crasher (in its release's build sysroot), making the capture userspace's sysroot, making
+/// the disk, the KVM probe: the sum of those steps' own deadlines (`fetch/apt/tree.rs`,
+/// `fetch/kernel.rs`, `fetch/crasher/`, `fetch/userspace/`, `guest/dumpdisk.rs`, `vm/accel.rs`). A wait for another run's lock on the
 /// same kernel or module is bounded by the same figure and replaces the work.
 pub const SETUP: Duration = secs(
     crate::fetch::apt::tree::UPDATE_DEADLINE.as_secs()
         + crate::fetch::kernel::KERNEL_WORST.as_secs()
         + crate::fetch::crasher::BUILD_WORST.as_secs()
+        + crate::fetch::userspace::BUILD_WORST.as_secs()
         + crate::guest::dumpdisk::DISK_TOOL_DEADLINE.as_secs()
         + crate::vm::accel::PROBE_TIMEOUT.as_secs(),
 );

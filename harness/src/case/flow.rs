@@ -52,6 +52,7 @@ impl Run<'_> {
             disk,
             shape,
             case_settings,
+            reader,
             scratch: _scratch,
             ..
         } = &prepared;
@@ -96,7 +97,7 @@ impl Run<'_> {
         }
         (self.progress)("reading the dump");
         let started = Instant::now();
-        let checked = dumpcheck::check_capture(disk, self.dir, &self.case.scenario, result);
+        let checked = dumpcheck::check_capture(disk, self.dir, &self.case.scenario, reader, result);
         result.phases.verify = Some(started.elapsed().as_secs_f64());
         match checked {
             // The guest's failure is the reason; "no dump" after it would only point the wrong way.

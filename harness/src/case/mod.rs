@@ -6,8 +6,9 @@ pub mod budget;
 pub mod error;
 pub mod evidence;
 mod flow;
+pub mod phases;
 pub mod plan;
-mod prepare;
+pub(crate) mod prepare;
 pub mod production;
 pub mod shape;
 pub mod verdict;
@@ -20,6 +21,7 @@ use crate::host::interrupt;
 use crate::spec::kernel::KernelSpec;
 use crate::spec::scenario::{Scenario, Trigger};
 use crate::spec::setup::{ImageKind, Setup};
+use crate::spec::userspace::Userspace;
 use error::CaseError;
 use evidence::Attempt;
 use verdict::{CaseResult, Verdict};
@@ -52,9 +54,32 @@ impl Case {
     }
 
     /// The scenario id plus what the setup changes: `sysrq`, `sysrq@debian`,
-    /// `sysrq@debian+crashkernel=96M`. Results, summaries and evidence folders use it.
+    /// `sysrq@debian+crashkernel=96M`, and a minimal-image case's capture userspace when it is not
+    /// the kernel's own release's: `sysrq+userspace=trixie`. Results, summaries and evidence
+    /// folders use it.
     pub fn label(&self) -> String {
-        format!("{}{}", self.scenario.id, self.setup.label_suffix())
+        let mut label = format!("{}{}", self.scenario.id, self.setup.label_suffix());
+        if self.setup.image == ImageKind::Minimal {
+            label.push_str(&Setup::userspace_suffix(
+                &self.userspace(),
+                &self.kernel.own_userspace(),
+            ));
+        }
+        label
+    }
+
+    /// Whose tools capture on the minimal image: the command line's or the set's, else the
+    /// scenario's, else the kernel entry's `userspace:`, else the kernel's own release's.
+    /// (The Debian image brings its own release's kdump-tools.)
+    pub fn userspace(&self) -> Userspace {
+        crate::spec::userspace::choose(
+            &[
+                self.setup.userspace.as_ref(),
+                self.scenario.userspace.as_ref(),
+                self.kernel.userspace.as_ref(),
+            ],
+            self.kernel.own_userspace(),
+        )
     }
 
     /// `crashkernel=`: the command line's or the set's, else the scenario's, else the entry's.
@@ -249,5 +274,34 @@ mod tests {
             .contains("no kdump-tools capture"));
         assert_eq!(case(vm_dump, ImageKind::Minimal).skip_reason(), None);
         assert_eq!(case(vm_dump, ImageKind::Minimal).crashkernel(), "256M");
+    }
+
+    #[test]
+    fn the_userspace_follows_entry_scenario_block_then_command_line() {
+        let named = |u: &str| Some(Userspace::parse(u).unwrap());
+        let mut c = case(
+            "id: s\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [a]\n",
+            ImageKind::Minimal,
+        );
+        // The entry's suite is bookworm: its own release, and no suffix.
+        assert_eq!(c.userspace().name(), "bookworm");
+        assert_eq!(c.id(), "k/s");
+        c.kernel.userspace = named("sid");
+        assert_eq!(
+            (c.userspace().name(), c.id().as_str()),
+            ("sid", "k/s+userspace=sid")
+        );
+        c.scenario.userspace = named("host");
+        assert_eq!(c.userspace().name(), "host");
+        c.setup.userspace = named("trixie");
+        assert_eq!(c.userspace().name(), "trixie");
+        assert_eq!(c.id(), "k/s+userspace=trixie");
+        // Naming the kernel's own release is the default: no suffix.
+        c.setup.userspace = named("bookworm");
+        assert_eq!(c.id(), "k/s");
+        // The Debian image captures with its own kdump-tools: no userspace in its label.
+        c.setup.image = ImageKind::Debian;
+        c.setup.userspace = named("trixie");
+        assert_eq!(c.id(), "k/s@debian");
     }
 }

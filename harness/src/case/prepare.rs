@@ -1,6 +1,7 @@
 //! Everything a case needs before its guest starts: its plan (mode, restore), the kernel (and its
-//! uncompressed vmlinux for a `fast` boot), the crasher module, the initramfs, the dump disk, the
-//! accelerator, the saved shape it restores, and the QEMU command line (saved as evidence).
+//! uncompressed vmlinux for a `fast` boot), the crasher module, the capture userspace (and the
+//! makedumpfile that re-reads the dump's log), the initramfs, the dump disk, the accelerator,
+//! the saved shape it restores, and the QEMU command line (saved as evidence).
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +10,12 @@ use crate::case::plan;
 use crate::case::shape::{self, Shape, ShapeInputs};
 use crate::case::verdict::KernelPackage;
 use crate::case::{Case, RunOptions};
+use crate::dumpcheck::makedumpfile::Reader;
 use crate::fetch::kernel::KernelFiles;
+use crate::fetch::userspace::Capture;
 use crate::guest::{dumpdisk, minimal};
 use crate::host::tools;
-use crate::spec::image;
+use crate::spec::image::{self, ImageRecipe};
 use crate::spec::scenario::BootMode;
 use crate::vm::accel;
 use crate::vm::qemu::{self, GuestConfig};
@@ -28,6 +31,8 @@ pub struct Prepared {
     pub shape: Option<Shape>,
     /// The case's settings for a restored guest (`case.env`, sent over the status channel).
     pub case_settings: String,
+    /// The capture userspace's makedumpfile, for the log cross-check.
+    pub reader: Reader,
     /// Sockets, the initramfs and the disk image; removed with the case.
     pub scratch: tempfile::TempDir,
 }
@@ -42,7 +47,6 @@ pub fn prepare(
 ) -> Result<Prepared, CaseError> {
     let (kernel, scenario) = (&case.kernel, &case.scenario);
     let qemu_bin = tools::require("qemu-system-x86_64").setup("host tools")?;
-    tools::require("makedumpfile").setup("host tools")?;
     let plan = plan::plan(case, options.overrides);
     result.plan = Some(plan.clone());
 
@@ -65,9 +69,18 @@ pub fn prepare(
         }
     };
 
+    let recipe = image::minimal(options.project_root.as_deref()).setup("image recipe")?;
+    let capture = userspace(case, &recipe, options, progress)?;
+    result.userspace = Some(capture.used.clone());
+    let data = crate::fetch::userspace::data(options.project_root.as_deref())
+        .setup("capture userspace")?;
+    let reader = Reader::of(&capture, &data).map_err(|detail| CaseError::Setup {
+        what: "capture userspace",
+        detail,
+    })?;
+
     progress("building guest image");
     let crasher = crasher_module(case, &files, options)?;
-    let recipe = image::minimal(options.project_root.as_deref()).setup("image recipe")?;
     let scratch = tempfile::Builder::new()
         .prefix("kdrill-")
         .tempdir()
@@ -78,6 +91,7 @@ pub fn prepare(
         plan: &plan,
         capture_kernel: &capture_kernel,
         crasher: crasher.as_deref(),
+        userspace_root: &capture.root,
         shape: plan.restore,
         cache: &options.cache,
     };
@@ -159,7 +173,32 @@ pub fn prepare(
         disk,
         shape,
         case_settings: minimal::case_settings(scenario),
+        reader,
         scratch,
+    })
+}
+
+/// The case's capture userspace (`Case::userspace`): the release's sysroot with the recipe's
+/// programs, made or found in the cache, or the host's programs.
+pub fn userspace(
+    case: &Case,
+    recipe: &ImageRecipe,
+    options: &RunOptions,
+    progress: &dyn Fn(&str),
+) -> Result<Capture, CaseError> {
+    let packages: Vec<String> = recipe.binaries.iter().map(|b| b.package.clone()).collect();
+    let chosen = case.userspace();
+    crate::fetch::userspace::capture(
+        &chosen,
+        &case.kernel.own_userspace(),
+        &packages,
+        options.project_root.as_deref(),
+        &options.cache,
+        progress,
+    )
+    .map_err(|e| CaseError::Setup {
+        what: "capture userspace",
+        detail: format!("{}: {e}", case.id()),
     })
 }
 

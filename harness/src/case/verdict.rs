@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::case::error::CaseError;
+pub use crate::case::phases::Phases;
 use crate::case::plan::Plan;
 use crate::case::shape::ShapeRecord;
 use crate::host::interrupt::Stop;
@@ -34,60 +35,6 @@ impl Verdict {
             Verdict::Interrupted => "INTERRUPTED",
         }
     }
-}
-
-/// Phase durations in seconds; absent when the phase did not happen. Host-clock phases and the
-/// guest's own clocks side by side: what the host sees minus what the guest saw is time no kernel
-/// code ran in (QEMU and firmware starting, the kernel decompressing itself, purgatory).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Phases {
-    /// Booting and saving the guest shape this case restores, when this case had to (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shape: Option<f64>,
-    /// QEMU start → the restored guest running again (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restore: Option<f64>,
-    /// QEMU start → the first kernel's banner on the console (host clock): firmware and the
-    /// kernel's decompression, before any of its own log.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_line: Option<f64>,
-    /// QEMU start → the first boot's init running (host clock).
-    pub boot: Option<f64>,
-    /// The first kernel's own uptime when its init started (guest clock).
-    #[serde(default)]
-    pub guest_boot: Option<f64>,
-    /// The capture kernel's own uptime when its init started (guest clock).
-    #[serde(default)]
-    pub capture_boot: Option<f64>,
-    /// `kexec -p` (guest clock).
-    pub kexec: Option<f64>,
-    /// Filling and freeing the scenario's `guest.dirty_mib` before the crash (guest clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dirty: Option<f64>,
-    /// Crash trigger → the capture kernel's init running (host clock).
-    pub crash_to_capture: Option<f64>,
-    /// Crash trigger → the capture kernel's banner on the console (host clock): the panic path,
-    /// purgatory and the capture kernel's decompression.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capture_first_line: Option<f64>,
-    /// makedumpfile in the capture kernel (guest clock).
-    pub makedumpfile: Option<f64>,
-    /// `dump-guest-memory`, all formats together (vm-dump route; host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vm_dump: Option<f64>,
-    /// Debian image: QEMU start → kdump-tools ready to kdump in boot 1 (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready: Option<f64>,
-    /// Debian image: crash → the dump saved and the guest booting again (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crash_to_saved: Option<f64>,
-    /// Debian image: boot 3 started → kdump-tools ready to kdump again (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_again: Option<f64>,
-    /// Reading the dump back on the host.
-    pub verify: Option<f64>,
-    /// The whole case.
-    pub total: Option<f64>,
 }
 
 /// Everything known about one case, written to `result.json`.
@@ -122,6 +69,14 @@ pub struct CaseResult {
     pub capture: Option<crate::dumpcheck::facts::CaptureFacts>,
     /// The crash route (the scenario's trigger).
     pub route: Option<Trigger>,
+    /// Whose busybox, kexec-tools and makedumpfile captured (minimal image): the release or
+    /// `host`, and the package versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userspace: Option<crate::fetch::userspace::Used>,
+    /// Which makedumpfile re-read the dump's log for the byte-for-byte cross-check, and in which
+    /// of its formats (`null`: none did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_check: Option<String>,
     /// How the case booted: its mode, restore or not, kexec's and makedumpfile's options.
     #[serde(default)]
     pub plan: Option<Plan>,
@@ -187,14 +142,6 @@ fn first_attempt() -> u32 {
     1
 }
 
-impl Phases {
-    /// What the guest itself spent, by its own clocks: first boot, `kexec -p`, capture boot,
-    /// makedumpfile. `None` unless all four are known.
-    pub fn guest_seconds(&self) -> Option<f64> {
-        Some(self.guest_boot? + self.kexec? + self.capture_boot? + self.makedumpfile?)
-    }
-}
-
 impl CaseResult {
     pub fn new(kernel: &str, scenario: &str, artifacts: &Path) -> CaseResult {
         CaseResult {
@@ -209,6 +156,8 @@ impl CaseResult {
             accel_reason: None,
             kernel_release: None,
             kernel_package: None,
+            userspace: None,
+            log_check: None,
             phases: Phases::default(),
             dump_bytes: None,
             capture: None,
@@ -321,6 +270,9 @@ impl CaseResult {
         if let Some(total) = p.total {
             line.push_str(&format!("  total {total:.1}s"));
         }
+        if let Some(used) = &self.userspace {
+            line.push_str(&format!("\n  userspace {}", used.short()));
+        }
         for note in &self.notes {
             line.push_str(&format!("\n  note: {note}"));
         }
@@ -377,13 +329,27 @@ mod tests {
             r.summary_line(),
             "PASS debian-6.1/sysrq  tcg  boot 4.5s  kexec 0.9s  crash→capture 4.8s  makedumpfile 3.9s  dump 30 MB  total 15.0s"
         );
+        r.userspace = Some(crate::fetch::userspace::Used {
+            name: "bookworm".into(),
+            own: true,
+            packages: [
+                ("makedumpfile", "1:1.7.2-1"),
+                ("busybox-static", "1:1.35.0-4+b7"),
+            ]
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .into(),
+            sysroot: None,
+        });
+        assert!(r.summary_line().ends_with(
+            "total 15.0s\n  userspace bookworm: makedumpfile 1.7.2, busybox-static 1.35.0"
+        ));
         r.capture = Some(crate::dumpcheck::facts::CaptureFacts {
             dumped_percent: 14.5,
             makedumpfile_said: Some(vec!["The kernel version is not supported.".into()]),
             ..Default::default()
         });
-        assert!(r.summary_line().contains(
-            "dump 30 MB (14.5 % of pages)  total 15.0s\n  makedumpfile: The kernel version is not supported."
+        assert!(r.summary_line().ends_with(
+            "dump 30 MB (14.5 % of pages)  total 15.0s\n  userspace bookworm: makedumpfile 1.7.2, busybox-static 1.35.0\n  makedumpfile: The kernel version is not supported."
         ));
         r.verdict = Verdict::Fail;
         r.reasons = vec!["expected log line absent from the dump: `x`".into()];

@@ -1,35 +1,63 @@
 //! The kernel log of a dump, read by kdrill's own reader (`kdrill-vmcore`), and the cross-check:
-//! makedumpfile must read the very same bytes.
+//! makedumpfile must read the very same bytes, in the format its release writes.
 
 use std::path::Path;
 
+use kdrill_vmcore::LogRecord;
+
 use crate::case::error::CaseError;
-use crate::dumpcheck::makedumpfile;
+use crate::dumpcheck::dmesgformat;
+use crate::dumpcheck::makedumpfile::{self, Reader};
+use crate::spec::userspace::DmesgFormat;
 
 /// Reads the kernel log out of a dump with kdrill's own reader into `out` and returns it.
 pub fn read_native(vmcore: &Path, out: &Path) -> Result<String, String> {
-    let dump = kdrill_vmcore::Vmcore::open(vmcore)
-        .map_err(|e| format!("kdrill cannot open the dump: {e}"))?;
-    let records = dump
-        .dmesg_records()
-        .map_err(|e| format!("kdrill cannot read the dump's kernel log: {e}"))?;
+    let records = records(vmcore)?;
     let text = kdrill_vmcore::format_dmesg(&records);
     std::fs::write(out, &text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(text)
 }
 
-/// [`read_native`], then makedumpfile reads it too (into `<out>.makedumpfile.txt`); the two
-/// texts must be byte-identical.
-pub fn read_cross_checked(vmcore: &Path, out: &Path) -> Result<String, CaseError> {
-    let text = read_native(vmcore, out).map_err(CaseError::Dump)?;
+fn records(vmcore: &Path) -> Result<Vec<LogRecord>, String> {
+    let dump = kdrill_vmcore::Vmcore::open(vmcore)
+        .map_err(|e| format!("kdrill cannot open the dump: {e}"))?;
+    dump.dmesg_records()
+        .map_err(|e| format!("kdrill cannot read the dump's kernel log: {e}"))
+}
+
+/// [`read_native`] into `out`, then `reader` reads the log too (into `<out>.makedumpfile.txt`),
+/// and the two must be byte-identical, kdrill's records rendered in the reader's format (into
+/// `<out>.kdrill-<format>.txt` when that is not kdrill's own). Without a reader, only kdrill's.
+pub fn read_cross_checked(
+    vmcore: &Path,
+    out: &Path,
+    reader: Option<&Reader>,
+) -> Result<String, CaseError> {
+    let records = records(vmcore).map_err(CaseError::Dump)?;
+    let text = kdrill_vmcore::format_dmesg(&records);
+    std::fs::write(out, &text)
+        .map_err(|e| CaseError::Dump(format!("cannot write {}: {e}", out.display())))?;
+    let Some(reader) = reader else {
+        return Ok(text);
+    };
     let theirs_path = out.with_extension("makedumpfile.txt");
-    let theirs = makedumpfile::dmesg(vmcore, &theirs_path).map_err(CaseError::Dump)?;
-    match first_difference(&theirs, text.as_bytes()) {
+    let theirs = makedumpfile::dmesg(reader, vmcore, &theirs_path).map_err(CaseError::Dump)?;
+    let (ours, ours_path) = match reader.format {
+        DmesgFormat::Plain => (text.clone(), out.to_path_buf()),
+        format => {
+            let path = out.with_extension(format!("kdrill-{}.txt", format.word()));
+            let rendered = dmesgformat::render(&records, format);
+            std::fs::write(&path, &rendered)
+                .map_err(|e| CaseError::Dump(format!("cannot write {}: {e}", path.display())))?;
+            (rendered, path)
+        }
+    };
+    match first_difference(&theirs, ours.as_bytes()) {
         None => Ok(text),
         Some(at) => Err(CaseError::LogMismatch {
             at,
-            ours: out.display().to_string(),
-            theirs: theirs_path.display().to_string(),
+            ours: ours_path.display().to_string(),
+            theirs: format!("{} ({})", theirs_path.display(), reader.label),
         }),
     }
 }

@@ -1,9 +1,11 @@
 //! Reading a captured dump back on the host and judging it: the files off the dump disk, the
-//! kernel log read natively and cross-checked with makedumpfile, the crashed CPU's backtrace,
-//! task and modules (`dumpcheck/deep.rs`), the pages it holds (`dumpcheck/facts.rs`), the
-//! scenario's expectations.
+//! kernel log read natively and cross-checked with the capture userspace's makedumpfile (in the
+//! format its release writes, `dumpcheck/dmesgformat.rs`), the crashed CPU's backtrace, task and
+//! modules (`dumpcheck/deep.rs`), the pages it holds (`dumpcheck/facts.rs`), the scenario's
+//! expectations.
 
 pub mod deep;
+pub mod dmesgformat;
 pub mod expect;
 pub mod facts;
 pub mod log;
@@ -18,13 +20,14 @@ use crate::guest::dumpdisk;
 use crate::spec::scenario::Scenario;
 
 /// Copies the dump and the capture boot's logs off the dump disk into `dir`, reads the kernel log
-/// from the dump (kdrill's reader, byte-compared with makedumpfile's), and checks the scenario's
+/// from the dump (kdrill's reader, byte-compared with `reader`'s), and checks the scenario's
 /// expectations on it and on the serial log. Unmet expectations are recorded in `result`; the
 /// error is what stopped the check.
 pub fn check_capture(
     disk: &Path,
     dir: &Path,
     scenario: &Scenario,
+    reader: &makedumpfile::Reader,
     result: &mut CaseResult,
 ) -> Result<(), CaseError> {
     for name in ["makedumpfile.log", "capture-dmesg.txt"] {
@@ -51,9 +54,20 @@ pub fn check_capture(
             ..facts::CaptureFacts::default()
         });
     }
-    let log = log::read_cross_checked(&vmcore, &dir.join("dmesg.txt"))?;
+    result.log_check = Some(log_check(reader));
+    let log = log::read_cross_checked(&vmcore, &dir.join("dmesg.txt"), Some(reader))?;
     judge(&vmcore, &log, "the dump", dir, scenario, result);
     Ok(())
+}
+
+/// What `result.json` says re-read the log: `makedumpfile 1:1.7.6-1 (trixie) --dump-dmesg,
+/// caller format`.
+pub fn log_check(reader: &makedumpfile::Reader) -> String {
+    format!(
+        "{} --dump-dmesg, {} format",
+        reader.label,
+        reader.format.word()
+    )
 }
 
 /// Judges a dump whose log was read (`log`): the scenario's log expectations, the pages the dump

@@ -1,5 +1,7 @@
 //! Writing the guest's initramfs: newc cpio archives of busybox, kexec, makedumpfile, their shared
-//! libraries, the needed kernel modules and kdrill's `/init`.
+//! libraries, the needed kernel modules and kdrill's `/init`. The programs come from a root: a
+//! release's sysroot (`fetch/userspace/`), or the host's `/`; their libraries are looked up, and
+//! every symlink followed, inside that root.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -7,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::guest::modules::{ModuleError, ModuleIndex};
 use crate::guest::needs::{self, NeedError};
+pub use crate::guest::rootfs::{library_closure, locate, resolve_in, LIBRARY_DIRS};
 use crate::host::tools;
 use crate::spec::image::ImageRecipe;
 
@@ -20,11 +23,18 @@ pub enum ImageError {
     Need(#[from] NeedError),
     #[error("{path}: {detail}")]
     Elf { path: PathBuf, detail: String },
-    #[error("shared library `{name}` needed by {needed_by} is not in {dirs}")]
+    #[error("shared library `{name}` needed by {needed_by} is not in {dirs} of {root}")]
     MissingLibrary {
         name: String,
         needed_by: PathBuf,
         dirs: String,
+        root: PathBuf,
+    },
+    #[error("`{tool}` (package {package}) is not in the capture userspace {root}: add the package to the sysroot, or name it among the recipe's `binaries:`")]
+    NotInRoot {
+        tool: String,
+        package: String,
+        root: PathBuf,
     },
     #[error("{path}: {source}")]
     Io {
@@ -33,16 +43,6 @@ pub enum ImageError {
         source: std::io::Error,
     },
 }
-
-/// Folders the dynamic loader searches on Debian amd64 (multiarch first).
-const LIBRARY_DIRS: &[&str] = &[
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-];
 
 /// A newc cpio archive built in memory. Entries get fixed owners and times so the same inputs
 /// always give the same bytes; parent folders are added on demand.
@@ -165,43 +165,6 @@ pub fn elf_needs(data: &[u8]) -> Result<(Option<String>, Vec<String>), String> {
     Ok((interp, needed))
 }
 
-/// Every file (host path = guest path) the programs need: their interpreters and the transitive
-/// closure of their shared libraries.
-pub fn library_closure(programs: &[PathBuf]) -> Result<Vec<PathBuf>, ImageError> {
-    let mut found: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut todo: Vec<PathBuf> = programs.to_vec();
-    while let Some(path) = todo.pop() {
-        let data = std::fs::read(&path).map_err(|source| ImageError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let (interp, needed) = elf_needs(&data).map_err(|detail| ImageError::Elf {
-            path: path.clone(),
-            detail,
-        })?;
-        if let Some(interp) = interp {
-            if found.insert(PathBuf::from(&interp)) {
-                todo.push(PathBuf::from(interp));
-            }
-        }
-        for name in needed {
-            let lib = LIBRARY_DIRS
-                .iter()
-                .map(|d| Path::new(d).join(&name))
-                .find(|p| p.exists())
-                .ok_or_else(|| ImageError::MissingLibrary {
-                    name: name.clone(),
-                    needed_by: path.clone(),
-                    dirs: LIBRARY_DIRS.join(", "),
-                })?;
-            if found.insert(lib.clone()) {
-                todo.push(lib);
-            }
-        }
-    }
-    Ok(found.into_iter().collect())
-}
-
 /// The part of the guest image shared by both boots, for one kernel.
 pub struct BaseImage {
     pub cpio: Vec<u8>,
@@ -209,12 +172,13 @@ pub struct BaseImage {
     pub modules: Vec<String>,
 }
 
-/// Builds the base archive: init, programs, libraries and the modules `modules`' kernel takes
-/// for the recipe's needs.
+/// Builds the base archive: init, the recipe's programs from `root` (a sysroot, or the host's
+/// `/`) with their libraries, and the modules `modules`' kernel takes for the recipe's needs.
 pub fn build_base(
     recipe: &ImageRecipe,
     init: &[u8],
     modules: &ModuleIndex,
+    root: &Path,
 ) -> Result<BaseImage, ImageError> {
     let mut cpio = Cpio::default();
     for dir in [
@@ -232,18 +196,31 @@ pub fn build_base(
     cpio.file("init", 0o755, init);
     let mut programs = Vec::new();
     for binary in &recipe.binaries {
-        let host = tools::find(&binary.name).ok_or_else(|| tools::MissingTool {
-            tool: binary.name.clone(),
-            package: binary.package.clone(),
-        })?;
-        let data = read(&host)?;
+        let real = match locate(root, &binary.name) {
+            Some(real) => real,
+            None if root == Path::new("/") => {
+                return Err(tools::MissingTool {
+                    tool: binary.name.clone(),
+                    package: binary.package.clone(),
+                }
+                .into())
+            }
+            None => {
+                return Err(ImageError::NotInRoot {
+                    tool: binary.name.clone(),
+                    package: binary.package.clone(),
+                    root: root.into(),
+                })
+            }
+        };
+        let data = read(&real)?;
         // Programs go to /bin, first on the guest's PATH, so no busybox applet shadows them.
         cpio.file(&format!("bin/{}", binary.name), 0o755, &data);
-        programs.push(host);
+        programs.push(real);
     }
-    for lib in library_closure(&programs)? {
-        let data = read(&lib)?;
-        cpio.file(&lib.to_string_lossy(), 0o755, &data);
+    for (guest, real) in library_closure(root, &programs)? {
+        let data = read(&real)?;
+        cpio.file(&guest.to_string_lossy(), 0o755, &data);
     }
     let order = needs::resolve(modules, &recipe.needs)?.order;
     let mut guest_paths = Vec::new();
@@ -352,17 +329,6 @@ mod tests {
         let (interp, needed) = elf_needs(&data).unwrap();
         assert_eq!(interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
         assert!(needed.iter().any(|n| n == "libc.so.6"), "{needed:?}");
-    }
-
-    #[test]
-    fn library_closure_includes_loader_and_libc() {
-        let libs = library_closure(&[PathBuf::from("/bin/sh")]).unwrap();
-        assert!(libs.iter().any(|p| p.ends_with("libc.so.6")), "{libs:?}");
-        assert!(
-            libs.iter()
-                .any(|p| p == Path::new("/lib64/ld-linux-x86-64.so.2")),
-            "{libs:?}"
-        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The initramfs of one case: the base image for the kernel, the case's settings and first-boot
-//! modules (and the crasher module), then the capture kernel and the capture initramfs under `/boot`.
+//! The initramfs of one case: the base image for the kernel (with the capture userspace's
+//! programs), the case's settings and first-boot modules (and the crasher module), then the
+//! capture kernel and the capture initramfs under `/boot`.
 
 use std::path::Path;
 
@@ -21,6 +22,9 @@ pub struct Contents<'a> {
     /// The capture kernel `kexec -p` loads: the bzImage (`faithful`) or the ELF vmlinux (`fast`).
     pub capture_kernel: &'a Path,
     pub crasher: Option<&'a [u8]>,
+    /// Where busybox, kexec and makedumpfile (and their libraries) come from: the capture
+    /// userspace's sysroot, or `/` for the host's programs.
+    pub userspace_root: &'a Path,
     /// A shape's image: the same for every case that restores it, so it holds no case settings
     /// (the host sends them after the restore) and says `KDRILL_SHAPE=1`.
     pub shape: bool,
@@ -60,7 +64,8 @@ pub fn write(
     let index = ModuleIndex::scan(&files.modules, &files.release)
         .map_err(|e| e.to_string())?
         .with_alias_cache(contents.cache);
-    let base = initramfs::build_base(recipe, &init, &index).map_err(|e| e.to_string())?;
+    let base = initramfs::build_base(recipe, &init, &index, contents.userspace_root)
+        .map_err(|e| e.to_string())?;
 
     // The scenario's first-boot needs (their modules with dependencies, minus what the base
     // loads), each module with the parameters of the needs it provides.
@@ -203,6 +208,7 @@ mod tests {
             plan: &plan,
             capture_kernel: Path::new("/cache/vmlinux"),
             crasher: None,
+            userspace_root: Path::new("/"),
             shape: true,
             cache: Path::new("/nonexistent"),
         };

@@ -8,3 +8,4 @@ pub mod minimal;
 pub mod modalias;
 pub mod modules;
 pub mod needs;
+pub mod rootfs;

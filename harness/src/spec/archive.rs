@@ -128,7 +128,8 @@ pub fn load(project_root: Option<&Path>) -> Result<Archives, YamlError> {
     parse(Path::new("archives.yaml (built in)"), DEFAULT)
 }
 
-fn parse(path: &Path, text: &str) -> Result<Archives, YamlError> {
+/// Parses an archives list read from `path`.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Archives, YamlError> {
     let file: ArchivesFile = yaml::parse(path, text)?;
     let invalid = |message: String| YamlError::Invalid {
         path: path.to_path_buf(),

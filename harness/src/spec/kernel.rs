@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::userspace::Userspace;
 use crate::spec::yaml::{self, YamlError};
 
 /// One kernel of the matrix, as written in `kernels/<id>.yaml`.
@@ -22,6 +23,11 @@ pub struct KernelSpec {
     /// are reported as SKIP with the reason and are not run; an undeclared gap is a FAIL.
     #[serde(default)]
     pub skip: BTreeMap<String, String>,
+    /// Whose tools capture this kernel (`images/userspace.yaml`): a Debian release, or `host`;
+    /// by default the entry's own release (`suite:` up to its first `-`), `host` for a local
+    /// kernel. A scenario, a matrix block or `--userspace` may name another.
+    #[serde(default)]
+    pub userspace: Option<Userspace>,
     /// The file this entry was read from (archives are looked up beside its `kernels/` folder).
     #[serde(skip)]
     pub path: PathBuf,
@@ -31,6 +37,15 @@ impl KernelSpec {
     /// The project folder of this entry: the parent of its `kernels/` folder.
     pub fn project_root(&self) -> Option<&Path> {
         self.path.parent()?.parent()
+    }
+
+    /// The userspace of the kernel's own release: a Debian entry's suite up to its first `-`
+    /// (`trixie-backports` → `trixie`); `host` for a local kernel, which has no release.
+    pub fn own_userspace(&self) -> Userspace {
+        match &self.source {
+            KernelSource::Debian { suite, .. } => Userspace::of_suite(suite),
+            KernelSource::Local { .. } => Userspace::Host,
+        }
     }
 }
 
@@ -244,6 +259,31 @@ mod tests {
         assert_eq!(vmlinuz, dir.path().join("build/bzImage"));
         assert_eq!(modules, dir.path().join("build/lib/modules/6.6.0"));
         assert_eq!(spec.guest.crashkernel, "256M");
+    }
+
+    #[test]
+    fn an_entry_is_captured_by_its_own_release_unless_it_names_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let debian = "id: k\nwhy: w\nsource:\n  kind: debian\n  suite: trixie-backports\n  series: \"7.3\"\n  flavour: amd64\n  version: track\n";
+        let spec = from_file(&write(dir.path(), "k.yaml", debian)).unwrap();
+        assert_eq!(spec.own_userspace(), Userspace::Release("trixie".into()));
+        assert_eq!(spec.userspace, None);
+        let named = format!("{debian}userspace: bookworm\n");
+        let spec = from_file(&write(dir.path(), "k.yaml", &named)).unwrap();
+        assert_eq!(spec.userspace, Some(Userspace::Release("bookworm".into())));
+        let local = "id: k\nwhy: w\nsource:\n  kind: local\n  vmlinuz: v\n  modules: m\n";
+        let spec = from_file(&write(dir.path(), "k.yaml", local)).unwrap();
+        assert_eq!(spec.own_userspace(), Userspace::Host);
+        let bad = format!("{local}userspace: Debian 13\n");
+        let err = from_file(&write(dir.path(), "k.yaml", &bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "k.yaml:7:12: userspace `Debian 13` must be `host` or a Debian release name"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The project's commented data: kernel entries, crash scenarios, the image recipe, and YAML loading with `file:line:column` errors.
+//! The project's commented data: kernel entries, crash scenarios, the image recipe, the capture userspaces, and YAML loading with `file:line:column` errors.
 
 pub mod archive;
 pub mod debian;
@@ -9,4 +9,5 @@ pub mod mode;
 pub mod repin;
 pub mod scenario;
 pub mod setup;
+pub mod userspace;
 pub mod yaml;

@@ -53,6 +53,8 @@ pub struct Scenario {
     /// release's tools rather than regressions of the kernel.
     #[serde(default = "yes")]
     pub in_all: bool,
+    /// Whose tools capture on the minimal image instead of the kernel's own release's (a release of `images/userspace.yaml`, or `host`).
+    pub userspace: Option<crate::spec::userspace::Userspace>,
     pub expect: Expect,
 }
 

@@ -1,12 +1,15 @@
 //! What a case's guest is made of beyond its kernel and route: the image (kdrill's minimal
 //! initramfs, or a Debian system built from packages), the operator's overlay, `crashkernel=`,
-//! extra disks and the dump target. A scenario's `image:` block, a matrix set's block and the
-//! command line can each give them; the command line beats the set, the set beats the scenario,
-//! the scenario beats the kernel entry (`guest.crashkernel`).
+//! the capture userspace, extra disks and the dump target. A scenario's `image:` block (its
+//! `userspace:`), a matrix set's block and the command line can each give them; the command line
+//! beats the set, the set beats the scenario, the scenario beats the kernel entry
+//! (`guest.crashkernel`, `userspace:`).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::spec::userspace::Userspace;
 
 /// The guests kdrill can build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -103,6 +106,8 @@ pub struct Setup {
     /// An overlay folder (absolute, or relative to the current folder or matrix.yaml's folder).
     pub overlay: Option<PathBuf>,
     pub crashkernel: Option<String>,
+    /// Whose tools capture on the minimal image (`images/userspace.yaml`).
+    pub userspace: Option<Userspace>,
 }
 
 impl Setup {
@@ -127,6 +132,16 @@ impl Setup {
             label.push_str(size);
         }
         label
+    }
+
+    /// What a minimal-image case's label adds for its capture userspace: `+userspace=<name>`
+    /// when it is not the kernel's own release's (`own`), else nothing.
+    pub fn userspace_suffix(chosen: &Userspace, own: &Userspace) -> String {
+        if chosen == own {
+            String::new()
+        } else {
+            format!("+userspace={chosen}")
+        }
     }
 
     /// Resolves a relative overlay against `base` (where it was written).
@@ -185,8 +200,26 @@ mod tests {
             image: ImageKind::Debian,
             overlay: Some("/srv/ops/kdump-etc".into()),
             crashkernel: Some("96M".into()),
+            userspace: None,
         };
         assert_eq!(setup.label_suffix(), "@debian+kdump-etc+crashkernel=96M");
+    }
+
+    #[test]
+    fn a_userspace_other_than_the_kernels_own_shows_in_the_label() {
+        let (bookworm, trixie) = (
+            Userspace::Release("bookworm".into()),
+            Userspace::Release("trixie".into()),
+        );
+        assert_eq!(Setup::userspace_suffix(&bookworm, &bookworm), "");
+        assert_eq!(
+            Setup::userspace_suffix(&trixie, &bookworm),
+            "+userspace=trixie"
+        );
+        assert_eq!(
+            Setup::userspace_suffix(&Userspace::Host, &trixie),
+            "+userspace=host"
+        );
     }
 
     #[test]

@@ -78,9 +78,18 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, YamlErro
 /// A parser error as file:line:column.
 fn located(path: &Path, text: &str, err: yaml_serde::Error) -> YamlError {
     {
+        // A value refused by a `TryFrom` of ours is placed at the start of the document: point
+        // at the value its message quotes in backticks instead.
+        let quoted = || {
+            let message = err.to_string();
+            let value = message.split('`').nth(1)?.to_string();
+            position_of(text, &value)
+        };
         let (line, column) = err
             .location()
             .map(|l| (l.line(), l.column()))
+            .filter(|&at| at != (1, 1))
+            .or_else(quoted)
             .unwrap_or((1, 1));
         // The location is already in our prefix: drop the crate's own " at line N column M" suffix.
         let mut message = err.to_string();

@@ -14,7 +14,7 @@ use crate::case::evidence;
 use crate::case::production::diagnose;
 use crate::case::production::record::{DumpFolder, FileSeen};
 use crate::case::verdict::CaseResult;
-use crate::dumpcheck::log;
+use crate::dumpcheck::{log, makedumpfile};
 use crate::guest::dumpdisk::{self, Listed};
 use crate::host::{process, tools};
 use crate::spec::scenario::Scenario;
@@ -165,8 +165,9 @@ fn judge(
             "{dump} is not in makedumpfile's flattened format (kdump-tools writes it with -F)"
         ));
     }
-    let text =
-        log::read_cross_checked(&dump_path, &dir.join("dmesg.txt")).map_err(|e| e.to_string())?;
+    let reader = host_reader(result);
+    let text = log::read_cross_checked(&dump_path, &dir.join("dmesg.txt"), reader.as_ref())
+        .map_err(|e| e.to_string())?;
     crate::dumpcheck::judge(
         &dump_path,
         &text,
@@ -190,6 +191,24 @@ fn judge(
         ));
     }
     Ok(())
+}
+
+/// The host's makedumpfile re-reads the dump's log only where it knows the kernel (its
+/// `LATEST_VERSION` covers it); else the log is cross-checked against `dmesg.<stamp>` alone,
+/// which the image's own makedumpfile wrote in the capture kernel. Recorded in `result`.
+fn host_reader(result: &mut CaseResult) -> Option<makedumpfile::Reader> {
+    let data = crate::spec::userspace::load(None).ok()?;
+    let reader = makedumpfile::Reader::host(&data)?;
+    let release = result.kernel_release.clone().unwrap_or_default();
+    if reader.beyond(&release) != Some(false) {
+        result.notes.push(format!(
+            "the host's {} does not know kernel {release}: the log is cross-checked only with the capture kernel's own dmesg file",
+            reader.label
+        ));
+        return None;
+    }
+    result.log_check = Some(crate::dumpcheck::log_check(&reader));
+    Some(reader)
 }
 
 /// The newest `<YYYYMMDDHHMM>` (or `<host>-<stamp>`) folder name.

@@ -63,7 +63,6 @@ pub fn prepare(
 ) -> Result<Prepared, CaseError> {
     let qemu_bin = tools::require("qemu-system-x86_64").setup("host tools")?;
     let qemu_img = tools::require("qemu-img").setup("host tools")?;
-    tools::require("makedumpfile").setup("host tools")?;
     let scenario = &case.scenario;
     progress("fetching kernel");
     let files = crate::case::prepare::kernel(&case.kernel, options, result)?;

@@ -87,7 +87,15 @@ impl Tree {
     /// list changed). When the lists cannot be fetched but older ones exist, those are used
     /// with a warning.
     pub fn index(&self, release: &str, max_age: Duration) -> Result<Index, AptError> {
-        let _lock = FileLock::acquire(&self.dir.with_extension("lock"), LOCK_WAIT)?;
+        let _lock = self.fresh(max_age)?;
+        let failed = self.failed_suites();
+        self.read(release, &failed)
+    }
+
+    /// Locks the tree and fetches its lists again when they are older than `max_age` (or
+    /// when they cannot be fetched but older ones exist, keeps those, with a warning).
+    fn fresh(&self, max_age: Duration) -> Result<FileLock, AptError> {
+        let lock = FileLock::acquire(&self.dir.with_extension("lock"), LOCK_WAIT)?;
         self.write_config()?;
         if self.age().is_none_or(|age| age > max_age) {
             if let Err(err) = self.update() {
@@ -97,8 +105,20 @@ impl Tree {
                 eprintln!("kdrill: {err}; using the lists fetched earlier");
             }
         }
+        Ok(lock)
+    }
+
+    /// The records named by `keep` in the indexes of exactly `suites` (the capture userspace's
+    /// packages), from lists as fresh as [`Tree::index`] makes them.
+    pub fn records_of(
+        &self,
+        suites: &[String],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<index::Record>, AptError> {
+        let _lock = self.fresh(MAX_AGE)?;
         let failed = self.failed_suites();
-        self.read(release, &failed)
+        let suite_ok = |suite: &str| suites.iter().any(|s| s == suite);
+        self.read_where(&suite_ok, keep, &failed, &suites.join(", "))
     }
 
     /// [`Tree::index`], and if `package=version` is not in it, once more from lists fetched
@@ -239,6 +259,24 @@ impl Tree {
     /// suite in `failed` is read from its earlier lists, with a warning; without them, its
     /// failure is the error.
     fn read(&self, release: &str, failed: &[SuiteFailure]) -> Result<Index, AptError> {
+        let records = self.read_where(
+            &|suite| archive::suite_matches(release, suite),
+            &resolve::wanted,
+            failed,
+            &self.archives.describe_release(release),
+        )?;
+        Ok(Index { records })
+    }
+
+    /// The records `keep` names in the `Packages` lists of the suites `suite_ok` accepts
+    /// (`described` in an error), as [`Tree::read`] reads them.
+    fn read_where(
+        &self,
+        suite_ok: &dyn Fn(&str) -> bool,
+        keep: &dyn Fn(&str) -> bool,
+        failed: &[SuiteFailure],
+        described: &str,
+    ) -> Result<Vec<index::Record>, AptError> {
         let mut command = self.apt("apt-get")?;
         command.args([
             "indextargets",
@@ -255,7 +293,7 @@ impl Tree {
             else {
                 continue;
             };
-            if !archive::suite_matches(release, suite) {
+            if !suite_ok(suite) {
                 continue;
             }
             let path = Path::new(file);
@@ -265,7 +303,7 @@ impl Tree {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => match failure {
                     Some(f) => {
                         return Err(AptError::Update {
-                            archives: self.archives.describe_release(release),
+                            archives: described.to_string(),
                             file: self.archives.from.clone(),
                             detail: f.line.clone(),
                         })
@@ -282,13 +320,13 @@ impl Tree {
                 ));
             }
             let name = path.file_name().unwrap_or_default().to_string_lossy();
-            for mut record in index::parse(&text, &name, &resolve::wanted) {
+            for mut record in index::parse(&text, &name, keep) {
                 record.site = site.to_string();
                 record.suite = suite.to_string();
                 records.push(record);
             }
         }
-        Ok(Index { records })
+        Ok(records)
     }
 
     /// Downloads `url` to `dest`, checked by apt against `sha256` (a mismatch fails).

@@ -1,6 +1,8 @@
 //! Running kbuild on the crasher: `make -C <headers> M=<dir> modules` under a deadline with the
-//! compiler the headers name, and the built module's `vermagic` checked against the release.
+//! compiler the headers name (in the kernel's release's sysroot, or on the host for a local
+//! kernel), and the built module's `vermagic` checked against the release.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -39,25 +41,33 @@ fn kernel_compiler(kernelvariables: &str) -> Option<String> {
     })
 }
 
-/// `make -C <headers> M=<module_dir> modules`, output to `log`, killed after [`MAKE_DEADLINE`].
+/// make's arguments: `-C <headers> M=<module_dir> … modules`, as the make that runs sees the
+/// paths.
+pub(super) fn make_args(headers: &Path, module_dir: &Path) -> Vec<OsString> {
+    let mut dir = OsString::from("M=");
+    dir.push(module_dir);
+    vec![
+        "-C".into(),
+        headers.into(),
+        dir,
+        // 6.12 generates BTF for modules with pahole; the crasher needs none, and this spares
+        // the build the `dwarves` package.
+        "CONFIG_DEBUG_INFO_BTF_MODULES=".into(),
+        "modules".into(),
+    ]
+}
+
+/// Runs `command` (a make of [`make_args`], on the host or in a chroot of `sysroot`) with its
+/// output in `log`, killed after [`MAKE_DEADLINE`].
 pub(super) fn run_make(
-    make: &Path,
-    headers: &Path,
-    module_dir: &Path,
+    mut command: Command,
     log: &Path,
     release: &str,
+    sysroot: Option<&Path>,
 ) -> Result<(), CrasherError> {
     let out = File::create(log).map_err(io(log))?;
     let err = out.try_clone().map_err(io(log))?;
-    let mut command = Command::new(make);
     command
-        .arg("-C")
-        .arg(headers)
-        .arg(format!("M={}", module_dir.display()))
-        // 6.12 generates BTF for modules with pahole; the crasher needs none, and this spares
-        // the host the `dwarves` package.
-        .arg("CONFIG_DEBUG_INFO_BTF_MODULES=")
-        .arg("modules")
         // English messages, for the error's tail and hints (kbuild unexports LC_ALL).
         .env("LC_MESSAGES", "C")
         .stdin(Stdio::null())
@@ -73,7 +83,7 @@ pub(super) fn run_make(
                 release: release.into(),
                 status: status.to_string(),
                 log: log.into(),
-                hint: hint(&tail),
+                hint: hint(&tail, sysroot),
                 tail,
             })
         }
@@ -87,12 +97,18 @@ pub(super) fn run_make(
     }
 }
 
-/// A way out for failures whose cause is on the host rather than in the module.
-fn hint(output: &str) -> String {
-    if output.contains("error while loading shared libraries") {
-        "\nhint: the linux-kbuild tools need libelf1 and libssl3: apt-get install -y libelf1 libssl3".into()
-    } else {
-        String::new()
+/// A way out for failures whose cause is the build environment rather than the module.
+fn hint(output: &str, sysroot: Option<&Path>) -> String {
+    let missing = output.contains("error while loading shared libraries")
+        || output.contains("command not found")
+        || output.contains("No such file or directory");
+    match sysroot {
+        _ if !missing => String::new(),
+        Some(root) => format!(
+            "\nhint: the build sysroot {} lacks a program or library kbuild runs: add its package to `build:` in images/userspace.yaml",
+            root.display()
+        ),
+        None => "\nhint: the linux-kbuild tools need libelf1 and libssl3: apt-get install -y libelf1 libssl3".into(),
     }
 }
 
@@ -155,8 +171,29 @@ mod tests {
 
     #[test]
     fn hint_names_the_missing_libraries() {
+        let tail = "modpost: error while loading shared libraries: libelf.so.1";
+        assert!(hint(tail, None).contains("libelf1"));
         assert!(
-            hint("modpost: error while loading shared libraries: libelf.so.1").contains("libelf1")
+            hint(tail, Some(Path::new("/c/u/root"))).contains("`build:` in images/userspace.yaml")
+        );
+        assert_eq!(hint("crasher.c:3: error: expected ';'", None), "");
+    }
+
+    #[test]
+    fn make_builds_the_module_folder_against_the_headers() {
+        let args = make_args(
+            Path::new("/kdrill/tree/usr/src/linux-headers-6.12.117+deb13-amd64"),
+            Path::new("/kdrill/module"),
+        );
+        assert_eq!(
+            args,
+            [
+                "-C",
+                "/kdrill/tree/usr/src/linux-headers-6.12.117+deb13-amd64",
+                "M=/kdrill/module",
+                "CONFIG_DEBUG_INFO_BTF_MODULES=",
+                "modules"
+            ]
         );
     }
 }

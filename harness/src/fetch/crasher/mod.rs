@@ -1,11 +1,13 @@
-//! The crasher kernel module (`images/crasher/`): built with the host gcc against the guest kernel's own headers, cached per kernel release.
+//! The crasher kernel module (`images/crasher/`): built against the guest kernel's own headers with the compiler they name, cached per kernel release.
 //!
 //! Debian kernels: the entry's pinned `headers:` packages are fetched like the kernel, merged into
 //! one build tree in a scratch folder (hard links into the cache, so it costs no space), with the
-//! `-amd64` Makefile's `include /usr/src/…` pointed into that tree and every symlink checked to
-//! resolve inside it, never into the host's `/usr/src` or `/usr/lib`. Local kernels: their
-//! modules folder's `build` link must be a kernel build tree. Then `make -C <headers> M=<dir>
-//! modules` with a deadline, and the result's `vermagic` must name the kernel release.
+//! `-amd64` Makefile's `include /usr/src/…` pointed into that tree as the build sees it and every
+//! symlink checked to resolve inside it, never into the host's `/usr/src` or `/usr/lib`; built in
+//! a chroot of the kernel's release's sysroot (`fetch/userspace/`: its compiler, gcc-14 for
+//! trixie, make, libc, libelf), the scratch folder at `/kdrill`, so a host without that compiler
+//! is no reason to skip. Local kernels: their `build` link, the host's make and compiler. Then
+//! `make -C <headers> M=<dir> modules` with a deadline; `vermagic` must name the release.
 
 mod make;
 mod tree;
@@ -17,11 +19,12 @@ use sha2::{Digest, Sha256};
 
 use crate::fetch::apt::pin::Pinned;
 use crate::fetch::kernel::{FetchError, KernelFiles};
+use crate::fetch::userspace::UserspaceError;
 use crate::host::lock::{FileLock, LockError};
 use crate::host::process::RunError;
 use crate::host::tools::{self, MissingTool};
 use crate::spec::kernel::{KernelSource, KernelSpec};
-use make::{check_module, compiler_of, run_make};
+use make::{check_module, compiler_of, make_args, run_make};
 use tree::assemble_debian;
 
 /// The module's source, compiled into kdrill so that building it needs no checkout of the project.
@@ -36,9 +39,11 @@ const SOURCES: &[(&str, &str)] = &[
 
 /// Header packages a Debian entry pins (headers, their -common, kbuild).
 const HEADER_PACKAGES: u32 = 3;
-/// The longest getting the module can take: fetching its header packages and the build.
+/// The longest getting the module can take: fetching its header packages, making the build
+/// sysroot, and the build.
 pub const BUILD_WORST: Duration = Duration::from_secs(
     HEADER_PACKAGES as u64 * crate::fetch::kernel::PACKAGE_WORST.as_secs()
+        + crate::fetch::userspace::BUILD_WORST.as_secs()
         + make::MAKE_DEADLINE.as_secs(),
 );
 /// Waiting for another kdrill building the same module: what its build may take (the wait
@@ -59,6 +64,8 @@ pub enum CrasherError {
     Run(RunError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Userspace(Box<UserspaceError>),
     #[error("kernel entry `{kernel}` pins no `headers:` packages, so the crasher module cannot be built for it: add linux-headers-<release>, its -common package and linux-kbuild-<series> (see kernels/debian-6.1.yaml)")]
     NoHeaders { kernel: String },
     #[error("the `headers:` packages of kernel entry `{kernel}` hold no {expected}: pin the headers of the kernel package's exact version")]
@@ -100,6 +107,12 @@ pub enum CrasherError {
     },
 }
 
+impl From<UserspaceError> for CrasherError {
+    fn from(err: UserspaceError) -> Self {
+        CrasherError::Userspace(Box::new(err))
+    }
+}
+
 impl From<FetchError> for CrasherError {
     fn from(err: FetchError) -> Self {
         CrasherError::Fetch(Box::new(err))
@@ -115,9 +128,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CrasherError + '_ {
 
 /// What the module is built against.
 enum Against<'a> {
-    /// A Debian kernel: its pinned header packages.
-    Debian { kernel: &'a str, pinned: &'a Pinned },
-    /// A local kernel: its build tree (`<modules>/build`).
+    /// A Debian kernel: its pinned header packages, built in its release's sysroot.
+    Debian {
+        kernel: &'a KernelSpec,
+        pinned: &'a Pinned,
+        release: String,
+    },
+    /// A local kernel: its build tree (`<modules>/build`), built on the host.
     Local { tree: PathBuf },
 }
 
@@ -133,8 +150,9 @@ pub fn build(
     let against = match &kernel.source {
         KernelSource::Debian { .. } => match &files.packages {
             Some(pinned) if !pinned.headers.is_empty() => Against::Debian {
-                kernel: &kernel.id,
+                kernel,
                 pinned,
+                release: kernel.own_userspace().name().to_string(),
             },
             _ => {
                 return Err(CrasherError::NoHeaders {
@@ -171,9 +189,6 @@ pub fn build(
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch).map_err(io(&scratch))?;
     }
-    if scratch.to_string_lossy().chars().any(char::is_whitespace) {
-        return Err(CrasherError::Whitespace { path: scratch });
-    }
     let built = compile(&against, release, cache, &scratch)?;
     std::fs::create_dir_all(&done).map_err(io(&done))?;
     let partial = done.join(format!("{MODULE_FILE}.partial"));
@@ -195,22 +210,71 @@ fn compile(
     cache: &Path,
     scratch: &Path,
 ) -> Result<PathBuf, CrasherError> {
-    let headers = match against {
-        Against::Debian { kernel, pinned } => {
-            assemble_debian(kernel, pinned, cache, &scratch.join("tree"), release)?
-        }
-        Against::Local { tree } => tree.clone(),
-    };
     let module_dir = scratch.join("module");
     std::fs::create_dir_all(&module_dir).map_err(io(&module_dir))?;
     for (file, text) in SOURCES {
         let path = module_dir.join(file);
         std::fs::write(&path, text).map_err(io(&path))?;
     }
-    let make = tools::require("make")?;
-    tools::require(&compiler_of(&headers))?;
     let log = scratch.join("make.log");
-    run_make(&make, &headers, &module_dir, &log, release)?;
+    match against {
+        Against::Debian {
+            kernel,
+            pinned,
+            release: userspace,
+        } => {
+            // In the chroot, `scratch` is `/kdrill`.
+            let work = Path::new(crate::fetch::userspace::run::WORK);
+            let seen = work.join("tree");
+            let headers = assemble_debian(
+                &kernel.id,
+                pinned,
+                cache,
+                &scratch.join("tree"),
+                &seen,
+                release,
+            )?;
+            let compiler = compiler_of(&headers);
+            let data = crate::fetch::userspace::data(kernel.project_root())?;
+            let packages = [data.build.clone(), vec![compiler]].concat();
+            let sysroot = crate::fetch::userspace::sysroot(
+                userspace,
+                &packages,
+                kernel.project_root(),
+                cache,
+                &|_| {},
+            )?;
+            if sysroot.fresh {
+                eprintln!("kdrill: {}", sysroot.describe());
+            }
+            let inside = seen.join(
+                headers
+                    .strip_prefix(scratch.join("tree"))
+                    .unwrap_or(&headers),
+            );
+            let mut argv: Vec<std::ffi::OsString> = vec!["make".into()];
+            argv.extend(make_args(&inside, &work.join("module")));
+            let command = crate::fetch::userspace::run::chroot_command(
+                &sysroot.root,
+                scratch,
+                &argv,
+                tools::is_root(),
+            );
+            run_make(command, &log, release, Some(&sysroot.root))?;
+        }
+        Against::Local { tree } => {
+            if scratch.to_string_lossy().chars().any(char::is_whitespace) {
+                return Err(CrasherError::Whitespace {
+                    path: scratch.into(),
+                });
+            }
+            let make = tools::require("make")?;
+            tools::require(&compiler_of(tree))?;
+            let mut command = std::process::Command::new(make);
+            command.args(make_args(tree, &module_dir));
+            run_make(command, &log, release, None)?;
+        }
+    }
     let built = module_dir.join(MODULE_FILE);
     check_module(&built, release)?;
     Ok(built)
@@ -221,7 +285,11 @@ fn compile(
 fn fingerprint(against: &Against) -> Result<String, CrasherError> {
     let mut text = String::new();
     match against {
-        Against::Debian { pinned, .. } => {
+        Against::Debian {
+            pinned, release, ..
+        } => {
+            // Built in that release's sysroot (an older kdrill built with the host's compiler).
+            text.push_str(&format!("built in the {release} sysroot\n"));
             for pkg in &pinned.headers {
                 text.push_str(&format!("{}={} {}\n", pkg.package, pkg.version, pkg.sha256));
             }
@@ -324,6 +392,7 @@ mod tests {
             source,
             guest: GuestSize::default(),
             skip: Default::default(),
+            userspace: None,
             path: PathBuf::new(),
         }
     }

@@ -1,7 +1,8 @@
 //! The crasher's build tree for a Debian kernel: its pinned header packages merged into one
 //! folder (hard links into the cache), the `-amd64` Makefile's absolute paths (`include
-//! /usr/src/…`; from 6.19 also `KBUILD_OUTPUT=/usr/src/…`) pointed into it, and every symlink
-//! checked to resolve inside it, never into the host's `/usr/src`.
+//! /usr/src/…`; from 6.19 also `KBUILD_OUTPUT=/usr/src/…`) pointed into it as the build sees it
+//! (`/kdrill/tree` in the release's sysroot), absolute symlinks made relative so they resolve in
+//! either view, and every symlink checked to resolve inside it, never into the host's `/usr/src`.
 
 use std::path::{Path, PathBuf};
 
@@ -13,12 +14,14 @@ use crate::fetch::apt::pin::Pinned;
 const MERGED: &[&str] = &["usr/src", "usr/lib"];
 
 /// Merges the header packages into one tree at `tree` and returns its
-/// `usr/src/linux-headers-<release>` folder, ready for `make -C`.
+/// `usr/src/linux-headers-<release>` folder, ready for `make -C`; the build sees the tree at
+/// `seen_as` (where its Makefile's absolute paths point).
 pub(super) fn assemble_debian(
     kernel: &str,
     pinned: &Pinned,
     cache: &Path,
     tree: &Path,
+    seen_as: &Path,
     release: &str,
 ) -> Result<PathBuf, CrasherError> {
     let roots = pinned
@@ -38,23 +41,24 @@ pub(super) fn assemble_debian(
         });
     }
     let text = std::fs::read_to_string(&makefile).map_err(io(&makefile))?;
-    let (rewritten, included) = rewrite_includes(&text, tree);
-    if let Some(path) = included.iter().find(|p| !p.is_file()) {
+    let (rewritten, included) = rewrite_includes(&text, seen_as);
+    let on_host = |p: &Path| tree.join(p.strip_prefix(seen_as).unwrap_or(p));
+    if let Some(path) = included.iter().find(|p| !on_host(p).is_file()) {
         return Err(CrasherError::Layout {
             path: makefile,
             detail: format!(
                 "includes {}, which none of the `headers:` packages of kernel entry `{kernel}` provides: add linux-headers-<abi>-common",
-                path.display()
+                on_host(path).display()
             ),
         });
     }
-    let (rewritten, outputs) = rewrite_output(&rewritten, tree);
-    if let Some(path) = outputs.iter().find(|p| !p.is_dir()) {
+    let (rewritten, outputs) = rewrite_output(&rewritten, seen_as);
+    if let Some(path) = outputs.iter().find(|p| !on_host(p).is_dir()) {
         return Err(CrasherError::Layout {
             path: makefile,
             detail: format!(
                 "sets KBUILD_OUTPUT to {}, which none of the `headers:` packages of kernel entry `{kernel}` provides: pin the headers of the kernel's own release",
-                path.display()
+                on_host(path).display()
             ),
         });
     }
@@ -78,7 +82,8 @@ fn merge_roots(roots: &[PathBuf], tree: &Path) -> Result<(), CrasherError> {
 }
 
 /// Recreates `src` under `dst`: folders made, files hard-linked (copied across file systems),
-/// symlinks recreated with absolute targets moved under `tree`. Returns the symlinks made.
+/// symlinks recreated, an absolute target as the relative path to the same place under `tree`
+/// (so it resolves wherever the tree is seen). Returns the symlinks made.
 fn merge_tree(src: &Path, dst: &Path, tree: &Path) -> Result<Vec<PathBuf>, CrasherError> {
     let mut links = Vec::new();
     let mut stack = vec![(src.to_path_buf(), dst.to_path_buf())];
@@ -103,7 +108,10 @@ fn merge_tree(src: &Path, dst: &Path, tree: &Path) -> Result<Vec<PathBuf>, Crash
             if kind.is_symlink() {
                 let link = std::fs::read_link(&path).map_err(io(&path))?;
                 let link = match link.strip_prefix("/") {
-                    Ok(inside) => tree.join(inside),
+                    Ok(inside) => relative(
+                        target.parent().and_then(|p| p.strip_prefix(tree).ok()),
+                        inside,
+                    ),
                     Err(_) => link,
                 };
                 std::os::unix::fs::symlink(&link, &target).map_err(io(&target))?;
@@ -114,6 +122,25 @@ fn merge_tree(src: &Path, dst: &Path, tree: &Path) -> Result<Vec<PathBuf>, Crash
         }
     }
     Ok(links)
+}
+
+/// The relative path from the folder `from` to `to`, both relative to the tree's top.
+fn relative(from: Option<&Path>, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.map(|f| f.components().collect()).unwrap_or_default();
+    let to_parts: Vec<_> = to.components().collect();
+    let common = from
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for part in &to_parts[common..] {
+        out.push(part);
+    }
+    out
 }
 
 /// Every symlink must resolve, and inside `tree`: a dangling one means a package is missing.
@@ -332,12 +359,21 @@ mod tests {
         let pkg = dir.path().join("pkg/usr/src");
         std::fs::create_dir_all(pkg.join("real")).unwrap();
         std::os::unix::fs::symlink("/usr/src/real", pkg.join("alias")).unwrap();
+        std::fs::create_dir_all(dir.path().join("pkg/usr/lib/deep")).unwrap();
+        std::os::unix::fs::symlink("/usr/src/real", dir.path().join("pkg/usr/lib/deep/up"))
+            .unwrap();
         let tree = dir.path().join("tree");
         let links = merge_tree(&dir.path().join("pkg/usr"), &tree.join("usr"), &tree).unwrap();
         check_links_inside(&links, &tree).unwrap();
+        // Relative, so the tree resolves the same wherever a build sees it (`/kdrill/tree`).
         assert_eq!(
             std::fs::read_link(tree.join("usr/src/alias")).unwrap(),
-            tree.join("usr/src/real")
+            PathBuf::from("real")
         );
+        assert_eq!(
+            std::fs::read_link(tree.join("usr/lib/deep/up")).unwrap(),
+            PathBuf::from("../../src/real")
+        );
+        assert!(tree.join("usr/lib/deep/up").is_dir());
     }
 }

@@ -105,6 +105,10 @@ pub struct DumpInfo {
     pub dumped_pages: u64,
     /// RAM pages left out (by the dump level for kdump-compressed, memsz beyond filesz for ELF).
     pub excluded_pages: u64,
+    /// Of `dumped_pages`, those written as makedumpfile's one shared zero page (dump level
+    /// with bit 1): in the dump's bitmap, without data of their own. makedumpfile's own report
+    /// counts them as excluded.
+    pub zero_pages: u64,
     /// Pages an incomplete dump lost because its writer ran out of space.
     pub incomplete_pages: u64,
     /// The dump's header marks it incomplete.
@@ -244,6 +248,7 @@ impl Vmcore {
                 page_size,
                 dumped_pages: dumped,
                 excluded_pages: excluded,
+                zero_pages: 0,
                 incomplete_pages: elf.missing_bytes.div_ceil(page_size),
                 incomplete: elf.incomplete,
                 truncated: false,
@@ -291,6 +296,7 @@ impl Vmcore {
                 page_size: kd.block_size,
                 dumped_pages: kd.dumped,
                 excluded_pages: kd.excluded,
+                zero_pages: kd.zero_pages,
                 incomplete_pages: kd.incomplete_pages,
                 incomplete: kd.incomplete(),
                 truncated: kd.lost_pages > 0,

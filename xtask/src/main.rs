@@ -1,10 +1,12 @@
 //! Developer and CI entry points: `cargo xtask verify` (the main job), `cargo xtask test` (the
 //! test suite as CI runs it), `kernels`, `bench`, `soak`, `calibrate`, `doctor` (`kdrill doctor`), `fuzz` (the dump reader's fuzz targets). Each installs missing host packages
 //! first (as root on Debian/Ubuntu) or stops with the exact install line; the logic lives in the
-//! `kdrill` library, xtask only orchestrates. `deep` runs crash, gdb and drgn against kdrill.
+//! `kdrill` library, xtask only orchestrates. `deep` runs crash, gdb and drgn against kdrill;
+//! `compat` tables kernels against each release's makedumpfile.
 
 mod bench;
 mod calibrate;
+mod compat;
 mod deep;
 mod fuzz;
 mod kernels;
@@ -31,6 +33,9 @@ struct Cli {
 enum Task {
     /// Crash guests and check their dumps (default: debian-6.1 x sysrq), through nextest when installed
     Verify(kdrill::campaign::verify::VerifyArgs),
+    /// The kernel × makedumpfile table: the `compat` set's cases (dirty-free on each kernel ×
+    /// each release's makedumpfile) run, then tabled into compat.md and compat.json
+    Compat(compat::CompatArgs),
     /// Run what CI runs: fmt, clippy, then every test (the `ci` matrix set included) through nextest
     Test {
         /// Arguments passed on to `cargo nextest run` (e.g. a filter)
@@ -119,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Kernels(args) => kernels::run(&root, &args),
         Task::Verify(args) if args.list => kdrill::campaign::verify::run(&args),
         Task::Verify(args) => verify::run(&root, args),
+        Task::Compat(args) => compat::run(&root, &args),
         Task::Test { rest } => test::run(&root, &rest),
         Task::Bench(args) => bench::run(&root, &args),
         Task::Soak(args) => soak::run(&root, &args),
@@ -134,7 +140,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 /// once it knows its cases (a selection of declared skips boots nothing).
 fn needs_host_tools(task: &Task) -> bool {
     match task {
-        Task::Kernels(_) | Task::Fuzz { .. } | Task::Verify(_) | Task::Doctor(_) => false,
+        Task::Kernels(_)
+        | Task::Fuzz { .. }
+        | Task::Verify(_)
+        | Task::Compat(_)
+        | Task::Doctor(_) => false,
         Task::Test { .. } | Task::Bench(_) | Task::Soak(_) | Task::Calibrate(_) | Task::Deep(_) => {
             true
         }
@@ -248,6 +258,8 @@ mod tests {
         assert!(!needs_host_tools(&task(&["doctor", "--install"])));
         // verify ensures them itself, once it knows whether a case will boot.
         assert!(!needs_host_tools(&task(&["verify"])));
+        // compat runs verify's path (or, with --no-run, only reads results).
+        assert!(!needs_host_tools(&task(&["compat", "--no-run"])));
         assert!(needs_host_tools(&task(&["test"])));
         assert!(needs_host_tools(&task(&["soak", "--runs", "2"])));
     }

@@ -102,9 +102,9 @@ pub fn expand_with(
         .map(|id| scenario::load(root, id))
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
-        // `all` means every scenario this image can run; one named for another image stays, and
-        // is a declared skip.
-        .filter(|s| !every || s.image.only.is_none_or(|only| only == setup.image))
+        // `all` means every scenario this image can run, but those that must be named
+        // (`in_all: false`); one named for another image stays, and is a declared skip.
+        .filter(|s| !every || (s.in_all && s.image.only.is_none_or(|only| only == setup.image)))
         .collect();
     let mut cases = Vec::new();
     for kernel in &kernels {
@@ -361,6 +361,12 @@ mod tests {
                 .collect()
         };
         assert_eq!(ids(&["all"], ImageKind::Minimal), ["k1/a", "k1/b"]);
+        let named_only =
+            "id: n\ndescription: d\ntrigger: sysrq\nin_all: false\nexpect:\n  log: [x]\n";
+        std::fs::write(dir.path().join("scenarios/n.yaml"), named_only).unwrap();
+        assert_eq!(ids(&["all"], ImageKind::Minimal), ["k1/a", "k1/b"]);
+        assert_eq!(ids(&["all", "n"], ImageKind::Minimal), ["k1/a", "k1/b"]);
+        assert_eq!(ids(&["n"], ImageKind::Minimal), ["k1/n"]);
         assert_eq!(
             ids(&["all"], ImageKind::Debian),
             ["k1/a@debian", "k1/b@debian", "k1/c@debian"]

@@ -53,6 +53,9 @@ pub struct CaseLine<'a> {
     pub phases: &'a Phases,
     /// The dump file's size in bytes, as a decimal string.
     pub dump_bytes: Option<String>,
+    /// The pages the dump holds and leaves out, and what makedumpfile warned (`null` without a
+    /// dump read back).
+    pub capture: Option<&'a crate::dumpcheck::facts::CaptureFacts>,
     pub route: Option<String>,
     /// `kvm` or `tcg`.
     pub accel: Option<&'static str>,
@@ -90,6 +93,7 @@ impl<'a> CaseLine<'a> {
             seconds: result.phases.total,
             phases: &result.phases,
             dump_bytes: result.dump_bytes.map(|b| b.to_string()),
+            capture: result.capture.as_ref(),
             route: result
                 .route
                 .and_then(|r| serde_json::to_value(r).ok())
@@ -325,8 +329,13 @@ mod tests {
         let mut pass = failed();
         pass.verdict = Verdict::Pass;
         pass.reasons.clear();
+        pass.capture = Some(crate::dumpcheck::facts::CaptureFacts {
+            dumped_pages: 28_559,
+            ..Default::default()
+        });
         let v: serde_json::Value = serde_json::from_str(&case_line(&pass)).unwrap();
         assert_eq!(v["verdict"], "PASS");
+        assert_eq!(v["capture"]["dumped_pages"], 28_559);
         assert!(v["failure"].is_null() && v["reason"].is_null(), "{v}");
         let mut skip = CaseResult::new("k", "s", std::path::Path::new("/o"));
         skip.verdict = Verdict::Skip;
@@ -337,6 +346,7 @@ mod tests {
             (Some("SKIP"), Some("no crasher for this kernel"))
         );
         assert!(v["dump_bytes"].is_null());
+        assert!(v["capture"].is_null());
     }
 
     #[test]

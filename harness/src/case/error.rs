@@ -86,6 +86,16 @@ pub enum CaseError {
     /// The crasher module is not in the dump's module list.
     #[error("module `{0}` is not in the dump's module list")]
     ModuleMissing(String),
+    /// The dump holds a larger share of the guest's pages than the scenario's `expect.dump`
+    /// allows: the dump level did not exclude what it should have.
+    #[error("the dump holds {percent} % of the guest's pages ({dumped} of {ram}) where at most {max} % is expected: {why}")]
+    DumpNotReduced {
+        percent: f64,
+        max: f64,
+        dumped: u64,
+        ram: u64,
+        why: String,
+    },
     /// kdump-tools was not ready to kdump in the Debian guest (boot 1, or boot 3 after the crash).
     #[error("kdump-tools is not ready to kdump in boot {boot}: {reason}")]
     NotReady { boot: u8, reason: String },
@@ -142,6 +152,7 @@ impl CaseError {
             CaseError::FrameMissing { .. } => "backtrace-mismatch",
             CaseError::WrongTask { .. } => "task-mismatch",
             CaseError::ModuleMissing(_) => "module-missing",
+            CaseError::DumpNotReduced { .. } => "dump-not-reduced",
             CaseError::NotReady { .. } => "not-ready",
             CaseError::CaptureFailed { .. } => "capture-failed",
             CaseError::DumpFolder { .. } => "dump-folder",

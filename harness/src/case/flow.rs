@@ -220,6 +220,11 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
         }
     };
 
+    if scenario.guest.dirty_mib.is_some() {
+        g.progress("guest dirtying and freeing its memory");
+        let (_, dirtied) = g.watch.until(budget::DIRTY)?;
+        g.result.phases.dirty = dirtied.seconds("secs");
+    }
     let mut crashed_at = None;
     let mut _console = None;
     if routes::host_presses(scenario.trigger) {

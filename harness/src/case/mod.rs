@@ -6,6 +6,7 @@ pub mod budget;
 pub mod error;
 pub mod evidence;
 mod flow;
+pub mod phases;
 pub mod plan;
 pub(crate) mod prepare;
 pub mod production;

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::case::error::CaseError;
+pub use crate::case::phases::Phases;
 use crate::case::plan::Plan;
 use crate::case::shape::ShapeRecord;
 use crate::host::interrupt::Stop;
@@ -36,57 +37,6 @@ impl Verdict {
     }
 }
 
-/// Phase durations in seconds; absent when the phase did not happen. Host-clock phases and the
-/// guest's own clocks side by side: what the host sees minus what the guest saw is time no kernel
-/// code ran in (QEMU and firmware starting, the kernel decompressing itself, purgatory).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Phases {
-    /// Booting and saving the guest shape this case restores, when this case had to (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shape: Option<f64>,
-    /// QEMU start → the restored guest running again (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restore: Option<f64>,
-    /// QEMU start → the first kernel's banner on the console (host clock): firmware and the
-    /// kernel's decompression, before any of its own log.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_line: Option<f64>,
-    /// QEMU start → the first boot's init running (host clock).
-    pub boot: Option<f64>,
-    /// The first kernel's own uptime when its init started (guest clock).
-    #[serde(default)]
-    pub guest_boot: Option<f64>,
-    /// The capture kernel's own uptime when its init started (guest clock).
-    #[serde(default)]
-    pub capture_boot: Option<f64>,
-    /// `kexec -p` (guest clock).
-    pub kexec: Option<f64>,
-    /// Crash trigger → the capture kernel's init running (host clock).
-    pub crash_to_capture: Option<f64>,
-    /// Crash trigger → the capture kernel's banner on the console (host clock): the panic path,
-    /// purgatory and the capture kernel's decompression.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capture_first_line: Option<f64>,
-    /// makedumpfile in the capture kernel (guest clock).
-    pub makedumpfile: Option<f64>,
-    /// `dump-guest-memory`, all formats together (vm-dump route; host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vm_dump: Option<f64>,
-    /// Debian image: QEMU start → kdump-tools ready to kdump in boot 1 (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready: Option<f64>,
-    /// Debian image: crash → the dump saved and the guest booting again (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crash_to_saved: Option<f64>,
-    /// Debian image: boot 3 started → kdump-tools ready to kdump again (host clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_again: Option<f64>,
-    /// Reading the dump back on the host.
-    pub verify: Option<f64>,
-    /// The whole case.
-    pub total: Option<f64>,
-}
-
 /// Everything known about one case, written to `result.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
@@ -114,6 +64,9 @@ pub struct CaseResult {
     pub phases: Phases,
     /// Size of the dump file in bytes.
     pub dump_bytes: Option<u64>,
+    /// The pages the dump holds and leaves out, and makedumpfile's own warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::dumpcheck::facts::CaptureFacts>,
     /// The crash route (the scenario's trigger).
     pub route: Option<Trigger>,
     /// Whose busybox, kexec-tools and makedumpfile captured (minimal image): the release or
@@ -189,14 +142,6 @@ fn first_attempt() -> u32 {
     1
 }
 
-impl Phases {
-    /// What the guest itself spent, by its own clocks: first boot, `kexec -p`, capture boot,
-    /// makedumpfile. `None` unless all four are known.
-    pub fn guest_seconds(&self) -> Option<f64> {
-        Some(self.guest_boot? + self.kexec? + self.capture_boot? + self.makedumpfile?)
-    }
-}
-
 impl CaseResult {
     pub fn new(kernel: &str, scenario: &str, artifacts: &Path) -> CaseResult {
         CaseResult {
@@ -215,6 +160,7 @@ impl CaseResult {
             log_check: None,
             phases: Phases::default(),
             dump_bytes: None,
+            capture: None,
             route: None,
             plan: None,
             boot: None,
@@ -318,6 +264,9 @@ impl CaseResult {
         if let Some(bytes) = self.dump_bytes {
             line.push_str(&format!("  dump {} MB", (bytes as f64 / 1e6).round()));
         }
+        if let Some(capture) = &self.capture {
+            line.push_str(&format!(" ({} % of pages)", capture.dumped_percent));
+        }
         if let Some(total) = p.total {
             line.push_str(&format!("  total {total:.1}s"));
         }
@@ -326,6 +275,13 @@ impl CaseResult {
         }
         for note in &self.notes {
             line.push_str(&format!("\n  note: {note}"));
+        }
+        let said = self
+            .capture
+            .iter()
+            .filter_map(|c| c.makedumpfile_said.as_ref());
+        for message in said.flatten() {
+            line.push_str(&format!("\n  makedumpfile: {message}"));
         }
         if !self.reasons.is_empty() {
             let label = if self.verdict == Verdict::Skip {
@@ -386,6 +342,14 @@ mod tests {
         });
         assert!(r.summary_line().ends_with(
             "total 15.0s\n  userspace bookworm: makedumpfile 1.7.2, busybox-static 1.35.0"
+        ));
+        r.capture = Some(crate::dumpcheck::facts::CaptureFacts {
+            dumped_percent: 14.5,
+            makedumpfile_said: Some(vec!["The kernel version is not supported.".into()]),
+            ..Default::default()
+        });
+        assert!(r.summary_line().ends_with(
+            "dump 30 MB (14.5 % of pages)  total 15.0s\n  userspace bookworm: makedumpfile 1.7.2, busybox-static 1.35.0\n  makedumpfile: The kernel version is not supported."
         ));
         r.verdict = Verdict::Fail;
         r.reasons = vec!["expected log line absent from the dump: `x`".into()];

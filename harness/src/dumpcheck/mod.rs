@@ -1,11 +1,13 @@
 //! Reading a captured dump back on the host and judging it: the files off the dump disk, the
 //! kernel log read natively and cross-checked with the capture userspace's makedumpfile (in the
 //! format its release writes, `dumpcheck/dmesgformat.rs`), the crashed CPU's backtrace, task and
-//! modules (`dumpcheck/deep.rs`), the scenario's expectations.
+//! modules (`dumpcheck/deep.rs`), the pages it holds (`dumpcheck/facts.rs`), the scenario's
+//! expectations.
 
 pub mod deep;
 pub mod dmesgformat;
 pub mod expect;
+pub mod facts;
 pub mod log;
 pub mod makedumpfile;
 
@@ -45,6 +47,13 @@ pub fn check_capture(
     if size == 0 {
         return Err(CaseError::EmptyDump);
     }
+    // What makedumpfile said in the guest, for `result.json` and the reason of `expect.dump`.
+    if let Ok(output) = std::fs::read(dir.join("makedumpfile.log")) {
+        result.capture = Some(facts::CaptureFacts {
+            makedumpfile_said: Some(facts::messages(&String::from_utf8_lossy(&output))),
+            ..facts::CaptureFacts::default()
+        });
+    }
     result.log_check = Some(log_check(reader));
     let log = log::read_cross_checked(&vmcore, &dir.join("dmesg.txt"), Some(reader))?;
     judge(&vmcore, &log, "the dump", dir, scenario, result);
@@ -61,9 +70,11 @@ pub fn log_check(reader: &makedumpfile::Reader) -> String {
     )
 }
 
-/// Judges a dump whose log was read (`log`): the scenario's log expectations, the crashed CPU's
-/// backtrace, its task and the modules (by kdrill's reader), and the lines that must be absent
-/// from the log and the serial console. Unmet expectations are recorded in `result`.
+/// Judges a dump whose log was read (`log`): the scenario's log expectations, the pages the dump
+/// holds (kept in `result.capture` with what makedumpfile said, when that was read before) against
+/// `expect.dump`, the crashed CPU's backtrace, its task and the modules (by kdrill's reader), and
+/// the lines that must be absent from the log and the serial console. Unmet expectations are
+/// recorded in `result`.
 pub fn judge(
     vmcore: &Path,
     log: &str,
@@ -81,6 +92,23 @@ pub fn judge(
                 pattern,
             });
         }
+    }
+    match facts::read(vmcore) {
+        Ok(mut seen) => {
+            seen.makedumpfile_said = result.capture.take().and_then(|c| c.makedumpfile_said);
+            if let Some(error) = scenario
+                .expect
+                .dump
+                .and_then(|bound| facts::check(&seen, &bound))
+            {
+                result.fail(error);
+            }
+            result.capture = Some(seen);
+        }
+        Err(e) if scenario.expect.dump.is_some() => result.fail(CaseError::Dump(format!(
+            "cannot count the dump's pages: {e}"
+        ))),
+        Err(_) => {}
     }
     match deep::read(vmcore, log) {
         Ok(mut seen) => {

@@ -139,7 +139,7 @@ fn machine_env(recipe: &ImageRecipe, contents: &Contents) -> String {
 
 /// The case's own settings, which `/init` reads from `/etc/kdrill/case.env` (in a restored shape:
 /// sent by the host over the status channel): the route, the crasher's word, the CPU to crash on,
-/// the sysctls.
+/// the sysctls, the memory to dirty and free before the crash.
 pub fn case_settings(scenario: &Scenario) -> String {
     let sysctls: Vec<String> = scenario
         .sysctls
@@ -157,6 +157,14 @@ pub fn case_settings(scenario: &Scenario) -> String {
             scenario.pin_cpu.map(|c| c.to_string()).unwrap_or_default(),
         ),
         ("KDRILL_SYSCTLS", sysctls.join(" ")),
+        (
+            "KDRILL_DIRTY_MIB",
+            scenario
+                .guest
+                .dirty_mib
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        ),
     ])
 }
 
@@ -185,6 +193,7 @@ mod tests {
         assert!(case.contains("KDRILL_TRIGGER='sysrq'\n"), "{case}");
         assert!(case.contains("KDRILL_PIN_CPU='1'\n"), "{case}");
         assert!(case.contains("KDRILL_SYSCTLS='kernel.sysrq=1'\n"), "{case}");
+        assert!(case.contains("KDRILL_DIRTY_MIB=''\n"), "{case}");
         let plan = Plan {
             mode: BootMode::Fast,
             restore: true,

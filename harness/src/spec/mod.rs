@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod debian;
+pub mod expect;
 pub mod image;
 pub mod kernel;
 pub mod mode;

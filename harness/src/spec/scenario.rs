@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::case::budget::MAX_HANG;
+pub use crate::spec::expect::Expect;
 pub use crate::spec::mode::BootMode;
 use crate::spec::setup::{self, DumpTarget, ImageKind, ScenarioImage};
 use crate::spec::yaml::{self, YamlError};
@@ -47,6 +48,11 @@ pub struct Scenario {
     /// overlay, `crashkernel=`, extra disks, a network dump target.
     #[serde(default)]
     pub image: ScenarioImage,
+    /// Whether `scenarios: [all]` in a matrix set takes this scenario (default true); `false`
+    /// for one a set must name, such as the compat table's, whose FAILs are findings about a
+    /// release's tools rather than regressions of the kernel.
+    #[serde(default = "yes")]
+    pub in_all: bool,
     /// Whose tools capture on the minimal image instead of the kernel's own release's (a release of `images/userspace.yaml`, or `host`).
     pub userspace: Option<crate::spec::userspace::Userspace>,
     pub expect: Expect,
@@ -54,6 +60,13 @@ pub struct Scenario {
 
 fn default_hang_seconds() -> u32 {
     3
+}
+
+/// The most a scenario may dirty (the guest checks its own free memory before it starts).
+const MAX_DIRTY_MIB: u32 = 65536;
+
+fn yes() -> bool {
+    true
 }
 
 /// What a route needs beyond the default guest.
@@ -73,6 +86,10 @@ pub struct GuestExtras {
     /// Extra QEMU arguments (devices, `-action`).
     #[serde(default)]
     pub qemu: Vec<String>,
+    /// Before the crash, the guest's init fills this many MiB of memory with non-zero data and
+    /// frees it (minimal image): a dump level that excludes free pages must leave them out.
+    #[serde(default)]
+    pub dirty_mib: Option<u32>,
 }
 
 /// How the crash is caused.
@@ -142,36 +159,6 @@ impl Default for Capture {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expect {
-    /// Regexes the kernel log read back from the dump must match (each on some line).
-    pub log: Vec<String>,
-    /// Regexes no line of the dump's log or the serial console may match.
-    #[serde(default)]
-    pub absent: Vec<String>,
-    /// Regexes over the crashed CPU's backtrace, read from the dump by kdrill
-    /// (`function+0xoff/0xsize [module]` per frame), matched in order: each one by a frame
-    /// below the frame the previous one matched (other frames may lie between).
-    #[serde(default)]
-    pub backtrace: Vec<String>,
-    /// The `comm` of the task the crashed CPU was running: a regex over the whole comm
-    /// (`sh`, `swapper/\\d+`).
-    #[serde(default)]
-    pub task: Option<String>,
-}
-
-/// The reason in the regex crate's multi-line message (pattern, caret line, `error: …`).
-fn regex_reason(message: &str) -> String {
-    message
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("error: "))
-        .unwrap_or(message.lines().last().unwrap_or(message))
-        .trim()
-        .to_string()
-}
-
 /// Reads `scenarios/<id>.yaml` under `root`.
 pub fn load(root: &Path, id: &str) -> Result<Scenario, YamlError> {
     from_file(&yaml::entry_path(
@@ -191,27 +178,7 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         message,
     };
     yaml::check_id(path, &scenario.id)?;
-    for pattern in scenario
-        .expect
-        .log
-        .iter()
-        .chain(&scenario.expect.absent)
-        .chain(&scenario.expect.backtrace)
-        .chain(&scenario.expect.task)
-    {
-        if let Err(err) = regex::Regex::new(pattern) {
-            let (line, column) = yaml::position_of(&text, pattern).unwrap_or((1, 1));
-            return Err(YamlError::Parse {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: format!(
-                    "expect: `{pattern}` is not a valid regex: {}",
-                    regex_reason(&err.to_string())
-                ),
-            });
-        }
-    }
+    crate::spec::expect::check(&scenario.expect, path, &text)?;
     if scenario.hang_seconds == 0 || u64::from(scenario.hang_seconds) > MAX_HANG.as_secs() {
         return Err(invalid(format!(
             "hang_seconds: {} is outside 1..={}: a longer hang would outlast the case's deadlines",
@@ -237,6 +204,21 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         return Err(invalid(
             "expect.backtrace and expect.task need a crash; vm-dump dumps a running guest".into(),
         ));
+    }
+    if scenario.trigger == Trigger::VmDump && scenario.expect.dump.is_some() {
+        return Err(invalid(
+            "expect.dump needs a capture by makedumpfile; vm-dump dumps with QEMU".into(),
+        ));
+    }
+    if let Some(mib) = scenario.guest.dirty_mib {
+        if scenario.image.only != Some(ImageKind::Minimal) {
+            return Err(invalid("guest.dirty_mib needs `image: {only: minimal}`: only kdrill's own /init dirties memory".into()));
+        }
+        if !(1..=MAX_DIRTY_MIB).contains(&mib) {
+            return Err(invalid(format!(
+                "guest.dirty_mib: {mib} is outside 1..={MAX_DIRTY_MIB}"
+            )));
+        }
     }
     if scenario.expect.log.is_empty() {
         return Err(invalid(
@@ -375,18 +357,6 @@ mod tests {
     }
 
     #[test]
-    fn bad_regex_is_named_at_its_line_and_column() {
-        check_err(
-            "id: t\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [\"a(\"]\n",
-            "t.yaml:5:9: expect: `a(` is not a valid regex: unclosed group",
-        );
-        check_err(
-            "id: t\ndescription: d\ntrigger: sysrq\nexpect:\n  log:\n    - ok\n  absent:\n    - ok\n    - \"[z-a]\"\n",
-            "t.yaml:9:7: expect: `[z-a]` is not a valid regex",
-        );
-    }
-
-    #[test]
     fn hang_seconds_stay_within_the_budget() {
         let yaml = |n: u32| {
             format!("id: t\ndescription: d\ntrigger: hang-then-nmi\ncrasher: hardlockup\nhang_seconds: {n}\nexpect:\n  log: [a]\n")
@@ -434,6 +404,26 @@ mod tests {
         check_err(
             "id: t\ndescription: d\ntrigger: sysrq\nimage:\n  crashkernel: big\nexpect:\n  log: [a]\n",
             "image: crashkernel `big`",
+        );
+    }
+
+    #[test]
+    fn dirtying_memory_is_for_the_minimal_image() {
+        let yaml = |image: &str, mib: u32| {
+            format!("id: t\ndescription: d\ntrigger: sysrq\nin_all: false\nguest:\n  dirty_mib: {mib}\n{image}expect:\n  log: [a]\n")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.yaml");
+        std::fs::write(&path, yaml("image:\n  only: minimal\n", 560)).unwrap();
+        let s = from_file(&path).unwrap();
+        assert_eq!((s.guest.dirty_mib, s.in_all), (Some(560), false));
+        check_err(
+            &yaml("", 560),
+            "guest.dirty_mib needs `image: {only: minimal}`",
+        );
+        check_err(
+            &yaml("image:\n  only: minimal\n", 0),
+            "guest.dirty_mib: 0 is outside",
         );
     }
 

@@ -22,6 +22,9 @@ pub enum EventName {
     Waiting,
     /// The case's settings arrived over the status channel (`trigger=`).
     Case,
+    /// The guest filled memory with non-zero data and freed it before the crash (`mib=`,
+    /// `secs=`, `free_mib=`: what the kernel counts free afterwards).
+    Dirtied,
     /// A guest-side route is about to crash the kernel (`route=`).
     Trigger,
     /// The guest hung a CPU on purpose; the host presses NMI next.
@@ -42,11 +45,12 @@ pub enum EventName {
 }
 
 impl EventName {
-    pub const ALL: [EventName; 12] = [
+    pub const ALL: [EventName; 13] = [
         EventName::Boot,
         EventName::KexecLoaded,
         EventName::Waiting,
         EventName::Case,
+        EventName::Dirtied,
         EventName::Trigger,
         EventName::Hanging,
         EventName::Ready,
@@ -64,6 +68,7 @@ impl EventName {
             EventName::KexecLoaded => "kexec-loaded",
             EventName::Waiting => "waiting",
             EventName::Case => "case",
+            EventName::Dirtied => "dirtied",
             EventName::Trigger => "trigger",
             EventName::Hanging => "hanging",
             EventName::Ready => "ready",

@@ -73,6 +73,8 @@ pub(crate) struct KdumpDump {
     pub(crate) max_pfn: u64,
     pub(crate) dumped: u64,
     pub(crate) excluded: u64,
+    /// Dumped pages written as the one shared zero page (`-d` with bit 1).
+    pub(crate) zero_pages: u64,
     pub(crate) incomplete_pages: u64,
     /// Pages whose descriptor or data lies past the end of the file: the file
     /// was cut short (not a writer that ran out of space and said so).
@@ -238,8 +240,10 @@ pub(crate) fn parse(src: &Source, budget: &Budget) -> Result<KdumpDump> {
         excluded: ram.saturating_sub(dumped),
         incomplete_pages: 0,
         lost_pages: 0,
+        zero_pages: 0,
     };
-    let (missing, lost) = dump.count_unreadable(src)?;
+    let (missing, lost, zero) = dump.count_unreadable(src)?;
+    dump.zero_pages = zero;
     if dump.incomplete() {
         dump.incomplete_pages = missing + lost;
     } else {

@@ -66,6 +66,18 @@ fn kdump_compressed_with_each_compression() {
         assert_eq!(info.compression, c);
         assert_eq!(info.dumped_pages, 256 - 1 - excluded.len() as u64, "{c}");
         assert_eq!(info.excluded_pages, excluded.len() as u64);
+        // The dumped pages that are all zeros point at the one shared zero page (page 1 is a
+        // hole of the synthetic dump).
+        let zero = (0..256u64)
+            .filter(|p| *p != 1 && !excluded.contains(p))
+            .filter(|p| {
+                k.memory[(p * 4096) as usize..][..4096]
+                    .iter()
+                    .all(|b| *b == 0)
+            })
+            .count() as u64;
+        assert!(zero > 0);
+        assert_eq!(info.zero_pages, zero, "{c}");
         assert_eq!(info.cpus, Some(2));
         assert_eq!(info.dump_level, Some(31));
         assert_eq!(info.header_version, Some(6));

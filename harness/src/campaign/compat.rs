@@ -309,7 +309,6 @@ mod tests {
 
     use super::*;
     use crate::case::verdict::Verdict;
-    use crate::dumpcheck::facts::{percent, CaptureFacts};
 
     fn slot(kernel: &str, userspace: &str) -> Slot {
         Slot {
@@ -343,16 +342,9 @@ mod tests {
         });
         r.dump_bytes = Some(30_400_000);
         r.phases.makedumpfile = Some(9.84);
-        r.capture = Some(CaptureFacts {
-            ram_pages: dumped + excluded,
-            dumped_pages: dumped,
-            excluded_pages: excluded,
-            dumped_percent: percent(dumped, dumped + excluded),
-            zero_pages: 0,
-            page_size: 4096,
-            dump_level: Some(31),
-            makedumpfile_said: Some(said.iter().map(|s| s.to_string()).collect()),
-        });
+        r.capture = Some(crate::dumpcheck::facts::tests::facts(
+            dumped, excluded, said,
+        ));
         r
     }
 

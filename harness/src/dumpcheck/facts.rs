@@ -118,7 +118,7 @@ pub fn check(facts: &CaptureFacts, bound: &ExpectDump) -> Option<CaseError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const OUTPUT: &str = "\rChecking for memory holes                         : [  0.0 %] /                  \rChecking for memory holes                         : [100.0 %] |                  \rCopying data                                      : [ 12.3 %] \\           eta: 4s\rCopying data                                      : [100.0 %] |           eta: 0s\nThe kernel version is not supported.\nThe makedumpfile operation may be incomplete.\n\nThe dumpfile is saved to /mnt/vmcore.\n\nmakedumpfile Completed.\n";
@@ -140,7 +140,8 @@ mod tests {
         );
     }
 
-    fn facts(dumped: u64, excluded: u64, said: &[&str]) -> CaptureFacts {
+    /// Facts of a capture at dump level 31, for this module's and the compat table's tests.
+    pub(crate) fn facts(dumped: u64, excluded: u64, said: &[&str]) -> CaptureFacts {
         CaptureFacts {
             ram_pages: dumped + excluded,
             dumped_pages: dumped,

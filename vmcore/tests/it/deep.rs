@@ -12,7 +12,7 @@ use kdrill_vmcore::{CpuSource, End, Vmcore, MEMORY_BUDGET};
 
 use crate::hardening::ALLOCATED;
 
-fn xz(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn xz(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     lzma_rs::xz_decompress(&mut &bytes[..], &mut out).unwrap();
     out

@@ -12,11 +12,7 @@
 
 use kdrill_vmcore::{CpuSource, End, Vmcore};
 
-fn xz(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    lzma_rs::xz_decompress(&mut &bytes[..], &mut out).unwrap();
-    out
-}
+use crate::deep::xz;
 
 pub(crate) fn debian_7_3_sysrq() -> Vec<u8> {
     xz(include_bytes!("../fixtures/debian-7.3-sysrq.deep.kdump.xz"))

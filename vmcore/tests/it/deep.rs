@@ -28,7 +28,7 @@ pub(crate) fn debian_6_12_panic() -> Vec<u8> {
     ))
 }
 
-fn names(dump: &Vmcore, cpu: u32) -> Vec<String> {
+pub(crate) fn names(dump: &Vmcore, cpu: u32) -> Vec<String> {
     let bt = dump.backtrace(cpu).unwrap();
     bt.frames
         .iter()

@@ -12,7 +12,7 @@
 
 use kdrill_vmcore::{CpuSource, End, Vmcore};
 
-use crate::deep::xz;
+use crate::deep::{names, xz};
 
 pub(crate) fn debian_7_3_sysrq() -> Vec<u8> {
     xz(include_bytes!("../fixtures/debian-7.3-sysrq.deep.kdump.xz"))
@@ -20,22 +20,6 @@ pub(crate) fn debian_7_3_sysrq() -> Vec<u8> {
 
 pub(crate) fn debian_7_2_nmi() -> Vec<u8> {
     xz(include_bytes!("../fixtures/debian-7.2-nmi.deep.kdump.xz"))
-}
-
-/// `function [module]` of each frame of `cpu`'s backtrace.
-fn names(dump: &Vmcore, cpu: u32) -> Vec<String> {
-    dump.backtrace(cpu)
-        .unwrap()
-        .frames
-        .iter()
-        .map(|f| {
-            let l = f.location.as_ref().expect("every frame symbolised");
-            match &l.module {
-                Some(m) => format!("{} [{m}]", l.symbol),
-                None => l.symbol.clone(),
-            }
-        })
-        .collect()
 }
 
 /// The 7.1+ `.orc_header` (`scripts/orc_hash.sh` of 7.2's and 7.3's `orc_types.h`).

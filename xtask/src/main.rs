@@ -61,6 +61,9 @@ enum Task {
         /// Seconds per target
         #[arg(long, default_value_t = 60)]
         time: u64,
+        /// Run only this target (read_dump, read_recipe, read_deep, read_table)
+        #[arg(long)]
+        target: Option<String>,
     },
 }
 
@@ -129,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Bench(args) => bench::run(&root, &args),
         Task::Soak(args) => soak::run(&root, &args),
         Task::Calibrate(args) => calibrate::run(args),
-        Task::Fuzz { time } => fuzz::run(&root, time),
+        Task::Fuzz { time, target } => fuzz::run(&root, time, target.as_deref()),
         Task::Deep(args) => deep::run(&root, &args),
         Task::Doctor(args) => kdrill::host::doctor::run(&args),
     }

@@ -81,7 +81,7 @@ pub fn run(root: &Path, rest: &[String]) -> anyhow::Result<i32> {
         return Ok(0);
     }
     eprintln!("xtask: fuzzing the dump reader, {CI_FUZZ_SECONDS} s per target");
-    crate::fuzz::run(root, CI_FUZZ_SECONDS)
+    crate::fuzz::run(root, CI_FUZZ_SECONDS, None)
 }
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {

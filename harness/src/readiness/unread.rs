@@ -35,7 +35,7 @@ pub(crate) fn problems(snap: &Snapshot) -> Vec<Unread> {
                 found.extend(checks.iter().map(|check| Unread {
                     path: path.to_string(),
                     problem: problem.clone(),
-                    check: *check,
+                    check,
                 }));
             }
         }

@@ -106,6 +106,9 @@ fn a_symlink_loop_is_named_not_a_disabled_service() {
     );
 }
 
+/// Makes `/proc/config.gz` of a tree unusable.
+type Breakage<'a> = dyn Fn(&Path) + 'a;
+
 /// A `/proc/config.gz` that is a folder (or does not unpack, or unpacks past the cap) is named,
 /// and `/boot/config-<release>` is read instead: here it says the kernel cannot dump.
 #[test]
@@ -129,7 +132,7 @@ fn a_broken_proc_config_falls_back_to_boot_config() {
         writeln!(gz, "# CONFIG_KEXEC is not set").unwrap();
         gz.finish().unwrap();
     }
-    let cases: [(&str, &dyn Fn(&Path)); 3] = [
+    let cases: [(&str, &Breakage<'_>); 3] = [
         ("is a directory", &|root| {
             std::fs::create_dir_all(root.join("proc/config.gz")).unwrap()
         }),

@@ -52,6 +52,23 @@ pub(crate) fn problems(snap: &Snapshot) -> Vec<Unread> {
         let path = format!("{}/kexec_cmd", target.path.trim_end_matches('/'));
         add(&path, &snap.kexec_cmd, &["capture-cmdline"]);
     }
+    // The kernel image and initrds whose sizes and ages the estimate and check 5 use.
+    for (path, meta) in &snap.files {
+        let config = [
+            kdumpconf::KDUMP_TOOLS,
+            kdumpconf::KDUMP_CONF,
+            kdumpconf::SYSCONFIG_KDUMP,
+        ];
+        if let (Err(problem), false) = (meta, config.contains(&path.as_str())) {
+            if *problem != Problem::Missing {
+                found.extend(["crashkernel-size", "kdump-service"].map(|check| Unread {
+                    path: path.clone(),
+                    problem: problem.clone(),
+                    check,
+                }));
+            }
+        }
+    }
     found.extend(snap.unread.iter().cloned());
     found
 }
@@ -75,7 +92,7 @@ pub(crate) fn attach(checks: &mut [Check], snap: &Snapshot) {
             .details
             .push(format!("{line}: judged as if it were absent"));
         let fix = format!(
-            "make {} a readable text file (check it as root: its mode, a symlink loop, its content), or capture it again",
+            "make {} readable and whole (check it as root: its mode, a symlink loop, its content), or capture it again",
             unread.path
         );
         check.fix = Some(match check.fix.take() {
@@ -124,6 +141,30 @@ mod tests {
         assert!(!said(&snap, "capture-cmdline")
             .seen
             .contains("could not read"));
+    }
+
+    /// A capture initrd behind a symlink loop was "no initrd found" in the estimate.
+    #[test]
+    fn an_unusable_initrd_is_named_on_the_estimate() {
+        let mut snap = Snapshot::empty("/tree");
+        let loop_ = Problem::Odd(
+            "/var/lib/kdump/initrd.img: a symlink loop (over 40 links on the way)".into(),
+        );
+        snap.files
+            .insert("/var/lib/kdump/initrd.img".into(), Err(loop_));
+        snap.files
+            .insert("/boot/initrd.img-6.1".into(), Err(Problem::Missing));
+        let names: Vec<(String, &str)> = problems(&snap)
+            .into_iter()
+            .map(|u| (u.path, u.check))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("/var/lib/kdump/initrd.img".to_string(), "crashkernel-size"),
+                ("/var/lib/kdump/initrd.img".to_string(), "kdump-service"),
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::calibrate::heuristics::{
     self, EstimateInputs, Heuristics, DEBIAN_DEFAULT, X86_64_DEFAULT,
 };
+use crate::readiness::cmdline;
 use crate::spec::yaml::{self, YamlError};
 
 /// One calibration: a kernel × image, measured at one or more memory sizes.
@@ -169,7 +170,7 @@ pub fn load(path: &Path) -> Result<Calibration, YamlError> {
 /// the file, cut at 120 characters: the parser's "invalid type: string \"…\"" would otherwise echo
 /// a whole file that is not a calibration (`/etc/passwd`), its lines folded into one.
 pub fn parse(path: &Path, text: &str) -> Result<Calibration, YamlError> {
-    yaml::parse(path, text).map_err(|err| match err {
+    let calibration: Calibration = yaml::parse(path, text).map_err(|err| match err {
         YamlError::Parse {
             path,
             line,
@@ -182,7 +183,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Calibration, YamlError> {
             column,
         },
         other => other,
-    })
+    })?;
+    super::limits::validate(&calibration).map_err(|message| YamlError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(calibration)
 }
 
 /// The Markdown table of a calibration, with the heuristics beside the measurement.
@@ -194,7 +200,7 @@ pub fn markdown(c: &Calibration) -> String {
         c.kernel, c.release, c.image
     );
     for s in &c.sizes {
-        let mib = |v: Option<u64>| v.map_or("–".into(), |v| format!("{v}M"));
+        let mib = |v: Option<u64>| v.map_or("–".into(), cmdline::mib);
         let versus = |h: Option<u64>| match s.smallest_working_mib {
             Some(min) => format!(
                 "{} ({})",
@@ -204,11 +210,11 @@ pub fn markdown(c: &Calibration) -> String {
             None => mib(h),
         };
         out.push_str(&format!(
-            "| {}M | {} | {} | {} | {} | {} | {} |\n",
-            s.memory_mib,
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            cmdline::mib(s.memory_mib),
             mib(s.smallest_working_mib),
             match (s.largest_failing_mib, &s.failure_below) {
-                (Some(f), Some(mode)) => format!("{f}M: {mode}"),
+                (Some(f), Some(mode)) => format!("{}: {mode}", cmdline::mib(f)),
                 _ => "–".into(),
             },
             mib(s.recommended_mib),
@@ -219,8 +225,8 @@ pub fn markdown(c: &Calibration) -> String {
     }
     if let Some(range) = &c.range {
         out.push_str(&format!(
-            "\ncrashkernel={range}  (the last range extrapolates beyond {}M)\n",
-            c.sizes.iter().map(|s| s.memory_mib).max().unwrap_or(0)
+            "\ncrashkernel={range}  (the last range extrapolates beyond {})\n",
+            cmdline::mib(c.sizes.iter().map(|s| s.memory_mib).max().unwrap_or(0))
         ));
     }
     out
@@ -246,25 +252,28 @@ pub fn choose(c: &Calibration, ram_mib: u64) -> Option<Chosen> {
     measured.sort();
     let (first, last) = (*measured.first()?, *measured.last()?);
     // A guest of "1024M" shows ~1023M of System RAM: within 2% counts as that size.
-    let near = |m: u64| ram_mib.abs_diff(m) * 50 <= m;
+    let near = |m: u64| ram_mib.abs_diff(m).saturating_mul(50) <= m;
     if let Some((m, min)) = measured.iter().find(|(m, _)| near(*m)) {
         return Some(Chosen {
             min_mib: *min,
-            how: format!("measured at {m}M"),
+            how: format!("measured at {}", cmdline::mib(*m)),
         });
     }
     if ram_mib < first.0 {
         return Some(Chosen {
             min_mib: first.1,
-            how: format!("below every measurement: the smallest ({}M)", first.0),
+            how: format!(
+                "below every measurement: the smallest ({})",
+                cmdline::mib(first.0)
+            ),
         });
     }
     if ram_mib > last.0 {
         return Some(Chosen {
             min_mib: last.1,
             how: format!(
-                "above every measurement ({}M): a larger machine may need more",
-                last.0
+                "above every measurement ({}): a larger machine may need more",
+                cmdline::mib(last.0)
             ),
         });
     }
@@ -274,8 +283,9 @@ pub fn choose(c: &Calibration, ram_mib: u64) -> Option<Chosen> {
     Some(Chosen {
         min_mib: pair[0].1.max(pair[1].1),
         how: format!(
-            "between the {}M and {}M measurements: the larger",
-            pair[0].0, pair[1].0
+            "between the {} and {} measurements: the larger",
+            cmdline::mib(pair[0].0),
+            cmdline::mib(pair[1].0)
         ),
     })
 }

@@ -19,6 +19,7 @@ use crate::campaign::stream::Format;
 use crate::case::plan::Overrides;
 use crate::case::{Case, RunOptions};
 use crate::exit::Exit;
+use crate::readiness::cmdline;
 use crate::spec::scenario::BootMode;
 use crate::spec::setup::ImageKind;
 
@@ -81,7 +82,7 @@ impl Prober for CaseProber<'_> {
     fn probe(&mut self, crashkernel_mib: u64) -> Probe {
         let mut case = self.case.clone();
         case.kernel.guest.memory_mib = self.memory_mib as u32;
-        case.kernel.guest.crashkernel = format!("{crashkernel_mib}M");
+        case.kernel.guest.crashkernel = cmdline::mib(crashkernel_mib);
         case.setup.crashkernel = None;
         case.scenario.id = format!(
             "calibrate-{}-{}M-{crashkernel_mib}M",
@@ -253,14 +254,14 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
             } else {
                 Some(size_started.elapsed().as_secs_f64() / n.probes_so_far as f64)
             };
-            let mib = |v: Option<u64>| v.map_or("?".into(), |v| format!("{v}M"));
+            let mib = |v: Option<u64>| v.map_or("?".into(), cmdline::mib);
             let line = format!(
-                "{}/{}: {memory_mib}M of RAM: fails at {}, works at {}; probing crashkernel={}M (probe {}, ~{} to go{})",
+                "{}/{}: {memory_mib}M of RAM: fails at {}, works at {}; probing crashkernel={} (probe {}, ~{} to go{})",
                 case.kernel.id,
                 case.scenario.id,
                 mib(n.failing_mib),
                 mib(n.working_mib),
-                n.probing_mib,
+                cmdline::mib(n.probing_mib),
                 n.probes_so_far + 1,
                 n.probes_left + 1,
                 per.map_or(String::new(), |p| format!(", ~{:.0} s", p * (n.probes_left + 1) as f64)),
@@ -288,8 +289,8 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
             // Under JSON each probe's line went out as it finished.
             if args.format == Format::Text {
                 println!(
-                    "  {memory_mib}M crashkernel={}M: {} ({:.0} s) {}",
-                    probe.crashkernel_mib,
+                    "  {memory_mib}M crashkernel={}: {} ({:.0} s) {}",
+                    cmdline::mib(probe.crashkernel_mib),
                     outcome_word(&probe.outcome),
                     probe.seconds,
                     probe.evidence

@@ -42,16 +42,6 @@ pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
     } else {
         "minimal"
     };
-    let ignored: Vec<String> = snap
-        .calibrations
-        .iter()
-        .filter_map(|f| {
-            f.parsed
-                .as_ref()
-                .err()
-                .map(|e| format!("ignored {}: {e}", f.source))
-        })
-        .collect();
     let usable = snap
         .calibrations
         .iter()
@@ -66,16 +56,23 @@ pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
                 chosen.min_mib,
             )
         })?;
-    let mut notes = ignored;
+    // Files that could not be used are named by check 3 itself (`memory::large_enough`), even
+    // when none is usable.
+    let mut notes = Vec::new();
     if calibration.image != wanted_image {
         notes.push(format!(
             "measured with the {} capture userspace, not this host's ({wanted_image})",
             calibration.image
         ));
     }
+    // Every MiB figure of a parsed calibration is within the limit (`calibrate::limits`).
+    let min_bytes = crate::readiness::cmdline::mib_bytes(chosen.min_mib)?;
+    let recommended_bytes =
+        crate::readiness::cmdline::mib_bytes(heuristics::recommended(chosen.min_mib))
+            .unwrap_or(min_bytes);
     Some(Calibrated {
-        min_bytes: chosen.min_mib << 20,
-        recommended_bytes: heuristics::recommended(chosen.min_mib) << 20,
+        min_bytes,
+        recommended_bytes,
         source: format!(
             "{source}: {} {} image, {} (measured {})",
             calibration.kernel, calibration.image, chosen.how, calibration.measured

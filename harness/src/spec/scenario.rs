@@ -177,7 +177,7 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         path: path.to_path_buf(),
         message,
     };
-    yaml::check_id(path, &scenario.id)?;
+    yaml::check_id(path, &text, &scenario.id)?;
     crate::spec::expect::check(&scenario.expect, path, &text)?;
     if scenario.hang_seconds == 0 || u64::from(scenario.hang_seconds) > MAX_HANG.as_secs() {
         return Err(invalid(format!(

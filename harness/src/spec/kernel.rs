@@ -222,9 +222,9 @@ pub fn check_guest(guest: &GuestSize) -> Result<(), (&'static str, String)> {
     }
     crate::spec::setup::check_crashkernel(&guest.crashkernel)
         .map_err(|e| ("crashkernel", format!("guest.crashkernel: {e}")))?;
-    let reserved =
-        crate::calibrate::heuristics::reserves(&guest.crashkernel, guest.memory_mib.into());
-    if reserved.is_some_and(|mib| mib >= u64::from(guest.memory_mib)) {
+    use crate::readiness::crashkernel::{from_cmdline, Resolution};
+    let params = from_cmdline(&format!("crashkernel={}", guest.crashkernel));
+    if let Some(Resolution::TooLarge { .. }) = params.resolve(u64::from(guest.memory_mib) << 20) {
         return Err((
             "crashkernel",
             format!(
@@ -253,12 +253,19 @@ fn check_skips(path: &Path, text: &str, skip: &BTreeMap<String, String>) -> Resu
                 Some(k) => format!("did you mean `{k}`?"),
                 None => format!("known scenarios: {}", known.join(", ")),
             };
-            return Err(yaml::at_key(
-                path,
-                text,
-                scenario,
-                format!("skip: no scenario `{scenario}`: {hint}"),
-            ));
+            let message = format!("skip: no scenario `{scenario}`: {hint}");
+            return Err(match yaml::key_position(text, scenario) {
+                Some((line, column)) => YamlError::Parse {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message,
+                },
+                None => YamlError::Invalid {
+                    path: path.to_path_buf(),
+                    message,
+                },
+            });
         }
     }
     Ok(())

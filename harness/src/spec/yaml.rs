@@ -90,9 +90,19 @@ pub fn at_key(path: &Path, text: &str, key: &str, message: String) -> YamlError 
     }
 }
 
+/// (line, column) of the first `key:` in `text`.
+pub fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    key_and_value(text, key).map(|(line, key, _)| (line, key))
+}
+
 /// (line, column) of the value of the first `key:` in `text` (of the key when its value is on
 /// the next lines).
 pub fn position_of_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    key_and_value(text, key).map(|(line, _, value)| (line, value))
+}
+
+/// (line, key's column, value's column) of the first `key:` in `text`.
+fn key_and_value(text: &str, key: &str) -> Option<(usize, usize, usize)> {
     let forms = [
         format!("{key}:"),
         format!("\"{key}\":"),
@@ -111,7 +121,8 @@ pub fn position_of_key(text: &str, key: &str) -> Option<(usize, usize)> {
         } else {
             start + form.len() + value
         };
-        return Some((n + 1, line[..column].chars().count() + 1));
+        let chars = |at: usize| line[..at].chars().count() + 1;
+        return Some((n + 1, chars(start), chars(column)));
     }
     None
 }
@@ -259,11 +270,16 @@ pub fn entry_path(
     id: &str,
     missing: &str,
 ) -> Result<PathBuf, YamlError> {
-    bounds::check_id_word(id).map_err(|message| YamlError::Invalid {
-        path: root.join(folder),
-        message,
-    })?;
     let path = root.join(folder).join(format!("{id}.yaml"));
+    // An id never becomes a path outside `folder`; a file there with an odd name (listed by
+    // `all`) is refused by [`check_id`], at its `id:` line.
+    let listed = !id.contains('/') && path.is_file();
+    if !listed {
+        bounds::check_id_word(id).map_err(|message| YamlError::Invalid {
+            path: root.join(folder),
+            message,
+        })?;
+    }
     if !path.is_file() {
         let known = stems(&root.join(folder)).join(", ");
         return Err(YamlError::Invalid {
@@ -358,6 +374,47 @@ mod tests {
         assert_eq!(position_of(text, "\\d("), Some((2, 4)));
         assert_eq!(position_of(text, "it's"), Some((3, 4)));
         assert_eq!(position_of(text, "absent"), None);
+    }
+
+    #[test]
+    fn the_caps_are_errors_that_name_the_cap_the_file_and_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.yaml");
+        let big = "#".repeat(bounds::MAX_BYTES as usize + 1);
+        std::fs::write(&path, &big).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.ends_with("big.yaml: 1048577 bytes is more than the 1 MiB kdrill reads from a data file (its byte cap): is this the right file?"), "{err}");
+        let err = parse::<Sample>(Path::new("b.yaml"), &big).unwrap_err();
+        assert!(err.to_string().contains("b.yaml: 1048577 bytes"), "{err}");
+        let deep = format!("name: a\nsize: {}\n", "[".repeat(1000));
+        let err = parse::<Sample>(Path::new("d.yaml"), &deep).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("d.yaml:2:38: nested deeper than 32 levels (kdrill's depth cap"),
+            "{err}"
+        );
+        let long = format!(
+            "name: a\nsize: 1\nx: [{}]\n",
+            "1,".repeat(bounds::MAX_NODES)
+        );
+        let err = parse::<Sample>(Path::new("n.yaml"), &long).unwrap_err();
+        assert!(
+            err.to_string().contains("n.yaml:3:") && err.to_string().contains("node cap"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_id_is_checked_where_it_is_written() {
+        let text = "# entry\nid: \"..\"\n";
+        let err = check_id(Path::new("k/...yaml"), text, "..").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("k/...yaml:2:5: `..` is not an id"),
+            "{err}"
+        );
+        let err = entry_path(Path::new("/nowhere"), "kernels", "../etc/x", "none").unwrap_err();
+        assert!(err.to_string().contains("`../etc/x` is not an id"), "{err}");
     }
 
     #[test]

@@ -127,10 +127,32 @@ fn pick(wanted: &[String], all: Vec<String>) -> Vec<String> {
     }
 }
 
+/// The most blocks in one set: the real sets have 1-7; each block reads every entry it names.
+pub const MAX_BLOCKS: usize = 64;
+/// The most cases one set expands to: every kernel x every scenario is ~400 today, and a run of
+/// 5,000 cases would take days.
+pub const MAX_CASES: usize = 5_000;
+
 /// The cases of set `name` from `<root>/matrix.yaml`.
 pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
     let path = root.join("matrix.yaml");
-    let file: MatrixFile = yaml::load(&path)?;
+    let text = yaml::read(&path)?;
+    let file: MatrixFile = yaml::parse(&path, &text)?;
+    for (set, blocks) in &file.sets {
+        crate::spec::bounds::check_id_word(set)
+            .map_err(|e| yaml::at_key(&path, &text, set, format!("set {e}")))?;
+        if blocks.len() > MAX_BLOCKS {
+            return Err(yaml::at_key(
+                &path,
+                &text,
+                set,
+                format!(
+                    "set `{set}` has {} blocks, more than {MAX_BLOCKS} (kdrill's cap on a set's blocks): merge them",
+                    blocks.len()
+                ),
+            ));
+        }
+    }
     let blocks = file.sets.get(name).ok_or_else(|| YamlError::Invalid {
         path: path.clone(),
         message: format!(
@@ -139,6 +161,7 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
         ),
     })?;
     let mut cases: Vec<Case> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for block in blocks {
         let setup = block.setup(root).map_err(|message| YamlError::Invalid {
             path: path.clone(),
@@ -148,9 +171,19 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
             if block.except_kernels.contains(&case.kernel.id) {
                 continue;
             }
-            if !cases.iter().any(|c| c.id() == case.id()) {
+            if seen.insert(case.id()) {
                 cases.push(case);
             }
+        }
+        if cases.len() > MAX_CASES {
+            return Err(yaml::at_key(
+                &path,
+                &text,
+                name,
+                format!(
+                    "set `{name}` expands to more than {MAX_CASES} cases (kdrill's cap on a set): split it"
+                ),
+            ));
         }
     }
     Ok(cases)

@@ -349,7 +349,11 @@ fn calibration_files(root: &Root, unread: &mut Vec<Unread>) -> Vec<CalibrationFi
         .filter(|name| name.ends_with(".yaml"))
         .map(|name| {
             let path = format!("{CALIBRATION_DIR}/{name}");
-            calibration::parse(&path, root.text(&path))
+            // At most the cap of every YAML data file: a larger one is named, never parsed.
+            let text = root
+                .bytes(&path, crate::spec::bounds::MAX_BYTES)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+            calibration::parse(&path, text)
         })
         .collect()
 }

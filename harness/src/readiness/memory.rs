@@ -317,6 +317,20 @@ fn large_enough_judged(cx: &Context) -> Check {
         }
         other_release = calibrated.other_release.clone();
     }
+    // A calibration file that could not be used is named, even when no other one is usable.
+    let unusable: Vec<(&str, &str)> = cx
+        .snap
+        .calibrations
+        .iter()
+        .filter_map(|f| Some((f.source.as_str(), f.parsed.as_ref().err()?.as_str())))
+        .collect();
+    if cx.snap.calibrated.is_none() {
+        details.extend(
+            unusable
+                .iter()
+                .map(|(source, err)| format!("ignored {source}: {err}")),
+        );
+    }
     if let Some(default) = mem.arch_default(cx) {
         details.push(format!(
             "x86_64 default for this RAM ({X86_64_DEFAULT}): {}",
@@ -326,6 +340,19 @@ fn large_enough_judged(cx: &Context) -> Check {
     let release = cx.snap.release.as_deref().unwrap_or("this kernel");
     if reserved >= need {
         match other_release {
+            None if !unusable.is_empty() => check(
+                3,
+                Status::Warn,
+                format!(
+                    "{} reserved ≥ {basis}, but calibration file {} was ignored: {}",
+                    size(reserved),
+                    unusable[0].0,
+                    unusable[0].1
+                ),
+                WHY_SIZE,
+            )
+            .details(details)
+            .fix("fix or remove the ignored calibration file (`kdrill calibrate` writes one)"),
             None => check(
                 3,
                 Status::Pass,

@@ -1,6 +1,7 @@
 //! The project's commented data: kernel entries, crash scenarios, the image recipe, the capture userspaces, and YAML loading with `file:line:column` errors.
 
 pub mod archive;
+pub mod bounds;
 pub mod debian;
 pub mod expect;
 pub mod image;

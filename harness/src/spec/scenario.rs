@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::case::budget::MAX_HANG;
 pub use crate::spec::expect::Expect;
+use crate::spec::kernel;
 pub use crate::spec::mode::BootMode;
 use crate::spec::setup::{self, DumpTarget, ImageKind, ScenarioImage};
 use crate::spec::yaml::{self, YamlError};
@@ -177,7 +178,7 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         path: path.to_path_buf(),
         message,
     };
-    yaml::check_id(path, &scenario.id)?;
+    yaml::check_id(path, &text, &scenario.id)?;
     crate::spec::expect::check(&scenario.expect, path, &text)?;
     if scenario.hang_seconds == 0 || u64::from(scenario.hang_seconds) > MAX_HANG.as_secs() {
         return Err(invalid(format!(
@@ -209,6 +210,15 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         return Err(invalid(
             "expect.dump needs a capture by makedumpfile; vm-dump dumps with QEMU".into(),
         ));
+    }
+    if let Some(cpus) = scenario
+        .guest
+        .cpus
+        .filter(|c| !(1..=kernel::MAX_CPUS).contains(c))
+    {
+        let max = kernel::MAX_CPUS;
+        let message = format!("guest.cpus: {cpus} is outside 1..={max}");
+        return Err(yaml::at_key(path, &text, "cpus", message));
     }
     if let Some(mib) = scenario.guest.dirty_mib {
         if scenario.image.only != Some(ImageKind::Minimal) {

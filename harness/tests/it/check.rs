@@ -1160,3 +1160,33 @@ fn json_carries_the_hostname_and_machine_id() {
         serde_json::from_str(&report::json(&evaluate(dir.path()))).unwrap();
     assert_eq!(json["machine_id"], serde_json::Value::Null);
 }
+
+/// A calibration file over the byte cap of every YAML data file, in the tree's
+/// /etc/kdrill/calibration/ (16 MiB: it once took 1.67 GB of memory and was never mentioned):
+/// read no further than the cap, and named in a WARN, the only calibration or beside a good one.
+#[test]
+fn an_oversized_calibration_file_in_the_tree_is_named() {
+    let dir = tree(DEBIAN, &[]);
+    let folder = dir.path().join("etc/kdrill/calibration");
+    std::fs::create_dir_all(&folder).unwrap();
+    let big = calibration("6.1.0-47-amd64", &[(8192, 200)]) + &"# padding\n".repeat(1_677_722);
+    assert!(big.len() >= 16 << 20);
+    std::fs::write(folder.join("huge.yaml"), &big).unwrap();
+    for with_good in [false, true] {
+        if with_good {
+            std::fs::write(
+                folder.join("debian-6.1-minimal.yaml"),
+                calibration("6.1.0-47-amd64", &[(8192, 200)]),
+            )
+            .unwrap();
+        }
+        let out = kdrill().args(["check", "--root"]).arg(dir.path()).assert();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        let warned = stdout.lines().any(|line| {
+            line.contains("/etc/kdrill/calibration/huge.yaml") && line.contains("1 MiB")
+        });
+        assert!(warned, "with_good {with_good}:\n{stdout}");
+        let (status, _) = said(&evaluate(dir.path()), "crashkernel-size");
+        assert_eq!(status, Status::Warn, "with_good {with_good}:\n{stdout}");
+    }
+}

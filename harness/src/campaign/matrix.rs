@@ -6,9 +6,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use crate::case::Case;
+use crate::spec::images::Registry;
 use crate::spec::kernel::{self, KernelSpec};
 use crate::spec::scenario::{self, Scenario};
-use crate::spec::setup::{ImageKind, Setup};
+use crate::spec::setup::Setup;
 use crate::spec::userspace::Userspace;
 use crate::spec::yaml::{self, YamlError};
 
@@ -29,7 +30,7 @@ struct Block {
     /// Kernel entries left out of `kernels` (with `kernels: [all]`: every entry but these).
     #[serde(default, rename = "except")]
     except_kernels: Vec<String>,
-    /// `minimal` (default) or `debian`.
+    /// An image of images/ (`minimal` by default, `debian-trixie`, the alias `debian`…).
     #[serde(default)]
     image: Option<String>,
     /// An overlay folder for the Debian image, relative to matrix.yaml's folder.
@@ -44,10 +45,10 @@ struct Block {
 }
 
 impl Block {
-    fn setup(&self, root: &Path) -> Result<Setup, String> {
-        let image = match &self.image {
-            Some(name) => ImageKind::from_name(name)?,
-            None => ImageKind::Minimal,
+    fn setup(&self, root: &Path, images: Option<&Registry>) -> Result<Setup, String> {
+        let image = match (&self.image, images) {
+            (Some(name), Some(images)) => images.find(name)?,
+            _ => Default::default(),
         };
         let setup = Setup {
             image,
@@ -63,11 +64,11 @@ impl Block {
 /// What a setup may not combine: an overlay needs the Debian image, a userspace the minimal
 /// one; `crashkernel=` must parse.
 pub fn check_setup(setup: &Setup) -> Result<(), String> {
-    if setup.overlay.is_some() && setup.image != ImageKind::Debian {
-        return Err("an overlay needs the Debian image (`--image debian`, `image: debian`): the minimal image has no /etc to put it in".into());
+    if setup.overlay.is_some() && !setup.image.takes_overlay() {
+        return Err(format!("an overlay needs an image with its own kdump (`--image debian`, `image: debian-trixie`): the {} image has no /etc to put it in", setup.image));
     }
-    if setup.userspace.is_some() && setup.image != ImageKind::Minimal {
-        return Err("a userspace is for the minimal image: the Debian image captures with its own release's kdump-tools and makedumpfile".into());
+    if setup.userspace.is_some() && !setup.image.takes_userspace() {
+        return Err(format!("a userspace is for the minimal image: the {} image captures with its own release's kdump-tools and makedumpfile", setup.image));
     }
     if let Some(size) = &setup.crashkernel {
         crate::spec::setup::check_crashkernel(size)?;
@@ -104,7 +105,7 @@ pub fn expand_with(
         .into_iter()
         // `all` means every scenario this image can run, but those that must be named
         // (`in_all: false`); one named for another image stays, and is a declared skip.
-        .filter(|s| !every || (s.in_all && s.image.only.is_none_or(|only| only == setup.image)))
+        .filter(|s| !every || (s.in_all && s.image.only.is_none_or(|only| setup.image.fits(only))))
         .collect();
     let mut cases = Vec::new();
     for kernel in &kernels {
@@ -138,12 +139,18 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
             file.sets.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
     })?;
+    let images = match blocks.iter().any(|b| b.image.is_some()) {
+        true => Some(Registry::load(root)?),
+        false => None,
+    };
     let mut cases: Vec<Case> = Vec::new();
     for block in blocks {
-        let setup = block.setup(root).map_err(|message| YamlError::Invalid {
-            path: path.clone(),
-            message: format!("set `{name}`: {message}"),
-        })?;
+        let setup = block
+            .setup(root, images.as_ref())
+            .map_err(|message| YamlError::Invalid {
+                path: path.clone(),
+                message: format!("set `{name}`: {message}"),
+            })?;
         for case in expand_with(root, &block.kernels, &block.scenarios, &setup)? {
             if block.except_kernels.contains(&case.kernel.id) {
                 continue;
@@ -165,7 +172,7 @@ pub fn with_userspace(cases: Vec<Case>, userspace: Option<&Userspace>) -> Vec<Ca
     };
     let mut out: Vec<Case> = Vec::new();
     for mut case in cases {
-        if case.setup.image == ImageKind::Minimal {
+        if case.setup.image.takes_userspace() {
             case.setup.userspace = Some(userspace.clone());
         }
         if !out.iter().any(|c| c.id() == case.id()) {
@@ -203,8 +210,8 @@ pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
         (kernels, scenarios) => {
             let all = || vec!["all".to_string()];
             let image = match var("KDRILL_IMAGE") {
-                Some(name) => ImageKind::from_name(&name).map_err(invalid)?,
-                None => ImageKind::Minimal,
+                Some(name) => Registry::load(root)?.find(&name).map_err(invalid)?,
+                None => Default::default(),
             };
             let setup = Setup {
                 image,
@@ -248,6 +255,13 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("kernels")).unwrap();
         std::fs::create_dir_all(root.join("scenarios")).unwrap();
+        std::fs::create_dir_all(root.join("images")).unwrap();
+        std::fs::write(root.join("images/minimal.yaml"), "kind: minimal\n").unwrap();
+        std::fs::write(
+            root.join("images/debian-bookworm.yaml"),
+            "kind: debian\naliases: [debian]\n",
+        )
+        .unwrap();
         for k in ["k1", "k2"] {
             let entry = format!(
                 "id: {k}\nwhy: test\nsource:\n  kind: local\n  vmlinuz: /boot/vmlinuz\n  modules: /lib/modules/x\n"
@@ -286,7 +300,7 @@ mod tests {
         )
         .unwrap();
         let cases = set(dir.path(), "prod").unwrap();
-        assert_eq!(cases[0].id(), "k1/a@debian+etc+crashkernel=192M");
+        assert_eq!(cases[0].id(), "k1/a@debian-bookworm+etc+crashkernel=192M");
         assert_eq!(
             cases[0].overlay(),
             Some(dir.path().join("ops/etc").as_path())
@@ -294,7 +308,7 @@ mod tests {
         assert_eq!(cases[0].crashkernel(), "192M");
         let err = set(dir.path(), "bad").unwrap_err().to_string();
         assert!(
-            err.contains("set `bad`: an overlay needs the Debian image"),
+            err.contains("set `bad`: an overlay needs an image with its own kdump"),
             "{err}"
         );
     }
@@ -348,9 +362,10 @@ mod tests {
         let only =
             "id: c\ndescription: d\ntrigger: sysrq\nimage:\n  only: debian\nexpect:\n  log: [x]\n";
         std::fs::write(dir.path().join("scenarios/c.yaml"), only).unwrap();
-        let ids = |scenarios: &[&str], image: ImageKind| -> Vec<String> {
+        let images = Registry::load(dir.path()).unwrap();
+        let ids = |scenarios: &[&str], image: Option<&str>| -> Vec<String> {
             let setup = Setup {
-                image,
+                image: image.map(|i| images.find(i).unwrap()).unwrap_or_default(),
                 ..Setup::default()
             };
             let wanted: Vec<String> = scenarios.iter().map(|s| s.to_string()).collect();
@@ -360,22 +375,26 @@ mod tests {
                 .map(Case::id)
                 .collect()
         };
-        assert_eq!(ids(&["all"], ImageKind::Minimal), ["k1/a", "k1/b"]);
+        assert_eq!(ids(&["all"], None), ["k1/a", "k1/b"]);
         let named_only =
             "id: n\ndescription: d\ntrigger: sysrq\nin_all: false\nexpect:\n  log: [x]\n";
         std::fs::write(dir.path().join("scenarios/n.yaml"), named_only).unwrap();
-        assert_eq!(ids(&["all"], ImageKind::Minimal), ["k1/a", "k1/b"]);
-        assert_eq!(ids(&["all", "n"], ImageKind::Minimal), ["k1/a", "k1/b"]);
-        assert_eq!(ids(&["n"], ImageKind::Minimal), ["k1/n"]);
+        assert_eq!(ids(&["all"], None), ["k1/a", "k1/b"]);
+        assert_eq!(ids(&["all", "n"], None), ["k1/a", "k1/b"]);
+        assert_eq!(ids(&["n"], None), ["k1/n"]);
         assert_eq!(
-            ids(&["all"], ImageKind::Debian),
-            ["k1/a@debian", "k1/b@debian", "k1/c@debian"]
+            ids(&["all"], Some("debian-bookworm")),
+            [
+                "k1/a@debian-bookworm",
+                "k1/b@debian-bookworm",
+                "k1/c@debian-bookworm"
+            ]
         );
         let named = expand(dir.path(), &["k1".into()], &["c".into()]).unwrap();
         assert!(named[0]
             .skip_reason()
             .unwrap()
-            .contains("debian image only"));
+            .contains("debian images only"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod archive;
 pub mod debian;
 pub mod expect;
 pub mod image;
+pub mod images;
 pub mod kernel;
 pub mod mode;
 pub mod repin;

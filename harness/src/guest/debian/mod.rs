@@ -1,4 +1,5 @@
-//! The Debian image (`images/debian-bookworm.yaml`): built once per recipe + kernel + overlay,
+//! A Debian image (a recipe of kind `debian`: `images/debian-bookworm.yaml`,
+//! `images/debian-trixie.yaml`): built once per recipe + kernel + overlay,
 //! keyed by their hashes, under the per-user cache, and shared by every case that boots it (each
 //! boots a qcow2 overlay of it). Two stages (`build.rs`): the base tarball (packages and the
 //! kernel's `.deb`, keyed by the recipe's sources and packages and the `.deb`'s sha256), then
@@ -223,7 +224,7 @@ pub fn image(
     image_key.extend(initramfs_modules.iter().map(String::as_str));
     let image_key = sha256_lines(&image_key);
 
-    let root = cache.join("images").join("debian");
+    let root = cache.join("images").join(recipe.name());
     let dir = root.join(&image_key[..24]);
     std::fs::create_dir_all(&root).map_err(io(&root))?;
     let _lock = FileLock::acquire(&dir.with_extension("lock"), BUILD_WORST)?;

@@ -85,6 +85,7 @@ pub fn prepare(
     production.image = Some(image.record.key.clone());
     production.image_dir = Some(image.dir.display().to_string());
     production.overlay = image.record.overlay.clone();
+    production.packages = image.packages.clone();
     production.overlay_dir = case.overlay().map(|p| p.display().to_string());
 
     progress("preparing the disks");

@@ -170,9 +170,10 @@ pub struct OneCase {
     /// Scenario
     #[arg(long, default_value = "sysrq")]
     pub scenario: String,
-    /// Image: minimal or debian
-    #[arg(long, default_value = "minimal")]
-    pub image: String,
+    /// Image, a recipe of images/ (`debian-bookworm`, its alias `debian`, `debian-trixie`)
+    /// [default: minimal]
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
 }
 
 /// `cargo build -p kdrill --bin kdrill`: the program Debian guests run `kdrill check` with.
@@ -185,8 +186,12 @@ impl OneCase {
         root: &Path,
     ) -> anyhow::Result<(kdrill::case::Case, kdrill::case::RunOptions)> {
         let setup = kdrill::spec::setup::Setup {
-            image: kdrill::spec::setup::ImageKind::from_name(&self.image)
-                .map_err(anyhow::Error::msg)?,
+            image: match &self.image {
+                Some(name) => kdrill::spec::images::Registry::load(root)?
+                    .find(name)
+                    .map_err(anyhow::Error::msg)?,
+                None => Default::default(),
+            },
             ..Default::default()
         };
         let cases = kdrill::campaign::matrix::expand_with(
@@ -199,7 +204,7 @@ impl OneCase {
         let mut options =
             kdrill::case::RunOptions::for_project(&kdrill::host::paths::Project::checkout(root))
                 .map_err(anyhow::Error::msg)?;
-        if setup.image == kdrill::spec::setup::ImageKind::Debian {
+        if setup.image.own_kdump() {
             let mut build = std::process::Command::new(cargo_bin());
             build.args(["build", "-p", "kdrill", "--bin", "kdrill"]);
             let status = kdrill::host::process::run_status(&mut build, BUILD_DEADLINE)?;

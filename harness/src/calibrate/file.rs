@@ -86,7 +86,8 @@ pub fn to_yaml(c: &Calibration) -> String {
          # this file (or finds it in /etc/kdrill/calibration/).\n\
          kernel: {kernel}\n\
          release: {release}\n\
-         # minimal: kdrill's busybox capture initramfs; debian: kdump-tools' own capture initrd.\n\
+         # The guest image (images/<name>.yaml): minimal is kdrill's busybox capture initramfs, the others\n\
+         # capture with their release's own kdump-tools.\n\
          image: {image}\n\
          scenario: {scenario}\n\
          # Where and when: UTC time, kdrill and QEMU versions, the machine (TCG or KVM).\n\
@@ -319,7 +320,7 @@ pub(crate) mod tests {
         Calibration {
             kernel: "debian-6.1".into(),
             release: "6.1.0-47-amd64".into(),
-            image: "minimal".into(),
+            image: crate::spec::images::Image::default().name().into(),
             scenario: "sysrq".into(),
             measured: "2026-12-05T10:00:00Z".into(),
             kdrill: "0.1.0".into(),
@@ -385,7 +386,7 @@ pub(crate) mod tests {
         assert_eq!(
             seen,
             [
-                "debian-6.1-debian.yaml",
+                "debian-6.1-debian-bookworm.yaml",
                 "debian-6.1-minimal.yaml",
                 "debian-6.12-minimal.yaml"
             ]

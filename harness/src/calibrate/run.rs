@@ -20,8 +20,8 @@ use crate::case::plan::Overrides;
 use crate::case::{Case, RunOptions};
 use crate::exit::Exit;
 use crate::readiness::cmdline;
+use crate::spec::images::Registry;
 use crate::spec::scenario::BootMode;
-use crate::spec::setup::ImageKind;
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(
@@ -31,10 +31,11 @@ pub struct CalibrateArgs {
     /// Kernel entry id from kernels/
     #[arg(long, value_name = "ID")]
     pub kernel: String,
-    /// The capture userspace: `minimal` (kdrill's busybox initramfs) or `debian` (kdump-tools'
-    /// own, a full systemd boot of the capture kernel)
-    #[arg(long, default_value = "minimal", value_parser = ["minimal", "debian"])]
-    pub image: String,
+    /// The guest image whose capture is measured, a recipe of images/: `minimal` (kdrill's
+    /// busybox initramfs), `debian-bookworm` (alias `debian`) or `debian-trixie` (the release's
+    /// own kdump-tools, a full systemd boot of the capture kernel) [default: minimal]
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
     /// Guest memory sizes, comma-separated (`1G,2G`, `1536M`)
     #[arg(long, default_value = "1G", value_delimiter = ',')]
     pub memory: Vec<String>,
@@ -126,7 +127,7 @@ fn outcome_word(outcome: &Outcome) -> String {
 /// its initrd, built with the same `MODULES=list` as kdump-tools' capture initrd).
 fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<EstimateInputs> {
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache)?;
-    if case.setup.image == ImageKind::Debian {
+    if case.setup.image.own_kdump() {
         let built = crate::case::production::image_for(case, options, &|_| {})?;
         return Ok(EstimateInputs {
             kernel_image_bytes: std::fs::metadata(&files.vmlinuz)?.len(),
@@ -209,8 +210,10 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
     .into_iter()
     .next()
     .context("no case selected")?;
-    if args.image == "debian" {
-        case.setup.image = ImageKind::Debian;
+    if let Some(name) = &args.image {
+        case.setup.image = Registry::load(&project.root)?
+            .find(name)
+            .map_err(|e| Exit::usage(format!("--image: {e}")))?;
     }
     if let Some(why) = case.skip_reason() {
         bail!(
@@ -336,7 +339,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
     let calibration = Calibration {
         kernel: case.kernel.id.clone(),
         release,
-        image: args.image.clone(),
+        image: case.setup.image.name().to_string(),
         scenario: case.scenario.id.clone(),
         measured: crate::host::clock::Civil::from_system(std::time::SystemTime::now()).readable(),
         kdrill: crate::VERSION.into(),

@@ -18,6 +18,11 @@ pub fn read_native(vmcore: &Path, out: &Path) -> Result<String, String> {
     Ok(text)
 }
 
+/// The dump's log as a makedumpfile release of `format` writes it (`--dump-dmesg`).
+pub fn rendered(vmcore: &Path, format: DmesgFormat) -> Result<String, String> {
+    Ok(dmesgformat::render(&records(vmcore)?, format))
+}
+
 fn records(vmcore: &Path) -> Result<Vec<LogRecord>, String> {
     let dump = kdrill_vmcore::Vmcore::open(vmcore)
         .map_err(|e| format!("kdrill cannot open the dump: {e}"))?;

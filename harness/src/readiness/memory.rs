@@ -345,7 +345,7 @@ fn large_enough_judged(cx: &Context) -> Check {
                 Status::Warn,
                 format!(
                     "{} reserved ≥ {basis}, but calibration file {} was ignored: {}",
-                    size(reserved),
+                    figure(reserved),
                     unusable[0].0,
                     unusable[0].1
                 ),

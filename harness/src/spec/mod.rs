@@ -5,6 +5,7 @@ pub mod bounds;
 pub mod debian;
 pub mod expect;
 pub mod image;
+pub mod images;
 pub mod kernel;
 pub mod mode;
 pub mod repin;

@@ -9,7 +9,7 @@ use crate::case::budget::MAX_HANG;
 pub use crate::spec::expect::Expect;
 use crate::spec::kernel;
 pub use crate::spec::mode::BootMode;
-use crate::spec::setup::{self, DumpTarget, ImageKind, ScenarioImage};
+use crate::spec::setup::{self, DumpTarget, ScenarioImage};
 use crate::spec::yaml::{self, YamlError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,7 +221,7 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         return Err(yaml::at_key(path, &text, "cpus", message));
     }
     if let Some(mib) = scenario.guest.dirty_mib {
-        if scenario.image.only != Some(ImageKind::Minimal) {
+        if !scenario.image.only.is_some_and(|kind| kind.kdrill_init()) {
             return Err(invalid("guest.dirty_mib needs `image: {only: minimal}`: only kdrill's own /init dirties memory".into()));
         }
         if !(1..=MAX_DIRTY_MIB).contains(&mib) {
@@ -281,7 +281,7 @@ fn check_image(image: &mut ScenarioImage, path: &Path) -> Result<(), String> {
     let debian_only = image.overlay.is_some()
         || !image.disks.is_empty()
         || image.dump_target != DumpTarget::Local;
-    if debian_only && image.only != Some(ImageKind::Debian) {
+    if debian_only && !image.only.is_some_and(|kind| kind.own_kdump()) {
         return Err(
             "image: an overlay, extra disks or a dump target need `only: debian` (the minimal image has no kdump-tools)".into(),
         );

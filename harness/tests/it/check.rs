@@ -540,12 +540,15 @@ fn a_kdump_tools_host_is_judged_by_the_debian_image_calibration() {
     let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
     assert_eq!(status, Status::Warn, "{text}");
     assert!(
-        text.contains("measured with the minimal capture userspace, not this host's (debian)"),
+        text.contains(
+            "measured with the minimal image's capture, not this host's (its own kdump-tools)"
+        ),
         "{text}"
     );
     std::fs::write(
-        folder.join("debian-6.1-debian.yaml"),
-        calibration("6.1.0-47-amd64", &[(8192, 224)]).replace("image: minimal", "image: debian"),
+        folder.join("debian-6.1-debian-bookworm.yaml"),
+        calibration("6.1.0-47-amd64", &[(8192, 224)])
+            .replace("image: minimal", "image: debian-bookworm"),
     )
     .unwrap();
     let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
@@ -554,7 +557,7 @@ fn a_kdump_tools_host_is_judged_by_the_debian_image_calibration() {
         text.contains("256M reserved ≥ measured minimum 224M"),
         "{text}"
     );
-    assert!(text.contains("debian image"), "{text}");
+    assert!(text.contains("debian-bookworm image"), "{text}");
 }
 
 #[test]

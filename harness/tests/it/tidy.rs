@@ -631,7 +631,7 @@ fn the_operators_example_kernel_entry_and_overlay_load() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stdout.contains("prod-kernel/sysrq@debian+prod"),
+        out.status.success() && stdout.contains("prod-kernel/sysrq@debian-bookworm+prod"),
         "docs/examples/kdrill does not load:\n{stdout}\n{stderr}"
     );
 }

@@ -32,7 +32,7 @@ pub fn image_for(
 ) -> Result<BuiltImage, CaseError> {
     progress("fetching kernel");
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache).setup("kernel")?;
-    let recipe = prepare::recipe(options)?;
+    let recipe = prepare::recipe(case, options)?;
     let overlay = prepare::overlay(case)?;
     crate::guest::debian::image(&recipe, &files, overlay.as_ref(), &options.cache, progress)
         .setup("Debian image")

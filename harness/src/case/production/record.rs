@@ -14,6 +14,10 @@ pub struct Production {
     /// The overlay's folder and hash, when one was used.
     pub overlay_dir: Option<String>,
     pub overlay: Option<String>,
+    /// The versions the image runs of its recipe's packages (kdump-tools, makedumpfile,
+    /// kexec-tools, systemd…): what differs between Debian releases.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub packages: std::collections::BTreeMap<String, String>,
     pub crashkernel: String,
     pub dump_target: DumpTarget,
     /// The phases in order; one that did not happen is absent.

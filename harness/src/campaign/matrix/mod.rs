@@ -6,9 +6,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use crate::case::Case;
+use crate::spec::images::Registry;
 use crate::spec::kernel::{self, KernelSpec};
 use crate::spec::scenario::{self, Scenario};
-use crate::spec::setup::{ImageKind, Setup};
+use crate::spec::setup::Setup;
 use crate::spec::userspace::Userspace;
 use crate::spec::yaml::{self, YamlError};
 
@@ -29,7 +30,7 @@ struct Block {
     /// Kernel entries left out of `kernels` (with `kernels: [all]`: every entry but these).
     #[serde(default, rename = "except")]
     except_kernels: Vec<String>,
-    /// `minimal` (default) or `debian`.
+    /// An image of images/ (`minimal` by default, `debian-trixie`, the alias `debian`…).
     #[serde(default)]
     image: Option<String>,
     /// An overlay folder for the Debian image, relative to matrix.yaml's folder.
@@ -44,10 +45,10 @@ struct Block {
 }
 
 impl Block {
-    fn setup(&self, root: &Path) -> Result<Setup, String> {
-        let image = match &self.image {
-            Some(name) => ImageKind::from_name(name)?,
-            None => ImageKind::Minimal,
+    fn setup(&self, root: &Path, images: Option<&Registry>) -> Result<Setup, String> {
+        let image = match (&self.image, images) {
+            (Some(name), Some(images)) => images.find(name)?,
+            _ => Default::default(),
         };
         let setup = Setup {
             image,
@@ -63,11 +64,11 @@ impl Block {
 /// What a setup may not combine: an overlay needs the Debian image, a userspace the minimal
 /// one; `crashkernel=` must parse.
 pub fn check_setup(setup: &Setup) -> Result<(), String> {
-    if setup.overlay.is_some() && setup.image != ImageKind::Debian {
-        return Err("an overlay needs the Debian image (`--image debian`, `image: debian`): the minimal image has no /etc to put it in".into());
+    if setup.overlay.is_some() && !setup.image.takes_overlay() {
+        return Err(format!("an overlay needs an image with its own kdump (`--image debian`, `image: debian-trixie`): the {} image has no /etc to put it in", setup.image));
     }
-    if setup.userspace.is_some() && setup.image != ImageKind::Minimal {
-        return Err("a userspace is for the minimal image: the Debian image captures with its own release's kdump-tools and makedumpfile".into());
+    if setup.userspace.is_some() && !setup.image.takes_userspace() {
+        return Err(format!("a userspace is for the minimal image: the {} image captures with its own release's kdump-tools and makedumpfile", setup.image));
     }
     if let Some(size) = &setup.crashkernel {
         crate::spec::setup::check_crashkernel(size)?;
@@ -104,7 +105,7 @@ pub fn expand_with(
         .into_iter()
         // `all` means every scenario this image can run, but those that must be named
         // (`in_all: false`); one named for another image stays, and is a declared skip.
-        .filter(|s| !every || (s.in_all && s.image.only.is_none_or(|only| only == setup.image)))
+        .filter(|s| !every || (s.in_all && s.image.only.is_none_or(|only| setup.image.fits(only))))
         .collect();
     let mut cases = Vec::new();
     for kernel in &kernels {
@@ -160,13 +161,19 @@ pub fn set(root: &Path, name: &str) -> Result<Vec<Case>, YamlError> {
             file.sets.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
     })?;
+    let images = match blocks.iter().any(|b| b.image.is_some()) {
+        true => Some(Registry::load(root)?),
+        false => None,
+    };
     let mut cases: Vec<Case> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for block in blocks {
-        let setup = block.setup(root).map_err(|message| YamlError::Invalid {
-            path: path.clone(),
-            message: format!("set `{name}`: {message}"),
-        })?;
+        let setup = block
+            .setup(root, images.as_ref())
+            .map_err(|message| YamlError::Invalid {
+                path: path.clone(),
+                message: format!("set `{name}`: {message}"),
+            })?;
         for case in expand_with(root, &block.kernels, &block.scenarios, &setup)? {
             if block.except_kernels.contains(&case.kernel.id) {
                 continue;
@@ -198,7 +205,7 @@ pub fn with_userspace(cases: Vec<Case>, userspace: Option<&Userspace>) -> Vec<Ca
     };
     let mut out: Vec<Case> = Vec::new();
     for mut case in cases {
-        if case.setup.image == ImageKind::Minimal {
+        if case.setup.image.takes_userspace() {
             case.setup.userspace = Some(userspace.clone());
         }
         if !out.iter().any(|c| c.id() == case.id()) {
@@ -236,8 +243,8 @@ pub fn from_env(root: &Path) -> Result<Vec<Case>, YamlError> {
         (kernels, scenarios) => {
             let all = || vec!["all".to_string()];
             let image = match var("KDRILL_IMAGE") {
-                Some(name) => ImageKind::from_name(&name).map_err(invalid)?,
-                None => ImageKind::Minimal,
+                Some(name) => Registry::load(root)?.find(&name).map_err(invalid)?,
+                None => Default::default(),
             };
             let setup = Setup {
                 image,
@@ -273,178 +280,4 @@ pub fn mem_available_kib() -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn project() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("kernels")).unwrap();
-        std::fs::create_dir_all(root.join("scenarios")).unwrap();
-        for k in ["k1", "k2"] {
-            let entry = format!(
-                "id: {k}\nwhy: test\nsource:\n  kind: local\n  vmlinuz: /boot/vmlinuz\n  modules: /lib/modules/x\n"
-            );
-            std::fs::write(root.join(format!("kernels/{k}.yaml")), entry).unwrap();
-        }
-        for s in ["a", "b"] {
-            let text = format!("id: {s}\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [x]\n");
-            std::fs::write(root.join(format!("scenarios/{s}.yaml")), text).unwrap();
-        }
-        std::fs::write(
-            root.join("matrix.yaml"),
-            "sets:\n  ci:\n    - kernels: [k1]\n      scenarios: [all]\n    - kernels: [all]\n      scenarios: [a]\n",
-        )
-        .unwrap();
-        dir
-    }
-
-    #[test]
-    fn a_set_is_the_union_of_its_blocks_without_repeats() {
-        let dir = project();
-        let ids: Vec<String> = set(dir.path(), "ci")
-            .unwrap()
-            .iter()
-            .map(Case::id)
-            .collect();
-        assert_eq!(ids, ["k1/a", "k1/b", "k2/a"]);
-    }
-
-    #[test]
-    fn a_block_names_its_image_overlay_and_crashkernel() {
-        let dir = project();
-        std::fs::write(
-            dir.path().join("matrix.yaml"),
-            "sets:\n  prod:\n    - kernels: [k1]\n      scenarios: [a]\n      image: debian\n      overlay: ops/etc\n      crashkernel: 192M\n  bad:\n    - kernels: [k1]\n      scenarios: [a]\n      overlay: ops/etc\n",
-        )
-        .unwrap();
-        let cases = set(dir.path(), "prod").unwrap();
-        assert_eq!(cases[0].id(), "k1/a@debian+etc+crashkernel=192M");
-        assert_eq!(
-            cases[0].overlay(),
-            Some(dir.path().join("ops/etc").as_path())
-        );
-        assert_eq!(cases[0].crashkernel(), "192M");
-        let err = set(dir.path(), "bad").unwrap_err().to_string();
-        assert!(
-            err.contains("set `bad`: an overlay needs the Debian image"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_block_names_its_userspace_and_the_command_line_overrides_it() {
-        let dir = project();
-        let debian = "id: d\nwhy: test\nsource:\n  kind: debian\n  suite: bookworm\n  package: p\n  version: v\n  sha256: s\nuserspace: sid\n";
-        std::fs::write(dir.path().join("kernels/d.yaml"), debian).unwrap();
-        std::fs::write(
-            dir.path().join("scenarios/t.yaml"),
-            "id: t\ndescription: d\ntrigger: sysrq\nuserspace: bookworm\nexpect:\n  log: [x]\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("matrix.yaml"),
-            "sets:\n  two:\n    - kernels: [d]\n      scenarios: [a, t]\n    - kernels: [d]\n      scenarios: [a]\n      userspace: trixie\n  bad:\n    - kernels: [d]\n      scenarios: [a]\n      image: debian\n      userspace: trixie\n",
-        )
-        .unwrap();
-        let cases = set(dir.path(), "two").unwrap();
-        let got: Vec<(String, String)> = cases
-            .iter()
-            .map(|c| (c.id(), c.userspace().name().to_string()))
-            .collect();
-        // Entry (sid) < scenario (bookworm, the kernel's own: no suffix) < block (trixie).
-        assert_eq!(
-            got,
-            [
-                ("d/a+userspace=sid".to_string(), "sid".to_string()),
-                ("d/t".to_string(), "bookworm".to_string()),
-                ("d/a+userspace=trixie".to_string(), "trixie".to_string()),
-            ]
-        );
-        // The command line beats the block.
-        let host = Userspace::Host;
-        let ids: Vec<String> = with_userspace(cases, Some(&host))
-            .iter()
-            .map(Case::id)
-            .collect();
-        assert_eq!(ids, ["d/a+userspace=host", "d/t+userspace=host"]);
-        let err = set(dir.path(), "bad").unwrap_err().to_string();
-        assert!(
-            err.contains("set `bad`: a userspace is for the minimal image"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn all_leaves_out_scenarios_of_another_image_and_a_named_one_stays_a_declared_skip() {
-        let dir = project();
-        let only =
-            "id: c\ndescription: d\ntrigger: sysrq\nimage:\n  only: debian\nexpect:\n  log: [x]\n";
-        std::fs::write(dir.path().join("scenarios/c.yaml"), only).unwrap();
-        let ids = |scenarios: &[&str], image: ImageKind| -> Vec<String> {
-            let setup = Setup {
-                image,
-                ..Setup::default()
-            };
-            let wanted: Vec<String> = scenarios.iter().map(|s| s.to_string()).collect();
-            expand_with(dir.path(), &["k1".into()], &wanted, &setup)
-                .unwrap()
-                .iter()
-                .map(Case::id)
-                .collect()
-        };
-        assert_eq!(ids(&["all"], ImageKind::Minimal), ["k1/a", "k1/b"]);
-        let named_only =
-            "id: n\ndescription: d\ntrigger: sysrq\nin_all: false\nexpect:\n  log: [x]\n";
-        std::fs::write(dir.path().join("scenarios/n.yaml"), named_only).unwrap();
-        assert_eq!(ids(&["all"], ImageKind::Minimal), ["k1/a", "k1/b"]);
-        assert_eq!(ids(&["all", "n"], ImageKind::Minimal), ["k1/a", "k1/b"]);
-        assert_eq!(ids(&["n"], ImageKind::Minimal), ["k1/n"]);
-        assert_eq!(
-            ids(&["all"], ImageKind::Debian),
-            ["k1/a@debian", "k1/b@debian", "k1/c@debian"]
-        );
-        let named = expand(dir.path(), &["k1".into()], &["c".into()]).unwrap();
-        assert!(named[0]
-            .skip_reason()
-            .unwrap()
-            .contains("debian image only"));
-    }
-
-    #[test]
-    fn except_leaves_kernels_out_of_a_block() {
-        let dir = project();
-        std::fs::write(
-            dir.path().join("matrix.yaml"),
-            "sets:\n  nightly:\n    - kernels: [all]\n      except: [k2]\n      scenarios: [a]\n  canary:\n    - kernels: [k2]\n      scenarios: [a]\n",
-        )
-        .unwrap();
-        let ids = |name: &str| -> Vec<String> {
-            set(dir.path(), name)
-                .unwrap()
-                .iter()
-                .map(Case::id)
-                .collect()
-        };
-        assert_eq!(ids("nightly"), ["k1/a"]);
-        assert_eq!(ids("canary"), ["k2/a"]);
-    }
-
-    #[test]
-    fn unknown_set_names_the_known_ones() {
-        let dir = project();
-        let err = set(dir.path(), "weekly").unwrap_err().to_string();
-        assert!(
-            err.ends_with("matrix.yaml: no set `weekly`; sets: ci"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn parallelism_follows_cores_and_memory() {
-        assert_eq!(parallel_guests(2, 24 << 20), 1);
-        assert_eq!(parallel_guests(16, 24 << 20), 8);
-        assert_eq!(parallel_guests(16, 4 << 20), 2);
-        assert_eq!(parallel_guests(1, 512 << 10), 1);
-    }
-}
+mod tests;

@@ -180,9 +180,8 @@ impl Registry {
                 message,
             };
             for word in std::iter::once(&name).chain(&head.aliases) {
-                if !is_word(word) {
-                    return Err(invalid(format!("image name `{word}`: use letters, digits, `.`, `-` and `_`, not starting with `.`")));
-                }
+                crate::spec::bounds::check_id_word(word)
+                    .map_err(|e| invalid(format!("image name: {e}")))?;
             }
             for word in std::iter::once(&name).chain(&head.aliases) {
                 if let Some(other) = entries.iter().find(|e| e.answers(word)) {
@@ -246,15 +245,6 @@ impl Registry {
     pub fn images(&self) -> impl Iterator<Item = &Image> {
         self.entries.iter().map(|e| &e.image)
     }
-}
-
-/// A name that is safe in a case label, an evidence path and a cache folder.
-fn is_word(word: &str) -> bool {
-    !word.is_empty()
-        && !word.starts_with('.')
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
 }
 
 impl Entry {

@@ -254,18 +254,7 @@ fn check_skips(path: &Path, text: &str, skip: &BTreeMap<String, String>) -> Resu
                 None => format!("known scenarios: {}", known.join(", ")),
             };
             let message = format!("skip: no scenario `{scenario}`: {hint}");
-            return Err(match yaml::key_position(text, scenario) {
-                Some((line, column)) => YamlError::Parse {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                    message,
-                },
-                None => YamlError::Invalid {
-                    path: path.to_path_buf(),
-                    message,
-                },
-            });
+            return Err(yaml::at(path, yaml::key_position(text, scenario), message));
         }
     }
     Ok(())

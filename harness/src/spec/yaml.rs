@@ -76,7 +76,12 @@ fn check_bytes(path: &Path, text: &str) -> Result<(), YamlError> {
 /// An error about `key`'s value in `text`, at the line and column of the first `key:` (after
 /// `- ` or indentation); without one, at the file.
 pub fn at_key(path: &Path, text: &str, key: &str, message: String) -> YamlError {
-    match position_of_key(text, key) {
+    at(path, position_of_key(text, key), message)
+}
+
+/// An error at `position` (line, column) of `path`, or at the file when it is unknown.
+pub fn at(path: &Path, position: Option<(usize, usize)>, message: String) -> YamlError {
+    match position {
         Some((line, column)) => YamlError::Parse {
             path: path.to_path_buf(),
             line,

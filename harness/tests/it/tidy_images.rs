@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::support::workspace;
+use crate::tidy::rust_files;
 
 /// The one module that may spell images' names and kinds.
 const REGISTRY: &str = "harness/src/spec/images.rs";
@@ -48,17 +49,6 @@ fn image_words() -> BTreeSet<String> {
     words
 }
 
-fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn no_code_outside_the_registry_names_an_image_or_matches_on_its_kind() {
     let root = workspace();
@@ -69,9 +59,8 @@ fn no_code_outside_the_registry_names_an_image_or_matches_on_its_kind() {
             "{word} is not an image word: {words:?}"
         );
     }
-    let mut files = Vec::new();
-    rust_files(&root.join("harness/src"), &mut files);
-    rust_files(&root.join("xtask/src"), &mut files);
+    let mut files = rust_files(&root.join("harness/src"));
+    files.extend(rust_files(&root.join("xtask/src")));
     let mut found = Vec::new();
     for file in files {
         let rel = file

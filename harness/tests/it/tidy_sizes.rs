@@ -4,9 +4,8 @@
 //! and no literal that is nothing but a value and a unit (`format!("{}G", …)`). `paste`, `exact`,
 //! `mib` and `figure` do that, and `paste` is round-trip tested.
 
-use std::path::{Path, PathBuf};
-
 use crate::support::workspace;
+use crate::tidy::rust_files;
 
 /// The one module allowed to format sizes.
 const FORMATTER: &str = "harness/src/readiness/cmdline.rs";
@@ -19,17 +18,6 @@ const OTHER_SYNTAX: &[(&str, &str)] = &[
         "`truncate -s` in a shell script",
     ),
 ];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// The string literals of one line of code (a simple scan: `"…"` with `\"` escapes).
 fn literals(code: &str) -> Vec<String> {
@@ -101,9 +89,7 @@ fn code_of(text: &str) -> &str {
 #[test]
 fn sizes_are_formatted_in_one_place() {
     let root = workspace();
-    let mut files = Vec::new();
-    rust_files(&root.join("harness/src"), &mut files);
-    files.sort();
+    let files = rust_files(&root.join("harness/src"));
     let mut problems = Vec::new();
     for file in files {
         let rel = file.strip_prefix(&root).unwrap().display().to_string();

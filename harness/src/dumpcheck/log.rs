@@ -18,16 +18,17 @@ pub fn read_native(vmcore: &Path, out: &Path) -> Result<String, String> {
     Ok(text)
 }
 
-/// The dump's log as a makedumpfile release of `format` writes it (`--dump-dmesg`).
-pub fn rendered(vmcore: &Path, format: DmesgFormat) -> Result<String, String> {
-    Ok(dmesgformat::render(&records(vmcore)?, format))
-}
-
 fn records(vmcore: &Path) -> Result<Vec<LogRecord>, String> {
     let dump = kdrill_vmcore::Vmcore::open(vmcore)
         .map_err(|e| format!("kdrill cannot open the dump: {e}"))?;
     dump.dmesg_records()
         .map_err(|e| format!("kdrill cannot read the dump's kernel log: {e}"))
+}
+
+/// A dump's log as kdrill reads it: its records, and their plain rendering.
+pub struct NativeLog {
+    pub text: String,
+    pub records: Vec<LogRecord>,
 }
 
 /// [`read_native`] into `out`, then `reader` reads the log too (into `<out>.makedumpfile.txt`),
@@ -37,13 +38,13 @@ pub fn read_cross_checked(
     vmcore: &Path,
     out: &Path,
     reader: Option<&Reader>,
-) -> Result<String, CaseError> {
+) -> Result<NativeLog, CaseError> {
     let records = records(vmcore).map_err(CaseError::Dump)?;
     let text = kdrill_vmcore::format_dmesg(&records);
     std::fs::write(out, &text)
         .map_err(|e| CaseError::Dump(format!("cannot write {}: {e}", out.display())))?;
     let Some(reader) = reader else {
-        return Ok(text);
+        return Ok(NativeLog { text, records });
     };
     let theirs_path = out.with_extension("makedumpfile.txt");
     let theirs = makedumpfile::dmesg(reader, vmcore, &theirs_path).map_err(CaseError::Dump)?;
@@ -58,7 +59,7 @@ pub fn read_cross_checked(
         }
     };
     match first_difference(&theirs, ours.as_bytes()) {
-        None => Ok(text),
+        None => Ok(NativeLog { text, records }),
         Some(at) => Err(CaseError::LogMismatch {
             at,
             ours: ours_path.display().to_string(),

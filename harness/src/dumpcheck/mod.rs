@@ -56,7 +56,7 @@ pub fn check_capture(
     }
     result.log_check = Some(log_check(reader));
     let log = log::read_cross_checked(&vmcore, &dir.join("dmesg.txt"), Some(reader))?;
-    judge(&vmcore, &log, "the dump", dir, scenario, result);
+    judge(&vmcore, &log.text, "the dump", dir, scenario, result);
     Ok(())
 }
 

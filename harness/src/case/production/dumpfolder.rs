@@ -18,7 +18,7 @@ use crate::dumpcheck::{log, makedumpfile};
 use crate::guest::dumpdisk::{self, Listed};
 use crate::host::{process, tools};
 use crate::spec::scenario::Scenario;
-use crate::spec::userspace::DmesgFormat;
+use crate::spec::userspace::{DmesgFormat, UserspaceData};
 
 /// Where the dump folder can be read.
 pub enum Source<'a> {
@@ -166,12 +166,13 @@ fn judge(
             "{dump} is not in makedumpfile's flattened format (kdump-tools writes it with -F)"
         ));
     }
-    let reader = host_reader(result);
-    let text = log::read_cross_checked(&dump_path, &dir.join("dmesg.txt"), reader.as_ref())
+    let userspace = crate::spec::userspace::load(None).ok();
+    let reader = host_reader(result, userspace.as_ref());
+    let log = log::read_cross_checked(&dump_path, &dir.join("dmesg.txt"), reader.as_ref())
         .map_err(|e| e.to_string())?;
     crate::dumpcheck::judge(
         &dump_path,
-        &text,
+        &log.text,
         &format!("the dump ({dump})"),
         dir,
         scenario,
@@ -183,11 +184,11 @@ fn judge(
     let theirs = std::fs::read(folder.join(&dmesg)).map_err(|e| format!("{dmesg}: {e}"))?;
     // The image's own makedumpfile wrote it, in its release's format (1.7.5 on adds a caller
     // column): kdrill's records are rendered the same way before the bytes are compared.
-    let format = image_dmesg_format(result);
+    let format = image_dmesg_format(result, userspace.as_ref());
     let ours = match format {
-        DmesgFormat::Plain => text.clone(),
+        DmesgFormat::Plain => log.text,
         format => {
-            let ours = log::rendered(&dump_path, format)?;
+            let ours = crate::dumpcheck::dmesgformat::render(&log.records, format);
             let path = dir.join(format!("dmesg.kdrill-{}.txt", format.word()));
             std::fs::write(&path, &ours).map_err(|e| format!("{}: {e}", path.display()))?;
             ours
@@ -209,15 +210,14 @@ fn judge(
 
 /// How the image's makedumpfile writes `--dump-dmesg` (`images/userspace.yaml`'s table, by the
 /// version the image runs); `plain` when the version is unknown, with a note.
-fn image_dmesg_format(result: &mut CaseResult) -> DmesgFormat {
+fn image_dmesg_format(result: &mut CaseResult, userspace: Option<&UserspaceData>) -> DmesgFormat {
     let version = result
         .production
         .as_ref()
         .and_then(|p| p.packages.get("makedumpfile").cloned());
-    let release = version.as_deref().and_then(|v| {
-        let data = crate::spec::userspace::load(None).ok()?;
-        data.makedumpfile(v).map(|r| r.dmesg)
-    });
+    let release = version
+        .as_deref()
+        .and_then(|v| userspace?.makedumpfile(v).map(|r| r.dmesg));
     match release {
         Some(format) => format,
         None => {
@@ -233,9 +233,11 @@ fn image_dmesg_format(result: &mut CaseResult) -> DmesgFormat {
 /// The host's makedumpfile re-reads the dump's log only where it knows the kernel (its
 /// `LATEST_VERSION` covers it); else the log is cross-checked against `dmesg.<stamp>` alone,
 /// which the image's own makedumpfile wrote in the capture kernel. Recorded in `result`.
-fn host_reader(result: &mut CaseResult) -> Option<makedumpfile::Reader> {
-    let data = crate::spec::userspace::load(None).ok()?;
-    let reader = makedumpfile::Reader::host(&data)?;
+fn host_reader(
+    result: &mut CaseResult,
+    userspace: Option<&UserspaceData>,
+) -> Option<makedumpfile::Reader> {
+    let reader = makedumpfile::Reader::host(userspace?)?;
     let release = result.kernel_release.clone().unwrap_or_default();
     if reader.beyond(&release) != Some(false) {
         result.notes.push(format!(
@@ -339,7 +341,8 @@ mod tests {
                 production.packages.insert("makedumpfile".into(), v.into());
             }
             result.production = Some(production);
-            let format = image_dmesg_format(&mut result);
+            let data = crate::spec::userspace::load(None).unwrap();
+            let format = image_dmesg_format(&mut result, Some(&data));
             (format, result.notes)
         };
         // Debian 13's 1.7.6 writes the caller column; Debian 12's 1.7.2 does not.

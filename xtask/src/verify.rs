@@ -1,5 +1,6 @@
 //! `cargo xtask verify`: fetch and build up front (with progress), run the cases as tests of the
-//! `matrix` binary through nextest (parallel, retried, timed out, JUnit, stopped with xtask),
+//! `matrix` binary through nextest (parallel, retried, timed out, JUnit, stopped with xtask; a set
+//! adds the `production` binary, the Debian images' broken configurations it selects),
 //! then write and print the summary. Without nextest, the cases run in this process.
 //!
 //! `--format json` through nextest is not streamed: when nextest has finished, each case's last
@@ -93,6 +94,9 @@ pub fn run(root: &Path, args: VerifyArgs) -> anyhow::Result<i32> {
     }
     match &args.set {
         Some(set) => {
+            // A set also chooses the Debian images' broken configurations (the `production`
+            // binary: `ci` each once, `nightly` on both images, another set none).
+            command.args(["--test", "production"]);
             command
                 .env("KDRILL_MATRIX", set)
                 .env_remove("KDRILL_KERNELS")

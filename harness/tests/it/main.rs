@@ -10,7 +10,6 @@ mod host;
 mod inspect;
 mod install;
 mod needs;
-mod production;
 mod support;
 mod tidy;
 mod tidy_images;

@@ -33,6 +33,11 @@ pub struct Calibration {
     pub estimate_inputs: EstimateInputs,
     /// How `recommended_mib` is derived from `smallest_working_mib`.
     pub margin: String,
+    /// The `crashkernel=` Debian's kdump-tools sets for this image's release (a Debian image's
+    /// own `/etc/default/grub.d/kdump-tools.cfg`; Debian 12's for the minimal image and for
+    /// files written before it was read from the image); none when the release sets none.
+    #[serde(default = "debian_default")]
+    pub debian_default: Option<String>,
     pub sizes: Vec<SizeEntry>,
     /// A `crashkernel=` value covering every measured size.
     #[serde(default)]
@@ -68,6 +73,10 @@ pub struct ProbeEntry {
     pub evidence: String,
 }
 
+fn debian_default() -> Option<String> {
+    Some(DEBIAN_DEFAULT.to_string())
+}
+
 fn quoted(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
 }
@@ -99,6 +108,9 @@ pub fn to_yaml(c: &Calibration) -> String {
          # kdumpctl estimate's inputs for this guest (bytes): kernel image, modules, capture initramfs.\n\
          estimate_inputs: {{ kernel_image_bytes: {kernel_bytes}, modules_bytes: {modules_bytes}, capture_initrd_bytes: {initrd_bytes} }}\n\
          margin: {margin}\n\
+         # What Debian's kdump-tools sets on the kernel command line for this image's release (its\n\
+         # /etc/default/grub.d/kdump-tools.cfg): the `debian_default_mib` of each size.\n\
+         debian_default: {debian_default}\n\
          # Paste into the boot loader's kernel command line (the last range extrapolates).\n\
          range: {range}\n\
          sizes:\n",
@@ -115,6 +127,7 @@ pub fn to_yaml(c: &Calibration) -> String {
         modules_bytes = c.estimate_inputs.modules_bytes,
         initrd_bytes = c.estimate_inputs.capture_initrd_bytes,
         margin = quoted(&c.margin),
+        debian_default = c.debian_default.as_deref().map_or("null".into(), quoted),
         range = c.range.as_deref().map_or("null".into(), quoted),
     );
     for s in &c.sizes {
@@ -125,8 +138,9 @@ pub fn to_yaml(c: &Calibration) -> String {
              \x20   failure_below: {}\n\
              \x20   recommended_mib: {}\n\
              \x20   # What the heuristics reserve for this RAM (MiB; null: nothing): kdumpctl estimate's\n\
-             \x20   # formula, the x86_64 default {X86_64_DEFAULT}, Debian kdump-tools' {DEBIAN_DEFAULT}.\n\
-             \x20   heuristics: {{ kdumpctl_estimate_mib: {}, x86_64_default_mib: {}, debian_default_mib: {} }}\n\
+             \x20   # formula, the x86_64 default {X86_64_DEFAULT}, Debian kdump-tools' default (above),\n\
+             \x20   # and what the image's kdump-tools suggests (`kdump-config show`, 1.10; null: it says nothing).\n\
+             \x20   heuristics: {{ kdumpctl_estimate_mib: {}, x86_64_default_mib: {}, debian_default_mib: {}, kdump_tools_suggested_mib: {} }}\n\
              \x20   wall_seconds: {:.0}\n",
             s.memory_mib,
             opt(s.smallest_working_mib),
@@ -136,6 +150,7 @@ pub fn to_yaml(c: &Calibration) -> String {
             s.heuristics.kdumpctl_estimate_mib,
             opt(s.heuristics.x86_64_default_mib),
             opt(s.heuristics.debian_default_mib),
+            opt(s.heuristics.kdump_tools_suggested_mib),
             s.wall_seconds,
         ));
         if !s.non_monotonic.is_empty() {
@@ -194,11 +209,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Calibration, YamlError> {
 
 /// The Markdown table of a calibration, with the heuristics beside the measurement.
 pub fn markdown(c: &Calibration) -> String {
+    // kdump-tools' own suggestion is a column only where the image's kdump-tools gave one.
+    let suggests = c
+        .sizes
+        .iter()
+        .any(|s| s.heuristics.kdump_tools_suggested_mib.is_some());
     let mut out = format!(
         "{} ({}), {} image: smallest working crashkernel= per memory size\n\n\
-         | memory | smallest working | fails below with | recommended | kdumpctl estimate | x86_64 default | Debian default |\n\
-         |---|---|---|---|---|---|---|\n",
-        c.kernel, c.release, c.image
+         | memory | smallest working | fails below with | recommended | kdumpctl estimate | x86_64 default | Debian default{} |{}\n\
+         |---|---|---|---|---|---|---|{}\n",
+        c.kernel,
+        c.release,
+        c.image,
+        c.debian_default
+            .as_deref()
+            .map_or(String::new(), |d| format!(" ({d})")),
+        if suggests { " kdump-tools suggests |" } else { "" },
+        if suggests { "---|" } else { "" },
     );
     for s in &c.sizes {
         let mib = |v: Option<u64>| v.map_or("–".into(), cmdline::mib);
@@ -211,7 +238,7 @@ pub fn markdown(c: &Calibration) -> String {
             None => mib(h),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |{}\n",
             cmdline::mib(s.memory_mib),
             mib(s.smallest_working_mib),
             match (s.largest_failing_mib, &s.failure_below) {
@@ -222,6 +249,11 @@ pub fn markdown(c: &Calibration) -> String {
             versus(Some(s.heuristics.kdumpctl_estimate_mib)),
             versus(s.heuristics.x86_64_default_mib),
             versus(s.heuristics.debian_default_mib),
+            if suggests {
+                format!(" {} |", versus(s.heuristics.kdump_tools_suggested_mib))
+            } else {
+                String::new()
+            },
         ));
     }
     if let Some(range) = &c.range {
@@ -306,6 +338,7 @@ pub(crate) mod tests {
                 kdumpctl_estimate_mib: 176,
                 x86_64_default_mib: (memory_mib >= 2048).then_some(256),
                 debian_default_mib: Some(128),
+                kdump_tools_suggested_mib: None,
             },
             wall_seconds: 120.0,
             non_monotonic: vec![],
@@ -333,6 +366,7 @@ pub(crate) mod tests {
                 capture_initrd_bytes: 9_000_000,
             },
             margin: "+25%, at least 32M, rounded up to 16M".into(),
+            debian_default: Some(DEBIAN_DEFAULT.into()),
             sizes: vec![size(1024, 96, 128), size(2048, 104, 144)],
             range: Some("0M-2G:128M,2G-:144M".into()),
         }
@@ -396,8 +430,37 @@ pub(crate) mod tests {
     #[test]
     fn the_table_compares_the_heuristics() {
         let table = markdown(&sample());
-        assert!(table.contains("| 1024M | 96M | 88M: capture-oom | 128M | 176M (over by 80M) | – (reserves nothing: no dump at all) | 128M (over by 32M) |"), "{table}");
+        assert!(table.contains("| 1024M | 96M | 88M: capture-oom | 128M | 176M (over by 80M) | – (reserves nothing: no dump at all) | 128M (over by 32M) |\n"), "{table}");
+        assert!(
+            table.contains("| Debian default (384M-:128M) |\n"),
+            "{table}"
+        );
         assert!(table.contains("crashkernel=0M-2G:128M,2G-:144M"), "{table}");
+        // A Debian 13 image: its own default, and kdump-tools' suggestion as a column.
+        let mut trixie = sample();
+        trixie.debian_default = Some("512M-:192M".into());
+        for s in &mut trixie.sizes {
+            s.heuristics.debian_default_mib = Some(192);
+            s.heuristics.kdump_tools_suggested_mib = Some(161);
+        }
+        let table = markdown(&trixie);
+        assert!(table.contains("| Debian default (512M-:192M) | kdump-tools suggests |\n|---|---|---|---|---|---|---|---|\n"), "{table}");
+        assert!(
+            table.contains("| 192M (over by 96M) | 161M (over by 65M) |\n"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_the_new_fields_reads_as_debian_12s() {
+        let text = to_yaml(&sample())
+            .lines()
+            .filter(|l| !l.starts_with("debian_default:"))
+            .map(|l| l.replace(", kdump_tools_suggested_mib: null", "") + "\n")
+            .collect::<String>();
+        assert!(!text.contains("kdump_tools_suggested_mib"), "{text}");
+        let back = parse(Path::new("old.yaml"), &text).unwrap();
+        assert_eq!(back, sample());
     }
 
     #[test]

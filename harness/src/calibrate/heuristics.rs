@@ -1,9 +1,11 @@
 //! What people reserve without measuring, for the same guest (pure): `kdumpctl estimate`'s
 //! formula (the one `kdrill check` uses: kernel image × 4 + modules + capture initrd × 3 + 64M),
 //! the x86_64 default table `2G-64G:256M,64G-:512M` (RHEL/Fedora `kdumpctl`), and Debian's
-//! kdump-tools default `384M-:128M` (`/etc/default/grub.d/kdump-tools.cfg`, kdump-tools
-//! 1:1.8.1). Also the recommendation kdrill derives from a measurement, the `crashkernel=` range
-//! expression for several memory sizes, and the bisection's starting bracket.
+//! kdump-tools default (`/etc/default/grub.d/kdump-tools.cfg`: Debian 12's `384M-:128M`, read
+//! from a Debian image's own file for its release), and, on a Debian image whose kdump-tools
+//! has it (1.10), the size `kdump-config show` suggests. Also the recommendation kdrill derives
+//! from a measurement, the `crashkernel=` range expression for several memory sizes, and the
+//! bisection's starting bracket.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +15,9 @@ use crate::readiness::crashkernel::{self, Resolution};
 
 /// x86_64's default table (RHEL/Fedora `kdumpctl`).
 pub const X86_64_DEFAULT: &str = "2G-64G:256M,64G-:512M";
-/// Debian 12's kdump-tools sets this on the kernel command line.
+/// Debian 12's kdump-tools (1:1.8.1) sets this on the kernel command line: the Debian default
+/// of a calibration that names none (the minimal image's, and files written before the default
+/// was read from the image).
 pub const DEBIAN_DEFAULT: &str = "384M-:128M";
 /// The margin kdrill adds to a measured minimum: a quarter, at least this much, then rounded up
 /// to 16 MiB (the granularity people write `crashkernel=` in).
@@ -33,6 +37,10 @@ pub struct Heuristics {
     pub kdumpctl_estimate_mib: u64,
     pub x86_64_default_mib: Option<u64>,
     pub debian_default_mib: Option<u64>,
+    /// What the image's kdump-tools suggests (`crashkernel suggested size:` of `kdump-config
+    /// show`, kdump-tools 1.10), read from the probes' first boot; none when it says nothing.
+    #[serde(default)]
+    pub kdump_tools_suggested_mib: Option<u64>,
 }
 
 fn round_up(mib: u64, step: u64) -> u64 {
@@ -48,7 +56,24 @@ pub fn reserves(value: &str, memory_mib: u64) -> Option<u64> {
     }
 }
 
-pub fn for_guest(memory_mib: u64, inputs: EstimateInputs) -> Heuristics {
+/// The `crashkernel=` value a kdump-tools grub snippet sets (`GRUB_CMDLINE_LINUX_DEFAULT="$…
+/// crashkernel=512M-:192M"`), the last one when several do; none in a comment or without one.
+pub fn kdump_tools_default(cfg: &str) -> Option<String> {
+    cfg.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(|line| line.split(|c: char| c.is_whitespace() || c == '"' || c == '\''))
+        .filter_map(|word| word.strip_prefix("crashkernel="))
+        .rfind(|value| !value.is_empty())
+        .map(str::to_string)
+}
+
+/// The heuristics for a guest of `memory_mib` whose release's kdump-tools default is
+/// `debian_default` (a `crashkernel=` value; none when the release sets none).
+pub fn for_guest(
+    memory_mib: u64,
+    inputs: EstimateInputs,
+    debian_default: Option<&str>,
+) -> Heuristics {
     let bytes = inputs
         .kernel_image_bytes
         .saturating_mul(4)
@@ -58,7 +83,8 @@ pub fn for_guest(memory_mib: u64, inputs: EstimateInputs) -> Heuristics {
     Heuristics {
         kdumpctl_estimate_mib: round_up(bytes.div_ceil(1 << 20), 16),
         x86_64_default_mib: reserves(X86_64_DEFAULT, memory_mib),
-        debian_default_mib: reserves(DEBIAN_DEFAULT, memory_mib),
+        debian_default_mib: debian_default.and_then(|value| reserves(value, memory_mib)),
+        kdump_tools_suggested_mib: None,
     }
 }
 
@@ -153,6 +179,23 @@ mod tests {
     }
 
     #[test]
+    fn the_default_is_read_from_kdump_tools_grub_snippet() {
+        // Debian 13's kdump-tools 1:1.10.x, as its image has it.
+        let trixie =
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=512M-:192M\"\n";
+        assert_eq!(kdump_tools_default(trixie).as_deref(), Some("512M-:192M"));
+        let bookworm =
+            "GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=384M-:128M\"";
+        assert_eq!(
+            kdump_tools_default(bookworm).as_deref(),
+            Some(DEBIAN_DEFAULT)
+        );
+        assert_eq!(kdump_tools_default("# crashkernel=1G\n"), None);
+        assert_eq!(kdump_tools_default(""), None);
+        assert_eq!(kdump_tools_default("X=\"crashkernel=\""), None);
+    }
+
+    #[test]
     fn the_estimate_follows_kdumpctl() {
         let h = for_guest(
             1024,
@@ -161,12 +204,37 @@ mod tests {
                 modules_bytes: 1 << 20,
                 capture_initrd_bytes: 20 << 20,
             },
+            Some(DEBIAN_DEFAULT),
         );
         // 32 + 1 + 60 + 64 = 157 → 160.
         assert_eq!(h.kdumpctl_estimate_mib, 160);
         assert_eq!(h.debian_default_mib, Some(128));
         let b = bracket(1024, &h);
         assert_eq!((b.floor_mib, b.ceiling_mib, b.max_mib), (64, 128, 512));
+        // Debian 13's kdump-tools default, read from its image, raises the ceiling.
+        let trixie = for_guest(
+            1024,
+            EstimateInputs {
+                kernel_image_bytes: 8 << 20,
+                modules_bytes: 0,
+                capture_initrd_bytes: 20 << 20,
+            },
+            Some("512M-:192M"),
+        );
+        assert_eq!(trixie.debian_default_mib, Some(192));
+        assert_eq!(bracket(1024, &trixie).ceiling_mib, 192);
+        // A release without a default: the estimate is the ceiling.
+        let none = for_guest(
+            1024,
+            EstimateInputs {
+                kernel_image_bytes: 8 << 20,
+                modules_bytes: 0,
+                capture_initrd_bytes: 20 << 20,
+            },
+            None,
+        );
+        assert_eq!(none.debian_default_mib, None);
+        assert_eq!(bracket(1024, &none).ceiling_mib, none.kdumpctl_estimate_mib);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub fn validate(c: &Calibration) -> Result<(), String> {
             ("smallest_working_mib", s.smallest_working_mib),
             ("largest_failing_mib", s.largest_failing_mib),
             ("recommended_mib", s.recommended_mib),
+            (
+                "kdump_tools_suggested_mib",
+                s.heuristics.kdump_tools_suggested_mib,
+            ),
         ];
         let probes = s
             .probes
@@ -95,6 +99,11 @@ mod tests {
             err.contains(
                 "largest_failing_mib 200 is not below smallest_working_mib 96 at memory_mib 1024"
             ),
+            "{err}"
+        );
+        let err = refused(|c| c.sizes[0].heuristics.kdump_tools_suggested_mib = Some(u64::MAX));
+        assert!(
+            err.contains("kdump_tools_suggested_mib 18446744073709551615 at memory_mib 1024"),
             "{err}"
         );
         let err = refused(|c| c.sizes[1].memory_mib = 1024);

@@ -125,15 +125,25 @@ fn outcome_word(outcome: &Outcome) -> String {
 /// What `kdumpctl estimate` would add up for this guest: the bzImage, the modules the minimal
 /// image loads, and the capture initramfs (built once here to measure it; for the Debian image,
 /// its initrd, built with the same `MODULES=list` as kdump-tools' capture initrd).
-fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<EstimateInputs> {
+/// What the heuristics need of the guest: `kdumpctl estimate`'s inputs, and the `crashkernel=`
+/// Debian's kdump-tools sets for it (an image with its own kdump-tools: read from the image;
+/// the minimal image: Debian 12's).
+fn estimate_inputs(
+    case: &Case,
+    options: &RunOptions,
+) -> anyhow::Result<(EstimateInputs, Option<String>)> {
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache)?;
     if case.setup.image.own_kdump() {
         let built = crate::case::production::image_for(case, options, &|_| {})?;
-        return Ok(EstimateInputs {
+        let cfg = built
+            .kdump_tools_cfg()
+            .context("cannot read kdump-tools' crashkernel= default from the image")?;
+        let inputs = EstimateInputs {
             kernel_image_bytes: std::fs::metadata(&files.vmlinuz)?.len(),
             modules_bytes: 0,
             capture_initrd_bytes: std::fs::metadata(&built.initrd)?.len(),
-        });
+        };
+        return Ok((inputs, heuristics::kdump_tools_default(&cfg)));
     }
     let recipe = crate::spec::image::minimal(options.project_root.as_deref())?;
     let plan = crate::case::plan::plan(case, options.overrides);
@@ -162,11 +172,20 @@ fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<Estimate
     for module in order.unwrap_or_default() {
         modules_bytes += index.read(&module).map(|b| b.len() as u64).unwrap_or(0);
     }
-    Ok(EstimateInputs {
+    let inputs = EstimateInputs {
         kernel_image_bytes: std::fs::metadata(&files.vmlinuz)?.len(),
         modules_bytes,
         capture_initrd_bytes: capture,
-    })
+    };
+    Ok((inputs, Some(heuristics::DEBIAN_DEFAULT.to_string())))
+}
+
+/// A size kdump-tools suggests (`161M`), in MiB (rounded up).
+fn suggested_mib(size: &str) -> Option<u64> {
+    match cmdline::memparse(size.trim()) {
+        Some((bytes, "")) if bytes > 0 => Some(bytes.div_ceil(1 << 20)),
+        _ => None,
+    }
 }
 
 /// The host: CPU model, cores, accelerator.
@@ -230,13 +249,13 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
         no_restore: true,
     };
     crate::campaign::verify::prefetch(std::slice::from_ref(&case), &options)?;
-    let inputs = estimate_inputs(&case, &options)?;
+    let (inputs, debian_default) = estimate_inputs(&case, &options)?;
     let started = Instant::now();
     let mut sizes = Vec::new();
     let mut release = String::new();
     let mut accel = String::from("unknown");
     for memory_mib in memories {
-        let heuristics = heuristics::for_guest(memory_mib, inputs);
+        let mut heuristics = heuristics::for_guest(memory_mib, inputs, debian_default.as_deref());
         let bracket = heuristics::bracket(memory_mib, &heuristics);
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -305,6 +324,11 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
                     if let Some(a) = r.accel {
                         accel = a.qemu_name().to_string();
                     }
+                    // What the image's kdump-tools suggested in boot 1 (kdump-tools 1.10).
+                    let suggested = r.production.and_then(|p| p.kdump_suggested);
+                    if let Some(mib) = suggested.as_deref().and_then(suggested_mib) {
+                        heuristics.kdump_tools_suggested_mib = Some(mib);
+                    }
                 }
             }
         }
@@ -347,6 +371,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
         host: host_line(&accel),
         wall_seconds: started.elapsed().as_secs_f64(),
         estimate_inputs: inputs,
+        debian_default,
         margin: format!(
             "+25%, at least {}M, rounded up to 16M",
             heuristics::MARGIN_MIN_MIB
@@ -394,6 +419,14 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kdump_tools_suggestion_in_mib() {
+        assert_eq!(super::suggested_mib("161M"), Some(161));
+        assert_eq!(super::suggested_mib("1G"), Some(1024));
+        assert_eq!(super::suggested_mib("Unknown"), None);
+        assert_eq!(super::suggested_mib("0M"), None);
+    }
+
     #[test]
     fn memory_sizes_as_people_write_them() {
         assert_eq!(super::parse_memory("1G"), Ok(1024));

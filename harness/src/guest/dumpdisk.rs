@@ -172,6 +172,13 @@ pub fn parse_ls(text: &str) -> Vec<Listed> {
         .collect()
 }
 
+/// The text of file `inside` (an absolute path in the filesystem); empty when there is no such
+/// file (debugfs says so on stderr only).
+pub fn cat(disk: &Path, inside: &str) -> Result<String, DiskError> {
+    check_inside(disk, inside)?;
+    debugfs(disk, &format!("cat {inside}"), inside)
+}
+
 /// The permission bits of `inside` (`debugfs stat`: `Mode:  0700`).
 pub fn mode_of(disk: &Path, inside: &str) -> Result<u32, DiskError> {
     check_inside(disk, inside)?;
@@ -302,5 +309,8 @@ mod tests {
         assert!(!work.join(".vmcore.extracting").exists());
         assert!(!extract(&disk, "absent", &out).unwrap());
         assert!(extract(&disk, "a b", &out).is_err());
+        assert_eq!(cat(&disk, "/kdrill/capture.env").unwrap(), "X='1'\n");
+        assert_eq!(cat(&disk, "/kdrill/absent").unwrap(), "");
+        assert!(cat(&disk, "kdrill/capture.env").is_err(), "a relative path");
     }
 }

@@ -1,8 +1,10 @@
 //! kdrill's measured minimum reservation for this host (pure): from the calibration files given
 //! with `--calibration` or found in `/etc/kdrill/calibration/` of the checked root, the one for
-//! this kernel release (another release's only with a warning naming it), preferring the capture
-//! userspace the host uses (kdump-tools: `debian`), at the measured memory size nearest this
-//! host's RAM (the interpolation is stated).
+//! this kernel release (another release's only with a warning naming it), else one of this
+//! kernel series (`6.12` for `6.12.120+deb13-amd64`: a Debian 13 host picks the `debian-trixie`
+//! measurement over Debian 12's), preferring the capture userspace the host uses (kdump-tools:
+//! an image with its own kdump-tools), at the measured memory size nearest this host's RAM (the
+//! interpolation is stated).
 
 use std::path::Path;
 
@@ -33,6 +35,15 @@ pub fn parse(source: &str, text: Got<String>) -> CalibrationFile {
     }
 }
 
+/// A kernel release's series, its first two numbers: `6.12` of `6.12.120+deb13-amd64`, `6.1` of
+/// `6.1.0-47-amd64`, `7.3` of `7.3.1-1~bpo13+1-amd64`.
+fn series(release: &str) -> Option<(u32, u32)> {
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().ok());
+    Some((numbers.next()??, numbers.next()??))
+}
+
 /// The figure for a host running `release` with `ram_bytes` of RAM.
 pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
     let release = snap.release.as_deref().ok()?;
@@ -45,11 +56,17 @@ pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
         .calibrations
         .iter()
         .filter_map(|f| Some((f.source.as_str(), f.parsed.as_ref().ok()?)));
-    // This release first, then the host's own capture userspace, then the larger figure.
+    // This release first, then this series, then the host's own capture userspace, then the
+    // larger figure.
     let (source, calibration, chosen) = usable
         .filter_map(|(source, c)| Some((source, c, file::choose(c, ram_mib)?)))
         .max_by_key(|(_, c, chosen)| {
-            (c.release == release, same_capture(&c.image), chosen.min_mib)
+            (
+                c.release == release,
+                series(&c.release).is_some() && series(&c.release) == series(release),
+                same_capture(&c.image),
+                chosen.min_mib,
+            )
         })?;
     // Files that could not be used are named by check 3 itself (`memory::large_enough`), even
     // when none is usable.

@@ -560,6 +560,35 @@ fn a_kdump_tools_host_is_judged_by_the_debian_image_calibration() {
     assert!(text.contains("debian-bookworm image"), "{text}");
 }
 
+/// Calibrations of both Debian images, neither of this exact release (the host runs a newer
+/// 6.1 update): the one of the host's kernel series decides, Debian 12's, even where Debian 13's
+/// figure is larger; so a Debian 13 host is judged by the `debian-trixie` measurement.
+#[test]
+fn the_calibration_of_the_hosts_kernel_series_decides() {
+    let dir = tree(DEBIAN, &[]);
+    let folder = dir.path().join("etc/kdrill/calibration");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("debian-6.1-debian-bookworm.yaml"),
+        calibration("6.1.0-41-amd64", &[(8192, 224)])
+            .replace("image: minimal", "image: debian-bookworm"),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("debian13-6.12-debian-trixie.yaml"),
+        calibration("6.12.118+deb13-amd64", &[(8192, 320)])
+            .replace("kernel: debian-6.1", "kernel: debian13-6.12")
+            .replace("image: minimal", "image: debian-trixie"),
+    )
+    .unwrap();
+    let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
+    assert!(
+        text.contains("debian-6.1 debian-bookworm image"),
+        "{status:?} {text}"
+    );
+    assert!(text.contains("measured minimum 224M"), "{text}");
+}
+
 #[test]
 fn tables_snapshot() {
     for name in [DEBIAN, BARE, RHEL, ODD] {

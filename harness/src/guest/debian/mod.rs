@@ -111,6 +111,12 @@ fn image_packages(dir: &Path, wanted: &[String]) -> std::collections::BTreeMap<S
 }
 
 impl BuiltImage {
+    /// The text of the image's `/etc/default/grub.d/kdump-tools.cfg`, where Debian's kdump-tools
+    /// sets its `crashkernel=` default (read off the raw disk with debugfs); empty without one.
+    pub fn kdump_tools_cfg(&self) -> Result<String, crate::guest::dumpdisk::DiskError> {
+        crate::guest::dumpdisk::cat(&self.disk, "/etc/default/grub.d/kdump-tools.cfg")
+    }
+
     /// "Debian image 1a2b3c4d… for 6.1.0-47-amd64: built in 82 s (base 61 s), disk 1.7 GB (812 MB used)".
     pub fn describe(&self) -> String {
         let r = &self.record;

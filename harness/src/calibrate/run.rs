@@ -324,10 +324,12 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
                     if let Some(a) = r.accel {
                         accel = a.qemu_name().to_string();
                     }
-                    // What the image's kdump-tools suggested in boot 1 (kdump-tools 1.10).
+                    // What the image's kdump-tools suggested in boot 1 (kdump-tools 1.10; it
+                    // varies a little between boots): the largest.
                     let suggested = r.production.and_then(|p| p.kdump_suggested);
                     if let Some(mib) = suggested.as_deref().and_then(suggested_mib) {
-                        heuristics.kdump_tools_suggested_mib = Some(mib);
+                        let largest = heuristics.kdump_tools_suggested_mib.unwrap_or(0).max(mib);
+                        heuristics.kdump_tools_suggested_mib = Some(largest);
                     }
                 }
             }

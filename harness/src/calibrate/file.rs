@@ -176,7 +176,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Calibration, YamlError> {
             column,
             message,
         } => YamlError::Parse {
-            message: crate::readiness::excerpt::bounded(&message, text, line, column),
+            message: crate::spec::excerpt::bounded(&message, text, line, column),
             path,
             line,
             column,

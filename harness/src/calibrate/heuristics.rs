@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::bisect::Bracket;
-use crate::readiness::crashkernel::{self, Resolution};
+use crate::spec::crashkernel::{self, Resolution};
 
 /// x86_64's default table (RHEL/Fedora `kdumpctl`).
 pub const X86_64_DEFAULT: &str = "2G-64G:256M,64G-:512M";

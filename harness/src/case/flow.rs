@@ -9,7 +9,7 @@ use crate::case::error::{CaseError, SetupContext};
 use crate::case::prepare::{self, Prepared};
 use crate::case::verdict::CaseResult;
 use crate::case::{vmdump, Case, RunOptions};
-use crate::dumpcheck;
+use crate::dumpcheck::{self, DumpError};
 use crate::host::interrupt;
 use crate::spec::scenario::Trigger;
 use crate::vm::control::Control;
@@ -18,7 +18,7 @@ use crate::vm::qmp::Qmp;
 use crate::vm::routes;
 use crate::vm::snapshot;
 use crate::vm::status::EventName;
-use crate::vm::watch::Watch;
+use crate::vm::watch::{Watch, WatchError};
 
 /// What one case's run needs throughout.
 pub struct Run<'a> {
@@ -97,12 +97,15 @@ impl Run<'_> {
         }
         (self.progress)("reading the dump");
         let started = Instant::now();
-        let checked = dumpcheck::check_capture(disk, self.dir, &self.case.scenario, reader, result);
+        let mut found = dumpcheck::Findings::default();
+        let checked =
+            dumpcheck::check_capture(disk, self.dir, &self.case.scenario, reader, &mut found);
+        result.record(found);
         result.phases.verify = Some(started.elapsed().as_secs_f64());
         match checked {
             // The guest's failure is the reason; "no dump" after it would only point the wrong way.
-            Err(CaseError::NoDump) if guest_failed => Ok(()),
-            other => other,
+            Err(DumpError::NoDump) if guest_failed => Ok(()),
+            other => Ok(other?),
         }
     }
 }
@@ -172,8 +175,8 @@ impl Guesting<'_, '_> {
             control.send(&line).map_err(CaseError::Restore)?;
             match self.watch.until(budget::CASE) {
                 Ok((at, _)) => return Ok((qmp, control, at)),
-                Err(CaseError::Timeout { .. }) if attempt < budget::CASE_TRIES => {}
-                Err(e) => return Err(e),
+                Err(WatchError::Timeout { .. }) if attempt < budget::CASE_TRIES => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Err(CaseError::Restore(

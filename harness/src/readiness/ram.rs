@@ -2,11 +2,11 @@
 //! `crashkernel=` parameters and their resolution, what is reserved, and the `kdumpctl
 //! estimate`-style figure a reservation is compared with.
 
-use crate::readiness::cmdline::size;
-use crate::readiness::crashkernel::{self, Params, Resolution};
 use crate::readiness::snapshot::{self, Snapshot};
 use crate::readiness::source::{Got, Problem};
 use crate::readiness::Context;
+use crate::spec::cmdline::size;
+use crate::spec::crashkernel::{self, Params, Resolution};
 
 /// Capture-kernel runtime allowance (userspace, page tables, slab), as `kdumpctl estimate` uses.
 const RUNTIME_BYTES: u64 = 64 << 20;
@@ -86,7 +86,7 @@ impl Memory {
             text.trim().parse::<u64>().map_err(|_| {
                 Problem::Odd(format!(
                     "/sys/kernel/kexec_crash_size holds `{}`, not a number",
-                    crate::readiness::excerpt::excerpt(text.trim())
+                    crate::spec::excerpt::excerpt(text.trim())
                 ))
             })
         });

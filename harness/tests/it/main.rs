@@ -11,6 +11,7 @@ mod needs;
 mod production;
 mod support;
 mod tidy;
+mod tidy_layers;
 mod verify;
 mod vmlinux;
 mod xtask;

@@ -84,7 +84,7 @@ impl<'a> Boots<'a> {
         if let Some(p) = self.result.production.as_mut() {
             p.phases.push(phase);
         }
-        got
+        Ok(got?)
     }
 
     /// Records a phase's failure found after its wait ended (a wrong event).

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::readiness::cmdline::{cmdline_words, memparse, size};
+use crate::spec::cmdline::{cmdline_words, memparse, size};
 
 /// One parsed `crashkernel=` value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -142,6 +142,7 @@ impl From<WatchError> for CaseError {
                 what,
                 stderr,
             },
+            WatchError::NoPowerOff { after } => CaseError::NoPowerOff { after },
             WatchError::Interrupted(stop) => CaseError::Interrupted(stop),
         }
     }
@@ -337,9 +338,18 @@ mod tests {
                 what: "the first boot's init to start",
                 stderr: "no kvm".into(),
             },
+            WatchError::NoPowerOff {
+                after: Duration::from_secs(30),
+            },
             WatchError::Interrupted(Stop::Term),
         ];
-        let kinds = ["guest-failed", "timeout", "qemu-exited", "interrupted"];
+        let kinds = [
+            "guest-failed",
+            "timeout",
+            "qemu-exited",
+            "no-poweroff",
+            "interrupted",
+        ];
         for (wait, kind) in waits.into_iter().zip(kinds) {
             let words = wait.to_string();
             let case = CaseError::from(wait);

@@ -18,7 +18,7 @@ use crate::vm::qmp::Qmp;
 use crate::vm::routes;
 use crate::vm::snapshot;
 use crate::vm::status::EventName;
-use crate::vm::watch::{Watch, WatchError};
+use crate::vm::watch::{self, Watch, WatchError};
 
 /// What one case's run needs throughout.
 pub struct Run<'a> {
@@ -235,7 +235,9 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
             g.watch.until(budget::HANGING)?;
             g.progress("guest hung; waiting before pressing NMI");
             // The point of the route: the system stays hung for a while, as in the field.
-            hold(Duration::from_secs(u64::from(scenario.hang_seconds)).min(budget::MAX_HANG))?;
+            watch::hold(
+                Duration::from_secs(u64::from(scenario.hang_seconds)).min(budget::MAX_HANG),
+            )?;
         } else {
             g.watch.until(budget::READY)?;
         }
@@ -270,23 +272,8 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
     let (_, saved) = g.watch.until(budget::SAVE)?;
     g.result.phases.makedumpfile = saved.seconds("secs");
     g.watch.until(budget::DONE)?;
-    let limit = g.watch.scaled(budget::POWEROFF);
-    if g.watch.guest().wait_exit(limit).is_none() {
-        if let Some(stop) = interrupt::interrupted() {
-            return Err(CaseError::Interrupted(stop));
-        }
-        return Err(CaseError::NoPowerOff { after: limit });
-    }
+    g.watch.power_off(budget::POWEROFF)?;
     Ok(())
-}
-
-/// Keeps the guest hung for `how_long` (the simulated hang itself), ending early on a stop.
-fn hold(how_long: Duration) -> Result<(), CaseError> {
-    let stopped = crate::host::deadline::wait_until(how_long, interrupt::interrupted);
-    match stopped {
-        Some(stop) => Err(CaseError::Interrupted(stop)),
-        None => Ok(()),
-    }
 }
 
 /// Connects QMP (the host's crash routes) and records which accelerator really runs.

@@ -33,9 +33,20 @@ pub enum WatchError {
         what: &'static str,
         stderr: String,
     },
+    /// QEMU stayed up after the guest powered off.
+    #[error("QEMU did not exit within {}s of the capture boot powering off", .after.as_secs())]
+    NoPowerOff { after: Duration },
     /// kdrill was stopped (a signal, or its test runner went away).
     #[error("interrupted ({0}); guests killed")]
     Interrupted(Stop),
+}
+
+/// Keeps the guest as it is for `how_long` (a simulated hang), ending early on a stop.
+pub fn hold(how_long: Duration) -> Result<(), WatchError> {
+    match crate::host::deadline::wait_until(how_long, interrupt::interrupted) {
+        Some(stop) => Err(WatchError::Interrupted(stop)),
+        None => Ok(()),
+    }
 }
 
 /// `; QEMU stderr: …` when QEMU wrote any, else nothing.
@@ -156,6 +167,19 @@ impl Watch {
     /// When each kernel that booted printed its banner (seen on the console), in order.
     pub fn banners(&self) -> &[Instant] {
         &self.banners
+    }
+
+    /// Waits for QEMU to exit once the guest powered off, for `limit` stretched by this watch's
+    /// scale; a stop ends the wait.
+    pub fn power_off(&mut self, limit: Duration) -> Result<(), WatchError> {
+        let limit = self.scaled(limit);
+        if self.guest.wait_exit(limit).is_some() {
+            return Ok(());
+        }
+        match interrupt::interrupted() {
+            Some(stop) => Err(WatchError::Interrupted(stop)),
+            None => Err(WatchError::NoPowerOff { after: limit }),
+        }
     }
 
     /// Waits for `wait.event`; a `fail` event, QEMU exiting, a stop or the deadline ends the
@@ -329,6 +353,8 @@ mod tests {
             limit: Duration::from_millis(200),
             ..BOOT
         };
+        let err = w.power_off(Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, WatchError::NoPowerOff { .. }), "{err:?}");
         let err = w.until(short).unwrap_err();
         assert!(
             matches!(

@@ -66,6 +66,14 @@ pub enum Error {
         value: u64,
         rule: &'static str,
     },
+    /// A kdump-compressed file contradicts itself: its bitmaps, page descriptors and page
+    /// data disagree, so no page can be trusted to be the one asked for.
+    #[error("corrupt dump: {invariant} does not hold at offset {offset:#x}: {detail}")]
+    Inconsistent {
+        invariant: Invariant,
+        offset: u64,
+        detail: String,
+    },
     #[error("the kernel's symbol table has no `{0}`")]
     MissingSymbol(String),
     #[error(
@@ -88,6 +96,47 @@ pub enum Error {
         need: u64,
         left: u64,
     },
+}
+
+/// The cross-field invariants of a kdump-compressed file that every writer (makedumpfile,
+/// QEMU) keeps; [`Error::Inconsistent`] names the one that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invariant {
+    /// Every page the 2nd bitmap marks dumped is RAM in the 1st bitmap.
+    DumpedIsRam,
+    /// The descriptor table (one per set bit of the 2nd bitmap) ends where the page data
+    /// begins: the first page's data, or the shared zero page before it.
+    TableMeetsData,
+    /// Page data follows in descriptor order: each page's data starts where the previous
+    /// page's ends (pages that share the first block, the zero page, aside).
+    DataInOrder,
+    /// A page's stored data is 1 byte to one page long.
+    PageDataSize,
+}
+
+impl Invariant {
+    /// A stable name, for tests and machines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::DumpedIsRam => "dumped-is-ram",
+            Invariant::TableMeetsData => "table-meets-data",
+            Invariant::DataInOrder => "data-in-order",
+            Invariant::PageDataSize => "page-data-size",
+        }
+    }
+}
+
+impl std::fmt::Display for Invariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Invariant::DumpedIsRam => "\"every dumped page is RAM\" (2nd bitmap within the 1st)",
+            Invariant::TableMeetsData => {
+                "\"the page descriptor table ends where the page data begins\""
+            }
+            Invariant::DataInOrder => "\"each page's data starts where the previous page's ends\"",
+            Invariant::PageDataSize => "\"a page's stored data is 1 byte to one page long\"",
+        })
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

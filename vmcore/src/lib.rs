@@ -49,7 +49,7 @@ pub use btf::build::StructSpec;
 pub use budget::MEMORY_BUDGET;
 pub use compress::Compression;
 pub use dmesg::{format_dmesg, panic_message, LogRecord};
-pub use error::{Error, Result};
+pub use error::{Error, Invariant, Result};
 pub use modules::Module;
 pub use regs::{encode_prstatus, CpuRegisters, CpuSource, Registers, REG_NAMES};
 pub use source::ReadAt;

@@ -49,7 +49,7 @@ pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<i32> {
         return time_set(root, set);
     }
     let (case, options) = args.case.prepare(root)?;
-    if case.setup.image == kdrill::spec::setup::ImageKind::Debian {
+    if case.setup.image.own_kdump() {
         return debian(&case, &options, args.runs);
     }
     let bench_dir = options.out_dir.join("bench");

@@ -158,7 +158,7 @@ pub(crate) fn dump_of(
     let one = crate::OneCase {
         kernel: kernel.into(),
         scenario: route.into(),
-        image: "minimal".into(),
+        image: None,
     };
     let (case, options) = one.prepare(root)?;
     let result =

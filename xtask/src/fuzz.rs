@@ -26,6 +26,9 @@ const TARGETS: &[(&str, usize, &[&str])] = &[
     // four deep fixtures (xz, ~6 s with the 7.2 and 7.3 dumps), so libFuzzer's per-input timeout
     // (the later `-timeout` wins) is 30 s here, not 5.
     ("read_deep", 2048, &["-timeout=30"]),
+    // Patches over the bitmaps and descriptor table of two real dumps, with an oracle: the
+    // same log, an error, or an answer marked partial. Its first input unpacks the 7.2 dump.
+    ("read_table", 256, &["-timeout=30"]),
 ];
 /// Time allowed for installing cargo-fuzz, and for building the targets.
 const INSTALL_DEADLINE: Duration = Duration::from_secs(1800);
@@ -33,7 +36,7 @@ const BUILD_DEADLINE: Duration = Duration::from_secs(1800);
 /// Beyond `-max_total_time`: libFuzzer's own start and final merge.
 const RUN_SLACK: Duration = Duration::from_secs(120);
 
-pub fn run(root: &Path, seconds: u64) -> anyhow::Result<i32> {
+pub fn run(root: &Path, seconds: u64, only: Option<&str>) -> anyhow::Result<i32> {
     let fuzz = root.join("vmcore/fuzz");
     ensure_cargo_fuzz()?;
     for (target, _, _) in TARGETS {
@@ -49,7 +52,21 @@ pub fn run(root: &Path, seconds: u64) -> anyhow::Result<i32> {
     }
     let logs = fuzz.join("artifacts/logs");
     std::fs::create_dir_all(&logs)?;
+    if let Some(name) = only {
+        anyhow::ensure!(
+            TARGETS.iter().any(|(t, _, _)| *t == name),
+            "no fuzz target {name}: the targets are {}",
+            TARGETS
+                .iter()
+                .map(|(t, _, _)| *t)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for (target, max_len, flags) in TARGETS {
+        if only.is_some_and(|name| name != *target) {
+            continue;
+        }
         let artifacts = fuzz.join("artifacts").join(target);
         std::fs::create_dir_all(&artifacts)?;
         let before = listing(&artifacts);
@@ -242,6 +259,9 @@ fn write_seeds(root: &Path, dir: &Path, target: &str) -> anyhow::Result<usize> {
         seeds.push(("synth-kdump".into(), kdump));
         for (name, bytes) in real_fixtures(root)? {
             seeds.push((format!("real-{name}"), synth::flatten(&bytes, 65536)));
+            for (part, mutant) in table_mutants(&bytes) {
+                seeds.push((format!("real-{name}-{part}"), mutant));
+            }
             seeds.push((format!("real-{name}-plain"), bytes));
         }
     } else if target == "read_deep" {
@@ -254,6 +274,22 @@ fn write_seeds(root: &Path, dir: &Path, target: &str) -> anyhow::Result<usize> {
             p.push(8);
             p.extend_from_slice(&[0xff; 8]);
             seeds.push((format!("patch-{i}"), p));
+        }
+    } else if target == "read_table" {
+        // Each dump unpatched, then a byte of each part: 1st bitmap, 2nd bitmap (a set bit
+        // cleared), the first descriptor's offset, a later descriptor's size.
+        seeds.push(("real-6.1-zlib".into(), vec![0]));
+        seeds.push(("real-7.2-lzo".into(), vec![1]));
+        for pick in 0..2u8 {
+            for (i, (at, byte)) in [(0x100u32, 0x00u8), (0x8000, 0x09), (0x8000, 0xff)]
+                .iter()
+                .enumerate()
+            {
+                let mut p = vec![pick];
+                p.extend_from_slice(&at.to_le_bytes());
+                p.extend_from_slice(&[0, *byte]);
+                seeds.push((format!("patch-{pick}-{i}"), p));
+            }
         }
     } else {
         // Recipes are decoded from any bytes: a spread of lengths and patterns.
@@ -275,6 +311,34 @@ fn write_seeds(root: &Path, dir: &Path, target: &str) -> anyhow::Result<usize> {
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(std::fs::read_dir(dir)?.count())
+}
+
+/// A kdump-compressed dump with its layout hit: a set byte of the 2nd bitmap made `0o11`, a
+/// descriptor's offset past the end, a descriptor's size over a page (the first mutation
+/// once read as a clean, wrong log). Empty for another format.
+fn table_mutants(d: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    if !d.starts_with(b"KDUMP   ") || d.len() < 4096 {
+        return Vec::new();
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(d[at..at + 4].try_into().unwrap()) as usize;
+    let bs = u32_at(428);
+    let bitmap2 = (1 + u32_at(432)) * bs + u32_at(436) * bs / 2;
+    let table = bitmap2 + u32_at(436) * bs / 2;
+    let mut out = Vec::new();
+    if let Some(at) = (bitmap2..table.min(d.len())).find(|&i| d[i] == 0xff) {
+        let mut b = d.to_vec();
+        b[at] = 0o11;
+        out.push(("bitmap2", b));
+    }
+    if table + 3 * 24 <= d.len() {
+        let mut b = d.to_vec();
+        b[table + 24..table + 32].copy_from_slice(&(d.len() as u64 + 4096).to_le_bytes());
+        out.push(("desc-offset", b));
+        let mut b = d.to_vec();
+        b[table + 56..table + 60].copy_from_slice(&(bs as u32 + 1).to_le_bytes());
+        out.push(("desc-size", b));
+    }
+    out
 }
 
 /// The compacted real dumps, gunzipped (`vmcore/tests/fixtures/*.gz`).

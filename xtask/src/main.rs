@@ -61,6 +61,9 @@ enum Task {
         /// Seconds per target
         #[arg(long, default_value_t = 60)]
         time: u64,
+        /// Run only this target (read_dump, read_recipe, read_deep, read_table)
+        #[arg(long)]
+        target: Option<String>,
     },
 }
 
@@ -129,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Bench(args) => bench::run(&root, &args),
         Task::Soak(args) => soak::run(&root, &args),
         Task::Calibrate(args) => calibrate::run(args),
-        Task::Fuzz { time } => fuzz::run(&root, time),
+        Task::Fuzz { time, target } => fuzz::run(&root, time, target.as_deref()),
         Task::Deep(args) => deep::run(&root, &args),
         Task::Doctor(args) => kdrill::host::doctor::run(&args),
     }
@@ -167,9 +170,10 @@ pub struct OneCase {
     /// Scenario
     #[arg(long, default_value = "sysrq")]
     pub scenario: String,
-    /// Image: minimal or debian
-    #[arg(long, default_value = "minimal")]
-    pub image: String,
+    /// Image, a recipe of images/ (`debian-bookworm`, its alias `debian`, `debian-trixie`)
+    /// [default: minimal]
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
 }
 
 /// `cargo build -p kdrill --bin kdrill`: the program Debian guests run `kdrill check` with.
@@ -182,8 +186,12 @@ impl OneCase {
         root: &Path,
     ) -> anyhow::Result<(kdrill::case::Case, kdrill::case::RunOptions)> {
         let setup = kdrill::spec::setup::Setup {
-            image: kdrill::spec::setup::ImageKind::from_name(&self.image)
-                .map_err(anyhow::Error::msg)?,
+            image: match &self.image {
+                Some(name) => kdrill::spec::images::Registry::load(root)?
+                    .find(name)
+                    .map_err(anyhow::Error::msg)?,
+                None => Default::default(),
+            },
             ..Default::default()
         };
         let cases = kdrill::campaign::matrix::expand_with(
@@ -196,7 +204,7 @@ impl OneCase {
         let mut options =
             kdrill::case::RunOptions::for_project(&kdrill::host::paths::Project::checkout(root))
                 .map_err(anyhow::Error::msg)?;
-        if setup.image == kdrill::spec::setup::ImageKind::Debian {
+        if setup.image.own_kdump() {
             let mut build = std::process::Command::new(cargo_bin());
             build.args(["build", "-p", "kdrill", "--bin", "kdrill"]);
             let status = kdrill::host::process::run_status(&mut build, BUILD_DEADLINE)?;

@@ -102,7 +102,7 @@ pub fn run(root: &Path, args: VerifyArgs) -> anyhow::Result<i32> {
             command.env("KDRILL_KERNELS", join(&args.kernels, "debian-6.1"));
             command.env("KDRILL_SCENARIOS", join(&args.scenarios, "sysrq"));
             // The image, overlay and crashkernel= reach the matrix tests as they reach cases here.
-            let setup = args.setup()?;
+            let setup = args.setup(&project.root)?;
             command.env("KDRILL_IMAGE", setup.image.name());
             if let Some(overlay) = &setup.overlay {
                 command.env("KDRILL_OVERLAY", overlay);

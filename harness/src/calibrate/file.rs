@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::calibrate::heuristics::{
     self, EstimateInputs, Heuristics, DEBIAN_DEFAULT, X86_64_DEFAULT,
 };
+use crate::spec::cmdline;
 use crate::spec::yaml::{self, YamlError};
 
 /// One calibration: a kernel × image, measured at one or more memory sizes.
@@ -85,7 +86,8 @@ pub fn to_yaml(c: &Calibration) -> String {
          # this file (or finds it in /etc/kdrill/calibration/).\n\
          kernel: {kernel}\n\
          release: {release}\n\
-         # minimal: kdrill's busybox capture initramfs; debian: kdump-tools' own capture initrd.\n\
+         # The guest image (images/<name>.yaml): minimal is kdrill's busybox capture initramfs, the others\n\
+         # capture with their release's own kdump-tools.\n\
          image: {image}\n\
          scenario: {scenario}\n\
          # Where and when: UTC time, kdrill and QEMU versions, the machine (TCG or KVM).\n\
@@ -169,7 +171,7 @@ pub fn load(path: &Path) -> Result<Calibration, YamlError> {
 /// the file, cut at 120 characters: the parser's "invalid type: string \"…\"" would otherwise echo
 /// a whole file that is not a calibration (`/etc/passwd`), its lines folded into one.
 pub fn parse(path: &Path, text: &str) -> Result<Calibration, YamlError> {
-    yaml::parse(path, text).map_err(|err| match err {
+    let calibration: Calibration = yaml::parse(path, text).map_err(|err| match err {
         YamlError::Parse {
             path,
             line,
@@ -182,7 +184,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Calibration, YamlError> {
             column,
         },
         other => other,
-    })
+    })?;
+    super::limits::validate(&calibration).map_err(|message| YamlError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(calibration)
 }
 
 /// The Markdown table of a calibration, with the heuristics beside the measurement.
@@ -194,7 +201,7 @@ pub fn markdown(c: &Calibration) -> String {
         c.kernel, c.release, c.image
     );
     for s in &c.sizes {
-        let mib = |v: Option<u64>| v.map_or("–".into(), |v| format!("{v}M"));
+        let mib = |v: Option<u64>| v.map_or("–".into(), cmdline::mib);
         let versus = |h: Option<u64>| match s.smallest_working_mib {
             Some(min) => format!(
                 "{} ({})",
@@ -204,11 +211,11 @@ pub fn markdown(c: &Calibration) -> String {
             None => mib(h),
         };
         out.push_str(&format!(
-            "| {}M | {} | {} | {} | {} | {} | {} |\n",
-            s.memory_mib,
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            cmdline::mib(s.memory_mib),
             mib(s.smallest_working_mib),
             match (s.largest_failing_mib, &s.failure_below) {
-                (Some(f), Some(mode)) => format!("{f}M: {mode}"),
+                (Some(f), Some(mode)) => format!("{}: {mode}", cmdline::mib(f)),
                 _ => "–".into(),
             },
             mib(s.recommended_mib),
@@ -219,8 +226,8 @@ pub fn markdown(c: &Calibration) -> String {
     }
     if let Some(range) = &c.range {
         out.push_str(&format!(
-            "\ncrashkernel={range}  (the last range extrapolates beyond {}M)\n",
-            c.sizes.iter().map(|s| s.memory_mib).max().unwrap_or(0)
+            "\ncrashkernel={range}  (the last range extrapolates beyond {})\n",
+            cmdline::mib(c.sizes.iter().map(|s| s.memory_mib).max().unwrap_or(0))
         ));
     }
     out
@@ -246,25 +253,28 @@ pub fn choose(c: &Calibration, ram_mib: u64) -> Option<Chosen> {
     measured.sort();
     let (first, last) = (*measured.first()?, *measured.last()?);
     // A guest of "1024M" shows ~1023M of System RAM: within 2% counts as that size.
-    let near = |m: u64| ram_mib.abs_diff(m) * 50 <= m;
+    let near = |m: u64| ram_mib.abs_diff(m).saturating_mul(50) <= m;
     if let Some((m, min)) = measured.iter().find(|(m, _)| near(*m)) {
         return Some(Chosen {
             min_mib: *min,
-            how: format!("measured at {m}M"),
+            how: format!("measured at {}", cmdline::mib(*m)),
         });
     }
     if ram_mib < first.0 {
         return Some(Chosen {
             min_mib: first.1,
-            how: format!("below every measurement: the smallest ({}M)", first.0),
+            how: format!(
+                "below every measurement: the smallest ({})",
+                cmdline::mib(first.0)
+            ),
         });
     }
     if ram_mib > last.0 {
         return Some(Chosen {
             min_mib: last.1,
             how: format!(
-                "above every measurement ({}M): a larger machine may need more",
-                last.0
+                "above every measurement ({}): a larger machine may need more",
+                cmdline::mib(last.0)
             ),
         });
     }
@@ -274,8 +284,9 @@ pub fn choose(c: &Calibration, ram_mib: u64) -> Option<Chosen> {
     Some(Chosen {
         min_mib: pair[0].1.max(pair[1].1),
         how: format!(
-            "between the {}M and {}M measurements: the larger",
-            pair[0].0, pair[1].0
+            "between the {} and {} measurements: the larger",
+            cmdline::mib(pair[0].0),
+            cmdline::mib(pair[1].0)
         ),
     })
 }
@@ -309,7 +320,7 @@ pub(crate) mod tests {
         Calibration {
             kernel: "debian-6.1".into(),
             release: "6.1.0-47-amd64".into(),
-            image: "minimal".into(),
+            image: crate::spec::images::Image::default().name().into(),
             scenario: "sysrq".into(),
             measured: "2026-12-05T10:00:00Z".into(),
             kdrill: "0.1.0".into(),
@@ -375,7 +386,7 @@ pub(crate) mod tests {
         assert_eq!(
             seen,
             [
-                "debian-6.1-debian.yaml",
+                "debian-6.1-debian-bookworm.yaml",
                 "debian-6.1-minimal.yaml",
                 "debian-6.12-minimal.yaml"
             ]

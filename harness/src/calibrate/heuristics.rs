@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::bisect::Bracket;
+use crate::spec::cmdline;
 use crate::spec::crashkernel::{self, Resolution};
 
 /// x86_64's default table (RHEL/Fedora `kdumpctl`).
@@ -35,13 +36,13 @@ pub struct Heuristics {
 }
 
 fn round_up(mib: u64, step: u64) -> u64 {
-    mib.div_ceil(step) * step
+    mib.div_ceil(step).saturating_mul(step)
 }
 
 /// The size a `crashkernel=` value reserves for `memory_mib` of RAM.
 pub fn reserves(value: &str, memory_mib: u64) -> Option<u64> {
     let params = crashkernel::from_cmdline(&format!("crashkernel={value}"));
-    match params.resolve(memory_mib << 20)? {
+    match params.resolve(memory_mib.checked_mul(1 << 20)?)? {
         Resolution::Reserve { size, .. } => Some(size >> 20),
         _ => None,
     }
@@ -62,9 +63,15 @@ pub fn for_guest(memory_mib: u64, inputs: EstimateInputs) -> Heuristics {
 }
 
 /// What kdrill recommends for a measured minimum (see [`MARGIN_MIN_MIB`]).
+/// Above 1G the figure is a whole G, as `spec::cmdline::paste` writes it.
 pub fn recommended(smallest_working_mib: u64) -> u64 {
     let margin = (smallest_working_mib / 4).max(MARGIN_MIN_MIB);
-    round_up(smallest_working_mib + margin, 16)
+    let mib = round_up(smallest_working_mib.saturating_add(margin), 16);
+    if mib > 1024 {
+        round_up(mib, 1024)
+    } else {
+        mib
+    }
 }
 
 /// A `crashkernel=` range expression covering the measured sizes: each recommendation holds from
@@ -79,12 +86,10 @@ pub fn range_expression(rows: &[(u64, u64)]) -> Option<String> {
     if rows.is_empty() {
         return None;
     }
-    let mib = |m: u64| {
-        if m % 1024 == 0 && m > 0 {
-            format!("{}G", m / 1024)
-        } else {
-            format!("{m}M")
-        }
+    // Exact (a bound is a measured memory size, a reservation whole MiB): `2G`, `1536M`.
+    let mib = |m: u64| match m.checked_mul(1 << 20) {
+        Some(bytes) if m > 0 => cmdline::exact(bytes),
+        _ => cmdline::mib(m),
     };
     let parts: Vec<String> = rows
         .iter()
@@ -126,11 +131,11 @@ pub fn compare(heuristic_mib: Option<u64>, smallest_working_mib: u64, failure: &
     match heuristic_mib {
         None => "reserves nothing: no dump at all".into(),
         Some(h) if h >= smallest_working_mib => {
-            format!("over by {}M", h - smallest_working_mib)
+            format!("over by {}", cmdline::mib(h - smallest_working_mib))
         }
         Some(h) => format!(
-            "under by {}M: the capture fails ({failure})",
-            smallest_working_mib - h
+            "under by {}: the capture fails ({failure})",
+            cmdline::mib(smallest_working_mib - h)
         ),
     }
 }
@@ -169,6 +174,9 @@ mod tests {
         assert_eq!(recommended(96), 128);
         assert_eq!(recommended(80), 112);
         assert_eq!(recommended(200), 256);
+        // Above 1G a whole G, the figure `paste` writes: 900 + 225 = 1125 → 1136 → 2048.
+        assert_eq!(recommended(900), 2048);
+        assert_eq!(recommended(u64::MAX), u64::MAX, "saturates, never wraps");
         assert_eq!(
             range_expression(&[(2048, 144), (1024, 128)]).unwrap(),
             "0M-2G:128M,2G-:144M"

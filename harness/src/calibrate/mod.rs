@@ -7,6 +7,7 @@ pub mod bisect;
 pub mod classify;
 pub mod file;
 pub mod heuristics;
+pub mod limits;
 pub mod run;
 pub mod stream;
 

@@ -19,8 +19,9 @@ use crate::campaign::stream::Format;
 use crate::case::plan::Overrides;
 use crate::case::{Case, RunOptions};
 use crate::exit::Exit;
+use crate::spec::cmdline;
+use crate::spec::images::Registry;
 use crate::spec::scenario::BootMode;
-use crate::spec::setup::ImageKind;
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(
@@ -30,10 +31,11 @@ pub struct CalibrateArgs {
     /// Kernel entry id from kernels/
     #[arg(long, value_name = "ID")]
     pub kernel: String,
-    /// The capture userspace: `minimal` (kdrill's busybox initramfs) or `debian` (kdump-tools'
-    /// own, a full systemd boot of the capture kernel)
-    #[arg(long, default_value = "minimal", value_parser = ["minimal", "debian"])]
-    pub image: String,
+    /// The guest image whose capture is measured, a recipe of images/: `minimal` (kdrill's
+    /// busybox initramfs), `debian-bookworm` (alias `debian`) or `debian-trixie` (the release's
+    /// own kdump-tools, a full systemd boot of the capture kernel) [default: minimal]
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
     /// Guest memory sizes, comma-separated (`1G,2G`, `1536M`)
     #[arg(long, default_value = "1G", value_delimiter = ',')]
     pub memory: Vec<String>,
@@ -81,7 +83,7 @@ impl Prober for CaseProber<'_> {
     fn probe(&mut self, crashkernel_mib: u64) -> Probe {
         let mut case = self.case.clone();
         case.kernel.guest.memory_mib = self.memory_mib as u32;
-        case.kernel.guest.crashkernel = format!("{crashkernel_mib}M");
+        case.kernel.guest.crashkernel = cmdline::mib(crashkernel_mib);
         case.setup.crashkernel = None;
         case.scenario.id = format!(
             "calibrate-{}-{}M-{crashkernel_mib}M",
@@ -125,7 +127,7 @@ fn outcome_word(outcome: &Outcome) -> String {
 /// its initrd, built with the same `MODULES=list` as kdump-tools' capture initrd).
 fn estimate_inputs(case: &Case, options: &RunOptions) -> anyhow::Result<EstimateInputs> {
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache)?;
-    if case.setup.image == ImageKind::Debian {
+    if case.setup.image.own_kdump() {
         let built = crate::case::production::image_for(case, options, &|_| {})?;
         return Ok(EstimateInputs {
             kernel_image_bytes: std::fs::metadata(&files.vmlinuz)?.len(),
@@ -208,8 +210,10 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
     .into_iter()
     .next()
     .context("no case selected")?;
-    if args.image == "debian" {
-        case.setup.image = ImageKind::Debian;
+    if let Some(name) = &args.image {
+        case.setup.image = Registry::load(&project.root)?
+            .find(name)
+            .map_err(|e| Exit::usage(format!("--image: {e}")))?;
     }
     if let Some(why) = case.skip_reason() {
         bail!(
@@ -253,14 +257,14 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
             } else {
                 Some(size_started.elapsed().as_secs_f64() / n.probes_so_far as f64)
             };
-            let mib = |v: Option<u64>| v.map_or("?".into(), |v| format!("{v}M"));
+            let mib = |v: Option<u64>| v.map_or("?".into(), cmdline::mib);
             let line = format!(
-                "{}/{}: {memory_mib}M of RAM: fails at {}, works at {}; probing crashkernel={}M (probe {}, ~{} to go{})",
+                "{}/{}: {memory_mib}M of RAM: fails at {}, works at {}; probing crashkernel={} (probe {}, ~{} to go{})",
                 case.kernel.id,
                 case.scenario.id,
                 mib(n.failing_mib),
                 mib(n.working_mib),
-                n.probing_mib,
+                cmdline::mib(n.probing_mib),
                 n.probes_so_far + 1,
                 n.probes_left + 1,
                 per.map_or(String::new(), |p| format!(", ~{:.0} s", p * (n.probes_left + 1) as f64)),
@@ -288,8 +292,8 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
             // Under JSON each probe's line went out as it finished.
             if args.format == Format::Text {
                 println!(
-                    "  {memory_mib}M crashkernel={}M: {} ({:.0} s) {}",
-                    probe.crashkernel_mib,
+                    "  {memory_mib}M crashkernel={}: {} ({:.0} s) {}",
+                    cmdline::mib(probe.crashkernel_mib),
                     outcome_word(&probe.outcome),
                     probe.seconds,
                     probe.evidence
@@ -335,7 +339,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
     let calibration = Calibration {
         kernel: case.kernel.id.clone(),
         release,
-        image: args.image.clone(),
+        image: case.setup.image.name().to_string(),
         scenario: case.scenario.id.clone(),
         measured: crate::host::clock::Civil::from_system(std::time::SystemTime::now()).readable(),
         kdrill: crate::VERSION.into(),

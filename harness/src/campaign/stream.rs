@@ -218,7 +218,7 @@ pub struct ListLine {
     pub id: String,
     pub kernel: String,
     pub scenario: String,
-    pub image: &'static str,
+    pub image: String,
     /// The declared reason it will be skipped, if it will.
     pub skip: Option<String>,
 }
@@ -229,7 +229,7 @@ pub fn list_line(case: &Case) -> String {
         id: case.id(),
         kernel: case.kernel.id.clone(),
         scenario: case.label(),
-        image: case.setup.image.name(),
+        image: case.setup.image.name().to_string(),
         skip: case.skip_reason(),
     })
 }

@@ -17,8 +17,9 @@ use crate::case::{self, RunOptions};
 use crate::exit::Exit;
 use crate::host::interrupt;
 use crate::host::process::last_lines;
+use crate::spec::images::Registry;
 use crate::spec::scenario::BootMode;
-use crate::spec::setup::{ImageKind, Setup};
+use crate::spec::setup::Setup;
 use crate::spec::userspace::Userspace;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -35,8 +36,8 @@ pub struct VerifyArgs {
     /// A named set from matrix.yaml (`ci`, `nightly`, `canary`) instead of --kernel/--scenario
     #[arg(long, value_name = "NAME", conflicts_with_all = ["kernels", "scenarios"])]
     pub set: Option<String>,
-    /// The guest image: `minimal` (kdrill's initramfs) or `debian` (Debian bookworm with its own
-    /// kdump-tools, images/debian-bookworm.yaml) [default: minimal]
+    /// The guest image, a recipe of images/: `minimal` (kdrill's initramfs), `debian-bookworm`
+    /// (alias `debian`) or `debian-trixie` (Debian with its own kdump-tools) [default: minimal]
     #[arg(long, value_name = "NAME", conflicts_with = "set")]
     pub image: Option<String>,
     /// Files copied into the Debian image's root before its capture initrd is built (your
@@ -106,18 +107,18 @@ impl VerifyArgs {
             root,
             &or(&self.kernels, "debian-6.1"),
             &or(&self.scenarios, "sysrq"),
-            &self.setup()?,
+            &self.setup(root)?,
         )?)
     }
 
     /// The image, overlay and `crashkernel=` given on the command line (a relative overlay is
     /// relative to the current folder).
-    pub fn setup(&self) -> anyhow::Result<Setup> {
+    pub fn setup(&self, root: &Path) -> anyhow::Result<Setup> {
         let image = match &self.image {
-            Some(name) => {
-                ImageKind::from_name(name).map_err(|e| Exit::usage(format!("--image: {e}")))?
-            }
-            None => ImageKind::Minimal,
+            Some(name) => Registry::load(root)?
+                .find(name)
+                .map_err(|e| Exit::usage(format!("--image: {e}")))?,
+            None => Default::default(),
         };
         let overlay = match &self.overlay {
             Some(dir) => Some(
@@ -307,7 +308,7 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
     let mut made: Vec<String> = Vec::new();
     for case in cases {
         let name = case.userspace().name().to_string();
-        if case.setup.image != ImageKind::Minimal || case.skip_reason().is_some() {
+        if !case.setup.image.takes_userspace() || case.skip_reason().is_some() {
             continue;
         }
         if made.contains(&name) {
@@ -320,23 +321,21 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
         bar.finish_and_clear();
         capture.with_context(|| format!("capture userspace {name}"))?;
     }
-    // Debian images: one per kernel and overlay, shared by every case that boots it.
+    // Images with their own kdump: one per image, kernel and overlay, shared by their cases.
     let mut built: Vec<String> = Vec::new();
     for case in cases {
-        if case.setup.image != ImageKind::Debian || case.skip_reason().is_some() {
-            continue;
-        }
-        let key = format!("{} {:?}", case.kernel.id, case.overlay());
-        if built.contains(&key) {
+        let (image, kernel) = (&case.setup.image, &case.kernel.id);
+        let key = format!("{image} {kernel} {:?}", case.overlay());
+        if !image.own_kdump() || case.skip_reason().is_some() || built.contains(&key) {
             continue;
         }
         built.push(key);
-        let bar = spinner(&format!("{}: Debian image", case.kernel.id));
-        let image = crate::case::production::image_for(case, options, &|what| {
-            bar.set_message(format!("{}: {what}", case.kernel.id))
+        let bar = spinner(&format!("{kernel}: {image} image"));
+        let made = crate::case::production::image_for(case, options, &|what| {
+            bar.set_message(format!("{kernel}: {what}"))
         });
         bar.finish_and_clear();
-        let image = image.with_context(|| format!("Debian image for {}", case.id()))?;
+        let image = made.with_context(|| format!("{image} image for {}", case.id()))?;
         eprintln!("kdrill: {}", image.describe());
     }
     Ok(())

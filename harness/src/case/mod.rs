@@ -20,7 +20,7 @@ use std::time::{Instant, SystemTime};
 use crate::host::interrupt;
 use crate::spec::kernel::KernelSpec;
 use crate::spec::scenario::{Scenario, Trigger};
-use crate::spec::setup::{ImageKind, Setup};
+use crate::spec::setup::Setup;
 use crate::spec::userspace::Userspace;
 use error::CaseError;
 use evidence::Attempt;
@@ -59,7 +59,7 @@ impl Case {
     /// folders use it.
     pub fn label(&self) -> String {
         let mut label = format!("{}{}", self.scenario.id, self.setup.label_suffix());
-        if self.setup.image == ImageKind::Minimal {
+        if self.setup.image.takes_userspace() {
             label.push_str(&Setup::userspace_suffix(
                 &self.userspace(),
                 &self.kernel.own_userspace(),
@@ -106,25 +106,17 @@ impl Case {
         if let Some(why) = self.kernel.skip.get(&self.scenario.id) {
             return Some(why.clone());
         }
-        let image = self.setup.image;
-        if let Some(only) = self.scenario.image.only.filter(|only| *only != image) {
+        let image = &self.setup.image;
+        if let Some(only) = self.scenario.image.only.filter(|only| !image.fits(*only)) {
             return Some(format!(
-                "scenario {} runs on the {only} image only (its `image.only`), this case is on {image}",
+                "scenario {} runs on {only} images only (its `image.only`), this case is on {image}",
                 self.scenario.id
             ));
         }
-        if image == ImageKind::Debian {
-            if self.scenario.trigger == Trigger::VmDump {
-                return Some("vm-dump dumps the running guest from the hypervisor: there is no kdump-tools capture to prove on the Debian image".into());
-            }
-            if self.kernel.source.pinned_image().is_none() && !self.kernel.source.is_tracking() {
-                return Some(
-                    "the Debian image installs the kernel's .deb; a local kernel entry has none"
-                        .into(),
-                );
-            }
-        }
-        None
+        image.refuses(
+            self.scenario.trigger == Trigger::VmDump,
+            self.kernel.source.pinned_image().is_some() || self.kernel.source.is_tracking(),
+        )
     }
 }
 
@@ -221,9 +213,10 @@ pub fn run(case: &Case, options: &RunOptions, progress: &dyn Fn(&str)) -> CaseRe
         dir: &attempt.dir,
         progress,
     };
-    let ran = match case.setup.image {
-        ImageKind::Minimal => run.go(&mut result),
-        ImageKind::Debian => production::run(&run, &mut result),
+    let ran = if case.setup.image.own_kdump() {
+        production::run(&run, &mut result)
+    } else {
+        run.go(&mut result)
     };
     if let Err(error) = ran {
         result.fail(error);
@@ -242,7 +235,12 @@ mod tests {
     use super::*;
     use crate::spec::yaml;
 
-    fn case(scenario: &str, image: ImageKind) -> Case {
+    fn case(scenario: &str, image: &str) -> Case {
+        // "": the default image.
+        let image = match image {
+            "" => Default::default(),
+            name => crate::spec::images::test_registry().find(name).unwrap(),
+        };
         let kernel: KernelSpec = yaml::parse(
             Path::new("k.yaml"),
             "id: k\nwhy: w\nsource:\n  kind: debian\n  suite: bookworm\n  package: p\n  version: v\n  sha256: s\n",
@@ -262,18 +260,18 @@ mod tests {
     #[test]
     fn images_decide_skips_and_labels() {
         let only = "id: ssh\ndescription: d\ntrigger: sysrq\nimage:\n  only: debian\nexpect:\n  log: [a]\n";
-        let why = case(only, ImageKind::Minimal).skip_reason().unwrap();
-        assert!(why.contains("runs on the debian image only"), "{why}");
-        let on_debian = case(only, ImageKind::Debian);
+        let why = case(only, "").skip_reason().unwrap();
+        assert!(why.contains("runs on debian images only"), "{why}");
+        let on_debian = case(only, "debian-trixie");
         assert_eq!(on_debian.skip_reason(), None);
-        assert_eq!(on_debian.id(), "k/ssh@debian");
+        assert_eq!(on_debian.id(), "k/ssh@debian-trixie");
         let vm_dump = "id: vm-dump\ndescription: d\ntrigger: vm-dump\nvm_dump_formats: [elf]\nexpect:\n  log: [a]\n";
-        assert!(case(vm_dump, ImageKind::Debian)
+        assert!(case(vm_dump, "debian-bookworm")
             .skip_reason()
             .unwrap()
             .contains("no kdump-tools capture"));
-        assert_eq!(case(vm_dump, ImageKind::Minimal).skip_reason(), None);
-        assert_eq!(case(vm_dump, ImageKind::Minimal).crashkernel(), "256M");
+        assert_eq!(case(vm_dump, "").skip_reason(), None);
+        assert_eq!(case(vm_dump, "").crashkernel(), "256M");
     }
 
     #[test]
@@ -281,7 +279,7 @@ mod tests {
         let named = |u: &str| Some(Userspace::parse(u).unwrap());
         let mut c = case(
             "id: s\ndescription: d\ntrigger: sysrq\nexpect:\n  log: [a]\n",
-            ImageKind::Minimal,
+            "",
         );
         // The entry's suite is bookworm: its own release, and no suffix.
         assert_eq!(c.userspace().name(), "bookworm");
@@ -300,8 +298,10 @@ mod tests {
         c.setup.userspace = named("bookworm");
         assert_eq!(c.id(), "k/s");
         // The Debian image captures with its own kdump-tools: no userspace in its label.
-        c.setup.image = ImageKind::Debian;
+        c.setup.image = crate::spec::images::test_registry()
+            .find("debian-bookworm")
+            .unwrap();
         c.setup.userspace = named("trixie");
-        assert_eq!(c.id(), "k/s@debian");
+        assert_eq!(c.id(), "k/s@debian-bookworm");
     }
 }

@@ -131,7 +131,10 @@ fn fast_reservation(crashkernel: &str, memory_mib: u32) -> Result<String, String
             FAST_CRASH_BASE_MIB + size_mib + FAST_HEADROOM_MIB
         ));
     }
-    Ok(format!("{crashkernel}@{FAST_CRASH_BASE_MIB}M"))
+    Ok(format!(
+        "{crashkernel}@{}",
+        crate::spec::cmdline::mib(FAST_CRASH_BASE_MIB)
+    ))
 }
 
 /// Why a fast case cannot start from a shape: the shape is the guest every such case shares, so

@@ -25,6 +25,12 @@ fn records(vmcore: &Path) -> Result<Vec<LogRecord>, String> {
         .map_err(|e| format!("kdrill cannot read the dump's kernel log: {e}"))
 }
 
+/// A dump's log as kdrill reads it: its records, and their plain rendering.
+pub struct NativeLog {
+    pub text: String,
+    pub records: Vec<LogRecord>,
+}
+
 /// [`read_native`] into `out`, then `reader` reads the log too (into `<out>.makedumpfile.txt`),
 /// and the two must be byte-identical, kdrill's records rendered in the reader's format (into
 /// `<out>.kdrill-<format>.txt` when that is not kdrill's own). Without a reader, only kdrill's.
@@ -32,13 +38,13 @@ pub fn read_cross_checked(
     vmcore: &Path,
     out: &Path,
     reader: Option<&Reader>,
-) -> Result<String, DumpError> {
+) -> Result<NativeLog, DumpError> {
     let records = records(vmcore).map_err(DumpError::Dump)?;
     let text = kdrill_vmcore::format_dmesg(&records);
     std::fs::write(out, &text)
         .map_err(|e| DumpError::Dump(format!("cannot write {}: {e}", out.display())))?;
     let Some(reader) = reader else {
-        return Ok(text);
+        return Ok(NativeLog { text, records });
     };
     let theirs_path = out.with_extension("makedumpfile.txt");
     let theirs = makedumpfile::dmesg(reader, vmcore, &theirs_path).map_err(DumpError::Dump)?;
@@ -53,7 +59,7 @@ pub fn read_cross_checked(
         }
     };
     match first_difference(&theirs, ours.as_bytes()) {
-        None => Ok(text),
+        None => Ok(NativeLog { text, records }),
         Some(at) => Err(DumpError::LogMismatch {
             at,
             ours: ours_path.display().to_string(),

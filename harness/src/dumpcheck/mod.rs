@@ -130,7 +130,7 @@ pub fn check_capture(
     }
     found.log_check = Some(log_check(reader));
     let log = log::read_cross_checked(&vmcore, &dir.join("dmesg.txt"), Some(reader))?;
-    judge(&vmcore, &log, "the dump", dir, scenario, found);
+    judge(&vmcore, &log.text, "the dump", dir, scenario, found);
     Ok(())
 }
 

@@ -288,15 +288,13 @@ mod tests {
         // Execute bits kept, write bits gone.
         assert_eq!(mode(&root.join("images/minimal/init")), 0o555);
         assert_eq!(
-            mode(&root.join(
-                "images/debian-bookworm/root/etc/initramfs-tools/scripts/init-top/kdrill-capture"
-            )),
+            mode(
+                &root
+                    .join("images/debian/root/etc/initramfs-tools/scripts/init-top/kdrill-capture")
+            ),
             0o555
         );
-        assert_eq!(
-            mode(&root.join("images/debian-bookworm/root/etc/fstab")),
-            0o444
-        );
+        assert_eq!(mode(&root.join("images/debian/root/etc/fstab")), 0o444);
         assert_eq!(mode(&root), 0o755);
         let link = root.join(
             "scenarios/overlays/ssh/etc/systemd/system/sockets.target.wants/systemd-networkd.socket",
@@ -306,7 +304,13 @@ mod tests {
             Path::new("/lib/systemd/system/systemd-networkd.socket")
         );
         // The Debian recipe finds its files there.
-        let recipe = crate::spec::debian::load(&root).unwrap();
+        let recipe = crate::spec::debian::load(
+            &root,
+            &crate::spec::images::test_registry()
+                .find("debian-bookworm")
+                .unwrap(),
+        )
+        .unwrap();
         assert!(recipe.files_dir().join("finish").is_file());
         assert!(!root.join(ORIGIN_FILE).exists());
     }

@@ -37,21 +37,10 @@ pub fn parse(source: &str, text: Got<String>) -> CalibrationFile {
 pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
     let release = snap.release.as_deref().ok()?;
     let ram_mib = ram_bytes? >> 20;
-    let wanted_image = if snap.kdump_tools.is_ok() {
-        "debian"
-    } else {
-        "minimal"
-    };
-    let ignored: Vec<String> = snap
-        .calibrations
-        .iter()
-        .filter_map(|f| {
-            f.parsed
-                .as_ref()
-                .err()
-                .map(|e| format!("ignored {}: {e}", f.source))
-        })
-        .collect();
+    // A host with kdump-tools captures with its distribution's own kdump, as an image of that
+    // kind does; without it, kdrill's minimal capture is the nearer measurement.
+    let host_own_kdump = snap.kdump_tools.is_ok();
+    let same_capture = |image: &str| crate::spec::images::named_own_kdump(image) == host_own_kdump;
     let usable = snap
         .calibrations
         .iter()
@@ -60,22 +49,30 @@ pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
     let (source, calibration, chosen) = usable
         .filter_map(|(source, c)| Some((source, c, file::choose(c, ram_mib)?)))
         .max_by_key(|(_, c, chosen)| {
-            (
-                c.release == release,
-                c.image == wanted_image,
-                chosen.min_mib,
-            )
+            (c.release == release, same_capture(&c.image), chosen.min_mib)
         })?;
-    let mut notes = ignored;
-    if calibration.image != wanted_image {
+    // Files that could not be used are named by check 3 itself (`memory::large_enough`), even
+    // when none is usable.
+    let mut notes = Vec::new();
+    if !same_capture(&calibration.image) {
         notes.push(format!(
-            "measured with the {} capture userspace, not this host's ({wanted_image})",
-            calibration.image
+            "measured with the {} image's capture, not this host's ({})",
+            calibration.image,
+            if host_own_kdump {
+                "its own kdump-tools"
+            } else {
+                "no kdump-tools"
+            }
         ));
     }
+    // Every MiB figure of a parsed calibration is within the limit (`calibrate::limits`).
+    let min_bytes = crate::spec::cmdline::mib_bytes(chosen.min_mib)?;
+    let recommended_bytes =
+        crate::spec::cmdline::mib_bytes(heuristics::recommended(chosen.min_mib))
+            .unwrap_or(min_bytes);
     Some(Calibrated {
-        min_bytes: chosen.min_mib << 20,
-        recommended_bytes: heuristics::recommended(chosen.min_mib) << 20,
+        min_bytes,
+        recommended_bytes,
         source: format!(
             "{source}: {} {} image, {} (measured {})",
             calibration.kernel, calibration.image, chosen.how, calibration.measured

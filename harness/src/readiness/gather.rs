@@ -4,7 +4,7 @@ use std::io::Read;
 
 use crate::readiness::calibration::{self, CalibrationFile, CALIBRATION_DIR};
 use crate::readiness::kdumpconf::{self, Target};
-use crate::readiness::snapshot::{self, Snapshot, TargetSnapshot};
+use crate::readiness::snapshot::{self, Snapshot, TargetSnapshot, Unread};
 use crate::readiness::source::{Got, Problem, Root};
 use crate::readiness::{identity, tools, tree, units};
 
@@ -70,7 +70,11 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
     snap.live = root.is_live();
     snap.release = trimmed("/proc/sys/kernel/osrelease");
     snap.arch = trimmed("/proc/sys/kernel/arch");
-    snap.os_release = text("/etc/os-release").or_else(|_| text("/usr/lib/os-release"));
+    let mut unread = Vec::new();
+    snap.os_release = text("/etc/os-release").or_else(|problem| {
+        note(&mut unread, "/etc/os-release", problem, "kdump-service");
+        text("/usr/lib/os-release")
+    });
     snap.cmdline = text("/proc/cmdline");
     snap.meminfo = text("/proc/meminfo");
     snap.iomem = text("/proc/iomem");
@@ -128,10 +132,11 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
     snap.df = text("/sos_commands/filesys/df_-al_-x_autofs");
     snap.has_usr = root.exists("/usr");
     snap.calibrations = given;
-    snap.calibrations.extend(calibration_files(root));
+    snap.calibrations
+        .extend(calibration_files(root, &mut unread));
 
     if let Ok(release) = snap.release.clone() {
-        snap.kernel_config = kernel_config(root, &release);
+        snap.kernel_config = kernel_config(root, &release, &mut unread);
         let mut paths = vec![snapshot::kernel_image(&release)];
         paths.extend(snapshot::capture_initrds(&release));
         paths.extend(snapshot::boot_initrds(&release));
@@ -173,6 +178,11 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
 
     snap.services = units::services(root);
     snap.path_units = units::path_units(root);
+    if let Err(problem) = root.list("/etc/systemd/system") {
+        for check in ["kdump-service", "after-dump"] {
+            note(&mut unread, "/etc/systemd/system", problem.clone(), check);
+        }
+    }
     snap.hostname = identity::HOSTNAME_FILES
         .iter()
         .find_map(|path| identity::hostname(&text(path).ok()?));
@@ -190,35 +200,70 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
         Some(Target::Remote { .. }) => None,
         None => Some("/var/crash".to_string()),
     };
-    if let Some(dir) = dir {
+    // A relative dump folder is never resolved inside the root (check 10 names it).
+    if let Some(dir) = dir.filter(|d| d.starts_with('/')) {
         snap.kexec_cmd = text(&format!("{}/kexec_cmd", dir.trim_end_matches('/')));
-        snap.target = Some(target(root, &dir));
+        snap.target = Some(target(root, &dir, &mut unread));
     }
     let ram = crate::readiness::ram::Memory::new(&snap)
         .ram()
         .map(|(bytes, _)| bytes);
     snap.calibrated = calibration::choose(&snap, ram);
+    snap.unread = unread;
     Ok(snap)
 }
 
-/// The running kernel's config: `/proc/config.gz` (gzip), else `/boot/config-<release>`.
-fn kernel_config(root: &Root, release: &str) -> Got<(String, String)> {
-    match root.bytes("/proc/config.gz", CONFIG_LIMIT) {
-        Ok(gz) => {
-            let mut text = String::new();
-            let mut reader = flate2::read::GzDecoder::new(gz.as_slice()).take(CONFIG_LIMIT);
-            return match reader.read_to_string(&mut text) {
-                Ok(_) => Ok(("/proc/config.gz".to_string(), text)),
-                Err(err) => Err(Problem::Odd(format!(
-                    "/proc/config.gz does not unpack: {err}"
-                ))),
-            };
-        }
-        Err(Problem::Missing) => {}
-        Err(other) => return Err(other),
+/// Records a problem other than a missing file, for `check` to name.
+fn note(unread: &mut Vec<Unread>, path: &str, problem: Problem, check: &'static str) {
+    if problem != Problem::Missing {
+        unread.push(Unread {
+            path: path.to_string(),
+            problem,
+            check,
+        });
+    }
+}
+
+/// The running kernel's config: `/proc/config.gz` (gzip), else `/boot/config-<release>`. A
+/// `/proc/config.gz` that is there but cannot be used (a folder, not gzip, truncated, unpacking
+/// past the cap) is recorded for check 4 to name, and `/boot/config-<release>` is read instead;
+/// neither is ever judged from its first part.
+fn kernel_config(root: &Root, release: &str, unread: &mut Vec<Unread>) -> Got<(String, String)> {
+    match proc_config(root) {
+        Ok(text) => return Ok(("/proc/config.gz".to_string(), text)),
+        Err(problem) => note(unread, "/proc/config.gz", problem, "capture-loaded"),
     }
     let path = format!("/boot/config-{release}");
-    root.text(&path).map(|text| (path, text))
+    let bytes = root.bytes(&path, CONFIG_LIMIT)?;
+    if bytes.contains(&0) {
+        return Err(Problem::Odd(format!(
+            "{path}: binary content (NUL bytes), not a text file"
+        )));
+    }
+    Ok((path, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// `/proc/config.gz` unpacked, at most [`CONFIG_LIMIT`] bytes of it.
+fn proc_config(root: &Root) -> Got<String> {
+    let gz = root.bytes("/proc/config.gz", CONFIG_LIMIT)?;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .take(CONFIG_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| Problem::Odd(format!("/proc/config.gz does not unpack: {err}")))?;
+    if bytes.len() as u64 > CONFIG_LIMIT {
+        return Err(Problem::Odd(format!(
+            "/proc/config.gz unpacks to more than the {} MiB kdrill reads of it: not judged from a part",
+            CONFIG_LIMIT >> 20
+        )));
+    }
+    if bytes.contains(&0) {
+        return Err(Problem::Odd(
+            "/proc/config.gz: binary content (NUL bytes) once unpacked, not a kernel config"
+                .to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Whether a vmlinux candidate carries DWARF.
@@ -228,7 +273,7 @@ fn debuginfo(root: &Root, path: &str) -> Got<bool> {
     tools::has_debug_info(&mut file).map_err(Problem::Odd)
 }
 
-fn target(root: &Root, dir: &str) -> TargetSnapshot {
+fn target(root: &Root, dir: &str, unread: &mut Vec<Unread>) -> TargetSnapshot {
     let meta = root.meta(dir);
     let free_bytes = if root.is_live() {
         free_space(root, dir)
@@ -237,7 +282,11 @@ fn target(root: &Root, dir: &str) -> TargetSnapshot {
     };
     let mut entries = Vec::new();
     if meta.as_ref().is_ok_and(|m| m.is_dir) {
-        for name in root.list(dir).unwrap_or_default() {
+        let names = root.list(dir).unwrap_or_else(|problem| {
+            note(unread, dir, problem, "dump-target");
+            Vec::new()
+        });
+        for name in names {
             let path = format!("{}/{name}", dir.trim_end_matches('/'));
             let Ok(meta) = root.meta(&path) else { continue };
             entries.push((path.clone(), meta));
@@ -289,15 +338,22 @@ fn free_space(root: &Root, dir: &str) -> Option<u64> {
 }
 
 /// The calibration files in the root's `/etc/kdrill/calibration/` (`*.yaml`).
-fn calibration_files(root: &Root) -> Vec<CalibrationFile> {
-    let mut names = root.list(CALIBRATION_DIR).unwrap_or_default();
+fn calibration_files(root: &Root, unread: &mut Vec<Unread>) -> Vec<CalibrationFile> {
+    let mut names = root.list(CALIBRATION_DIR).unwrap_or_else(|problem| {
+        note(unread, CALIBRATION_DIR, problem, "crashkernel-size");
+        Vec::new()
+    });
     names.sort();
     names
         .into_iter()
         .filter(|name| name.ends_with(".yaml"))
         .map(|name| {
             let path = format!("{CALIBRATION_DIR}/{name}");
-            calibration::parse(&path, root.text(&path))
+            // At most the cap of every YAML data file: a larger one is named, never parsed.
+            let text = root
+                .bytes(&path, crate::spec::bounds::MAX_BYTES)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+            calibration::parse(&path, text)
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 use crate::readiness::ram::{ABOVE_THE_ESTIMATE, X86_64_DEFAULT};
 use crate::readiness::source::Problem;
 use crate::readiness::{check, unread, Check, Context, Status, Support};
-use crate::spec::cmdline::size;
+use crate::spec::cmdline::{figure, over_limit, paste};
 use crate::spec::crashkernel::Resolution;
 
 const WHY_PARAM: &str = "without crashkernel= the kernel reserves no memory at boot, so there is nowhere to load a capture kernel";
@@ -11,8 +11,31 @@ const WHY_RESERVED: &str =
     "a crashkernel= value the kernel could not place reserves nothing, and kdump cannot load";
 const WHY_SIZE: &str = "a capture kernel that runs out of memory in its reservation dies before writing the dump (\"System is deadlocked on memory\")";
 
-/// Check 1: `crashkernel=` on /proc/cmdline, and what it resolves to for this RAM.
+/// Check 1: `crashkernel=` on /proc/cmdline, and what it resolves to for this RAM; a RAM figure
+/// refused as absurd makes it a WARN naming the figure.
 pub fn param(cx: &Context) -> Check {
+    warned(
+        param_judged(cx),
+        &cx.mem.absurd,
+        "check /proc/iomem and /proc/meminfo: a captured tree holding made-up figures is not this host",
+    )
+}
+
+/// A check raised to at least WARN by `notes` (each named on its seen line), with `fix` when it
+/// has none.
+fn warned(mut check: Check, notes: &[String], fix: &str) -> Check {
+    if notes.is_empty() {
+        return check;
+    }
+    check.status = check.status.max(Status::Warn);
+    check.seen = format!("{}; {}", check.seen, notes.join("; "));
+    if check.fix.is_none() {
+        check.fix = Some(fix.to_string());
+    }
+    check
+}
+
+fn param_judged(cx: &Context) -> Check {
     let mem = &cx.mem;
     let Some(params) = &mem.params else {
         let problem = cx
@@ -31,7 +54,7 @@ pub fn param(cx: &Context) -> Check {
         .fix("run as root on the host, or include proc/cmdline in the captured tree");
     };
     let (bytes, why) = mem.recommendation(cx);
-    let recommended = format!("crashkernel={}", size(bytes));
+    let recommended = format!("crashkernel={}", paste(bytes));
     let add = cx.add_kernel_param(&recommended);
     if let Support::No(reason) = &cx.support {
         let seen = if params.is_empty() {
@@ -55,7 +78,7 @@ pub fn param(cx: &Context) -> Check {
         .fix(add);
     }
     let ram_text = match mem.ram() {
-        Some((ram, source)) => format!("{} of RAM ({source})", size(ram)),
+        Some((ram, source)) => format!("{} of RAM ({source})", figure(ram)),
         None => "an unknown RAM size".to_string(),
     };
     let mut details: Vec<String> = params
@@ -83,7 +106,7 @@ pub fn param(cx: &Context) -> Check {
         ),
         Some(Resolution::Reserve { size: s, low }) => {
             let low = low
-                .map(|l| format!(" + {} low", size(l)))
+                .map(|l| format!(" + {} low", figure(l)))
                 .unwrap_or_default();
             let status = if details.is_empty() {
                 Status::Pass
@@ -92,7 +115,7 @@ pub fn param(cx: &Context) -> Check {
             };
             (
                 status,
-                format!("{shown} asks for {}{low} with {ram_text}", size(s)),
+                format!("{shown} asks for {}{low} with {ram_text}", figure(s)),
                 Some("remove the crashkernel= values the kernel ignores".to_string()),
             )
         }
@@ -105,7 +128,7 @@ pub fn param(cx: &Context) -> Check {
             Status::Fail,
             format!(
                 "{shown} asks for {}, not less than {ram_text}: the kernel refuses",
-                size(s)
+                figure(s)
             ),
             Some(add.clone()),
         ),
@@ -137,8 +160,18 @@ pub fn param(cx: &Context) -> Check {
     result
 }
 
-/// Check 2: `/sys/kernel/kexec_crash_size` > 0 and a "Crash kernel" range in /proc/iomem.
+/// Check 2: `/sys/kernel/kexec_crash_size` > 0 and a "Crash kernel" range in /proc/iomem; the
+/// two disagreeing is a WARN naming both.
 pub fn reserved(cx: &Context) -> Check {
+    let disagreement: Vec<String> = cx.mem.crash_disagreement().into_iter().collect();
+    warned(
+        reserved_judged(cx),
+        &disagreement,
+        "read /sys/kernel/kexec_crash_size and /proc/iomem again as root on the host: the kernel's own figure (kexec_crash_size) is the one judged",
+    )
+}
+
+fn reserved_judged(cx: &Context) -> Check {
     let mem = &cx.mem;
     if let Support::No(reason) = &cx.support {
         return check(
@@ -153,7 +186,7 @@ pub fn reserved(cx: &Context) -> Check {
     match &mem.crash_size {
         Ok(bytes) => details.push(format!(
             "/sys/kernel/kexec_crash_size = {bytes} ({})",
-            size(*bytes)
+            figure(*bytes)
         )),
         Err(problem) => details.push(unread("/sys/kernel/kexec_crash_size", problem)),
     }
@@ -163,7 +196,7 @@ pub fn reserved(cx: &Context) -> Check {
             for (start, end) in ranges {
                 details.push(format!(
                     "/proc/iomem: {start:08x}-{end:08x} : Crash kernel ({})",
-                    size((end - start).saturating_add(1))
+                    figure((end - start).saturating_add(1))
                 ));
             }
         }
@@ -179,17 +212,17 @@ pub fn reserved(cx: &Context) -> Check {
             .fix("run as root on the host, or include sys/kernel/kexec_crash_size and proc/iomem in the captured tree");
     };
     if reserved > 0 {
-        let seen = format!("{} reserved for the capture kernel", size(reserved));
+        let seen = format!("{} reserved for the capture kernel", figure(reserved));
         return check(2, Status::Pass, seen, WHY_RESERVED).details(details);
     }
     let (seen, fix) = match mem.resolution() {
         Some(Resolution::Reserve { size: s, .. }) => (
-            format!("crashkernel= asks for {} but nothing was reserved", size(s)),
+            format!("crashkernel= asks for {} but nothing was reserved", figure(s)),
             "find the reason with `dmesg | grep -i crashkernel`; try a smaller size, or on x86_64 `crashkernel=<size>,high crashkernel=72M,low` to reserve above 4G".to_string(),
         ),
         Some(Resolution::Auto) => (
             "crashkernel=auto reserved nothing: this kernel does not understand `auto`".to_string(),
-            format!("replace it with an explicit size: {}", cx.add_kernel_param(&format!("crashkernel={}", size(mem.recommended(cx))))),
+            format!("replace it with an explicit size: {}", cx.add_kernel_param(&format!("crashkernel={}", paste(mem.recommended(cx))))),
         ),
         _ => ("nothing reserved for a capture kernel".to_string(), "set crashkernel= first (see crashkernel-param)".to_string()),
     };
@@ -198,8 +231,28 @@ pub fn reserved(cx: &Context) -> Check {
         .fix(fix)
 }
 
-/// Check 3: the reservation against an estimate, the arch default, and any calibrated figure.
+/// Check 3: the reservation against an estimate, the arch default, and any calibrated figure; a
+/// calibration file that could not be used is a WARN naming it, even when it is the only one.
 pub fn large_enough(cx: &Context) -> Check {
+    let ignored: Vec<String> = cx
+        .snap
+        .calibrations
+        .iter()
+        .filter_map(|f| {
+            f.parsed
+                .as_ref()
+                .err()
+                .map(|e| format!("ignored calibration file {}: {e}", f.source))
+        })
+        .collect();
+    warned(
+        large_enough_judged(cx),
+        &ignored,
+        "fix or remove the calibration file: `kdrill calibrate` writes one that reads back",
+    )
+}
+
+fn large_enough_judged(cx: &Context) -> Check {
     let mem = &cx.mem;
     let reserved = match mem.reserved() {
         Some(bytes) if bytes > 0 => bytes,
@@ -218,30 +271,41 @@ pub fn large_enough(cx: &Context) -> Check {
             Status::Skip,
             format!(
                 "{} reserved; no estimate: the kernel release or image size is unknown",
-                size(reserved)
+                figure(reserved)
             ),
             WHY_SIZE,
         )
         .fix("include proc/sys/kernel/osrelease, proc/iomem and boot/ in the captured tree");
     };
+    if let Some(why) = over_limit("the estimate", estimate.total_bytes) {
+        return check(
+            3,
+            Status::Warn,
+            format!("{} reserved; {why}", figure(reserved)),
+            WHY_SIZE,
+        )
+        .fix(
+            "check the sizes of the kernel image, /proc/modules and the capture initrd in the tree",
+        );
+    }
     let mut details = vec![format!(
         "estimate {} = kernel {} ({}) + modules {} (all loaded, /proc/modules) + initrd {} × {} ({}) + runtime {}",
-        size(estimate.total_bytes),
-        size(estimate.kernel_bytes),
+        figure(estimate.total_bytes),
+        figure(estimate.kernel_bytes),
         estimate.kernel_source,
-        size(estimate.modules_bytes),
-        size(estimate.initrd_bytes),
+        figure(estimate.modules_bytes),
+        figure(estimate.initrd_bytes),
         estimate.initrd_factor,
         estimate.initrd_source,
-        size(estimate.runtime_bytes),
+        figure(estimate.runtime_bytes),
     )];
     let mut need = estimate.total_bytes;
-    let mut basis = format!("estimate {}", size(estimate.total_bytes));
+    let mut basis = format!("estimate {}", figure(estimate.total_bytes));
     let mut other_release = None;
     if let Some(calibrated) = &cx.snap.calibrated {
         details.push(format!(
             "kdrill measured a {} minimum ({})",
-            size(calibrated.min_bytes),
+            figure(calibrated.min_bytes),
             calibrated.source
         ));
         details.extend(calibrated.notes.iter().cloned());
@@ -249,23 +313,50 @@ pub fn large_enough(cx: &Context) -> Check {
         // only raises the bar.
         if calibrated.other_release.is_none() || calibrated.min_bytes > need {
             need = calibrated.min_bytes;
-            basis = format!("measured minimum {}", size(calibrated.min_bytes));
+            basis = format!("measured minimum {}", figure(calibrated.min_bytes));
         }
         other_release = calibrated.other_release.clone();
+    }
+    // A calibration file that could not be used is named, even when no other one is usable.
+    let unusable: Vec<(&str, &str)> = cx
+        .snap
+        .calibrations
+        .iter()
+        .filter_map(|f| Some((f.source.as_str(), f.parsed.as_ref().err()?.as_str())))
+        .collect();
+    if cx.snap.calibrated.is_none() {
+        details.extend(
+            unusable
+                .iter()
+                .map(|(source, err)| format!("ignored {source}: {err}")),
+        );
     }
     if let Some(default) = mem.arch_default(cx) {
         details.push(format!(
             "x86_64 default for this RAM ({X86_64_DEFAULT}): {}",
-            size(default)
+            figure(default)
         ));
     }
     let release = cx.snap.release.as_deref().unwrap_or("this kernel");
     if reserved >= need {
         match other_release {
+            None if !unusable.is_empty() => check(
+                3,
+                Status::Warn,
+                format!(
+                    "{} reserved ≥ {basis}, but calibration file {} was ignored: {}",
+                    figure(reserved),
+                    unusable[0].0,
+                    unusable[0].1
+                ),
+                WHY_SIZE,
+            )
+            .details(details)
+            .fix("fix or remove the ignored calibration file (`kdrill calibrate` writes one)"),
             None => check(
                 3,
                 Status::Pass,
-                format!("{} reserved ≥ {basis}", size(reserved)),
+                format!("{} reserved ≥ {basis}", figure(reserved)),
                 WHY_SIZE,
             )
             .details(details),
@@ -274,7 +365,7 @@ pub fn large_enough(cx: &Context) -> Check {
                 Status::Warn,
                 format!(
                     "{} reserved ≥ {basis}, but that was measured on {measured_on}, not {release}",
-                    size(reserved)
+                    figure(reserved)
                 ),
                 WHY_SIZE,
             )
@@ -285,18 +376,18 @@ pub fn large_enough(cx: &Context) -> Check {
         }
     } else {
         let (bytes, why) = mem.recommendation(cx);
-        let want = format!("crashkernel={}", size(bytes));
+        let want = format!("crashkernel={}", paste(bytes));
         details.push(recommended_detail(&want, &why));
         check(
             3,
             Status::Warn,
-            format!("{} reserved < {basis}", size(reserved)),
+            format!("{} reserved < {basis}", figure(reserved)),
             WHY_SIZE,
         )
         .details(details)
         .fix(format!(
             "raise the reservation to {}, {why}: {}",
-            size(bytes),
+            paste(bytes),
             cx.add_kernel_param(&want)
         ))
     }

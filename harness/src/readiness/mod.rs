@@ -23,6 +23,7 @@ mod traps;
 pub mod tree;
 mod triggers;
 mod units;
+mod unread;
 
 pub use calibration::{CalibrationFile, CALIBRATION_DIR};
 pub use gather::{gather, gather_with, RootError};
@@ -202,6 +203,7 @@ pub fn evaluate(snap: &Snapshot) -> Report {
         platform::hypervisor(&cx),
     ];
     causes::group(&mut checks, &cx);
+    unread::attach(&mut checks, snap);
     let worst = checks
         .iter()
         .map(|c| c.status)

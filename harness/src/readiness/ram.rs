@@ -5,7 +5,7 @@
 use crate::readiness::snapshot::{self, Snapshot};
 use crate::readiness::source::{Got, Problem};
 use crate::readiness::Context;
-use crate::spec::cmdline::size;
+use crate::spec::cmdline::{figure, over_limit, paste_bytes, SIZE_LIMIT};
 use crate::spec::crashkernel::{self, Params, Resolution};
 
 /// Capture-kernel runtime allowance (userspace, page tables, slab), as `kdumpctl estimate` uses.
@@ -33,6 +33,9 @@ pub struct Memory {
     pub kernel_image: Option<u64>,
     /// `/sys/kernel/kexec_crash_size`.
     pub crash_size: Got<u64>,
+    /// Figures refused as absurd (above [`SIZE_LIMIT`], or a range covering the whole address
+    /// space), each naming its value: check 1 warns with them.
+    pub absurd: Vec<String>,
 }
 
 /// The `kdumpctl estimate`-style figure the reservation is compared with.
@@ -54,13 +57,35 @@ impl Memory {
         let iomem_hidden = ranges
             .as_ref()
             .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r.start == 0 && r.end == 0));
+        let mut absurd = Vec::new();
         let (system_ram, iomem_crash, kernel_image) = match (&ranges, iomem_hidden) {
             (Some(ranges), false) => {
-                let ram: u64 = ranges
+                let ram_ranges: Vec<&IomemRange> = ranges
                     .iter()
                     .filter(|r| r.depth == 0 && r.name == "System RAM")
-                    .fold(0u64, |sum, r| sum.saturating_add(r.len()));
-                let crash = ranges
+                    .collect();
+                // Summed in u128: `0-ffffffffffffffff : System RAM` is 2^64 bytes, one past u64.
+                let ram: u128 = ram_ranges.iter().map(|r| r.len128()).sum();
+                for r in ram_ranges
+                    .iter()
+                    .filter(|r| r.start == 0 && r.end == u64::MAX)
+                {
+                    absurd.push(format!(
+                        "/proc/iomem has {:x}-{:x} : System RAM, the whole address space: not a real RAM range",
+                        r.start, r.end
+                    ));
+                }
+                let ram = match u64::try_from(ram).ok().filter(|r| *r <= SIZE_LIMIT) {
+                    Some(ram) => Some(ram),
+                    None => {
+                        absurd.push(format!(
+                            "System RAM in /proc/iomem sums to {ram} bytes, above kdrill's limit of {}: not used",
+                            crate::spec::cmdline::SIZE_LIMIT_TEXT
+                        ));
+                        None
+                    }
+                };
+                let crash: Vec<(u64, u64)> = ranges
                     .iter()
                     .filter(|r| r.name == "Crash kernel")
                     .map(|r| (r.start, r.end))
@@ -74,31 +99,93 @@ impl Memory {
                     kernel.iter().map(|r| r.end).max(),
                 ) {
                     (Some(start), Some(end)) if end > start => {
-                        Some((end - start).saturating_add(1))
+                        Some((end - start).saturating_add(1)).filter(|b| *b <= SIZE_LIMIT)
                     }
                     _ => None,
                 };
-                ((ram > 0).then_some(ram), Some(crash), image)
+                (ram.filter(|r| *r > 0), Some(crash), image)
             }
             _ => (None, None, None),
         };
         let crash_size = snap.kexec_crash_size.clone().and_then(|text| {
-            text.trim().parse::<u64>().map_err(|_| {
+            let bytes = text.trim().parse::<u64>().map_err(|_| {
                 Problem::Odd(format!(
                     "/sys/kernel/kexec_crash_size holds `{}`, not a number",
                     crate::spec::excerpt::excerpt(text.trim())
                 ))
-            })
+            })?;
+            match over_limit("/sys/kernel/kexec_crash_size", bytes) {
+                Some(why) => Err(Problem::Odd(why)),
+                None => Ok(bytes),
+            }
         });
-        Memory {
-            mem_total: snap.meminfo.as_deref().ok().and_then(mem_total),
+        let mem_total = snap.meminfo.as_deref().ok().and_then(mem_total);
+        absurd.extend(mem_total.and_then(|m| over_limit("MemTotal in /proc/meminfo", m)));
+        let mem_total = mem_total.filter(|m| *m <= SIZE_LIMIT);
+        let mut memory = Memory {
+            mem_total,
             system_ram,
             params: snap.cmdline.as_deref().ok().map(crashkernel::from_cmdline),
             iomem_crash,
             iomem_hidden,
             kernel_image,
             crash_size,
+            absurd,
+        };
+        if let Some(sum) = memory.iomem_crash_bytes().filter(|b| *b > SIZE_LIMIT) {
+            memory.absurd.push(format!(
+                "the \"Crash kernel\" ranges of /proc/iomem sum to {sum} bytes, above kdrill's limit of {}: not used",
+                crate::spec::cmdline::SIZE_LIMIT_TEXT
+            ));
+            memory.iomem_crash = None;
         }
+        memory
+    }
+
+    /// Why `/sys/kernel/kexec_crash_size` and the "Crash kernel" ranges of /proc/iomem disagree,
+    /// naming both: the kernel's figure is its main reservation (`crashk_res`), which the ranges
+    /// hold once, plus at most one more range (the `,low` part). Duplicate or overlapping ranges
+    /// are named too.
+    pub fn crash_disagreement(&self) -> Option<String> {
+        let ranges = self.iomem_crash.as_ref().filter(|r| !r.is_empty())?;
+        let shown = |ranges: &[(u64, u64)]| {
+            ranges
+                .iter()
+                .map(|(s, e)| format!("{s:08x}-{e:08x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut sorted = ranges.clone();
+        sorted.sort();
+        let overlap = sorted.windows(2).any(|w| w[1].0 <= w[0].1);
+        let repeat = if overlap {
+            ": the ranges repeat or overlap, which no kernel prints"
+        } else {
+            ""
+        };
+        let total = self.iomem_crash_bytes()?;
+        let Ok(&size) = self.crash_size.as_ref() else {
+            return overlap.then(|| {
+                format!(
+                    "/proc/iomem's \"Crash kernel\" ranges ({}) hold {total} ({}){repeat}",
+                    shown(ranges),
+                    figure(total)
+                )
+            });
+        };
+        let lens: Vec<u64> = ranges
+            .iter()
+            .map(|(s, e)| (e - s).saturating_add(1))
+            .collect();
+        let agrees = size == total || (lens.len() == 2 && lens.contains(&size));
+        (overlap || !agrees).then(|| {
+            format!(
+                "/sys/kernel/kexec_crash_size says {size} ({}) but the \"Crash kernel\" ranges of /proc/iomem ({}) hold {total} ({}){repeat}",
+                figure(size),
+                shown(ranges),
+                figure(total)
+            )
+        })
     }
 
     /// The RAM size `crashkernel=` ranges are matched against, and where it came from.
@@ -121,10 +208,12 @@ impl Memory {
         })
     }
 
-    /// Bytes reserved for the capture kernel, `None` if neither source could be read.
+    /// Bytes reserved for the capture kernel, `None` if neither source could be read. When the
+    /// two disagree ([`Memory::crash_disagreement`]) the kernel's own figure counts.
     pub fn reserved(&self) -> Option<u64> {
         match (self.crash_size.as_ref().ok(), self.iomem_crash_bytes()) {
             (None, None) => None,
+            (Some(size), Some(_)) if self.crash_disagreement().is_some() => Some(*size),
             (size, iomem) => Some((*size.unwrap_or(&0)).max(iomem.unwrap_or(0))),
         }
     }
@@ -208,28 +297,37 @@ impl Memory {
                 measured(c),
                 format!(
                     "kdrill's measured minimum {} for this kernel, with its margin",
-                    size(c.min_bytes)
+                    figure(c.min_bytes)
                 ),
             );
         }
-        let estimate = self.estimate(cx).map(|e| e.total_bytes);
+        // An estimate above the limit (an initrd of exabytes) recommends nothing.
+        let estimate = self
+            .estimate(cx)
+            .map(|e| e.total_bytes)
+            .filter(|b| *b <= SIZE_LIMIT);
         let mut candidates: Vec<(u64, String)> = Vec::new();
         if let Some(e) = estimate {
+            let step = if round_up(e) > 1 << 30 {
+                "a whole G"
+            } else {
+                "16M"
+            };
             candidates.push((
                 round_up(e),
-                format!("the estimate {} rounded up to 16M", size(e)),
+                format!("the estimate {} rounded up to {step}", figure(e)),
             ));
         }
         if let (Some(default), Some((ram, _))) = (self.arch_default(cx), self.ram()) {
             let above = match estimate {
-                Some(e) if round_up(e) < default => format!(", above the estimate {}", size(e)),
+                Some(e) if round_up(e) < default => format!(", above the estimate {}", figure(e)),
                 _ => String::new(),
             };
             candidates.push((
                 default,
                 format!(
                     "the x86_64 default for {} of RAM ({X86_64_DEFAULT}){above}",
-                    size(ram)
+                    figure(ram)
                 ),
             ));
         }
@@ -238,7 +336,7 @@ impl Memory {
                 measured(c),
                 format!(
                     "kdrill's measured minimum {} on {}, with its margin",
-                    size(c.min_bytes),
+                    figure(c.min_bytes),
                     c.other_release.as_deref().unwrap_or("another release")
                 ),
             ));
@@ -259,10 +357,13 @@ impl Memory {
 /// Why a recommendation may exceed the estimate, for the details.
 pub(super) const ABOVE_THE_ESTIMATE: &str = "the estimate is a floor (kernel, modules, initrd and 64M for the capture userspace); the default is what RHEL/Fedora's kdumpctl reserves for this RAM";
 
-/// Rounds up to a multiple of 16M (the granularity people write crashkernel= in).
+/// Rounds up to a multiple of 16M (the granularity people write crashkernel= in), then to what
+/// [`crate::spec::cmdline::paste`] writes (a whole G above 1G), so the figure a fix names is
+/// the one it pastes.
 pub(super) fn round_up(bytes: u64) -> u64 {
     const STEP: u64 = 16 << 20;
-    bytes.div_ceil(STEP).saturating_mul(STEP)
+    let sixteen = bytes.div_ceil(STEP).saturating_mul(STEP);
+    paste_bytes(sixteen).unwrap_or(sixteen)
 }
 
 /// `MemTotal` in bytes.
@@ -292,8 +393,9 @@ pub struct IomemRange {
 }
 
 impl IomemRange {
-    fn len(&self) -> u64 {
-        self.end.saturating_sub(self.start).saturating_add(1)
+    /// Bytes covered, in u128: `0-ffffffffffffffff` covers 2^64.
+    fn len128(&self) -> u128 {
+        u128::from(self.end - self.start) + 1
     }
 }
 

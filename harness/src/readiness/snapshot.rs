@@ -72,6 +72,18 @@ pub struct Snapshot {
     /// from `calibrations` for this release and RAM (`readiness::calibration::choose`); the
     /// `crashkernel-size` check compares against it.
     pub calibrated: Option<Calibrated>,
+    /// Files and folders `gather` could not use and no other field holds (a listing, a
+    /// `/proc/config.gz` fallen back from): each reaches the report on its check.
+    pub unread: Vec<Unread>,
+}
+
+/// A path `gather` could not use, why, and the check that must say so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    pub path: String,
+    pub problem: Problem,
+    /// The id of the check that judged without it (`kdump-service`).
+    pub check: &'static str,
 }
 
 /// A measured minimum `crashkernel=` size for the running kernel.
@@ -163,6 +175,7 @@ impl Snapshot {
             df: Err(Problem::Missing),
             calibrations: Vec::new(),
             calibrated: None,
+            unread: Vec::new(),
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Symlinks are followed by hand, one component at a time, and an absolute target is re-rooted under the
 //! root: `var/lib/kdump/initrd.img -> /var/lib/kdump/initrd.img-6.1.0` in a captured tree stays inside it.
-//! Nothing here panics on odd files: every problem becomes a [`Problem`] that the checks report.
+//! Nothing here panics on odd files: every problem becomes a [`Problem`] that the checks report
+//! (`readiness::unread` names any a check would otherwise have judged as an absent file).
 
 use std::fmt;
 use std::io::Read;
@@ -87,7 +88,13 @@ impl Root {
             let here = self.join(&done);
             let meta = match std::fs::symlink_metadata(&here) {
                 Ok(meta) => meta,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                // Under a file (`/var/crash/kexec_cmd` where /var/crash is a file): not there.
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    ) =>
+                {
                     return Err(Problem::Missing)
                 }
                 Err(err) => return Err(Problem::Unreadable(err.to_string())),
@@ -97,7 +104,9 @@ impl Root {
             }
             hops += 1;
             if hops > MAX_HOPS {
-                return Err(Problem::Odd(format!("too many symlinks resolving {path}")));
+                return Err(Problem::Odd(format!(
+                    "{path}: a symlink loop (over {MAX_HOPS} links on the way)"
+                )));
             }
             let target =
                 std::fs::read_link(&here).map_err(|err| Problem::Unreadable(err.to_string()))?;
@@ -116,7 +125,7 @@ impl Root {
         let bytes = self.bytes(path, TEXT_LIMIT)?;
         if bytes.contains(&0) {
             return Err(Problem::Odd(format!(
-                "{path} is not a text file (it holds NUL bytes)"
+                "{path}: binary content (NUL bytes), not a text file"
             )));
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -258,7 +267,7 @@ fn shown_limit(limit: u64) -> String {
 
 fn io_problem(err: std::io::Error) -> Problem {
     match err.kind() {
-        std::io::ErrorKind::NotFound => Problem::Missing,
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => Problem::Missing,
         std::io::ErrorKind::IsADirectory => Problem::Odd("is a directory".to_string()),
         _ => Problem::Unreadable(err.to_string()),
     }

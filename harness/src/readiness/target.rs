@@ -3,7 +3,7 @@
 use crate::readiness::kdumpconf;
 use crate::readiness::source::Problem;
 use crate::readiness::{check, Check, Context, Status};
-use crate::spec::cmdline::size;
+use crate::spec::cmdline::figure;
 
 /// Share of MemTotal assumed for a filtered (`-d 31`) dump: it keeps only kernel pages, usually far less.
 const FILTERED_SHARE: u64 = 10;
@@ -52,10 +52,10 @@ impl Target {
         let dump_estimate = cx.mem.mem_total.map(|total| match level {
             Some(level) if level & FILTER_BITS == FILTER_BITS => (
                 total / FILTERED_SHARE,
-                format!("dump level {level} keeps kernel pages only; assumed at most 1/{FILTERED_SHARE} of MemTotal {} before compression", size(total)),
+                format!("dump level {level} keeps kernel pages only; assumed at most 1/{FILTERED_SHARE} of MemTotal {} before compression", figure(total)),
             ),
-            Some(level) => (total, format!("dump level {level} keeps user and free pages: up to MemTotal {}", size(total))),
-            None => (total, format!("no makedumpfile filtering: a full dump is MemTotal {}", size(total))),
+            Some(level) => (total, format!("dump level {level} keeps user and free pages: up to MemTotal {}", figure(total))),
+            None => (total, format!("no makedumpfile filtering: a full dump is MemTotal {}", figure(total))),
         });
         let snap_target = cx.snap.target.as_ref();
         let (free, free_source) = match snap_target.and_then(|t| t.free_bytes) {
@@ -85,6 +85,23 @@ pub fn dump_target(cx: &Context) -> Check {
         return check(10, Status::Warn, format!("dumps go to {}: kdrill cannot see a remote target's space or reachability", target.place), WHY)
             .fix("confirm from this host that the target is reachable without a password and has room for a dump (RHEL: `kdumpctl propagate` installs the ssh key)");
     };
+    if !dir.starts_with('/') {
+        // Resolved against whatever folder the capture runs in: kdrill does not guess it, and
+        // never looks for it relative to the root it checks.
+        return check(
+            10,
+            Status::Warn,
+            format!(
+                "the dump folder `{dir}` ({}) is not an absolute path: where dumps land depends on the folder the capture runs in; not looked at",
+                config_path(cx)
+            ),
+            WHY,
+        )
+        .fix(format!(
+            "set an absolute dump folder (`/var/crash`) in {}",
+            config_path(cx)
+        ));
+    }
     let mut parts: Vec<(Status, String)> = Vec::new();
     let mut fixes: Vec<String> = Vec::new();
     let mut details = Vec::new();
@@ -124,9 +141,32 @@ pub fn dump_target(cx: &Context) -> Check {
     let entries = snap_target
         .map(|t| t.entries.as_slice())
         .unwrap_or_default();
+    // Readable by others only if they may also pass through every folder on the way (`o+x`):
+    // a file of mode 0644 in a /var/crash of mode 0000 or 0700 is not.
+    let searchable = |folder: &str| {
+        let mode = if folder.trim_end_matches('/') == dir.trim_end_matches('/') {
+            meta.as_ref().ok().map(|m| m.mode)
+        } else {
+            entries
+                .iter()
+                .find(|(p, _)| p == folder)
+                .map(|(_, m)| m.mode)
+        };
+        mode.is_some_and(|mode| mode & 0o001 != 0)
+    };
     let readable: Vec<&str> = entries
         .iter()
-        .filter(|(_, m)| !m.is_dir && m.mode & 0o004 != 0)
+        .filter(|(p, m)| {
+            !m.is_dir
+                && m.mode & 0o004 != 0
+                && p.rsplit_once('/').is_some_and(|(parent, _)| {
+                    searchable(parent)
+                        && (parent.trim_end_matches('/') == dir.trim_end_matches('/')
+                            || parent
+                                .rsplit_once('/')
+                                .is_some_and(|(up, _)| searchable(up)))
+                })
+        })
         .map(|(p, _)| p.as_str())
         .collect();
     if !readable.is_empty() {
@@ -178,14 +218,14 @@ pub fn dump_target(cx: &Context) -> Check {
 
     match (target.dump_estimate.as_ref(), target.free) {
         (Some((need, assumption)), Some(free)) => {
-            details.push(format!("estimated dump {}: {assumption}", size(*need)));
-            details.push(format!("free: {} ({})", size(free), target.free_source));
+            details.push(format!("estimated dump {}: {assumption}", figure(*need)));
+            details.push(format!("free: {} ({})", figure(free), target.free_source));
             if free < *need {
                 let full = !assumption.contains("kernel pages only");
                 let status = if full { Status::Fail } else { Status::Warn };
                 parts.push((
                     status,
-                    format!("{} free < estimated dump {}", size(free), size(*need)),
+                    format!("{} free < estimated dump {}", figure(free), figure(*need)),
                 ));
                 fixes.push(format!(
                     "free space on {dir}'s filesystem, or move the dump directory ({})",
@@ -194,7 +234,7 @@ pub fn dump_target(cx: &Context) -> Check {
             }
         }
         (Some((need, assumption)), None) => {
-            details.push(format!("estimated dump {}: {assumption}", size(*need)));
+            details.push(format!("estimated dump {}: {assumption}", figure(*need)));
             parts.push((
                 Status::Warn,
                 format!(
@@ -208,7 +248,7 @@ pub fn dump_target(cx: &Context) -> Check {
             ));
             fixes.push(format!(
                 "check `df -h {dir}` on the host has at least {}",
-                size(*need)
+                figure(*need)
             ));
         }
         (None, _) => parts.push((
@@ -221,12 +261,12 @@ pub fn dump_target(cx: &Context) -> Check {
     let seen = if parts.is_empty() {
         let free = target
             .free
-            .map(|f| format!(", {} free", size(f)))
+            .map(|f| format!(", {} free", figure(f)))
             .unwrap_or_default();
         let need = target
             .dump_estimate
             .as_ref()
-            .map(|(n, _)| format!(" for a ~{} dump", size(*n)))
+            .map(|(n, _)| format!(" for a ~{} dump", figure(*n)))
             .unwrap_or_default();
         format!("{dir}{free}{need}")
     } else {

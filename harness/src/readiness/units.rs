@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::readiness::snapshot::{self, PathUnit, Service};
-use crate::readiness::source::Root;
+use crate::readiness::source::{Problem, Root};
 
 /// The kdump units: `systemctl` on a live host booted with systemd, else the unit files and `.wants` links.
 pub(crate) fn services(root: &Root) -> Vec<Service> {
@@ -93,25 +93,32 @@ fn unit_files(root: &Root, unit: &str) -> Service {
     let installed = snapshot::UNIT_DIRS
         .iter()
         .any(|dir| root.exists(&format!("{dir}/{unit}")));
-    let wanted = root
-        .list("/etc/systemd/system")
-        .unwrap_or_default()
-        .iter()
-        .filter(|name| name.ends_with(".wants"))
-        .any(|wants| root.entry_exists(&format!("/etc/systemd/system/{wants}/{unit}")));
+    // A folder that exists but cannot be listed (a symlink loop, no permission) leaves the state
+    // unknown, never "disabled"; `gather` records the problem for the report.
+    let listing = match root.list("/etc/systemd/system") {
+        Err(Problem::Missing) => Some(Vec::new()),
+        other => other.ok(),
+    };
+    let wanted = listing.as_ref().map(|names| {
+        names
+            .iter()
+            .filter(|name| name.ends_with(".wants"))
+            .any(|wants| root.entry_exists(&format!("/etc/systemd/system/{wants}/{unit}")))
+    });
     let enabled = if masked {
-        "masked"
-    } else if wanted {
-        "enabled"
-    } else if installed {
-        "disabled"
+        Some("masked")
     } else {
-        "not-found"
+        match wanted {
+            Some(true) => Some("enabled"),
+            Some(false) if installed => Some("disabled"),
+            Some(false) => Some("not-found"),
+            None => None,
+        }
     };
     Service {
         unit: unit.to_string(),
         installed: installed || masked,
-        enabled: Some(enabled.to_string()),
+        enabled: enabled.map(str::to_string),
         active: None,
         unanswered: None,
     }

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::spec::cmdline::{cmdline_words, memparse, size};
+use crate::spec::cmdline::{cmdline_words, exact, memparse};
 
 /// One parsed `crashkernel=` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,19 +223,20 @@ fn whole_size(text: &str) -> Option<u64> {
 
 impl fmt::Display for Crashkernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = |offset: &Option<u64>| offset.map(|o| format!("@{}", size(o))).unwrap_or_default();
+        let at =
+            |offset: &Option<u64>| offset.map(|o| format!("@{}", exact(o))).unwrap_or_default();
         match self {
             Crashkernel::Auto => f.write_str("auto"),
-            Crashkernel::Fixed { size: s, offset } => write!(f, "{}{}", size(*s), at(offset)),
+            Crashkernel::Fixed { size: s, offset } => write!(f, "{}{}", exact(*s), at(offset)),
             Crashkernel::Ranges { ranges, offset } => {
                 let list: Vec<String> = ranges
                     .iter()
                     .map(|r| {
                         format!(
                             "{}-{}:{}",
-                            size(r.start),
-                            r.end.map(size).unwrap_or_default(),
-                            size(r.size)
+                            exact(r.start),
+                            r.end.map(exact).unwrap_or_default(),
+                            exact(r.size)
                         )
                     })
                     .collect();
@@ -247,7 +248,7 @@ impl fmt::Display for Crashkernel {
                     Suffix::Low => "low",
                     Suffix::Cma => "cma",
                 };
-                write!(f, "{},{suffix}", size(*s))
+                write!(f, "{},{suffix}", exact(*s))
             }
         }
     }

@@ -1,6 +1,7 @@
-//! The Debian image recipe (`images/debian-bookworm.yaml`): suite, mirrors, packages, the
-//! initramfs module list, the kernel command line, and the folder of files kdrill adds (its
-//! units and scripts). `guest/debian/` builds it.
+//! A Debian image's recipe (`images/debian-bookworm.yaml`, `images/debian-trixie.yaml`: any
+//! recipe of kind `debian`): suite, mirrors, packages, the initramfs module list, the kernel
+//! command line, and the folder of files kdrill adds (its units and scripts). `guest/debian/`
+//! builds it.
 
 use std::path::{Path, PathBuf};
 
@@ -8,12 +9,14 @@ use serde::Deserialize;
 
 use crate::spec::yaml::{self, YamlError};
 
-/// Where the recipe lives in a project.
-pub const RECIPE: &str = "images/debian-bookworm.yaml";
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebianRecipe {
+    /// `debian` (the registry's word, `spec/images.rs`).
+    pub kind: crate::spec::images::ImageKind,
+    /// Other names the image answers to (`debian` for the release the README names).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// The Debian release (`bookworm`).
     pub suite: String,
     /// The package mirror: `host` (this host's apt configuration, else deb.debian.org) or a URL.
@@ -43,6 +46,16 @@ pub struct DebianRecipe {
 }
 
 impl DebianRecipe {
+    /// The image's name: its recipe file's (`debian-trixie`), which names its cache folder.
+    pub fn name(&self) -> String {
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl DebianRecipe {
     /// The folder of kdrill's files for the image.
     pub fn files_dir(&self) -> PathBuf {
         self.path
@@ -61,9 +74,17 @@ impl DebianRecipe {
     }
 }
 
-/// Reads `<root>/images/debian-bookworm.yaml` and checks what serde cannot.
-pub fn load(root: &Path) -> Result<DebianRecipe, YamlError> {
-    from_file(&root.join(RECIPE))
+/// Reads `image`'s recipe under `root` and checks what serde cannot.
+pub fn load(root: &Path, image: &crate::spec::images::Image) -> Result<DebianRecipe, YamlError> {
+    let path = root.join(image.recipe());
+    let recipe = from_file(&path)?;
+    if !recipe.kind.own_kdump() {
+        return Err(YamlError::Invalid {
+            path,
+            message: format!("kind: {} is not a Debian image's", recipe.kind),
+        });
+    }
+    Ok(recipe)
 }
 
 pub fn from_file(path: &Path) -> Result<DebianRecipe, YamlError> {
@@ -131,7 +152,7 @@ mod tests {
     fn project_recipe() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
-            .join(RECIPE)
+            .join("images/debian-bookworm.yaml")
     }
 
     #[test]
@@ -165,7 +186,7 @@ mod tests {
         std::fs::write(files.join("finish"), "").unwrap();
         let text = std::fs::read_to_string(project_recipe())
             .unwrap()
-            .replace("files: debian-bookworm", "files: files")
+            .replace("\nfiles: debian\n", "\nfiles: files\n")
             .replace("  - rw ", "  - crashkernel=1G\n  - rw ");
         let path = dir.path().join("r.yaml");
         std::fs::write(&path, text).unwrap();

@@ -11,6 +11,8 @@ use crate::spec::yaml::{self, YamlError};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageRecipe {
+    /// `minimal` (the registry's word, `spec/images.rs`).
+    pub kind: crate::spec::images::ImageKind,
     pub binaries: Vec<Binary>,
     /// What the guest needs from its kernel; `guest/needs/` finds each in the kernel at hand.
     pub needs: Vec<Need>,

@@ -169,14 +169,19 @@ pub fn load(root: &Path, id: &str) -> Result<KernelSpec, YamlError> {
 
 /// Parses one kernel entry file and checks that its id matches its file name.
 pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
-    let mut spec: KernelSpec = yaml::load(path)?;
-    yaml::check_id(path, &spec.id)?;
+    let text = yaml::read(path)?;
+    let mut spec: KernelSpec = yaml::parse(path, &text)?;
+    yaml::check_id(path, &text, &spec.id)?;
     if let Some((scenario, _)) = spec.skip.iter().find(|(_, why)| why.trim().is_empty()) {
-        return Err(YamlError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("skip: `{scenario}` needs a reason"),
-        });
+        return Err(yaml::at_key(
+            path,
+            &text,
+            scenario,
+            format!("skip: `{scenario}` needs a reason"),
+        ));
     }
+    check_skips(path, &text, &spec.skip)?;
+    check_guest(&spec.guest).map_err(|(key, message)| yaml::at_key(path, &text, key, message))?;
     check_debian(path, &spec.source)?;
     spec.path = path.to_path_buf();
     if let KernelSource::Local { vmlinuz, modules } = &mut spec.source {
@@ -186,6 +191,73 @@ pub fn from_file(path: &Path) -> Result<KernelSpec, YamlError> {
         *modules = crate::host::bundle::beside(path, modules);
     }
     Ok(spec)
+}
+
+/// The most vCPUs a guest may have: far above what a kdump test needs (1-2), and what QEMU gives
+/// a guest without an accelerator's own limits getting in the way.
+pub const MAX_CPUS: u32 = 64;
+/// The least memory a guest may have: a Debian kernel, its initramfs and a 64 MiB capture
+/// reservation need about that much to boot.
+pub const MIN_MEMORY_MIB: u32 = 128;
+/// The most memory a guest may have (64 GiB): QEMU allocates it on the host.
+pub const MAX_MEMORY_MIB: u32 = 65536;
+
+/// A guest's size is one QEMU can start and its `crashkernel=` one the kernel parses (the rule
+/// `--crashkernel` uses) and fits in its memory. Err: the key to point at, and why.
+pub fn check_guest(guest: &GuestSize) -> Result<(), (&'static str, String)> {
+    if !(1..=MAX_CPUS).contains(&guest.cpus) {
+        return Err((
+            "cpus",
+            format!("guest.cpus: {} is outside 1..={MAX_CPUS}", guest.cpus),
+        ));
+    }
+    if !(MIN_MEMORY_MIB..=MAX_MEMORY_MIB).contains(&guest.memory_mib) {
+        return Err((
+            "memory_mib",
+            format!(
+                "guest.memory_mib: {} is outside {MIN_MEMORY_MIB}..={MAX_MEMORY_MIB} (MiB)",
+                guest.memory_mib
+            ),
+        ));
+    }
+    crate::spec::setup::check_crashkernel(&guest.crashkernel)
+        .map_err(|e| ("crashkernel", format!("guest.crashkernel: {e}")))?;
+    use crate::spec::crashkernel::{from_cmdline, Resolution};
+    let params = from_cmdline(&format!("crashkernel={}", guest.crashkernel));
+    if let Some(Resolution::TooLarge { .. }) = params.resolve(u64::from(guest.memory_mib) << 20) {
+        return Err((
+            "crashkernel",
+            format!(
+                "guest.crashkernel: `{}` reserves all of memory_mib {}: reserve less, or give the guest more",
+                guest.crashkernel, guest.memory_mib
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every `skip:` names a scenario of the project (`scenarios/` beside `kernels/`; an entry read
+/// outside a project, with no such folder, cannot be checked).
+fn check_skips(path: &Path, text: &str, skip: &BTreeMap<String, String>) -> Result<(), YamlError> {
+    let Some(root) = path
+        .parent()
+        .and_then(Path::parent)
+        .filter(|root| root.join("scenarios").is_dir())
+    else {
+        return Ok(());
+    };
+    let known = crate::spec::scenario::list_ids(root);
+    for scenario in skip.keys() {
+        if !known.contains(scenario) {
+            let hint = match crate::spec::bounds::nearest(scenario, &known) {
+                Some(k) => format!("did you mean `{k}`?"),
+                None => format!("known scenarios: {}", known.join(", ")),
+            };
+            let message = format!("skip: no scenario `{scenario}`: {hint}");
+            return Err(yaml::at(path, yaml::key_position(text, scenario), message));
+        }
+    }
+    Ok(())
 }
 
 /// A Debian entry is either pinned (package, version, sha256) or tracking (`version: track`

@@ -6,8 +6,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use crate::spec::expect::Expect;
+use crate::spec::kernel;
 pub use crate::spec::mode::BootMode;
-use crate::spec::setup::{self, DumpTarget, ImageKind, ScenarioImage};
+use crate::spec::setup::{self, DumpTarget, ScenarioImage};
 use crate::spec::yaml::{self, YamlError};
 
 /// The longest simulated hang (`hang_seconds`): the case's deadlines (`case/budget.rs`) allow
@@ -180,7 +181,7 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         path: path.to_path_buf(),
         message,
     };
-    yaml::check_id(path, &scenario.id)?;
+    yaml::check_id(path, &text, &scenario.id)?;
     crate::spec::expect::check(&scenario.expect, path, &text)?;
     if scenario.hang_seconds == 0 || u64::from(scenario.hang_seconds) > MAX_HANG.as_secs() {
         return Err(invalid(format!(
@@ -213,8 +214,17 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
             "expect.dump needs a capture by makedumpfile; vm-dump dumps with QEMU".into(),
         ));
     }
+    if let Some(cpus) = scenario
+        .guest
+        .cpus
+        .filter(|c| !(1..=kernel::MAX_CPUS).contains(c))
+    {
+        let max = kernel::MAX_CPUS;
+        let message = format!("guest.cpus: {cpus} is outside 1..={max}");
+        return Err(yaml::at_key(path, &text, "cpus", message));
+    }
     if let Some(mib) = scenario.guest.dirty_mib {
-        if scenario.image.only != Some(ImageKind::Minimal) {
+        if !scenario.image.only.is_some_and(|kind| kind.kdrill_init()) {
             return Err(invalid("guest.dirty_mib needs `image: {only: minimal}`: only kdrill's own /init dirties memory".into()));
         }
         if !(1..=MAX_DIRTY_MIB).contains(&mib) {
@@ -274,7 +284,7 @@ fn check_image(image: &mut ScenarioImage, path: &Path) -> Result<(), String> {
     let debian_only = image.overlay.is_some()
         || !image.disks.is_empty()
         || image.dump_target != DumpTarget::Local;
-    if debian_only && image.only != Some(ImageKind::Debian) {
+    if debian_only && !image.only.is_some_and(|kind| kind.own_kdump()) {
         return Err(
             "image: an overlay, extra disks or a dump target need `only: debian` (the minimal image has no kdump-tools)".into(),
         );

@@ -1,5 +1,4 @@
-//! What a case's guest is made of beyond its kernel and route: the image (kdrill's minimal
-//! initramfs, or a Debian system built from packages), the operator's overlay, `crashkernel=`,
+//! What a case's guest is made of beyond its kernel and route: the image (`spec/images.rs`), the operator's overlay, `crashkernel=`,
 //! the capture userspace, extra disks and the dump target. A scenario's `image:` block (its
 //! `userspace:`), a matrix set's block and the command line can each give them; the command line
 //! beats the set, the set beats the scenario, the scenario beats the kernel entry
@@ -9,48 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::images::{Image, ImageKind};
 use crate::spec::userspace::Userspace;
-
-/// The guests kdrill can build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ImageKind {
-    /// kdrill's own busybox initramfs (`images/minimal.yaml`): both boots are kdrill's `/init`.
-    #[default]
-    Minimal,
-    /// Debian bookworm built from packages (`images/debian-bookworm.yaml`): the distribution's own
-    /// kdump-tools captures into its dump folder and the guest reboots.
-    Debian,
-}
-
-impl ImageKind {
-    pub const ALL: [ImageKind; 2] = [ImageKind::Minimal, ImageKind::Debian];
-
-    /// The word on the command line, in matrix.yaml and in case labels.
-    pub fn name(self) -> &'static str {
-        match self {
-            ImageKind::Minimal => "minimal",
-            ImageKind::Debian => "debian",
-        }
-    }
-
-    /// `minimal`, `debian` (or its recipe's name, `debian-bookworm`).
-    pub fn from_name(name: &str) -> Result<ImageKind, String> {
-        match name {
-            "minimal" => Ok(ImageKind::Minimal),
-            "debian" | "debian-bookworm" => Ok(ImageKind::Debian),
-            other => Err(format!(
-                "unknown image `{other}`: known images are minimal, debian (images/debian-bookworm.yaml)"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for ImageKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A scenario's `image:` block: what the scenario needs from the guest image.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -102,7 +61,7 @@ pub enum DumpTarget {
 /// set (the scenario's own `image:` block is read from the scenario).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Setup {
-    pub image: ImageKind,
+    pub image: Image,
     /// An overlay folder (absolute, or relative to the current folder or matrix.yaml's folder).
     pub overlay: Option<PathBuf>,
     pub crashkernel: Option<String>,
@@ -111,11 +70,11 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// What the case label adds to the scenario id: `@debian`, `+<overlay folder>`,
+    /// What the case label adds to the scenario id: `@<image>` (`@debian-trixie`), `+<overlay folder>`,
     /// `+crashkernel=<size>` (nothing for the default minimal image).
     pub fn label_suffix(&self) -> String {
         let mut label = String::new();
-        if self.image != ImageKind::Minimal {
+        if !self.image.is_default() {
             label.push('@');
             label.push_str(self.image.name());
         }
@@ -197,12 +156,17 @@ mod tests {
     fn labels_name_what_differs_from_the_default() {
         assert_eq!(Setup::default().label_suffix(), "");
         let setup = Setup {
-            image: ImageKind::Debian,
+            image: crate::spec::images::test_registry()
+                .find("debian-bookworm")
+                .unwrap(),
             overlay: Some("/srv/ops/kdump-etc".into()),
             crashkernel: Some("96M".into()),
             userspace: None,
         };
-        assert_eq!(setup.label_suffix(), "@debian+kdump-etc+crashkernel=96M");
+        assert_eq!(
+            setup.label_suffix(),
+            "@debian-bookworm+kdump-etc+crashkernel=96M"
+        );
     }
 
     #[test]
@@ -220,18 +184,6 @@ mod tests {
             Setup::userspace_suffix(&Userspace::Host, &trixie),
             "+userspace=host"
         );
-    }
-
-    #[test]
-    fn image_names() {
-        assert_eq!(ImageKind::from_name("debian"), Ok(ImageKind::Debian));
-        assert_eq!(
-            ImageKind::from_name("debian-bookworm"),
-            Ok(ImageKind::Debian)
-        );
-        assert!(ImageKind::from_name("fedora")
-            .unwrap_err()
-            .contains("known images are minimal, debian"));
     }
 
     #[test]

@@ -1,8 +1,12 @@
-//! Loading the project's YAML data files with errors that name file:line:column.
+//! Loading the project's YAML data files with errors that name file:line:column: every YAML
+//! file kdrill reads goes through [`read`] and [`parse`], which hold it to the caps of
+//! [`crate::spec::bounds`] (bytes, depth, values) before the parser sees it.
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+
+use crate::spec::bounds;
 
 /// A file is named as the operator wrote it: one that `--root` merged into kdrill's data in the
 /// cache by its path in the `--root` folder ([`crate::host::bundle::origin_of`]).
@@ -35,12 +39,97 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
     parse(path, &read(path)?)
 }
 
-/// The text of a data file.
+/// The text of a data file, of at most [`bounds::MAX_BYTES`] (a larger file is an error, and
+/// only the cap and one byte more are read).
 pub fn read(path: &Path) -> Result<String, YamlError> {
-    std::fs::read_to_string(path).map_err(|source| YamlError::Read {
+    use std::io::Read;
+    let failed = |source| YamlError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
+    let size = file.metadata().map_err(failed)?.len();
+    if size > bounds::MAX_BYTES {
+        return Err(YamlError::Invalid {
+            path: path.to_path_buf(),
+            message: bounds::too_many_bytes(size),
+        });
+    }
+    let mut text = String::new();
+    file.take(bounds::MAX_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(failed)?;
+    check_bytes(path, &text)?;
+    Ok(text)
+}
+
+fn check_bytes(path: &Path, text: &str) -> Result<(), YamlError> {
+    if text.len() as u64 > bounds::MAX_BYTES {
+        return Err(YamlError::Invalid {
+            path: path.to_path_buf(),
+            message: bounds::too_many_bytes(text.len() as u64),
+        });
+    }
+    Ok(())
+}
+
+/// An error about `key`'s value in `text`, at the line and column of the first `key:` (after
+/// `- ` or indentation); without one, at the file.
+pub fn at_key(path: &Path, text: &str, key: &str, message: String) -> YamlError {
+    at(path, position_of_key(text, key), message)
+}
+
+/// An error at `position` (line, column) of `path`, or at the file when it is unknown.
+pub fn at(path: &Path, position: Option<(usize, usize)>, message: String) -> YamlError {
+    match position {
+        Some((line, column)) => YamlError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        },
+        None => YamlError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        },
+    }
+}
+
+/// (line, column) of the first `key:` in `text`.
+pub fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    key_and_value(text, key).map(|(line, key, _)| (line, key))
+}
+
+/// (line, column) of the value of the first `key:` in `text` (of the key when its value is on
+/// the next lines).
+pub fn position_of_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    key_and_value(text, key).map(|(line, _, value)| (line, value))
+}
+
+/// (line, key's column, value's column) of the first `key:` in `text`.
+fn key_and_value(text: &str, key: &str) -> Option<(usize, usize, usize)> {
+    let forms = [
+        format!("{key}:"),
+        format!("\"{key}\":"),
+        format!("'{key}':"),
+    ];
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches([' ', '-']);
+        let Some(form) = forms.iter().find(|f| body.starts_with(f.as_str())) else {
+            continue;
+        };
+        let start = line.len() - body.len();
+        let after = &body[form.len()..];
+        let value = after.len() - after.trim_start().len();
+        let column = if after.trim().is_empty() || after.trim_start().starts_with('#') {
+            start
+        } else {
+            start + form.len() + value
+        };
+        let chars = |at: usize| line[..at].chars().count() + 1;
+        return Some((n + 1, chars(start), chars(column)));
+    }
+    None
 }
 
 /// (line, column) of the first scalar in `text` whose value is `value`: written plain, in
@@ -71,6 +160,16 @@ pub fn position_of(text: &str, value: &str) -> Option<(usize, usize)> {
 /// in any mapping is an error at the second one (a map field such as `sysctls:` would otherwise
 /// keep the last value silently).
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, YamlError> {
+    check_bytes(path, text)?;
+    bounds::shape(text).map_err(|over| {
+        let (line, column) = over.at();
+        YamlError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: over.message(),
+        }
+    })?;
     yaml_serde::from_str::<yaml_serde::Value>(text).map_err(|err| located(path, text, err))?;
     yaml_serde::from_str(text).map_err(|err| located(path, text, err))
 }
@@ -177,6 +276,15 @@ pub fn entry_path(
     missing: &str,
 ) -> Result<PathBuf, YamlError> {
     let path = root.join(folder).join(format!("{id}.yaml"));
+    // An id never becomes a path outside `folder`; a file there with an odd name (listed by
+    // `all`) is refused by [`check_id`], at its `id:` line.
+    let listed = !id.contains('/') && path.is_file();
+    if !listed {
+        bounds::check_id_word(id).map_err(|message| YamlError::Invalid {
+            path: root.join(folder),
+            message,
+        })?;
+    }
     if !path.is_file() {
         let known = stems(&root.join(folder)).join(", ");
         return Err(YamlError::Invalid {
@@ -187,17 +295,21 @@ pub fn entry_path(
     Ok(path)
 }
 
-/// An entry's `id` must equal its file name, so ids on the command line find their file.
-pub fn check_id(path: &Path, id: &str) -> Result<(), YamlError> {
+/// An entry's `id` is an id ([`bounds::check_id_word`]) and equals its file name, so ids on the
+/// command line find their file; `text` is the file's, to point at the `id:` line.
+pub fn check_id(path: &Path, text: &str, id: &str) -> Result<(), YamlError> {
+    bounds::check_id_word(id).map_err(|message| at_key(path, text, "id", message))?;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or_default();
     if id != stem {
-        return Err(YamlError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("id `{id}` differs from the file name `{stem}`: rename one of them"),
-        });
+        return Err(at_key(
+            path,
+            text,
+            "id",
+            format!("id `{id}` differs from the file name `{stem}`: rename one of them"),
+        ));
     }
     Ok(())
 }
@@ -267,6 +379,47 @@ mod tests {
         assert_eq!(position_of(text, "\\d("), Some((2, 4)));
         assert_eq!(position_of(text, "it's"), Some((3, 4)));
         assert_eq!(position_of(text, "absent"), None);
+    }
+
+    #[test]
+    fn the_caps_are_errors_that_name_the_cap_the_file_and_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.yaml");
+        let big = "#".repeat(bounds::MAX_BYTES as usize + 1);
+        std::fs::write(&path, &big).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.ends_with("big.yaml: 1048577 bytes is more than the 1 MiB kdrill reads from a data file (its byte cap): is this the right file?"), "{err}");
+        let err = parse::<Sample>(Path::new("b.yaml"), &big).unwrap_err();
+        assert!(err.to_string().contains("b.yaml: 1048577 bytes"), "{err}");
+        let deep = format!("name: a\nsize: {}\n", "[".repeat(1000));
+        let err = parse::<Sample>(Path::new("d.yaml"), &deep).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("d.yaml:2:38: nested deeper than 32 levels (kdrill's depth cap"),
+            "{err}"
+        );
+        let long = format!(
+            "name: a\nsize: 1\nx: [{}]\n",
+            "1,".repeat(bounds::MAX_NODES)
+        );
+        let err = parse::<Sample>(Path::new("n.yaml"), &long).unwrap_err();
+        assert!(
+            err.to_string().contains("n.yaml:3:") && err.to_string().contains("node cap"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_id_is_checked_where_it_is_written() {
+        let text = "# entry\nid: \"..\"\n";
+        let err = check_id(Path::new("k/...yaml"), text, "..").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("k/...yaml:2:5: `..` is not an id"),
+            "{err}"
+        );
+        let err = entry_path(Path::new("/nowhere"), "kernels", "../etc/x", "none").unwrap_err();
+        assert!(err.to_string().contains("`../etc/x` is not an id"), "{err}");
     }
 
     #[test]

@@ -210,8 +210,7 @@ mod tests {
 
     /// The Debian image's guest script and its initramfs hook (`status <word>`, `echo "KDRILL <word>`).
     fn words_of_debian_image() -> std::collections::BTreeSet<String> {
-        let files =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/debian-bookworm/root");
+        let files = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/debian/root");
         let mut words = std::collections::BTreeSet::new();
         for file in [
             "usr/lib/kdrill/guest",

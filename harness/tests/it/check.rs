@@ -12,16 +12,16 @@ use crate::support::kdrill;
 use assert_cmd::Command;
 use kdrill::readiness::{self, report, source::Root, Calibrated, Report, Status};
 
-const DEBIAN: &str = "debian-ready";
+pub(crate) const DEBIAN: &str = "debian-ready";
 const BARE: &str = "no-crashkernel";
 const RHEL: &str = "rhel-warnings";
 const ODD: &str = "odd-files";
 /// This project's own build host as captured on 2026-12: a Firecracker guest whose 6.18 kernel
 /// was built without kexec (`/proc/config.gz`: `# CONFIG_KEXEC is not set`), on Debian 12.
-const NO_KEXEC: &str = "firecracker-no-kexec";
+pub(crate) const NO_KEXEC: &str = "firecracker-no-kexec";
 
 /// A change to a fixture copy.
-enum Edit {
+pub(crate) enum Edit {
     Write(&'static str, &'static str),
     Replace(&'static str, &'static str, &'static str),
     Remove(&'static str),
@@ -84,7 +84,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// A prepared copy of fixture `name` with `edits` applied.
-fn tree(name: &str, edits: &[Edit]) -> tempfile::TempDir {
+pub(crate) fn tree(name: &str, edits: &[Edit]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     copy_tree(&fixture(name), root);
@@ -139,13 +139,13 @@ fn tree(name: &str, edits: &[Edit]) -> tempfile::TempDir {
     dir
 }
 
-fn evaluate(dir: &Path) -> Report {
+pub(crate) fn evaluate(dir: &Path) -> Report {
     let snapshot = readiness::gather(&Root::new(dir)).unwrap();
     readiness::evaluate(&snapshot)
 }
 
 /// Everything a check said, for `contains` assertions.
-fn said(report: &Report, id: &str) -> (Status, String) {
+pub(crate) fn said(report: &Report, id: &str) -> (Status, String) {
     let check = report
         .checks
         .iter()
@@ -265,7 +265,7 @@ fn every_check_takes_each_path() {
         (BARE, vec![], "dump-target", Status::Warn, "captured tree without df output"),
         (RHEL, vec![], "dump-target", Status::Warn, "dumps go to ssh kdump@vault.example.com:/var/crash"),
         (DEBIAN, vec![Mode("var/crash", 0o755)], "dump-target", Status::Warn, "open to other users (mode 0755)"),
-        (DEBIAN, vec![Mode("var/crash/202611201200/dump.202611201200", 0o644)], "dump-target", Status::Warn, "readable by everyone"),
+        (DEBIAN, vec![Mode("var/crash", 0o701), Mode("var/crash/202611201200/dump.202611201200", 0o644)], "dump-target", Status::Warn, "readable by everyone"),
         (DEBIAN, vec![Replace("proc/mounts", "tmpfs /run", "tmpfs /var/crash")], "dump-target", Status::Fail, "is on tmpfs"),
         (DEBIAN, vec![Replace("sos_commands/filesys/df_-al_-x_autofs", "48626068", "486260")], "dump-target", Status::Warn, "474.9M free < estimated dump 794.1M"),
         (DEBIAN, vec![Replace("sos_commands/filesys/df_-al_-x_autofs", "48626068", "4862606"), Replace("etc/default/kdump-tools", "-c -d 31", "-c -d 1")], "dump-target", Status::Fail, "free < estimated dump 7.8G"),
@@ -378,7 +378,7 @@ fn calibrated_figure_raises_the_bar() {
 
 /// A calibration file as `kdrill calibrate` writes it, for `release`, measured at `sizes`
 /// (memory MiB, smallest working MiB).
-fn calibration(release: &str, sizes: &[(u64, u64)]) -> String {
+pub(crate) fn calibration(release: &str, sizes: &[(u64, u64)]) -> String {
     let mut yaml = format!(
         "kernel: debian-6.1\nrelease: {release}\nimage: minimal\nscenario: sysrq\n\
          measured: 2026-12-05 10:00:00 UTC\nkdrill: 0.1.0\nqemu: QEMU emulator version 7.2.22\n\
@@ -540,12 +540,15 @@ fn a_kdump_tools_host_is_judged_by_the_debian_image_calibration() {
     let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
     assert_eq!(status, Status::Warn, "{text}");
     assert!(
-        text.contains("measured with the minimal capture userspace, not this host's (debian)"),
+        text.contains(
+            "measured with the minimal image's capture, not this host's (its own kdump-tools)"
+        ),
         "{text}"
     );
     std::fs::write(
-        folder.join("debian-6.1-debian.yaml"),
-        calibration("6.1.0-47-amd64", &[(8192, 224)]).replace("image: minimal", "image: debian"),
+        folder.join("debian-6.1-debian-bookworm.yaml"),
+        calibration("6.1.0-47-amd64", &[(8192, 224)])
+            .replace("image: minimal", "image: debian-bookworm"),
     )
     .unwrap();
     let (status, text) = said(&evaluate(dir.path()), "crashkernel-size");
@@ -554,7 +557,7 @@ fn a_kdump_tools_host_is_judged_by_the_debian_image_calibration() {
         text.contains("256M reserved ≥ measured minimum 224M"),
         "{text}"
     );
-    assert!(text.contains("debian image"), "{text}");
+    assert!(text.contains("debian-bookworm image"), "{text}");
 }
 
 #[test]
@@ -1159,4 +1162,34 @@ fn json_carries_the_hostname_and_machine_id() {
     let json: serde_json::Value =
         serde_json::from_str(&report::json(&evaluate(dir.path()))).unwrap();
     assert_eq!(json["machine_id"], serde_json::Value::Null);
+}
+
+/// A calibration file over the byte cap of every YAML data file, in the tree's
+/// /etc/kdrill/calibration/ (16 MiB: it once took 1.67 GB of memory and was never mentioned):
+/// read no further than the cap, and named in a WARN, the only calibration or beside a good one.
+#[test]
+fn an_oversized_calibration_file_in_the_tree_is_named() {
+    let dir = tree(DEBIAN, &[]);
+    let folder = dir.path().join("etc/kdrill/calibration");
+    std::fs::create_dir_all(&folder).unwrap();
+    let big = calibration("6.1.0-47-amd64", &[(8192, 200)]) + &"# padding\n".repeat(1_677_722);
+    assert!(big.len() >= 16 << 20);
+    std::fs::write(folder.join("huge.yaml"), &big).unwrap();
+    for with_good in [false, true] {
+        if with_good {
+            std::fs::write(
+                folder.join("debian-6.1-minimal.yaml"),
+                calibration("6.1.0-47-amd64", &[(8192, 200)]),
+            )
+            .unwrap();
+        }
+        let out = kdrill().args(["check", "--root"]).arg(dir.path()).assert();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        let warned = stdout.lines().any(|line| {
+            line.contains("/etc/kdrill/calibration/huge.yaml") && line.contains("1 MiB")
+        });
+        assert!(warned, "with_good {with_good}:\n{stdout}");
+        let (status, _) = said(&evaluate(dir.path()), "crashkernel-size");
+        assert_eq!(status, Status::Warn, "with_good {with_good}:\n{stdout}");
+    }
 }

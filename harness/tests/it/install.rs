@@ -99,8 +99,8 @@ fn the_binary_carries_the_checkouts_data_file_for_file() {
         "images/minimal/init",
         "images/crasher/crasher.c",
         "images/debian-bookworm.yaml",
-        "images/debian-bookworm/finish",
-        "images/debian-bookworm/root/usr/lib/kdrill/guest",
+        "images/debian/finish",
+        "images/debian/root/usr/lib/kdrill/guest",
         "matrix.yaml",
         "archives.yaml",
         "calibration/debian-6.1-minimal.yaml",
@@ -194,7 +194,7 @@ fn root_adds_a_kernel_entry_and_replaces_a_scenario() {
     assert!(text.contains("my-kernel/nmi\n"), "{text}");
     assert!(text.contains("debian-6.1/nmi\n"), "{text}");
     assert!(
-        text.contains("my-kernel/sysrq  (SKIP: ") && text.contains("runs on the debian image only"),
+        text.contains("my-kernel/sysrq  (SKIP: ") && text.contains("runs on debian images only"),
         "{text}"
     );
     // Without --root: the built-in data, as before.

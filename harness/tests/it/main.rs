@@ -1,6 +1,8 @@
 //! Integration tests: the `kdrill` binary's CLI, fixture trees, the crasher module built for real, one real VM case that must FAIL, the Debian image's broken configurations (real three-boot cases that must FAIL), and the host-package step in a chroot of a fresh machine.
+mod bad_data;
 mod calibrate;
 mod check;
+mod check_input;
 mod crasher;
 mod drgn;
 mod fetch;
@@ -11,7 +13,9 @@ mod needs;
 mod production;
 mod support;
 mod tidy;
+mod tidy_images;
 mod tidy_layers;
+mod tidy_sizes;
 mod verify;
 mod vmlinux;
 mod xtask;

@@ -1,39 +1,48 @@
-//! The Debian image's broken configurations: each a real three-boot case that must FAIL with the
+//! The Debian images' broken configurations: each a real three-boot case that must FAIL with the
 //! reason naming what happened, after the in-guest `kdrill check` said so before the crash, with
-//! the evidence kept. The fixtures (scenario + overlay) are in `tests/fixtures/production/`.
+//! the evidence kept — on Debian 12 (`debian-bookworm`, its 6.1 kernel) and Debian 13
+//! (`debian-trixie`, its 6.12 kernel). The fixtures (scenario + overlay) are in
+//! `tests/fixtures/production/`.
 
 use std::path::{Path, PathBuf};
 
 use crate::support::{kdrill, workspace};
 
-/// A project holding the real debian-6.1 entry, the Debian recipe and its files, and the
+/// A Debian image and the kernel entry of its release.
+#[derive(Clone, Copy)]
+struct Image {
+    name: &'static str,
+    kernel: &'static str,
+}
+
+const BOOKWORM: Image = Image {
+    name: "debian-bookworm",
+    kernel: "debian-6.1",
+};
+const TRIXIE: Image = Image {
+    name: "debian-trixie",
+    kernel: "debian13-6.12",
+};
+
+/// A project holding the image's kernel entry, its recipe and kdrill's files for it, and the
 /// fixture's scenario (and overlay), in a folder whose path has a space.
 struct Project {
     root: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn project(fixture: &str) -> Project {
+fn project(fixture: &str, image: Image) -> Project {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("my projects/kdrill");
     for folder in ["kernels", "scenarios", "overlays", "images"] {
         std::fs::create_dir_all(root.join(folder)).unwrap();
     }
     let ws = workspace();
-    std::fs::copy(
-        ws.join("kernels/debian-6.1.yaml"),
-        root.join("kernels/debian-6.1.yaml"),
-    )
-    .unwrap();
-    std::fs::copy(
-        ws.join("images/debian-bookworm.yaml"),
-        root.join("images/debian-bookworm.yaml"),
-    )
-    .unwrap();
-    copy_tree(
-        &ws.join("images/debian-bookworm"),
-        &root.join("images/debian-bookworm"),
-    );
+    let entry = format!("kernels/{}.yaml", image.kernel);
+    std::fs::copy(ws.join(&entry), root.join(&entry)).unwrap();
+    let recipe = format!("images/{}.yaml", image.name);
+    std::fs::copy(ws.join(&recipe), root.join(&recipe)).unwrap();
+    copy_tree(&ws.join("images/debian"), &root.join("images/debian"));
     let fixtures = fixtures().join(fixture);
     std::fs::copy(
         fixtures.join("scenario.yaml"),
@@ -95,15 +104,17 @@ impl Failed {
     }
 }
 
-/// Runs the fixture's case on the Debian image; it must FAIL and keep its evidence.
-fn run_broken(fixture: &str) -> Failed {
-    let project = project(fixture);
+/// Runs the fixture's case on a Debian image; it must FAIL and keep its evidence.
+fn run_broken(fixture: &str, image: Image) -> Failed {
+    let project = project(fixture, image);
     let target = project.root.join("target");
     let out = kdrill()
         .args([
             "verify",
             "--image",
-            "debian",
+            image.name,
+            "--kernel",
+            image.kernel,
             "--scenario",
             fixture,
             "--root",
@@ -114,11 +125,12 @@ fn run_broken(fixture: &str) -> Failed {
         .assert()
         .code(1);
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let (kernel, name) = (image.kernel, image.name);
     assert!(
-        stdout.contains(&format!("FAIL debian-6.1/{fixture}@debian")),
+        stdout.contains(&format!("FAIL {kernel}/{fixture}@{name}")),
         "{stdout}"
     );
-    let evidence = target.join(format!("kdrill/runs/debian-6.1/{fixture}@debian/latest"));
+    let evidence = target.join(format!("kdrill/runs/{kernel}/{fixture}@{name}/latest"));
     for file in [
         "result.json",
         "qemu-cmdline.txt",
@@ -168,9 +180,8 @@ fn the_broken_fixtures_are_valid_scenarios() {
 }
 
 /// kdump-tools' systemd capture does not fit in 96M: the capture kernel runs out of memory.
-#[test]
-fn vm_debian_crashkernel_96m_fails_out_of_memory() {
-    let failed = run_broken("crashkernel-96m");
+fn crashkernel_96m_fails_out_of_memory(image: Image) {
+    let failed = run_broken("crashkernel-96m", image);
     assert_eq!(
         failed.result["failure"], "capture-failed",
         "{}",
@@ -184,9 +195,8 @@ fn vm_debian_crashkernel_96m_fails_out_of_memory() {
 }
 
 /// USE_KDUMP=0: kdump-tools never loads; the case fails in boot 1.
-#[test]
-fn vm_debian_use_kdump_0_fails_not_ready() {
-    let failed = run_broken("use-kdump-0");
+fn use_kdump_0_fails_not_ready(image: Image) {
+    let failed = run_broken("use-kdump-0", image);
     assert_eq!(failed.result["failure"], "not-ready", "{}", failed.stdout);
     let reason = failed.reason();
     assert!(reason.contains("USE_KDUMP is not set or zero"), "{reason}");
@@ -195,9 +205,8 @@ fn vm_debian_use_kdump_0_fails_not_ready() {
 }
 
 /// kernel.sysrq=0: the serial console's BREAK + c cannot crash the guest.
-#[test]
-fn vm_debian_sysrq_0_serial_fails_refused() {
-    let failed = run_broken("sysrq-0-serial");
+fn sysrq_0_serial_fails_refused(image: Image) {
+    let failed = run_broken("sysrq-0-serial", image);
     assert_eq!(
         failed.result["failure"], "guest-failed",
         "{}",
@@ -212,9 +221,8 @@ fn vm_debian_sysrq_0_serial_fails_refused() {
 }
 
 /// The dump folder's own disk is too full: kdump-tools saves no dump.
-#[test]
-fn vm_debian_crash_disk_full_fails_no_dump() {
-    let failed = run_broken("crash-disk-full");
+fn crash_disk_full_fails_no_dump(image: Image) {
+    let failed = run_broken("crash-disk-full", image);
     let reason = failed.reason();
     assert_eq!(failed.result["failure"], "capture-failed", "{reason}");
     assert!(reason.contains("disk is full"), "{reason}");
@@ -225,4 +233,30 @@ fn vm_debian_crash_disk_full_fails_no_dump() {
         failed.result["production"]["dump_folder"]["source"],
         "/dev/vdc"
     );
+}
+
+/// One test per broken configuration and Debian image.
+macro_rules! on_both_images {
+    ($($check:ident: $bookworm:ident, $trixie:ident;)*) => {$(
+        #[test]
+        fn $bookworm() {
+            $check(BOOKWORM);
+        }
+
+        #[test]
+        fn $trixie() {
+            $check(TRIXIE);
+        }
+    )*};
+}
+
+on_both_images! {
+    crashkernel_96m_fails_out_of_memory:
+        vm_debian_crashkernel_96m_fails_out_of_memory, vm_trixie_crashkernel_96m_fails_out_of_memory;
+    use_kdump_0_fails_not_ready:
+        vm_debian_use_kdump_0_fails_not_ready, vm_trixie_use_kdump_0_fails_not_ready;
+    sysrq_0_serial_fails_refused:
+        vm_debian_sysrq_0_serial_fails_refused, vm_trixie_sysrq_0_serial_fails_refused;
+    crash_disk_full_fails_no_dump:
+        vm_debian_crash_disk_full_fails_no_dump, vm_trixie_crash_disk_full_fails_no_dump;
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::support::workspace;
+use crate::tidy::rust_files;
 
 /// The layers, lowest first. Folders of one layer are siblings: neither may name the other.
 const LAYERS: &[&[&str]] = &[
@@ -260,23 +261,6 @@ fn modules_name_only_their_own_folder_and_lower_layers() {
             .join(" → "),
         problems.join("\n")
     );
-}
-
-fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

@@ -9,18 +9,20 @@
 //! `pfn_to_pos()`). Zero pages share one descriptor target. With the INCOMPLETE
 //! status bit, descriptors of pages never written read as zero (offset 0).
 //!
-//! This module parses the headers and bitmaps; `pages.rs` finds and reads a
-//! page (and counts the pages a cut-short file lost); `build.rs` writes
-//! synthetic files for tests.
+//! This module parses the headers and bitmaps (every dumped page must be RAM);
+//! `table.rs` checks the descriptor table against the bitmap and the page data
+//! (and counts the pages a cut-short file lost); `pages.rs` finds and reads a
+//! page; `build.rs` writes synthetic files for tests.
 
 mod build;
 mod pages;
+mod table;
 
 pub use build::{build, KdumpSpec};
 
 use crate::budget::Budget;
 use crate::compress::Compression;
-use crate::error::{Error, Result};
+use crate::error::{Error, Invariant, Result};
 use crate::notes::{self, NoteSummary};
 use crate::source::{u32_at, u64_at, Source};
 
@@ -214,6 +216,22 @@ pub(crate) fn parse(src: &Source, budget: &Budget) -> Result<KdumpDump> {
                 *last &= (1u8 << (max_pfn % 8)) - 1;
             }
         }
+        let dumped_here = &bitmap2[at as usize..(at + n) as usize];
+        if let Some(k) = (0..chunk.len()).find(|&k| dumped_here[k] & !chunk[k] != 0) {
+            let byte = at + k as u64;
+            return Err(Error::Inconsistent {
+                invariant: Invariant::DumpedIsRam,
+                offset: bitmap1_offset + bitmap_half + byte,
+                detail: format!(
+                    "the 2nd bitmap marks pfns {:#x}-{:#x} {:#010b} dumped, the 1st bitmap's RAM \
+                     there is {:#010b}",
+                    byte * 8,
+                    byte * 8 + 7,
+                    dumped_here[k],
+                    chunk[k]
+                ),
+            });
+        }
         ram += chunk.iter().map(|b| b.count_ones() as u64).sum::<u64>();
         at += n;
     }
@@ -242,7 +260,11 @@ pub(crate) fn parse(src: &Source, budget: &Budget) -> Result<KdumpDump> {
         lost_pages: 0,
         zero_pages: 0,
     };
-    let (missing, lost, zero) = dump.count_unreadable(src)?;
+    let table::Scan {
+        missing,
+        lost,
+        zero,
+    } = dump.scan_table(src)?;
     dump.zero_pages = zero;
     if dump.incomplete() {
         dump.incomplete_pages = missing + lost;

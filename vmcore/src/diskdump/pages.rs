@@ -1,54 +1,17 @@
-//! Finding and reading one page of a kdump-compressed dump, and counting the pages a file cannot give.
+//! Finding and reading one page of a kdump-compressed dump.
 //!
 //! A page's descriptor is found by its rank in the 2nd bitmap (prefix counts
 //! per section, then the bits before it); the descriptor gives the data's
-//! offset, size and compression. A file cut short loses the pages whose
-//! descriptor or data lies past its end: [`KdumpDump::count_unreadable`]
-//! finds them at open, so a cut file never reads as whole.
+//! offset, size and compression. The table was checked whole at open
+//! (`table.rs`), which also found the pages a cut-short file lost, so a cut
+//! file never reads as whole.
 
 use super::{bit, KdumpDump, DESC_SIZE, SECTION_BITS};
 use crate::compress;
 use crate::error::{Error, Result};
 use crate::source::{u32_at, u64_at, Source};
 
-/// Descriptors read per chunk when scanning them all.
-const DESC_CHUNK: u64 = 4096;
-
 impl KdumpDump {
-    /// Pages never written (descriptor offset 0, in an incomplete dump),
-    /// pages lost to a cut (descriptor or data past the end of the file), and
-    /// zero pages: with dump level bit 1, makedumpfile writes one zero page
-    /// first, where the data starts, and points every zero page's descriptor
-    /// at it.
-    pub(super) fn count_unreadable(&self, src: &Source) -> Result<(u64, u64, u64)> {
-        let (mut missing, mut lost, mut zero) = (0u64, 0u64, 0u64);
-        let shares_zero = self.dump_level.is_some_and(|level| level & 1 != 0);
-        let data_start = self.desc_offset + self.dumped * DESC_SIZE;
-        let mut i = 0;
-        while i < self.dumped {
-            let off = self.desc_offset + i * DESC_SIZE;
-            let n = (self.dumped - i)
-                .min(DESC_CHUNK)
-                .min(src.len().saturating_sub(off) / DESC_SIZE);
-            if n == 0 {
-                return Ok((missing, lost + (self.dumped - i), zero));
-            }
-            let descs = src.read_vec("page descriptors", off, n * DESC_SIZE)?;
-            for d in descs.chunks_exact(DESC_SIZE as usize) {
-                let (offset, size) = (u64_at(d, 0), u32_at(d, 8) as u64);
-                if offset == 0 {
-                    missing += self.incomplete() as u64;
-                } else if shares_zero && offset == data_start {
-                    zero += 1;
-                } else if offset.checked_add(size).is_none_or(|e| e > src.len()) {
-                    lost += 1;
-                }
-            }
-            i += n;
-        }
-        Ok((missing, lost, zero))
-    }
-
     fn is_ram(&self, src: &Source, pfn: u64) -> bool {
         let mut b = [0u8];
         pfn < self.bitmap_half * 8

@@ -7,7 +7,10 @@
 //! The walk is makedumpfile's `dump_lockless_dmesg()`: descriptors from
 //! `tail_id` to `head_id` inclusive, skipping those neither committed nor
 //! finalized and data-less ones; the text follows the block's 8-byte id and is
-//! cut to the block if `text_len` overruns it. Whether a block wrapped (its data
+//! cut to the block if `text_len` overruns it. A block whose id is not its
+//! descriptor's is an error (makedumpfile prints it): the kernel writes the id
+//! before the descriptor is committed, so in a dump whose pages are the kernel's
+//! they always agree. Whether a block wrapped (its data
 //! then starts at 0 and ends at `next` modulo the ring) is decided as the kernel's
 //! `get_data()` does since 6.19: its first and last bytes (`begin`, `next - 1`) lie
 //! in different laps of the ring (`DATA_WRAPS`). Since 6.19 (commit 67e1b0052f6b
@@ -207,6 +210,22 @@ fn record(
         let at = begin % size;
         (at, at.saturating_add(next.wrapping_sub(begin)).min(size))
     };
+    // The block starts with its descriptor's id (`data_alloc()` writes it, at the wrapped
+    // start too). Another id means the pages read for the ring are not the kernel's: a
+    // damaged bitmap or descriptor table of the dump maps other pages there.
+    if block + 8 <= size {
+        let block_id = u64::from_le_bytes(
+            text[block as usize..block as usize + 8]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        if block_id & DESC_ID_MASK != id {
+            return Err(Error::Corrupt(format!(
+                "printk record {id:#x}'s text block (at {block:#x} in the text ring) carries \
+                 id {block_id:#x}: the pages read for the log are not the kernel's"
+            )));
+        }
+    }
     let start = (block + 8).min(size); // skip the block's descriptor id
     let text_len = (i.u16(l.text_len)? as u64).min(block_end.saturating_sub(start));
     let (start, end) = (start as usize, (start + text_len) as usize);

@@ -244,12 +244,20 @@ fn without_page_holding(d: &[u8], value: u64) -> Vec<u8> {
         })
         .map(|(i, &p)| (i, p))
         .expect("a page holds the value");
+    // As makedumpfile would have written it: no descriptor and no data for the page, the
+    // data of the others moved up (a table and data that disagree do not open).
     let mut out = d.to_vec();
     out[bitmap1 + half + pfn / 8] &= !(1 << (pfn % 8));
     let at = desc + rank * 24;
+    let (gone, gone_size) = (u64_at(at), u32_at(at + 8) as u64);
+    out.drain(gone as usize..(gone + gone_size) as usize);
     out.drain(at..at + 24);
-    let end = desc + (dumped.len() - 1) * 24;
-    out.splice(end..end, [0u8; 24]);
+    for i in 0..dumped.len() - 1 {
+        let o = desc + i * 24;
+        let offset = u64::from_le_bytes(out[o..o + 8].try_into().unwrap());
+        let moved = offset - 24 - if offset > gone { gone_size } else { 0 };
+        out[o..o + 8].copy_from_slice(&moved.to_le_bytes());
+    }
     out
 }
 

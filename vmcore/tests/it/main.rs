@@ -4,6 +4,7 @@ mod deep;
 mod deep7;
 mod formats;
 mod hardening;
+mod invariants;
 mod real_dump;
 mod robustness;
 mod style;

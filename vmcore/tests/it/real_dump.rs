@@ -8,7 +8,7 @@ use kdrill_vmcore::{synth, Vmcore};
 use crate::hardening::bounded_read;
 
 /// `cargo run -p kdrill-vmcore --example compact` of the captured dump, gzipped.
-fn fixture() -> Vec<u8> {
+pub(crate) fn fixture() -> Vec<u8> {
     let gz = include_bytes!("../fixtures/debian-6.1-sysrq.kdump.gz");
     synth::gunzip(gz).unwrap()
 }

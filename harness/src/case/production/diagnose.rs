@@ -101,9 +101,28 @@ pub fn coredir_from_show(show: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The reservation kdump-tools itself suggests (`crashkernel suggested size: 152M` in
+/// `kdump-config show`, from kdump-tools 1.10 on; Debian 12's 1.8 says nothing).
+pub fn suggested_from_show(show: &str) -> Option<String> {
+    show.lines()
+        .find_map(|l| l.trim().strip_prefix("crashkernel suggested size:"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kdump_tools_1_10_suggests_a_size_and_1_8_does_not() {
+        let trixie = "USE_KDUMP:\t\t1\ncurrent state:    ready to kdump\n\ncrashkernel suggested size: 152M\n\nkexec command:\n";
+        assert_eq!(suggested_from_show(trixie).as_deref(), Some("152M"));
+        assert_eq!(
+            suggested_from_show("USE_KDUMP:\t\t1\ncurrent state:    ready to kdump\n"),
+            None
+        );
+    }
 
     const SERIAL: &str = "SeaBIOS\n[    0.000000] Linux version 6.1.0-47-amd64 (x)\nboot one\n\
         [    0.000000] Linux version 6.1.0-47-amd64 (x)\n[    5.1] Out of memory and no killable processes...\n\

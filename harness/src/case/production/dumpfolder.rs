@@ -18,6 +18,7 @@ use crate::dumpcheck::{log, makedumpfile};
 use crate::guest::dumpdisk::{self, Listed};
 use crate::host::{process, tools};
 use crate::spec::scenario::Scenario;
+use crate::spec::userspace::{DmesgFormat, UserspaceData};
 
 /// Where the dump folder can be read.
 pub enum Source<'a> {
@@ -165,13 +166,14 @@ fn judge(
             "{dump} is not in makedumpfile's flattened format (kdump-tools writes it with -F)"
         ));
     }
-    let reader = host_reader(result);
-    let text = log::read_cross_checked(&dump_path, &dir.join("dmesg.txt"), reader.as_ref())
+    let userspace = crate::spec::userspace::load(None).ok();
+    let reader = host_reader(result, userspace.as_ref());
+    let log = log::read_cross_checked(&dump_path, &dir.join("dmesg.txt"), reader.as_ref())
         .map_err(|e| e.to_string())?;
     let mut found = crate::dumpcheck::Findings::default();
     crate::dumpcheck::judge(
         &dump_path,
-        &text,
+        &log.text,
         &format!("the dump ({dump})"),
         dir,
         scenario,
@@ -182,25 +184,62 @@ fn judge(
         return Err(format!("no {dmesg} beside {dump}"));
     }
     let theirs = std::fs::read(folder.join(&dmesg)).map_err(|e| format!("{dmesg}: {e}"))?;
-    if theirs != text.as_bytes() {
+    // The image's own makedumpfile wrote it, in its release's format (1.7.5 on adds a caller
+    // column): kdrill's records are rendered the same way before the bytes are compared.
+    let format = image_dmesg_format(result, userspace.as_ref());
+    let ours = match format {
+        DmesgFormat::Plain => log.text,
+        format => {
+            let ours = crate::dumpcheck::dmesgformat::render(&log.records, format);
+            let path = dir.join(format!("dmesg.kdrill-{}.txt", format.word()));
+            std::fs::write(&path, &ours).map_err(|e| format!("{}: {e}", path.display()))?;
+            ours
+        }
+    };
+    if theirs != ours.as_bytes() {
         let at = theirs
             .iter()
-            .zip(text.as_bytes())
+            .zip(ours.as_bytes())
             .position(|(a, b)| a != b)
-            .unwrap_or(theirs.len().min(text.len()));
+            .unwrap_or(theirs.len().min(ours.len()));
         return Err(format!(
-            "{dmesg} (written by makedumpfile in the capture kernel) differs from the log kdrill reads from {dump} from byte {at} on (compare dmesg.txt)"
+            "{dmesg} (written by makedumpfile in the capture kernel, {} format) differs from the log kdrill reads from {dump} from byte {at} on (compare dmesg.txt)",
+            format.word()
         ));
     }
     Ok(())
 }
 
+/// How the image's makedumpfile writes `--dump-dmesg` (`images/userspace.yaml`'s table, by the
+/// version the image runs); `plain` when the version is unknown, with a note.
+fn image_dmesg_format(result: &mut CaseResult, userspace: Option<&UserspaceData>) -> DmesgFormat {
+    let version = result
+        .production
+        .as_ref()
+        .and_then(|p| p.packages.get("makedumpfile").cloned());
+    let release = version
+        .as_deref()
+        .and_then(|v| userspace?.makedumpfile(v).map(|r| r.dmesg));
+    match release {
+        Some(format) => format,
+        None => {
+            result.notes.push(format!(
+                "the image's makedumpfile {} is not in images/userspace.yaml: its dmesg file is read as `plain`",
+                version.as_deref().unwrap_or("(version unknown)")
+            ));
+            DmesgFormat::Plain
+        }
+    }
+}
+
 /// The host's makedumpfile re-reads the dump's log only where it knows the kernel (its
 /// `LATEST_VERSION` covers it); else the log is cross-checked against `dmesg.<stamp>` alone,
 /// which the image's own makedumpfile wrote in the capture kernel. Recorded in `result`.
-fn host_reader(result: &mut CaseResult) -> Option<makedumpfile::Reader> {
-    let data = crate::spec::userspace::load(None).ok()?;
-    let reader = makedumpfile::Reader::host(&data)?;
+fn host_reader(
+    result: &mut CaseResult,
+    userspace: Option<&UserspaceData>,
+) -> Option<makedumpfile::Reader> {
+    let reader = makedumpfile::Reader::host(userspace?)?;
     let release = result.kernel_release.clone().unwrap_or_default();
     if reader.beyond(&release) != Some(false) {
         result.notes.push(format!(
@@ -294,6 +333,27 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_images_makedumpfile_decides_how_its_dmesg_file_reads() {
+        let with = |version: Option<&str>| {
+            let mut result = CaseResult::new("k", "s", Path::new("."));
+            let mut production = crate::case::production::record::Production::default();
+            if let Some(v) = version {
+                production.packages.insert("makedumpfile".into(), v.into());
+            }
+            result.production = Some(production);
+            let data = crate::spec::userspace::load(None).unwrap();
+            let format = image_dmesg_format(&mut result, Some(&data));
+            (format, result.notes)
+        };
+        // Debian 13's 1.7.6 writes the caller column; Debian 12's 1.7.2 does not.
+        assert_eq!(with(Some("1:1.7.6-1")).0, DmesgFormat::Caller);
+        assert_eq!(with(Some("1:1.7.2-1")), (DmesgFormat::Plain, vec![]));
+        let (format, notes) = with(None);
+        assert_eq!(format, DmesgFormat::Plain);
+        assert!(notes[0].contains("version unknown"), "{notes:?}");
+    }
 
     #[test]
     fn the_newest_crash_folder_is_picked() {

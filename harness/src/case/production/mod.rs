@@ -32,7 +32,7 @@ pub fn image_for(
 ) -> Result<BuiltImage, CaseError> {
     progress("fetching kernel");
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache).setup("kernel")?;
-    let recipe = prepare::recipe(options)?;
+    let recipe = prepare::recipe(case, options)?;
     let overlay = prepare::overlay(case)?;
     crate::guest::debian::image(&recipe, &files, overlay.as_ref(), &options.cache, progress)
         .setup("Debian image")
@@ -82,6 +82,15 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
     let found = casedisk::collect(&prepared.case_disk, run.dir);
     split_serial(run.dir);
     record_check(run.dir, result);
+    let suggested = read_text(run.dir, "boot1-kdump-config-show.txt")
+        .and_then(|s| diagnose::suggested_from_show(&s));
+    if let (Some(size), Some(production)) = (&suggested, result.production.as_mut()) {
+        result.notes.push(format!(
+            "kdump-tools suggests crashkernel={size} (kdump-config show); this case reserved {}",
+            production.crashkernel
+        ));
+        production.kdump_suggested = suggested;
+    }
     if let Some(stop) = interrupt::interrupted() {
         return outcome.and(Err(CaseError::Interrupted(stop)));
     }

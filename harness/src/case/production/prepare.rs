@@ -33,9 +33,9 @@ pub struct Prepared {
     pub scratch: tempfile::TempDir,
 }
 
-/// The recipe of the case's project (without one, kdrill's built-in recipe, materialised in the
-/// cache with its files).
-pub fn recipe(options: &RunOptions) -> Result<DebianRecipe, CaseError> {
+/// The case's image's recipe in its project (without one, kdrill's built-in recipe, materialised
+/// in the cache with its files).
+pub fn recipe(case: &Case, options: &RunOptions) -> Result<DebianRecipe, CaseError> {
     let root = match &options.project_root {
         Some(root) => root.clone(),
         None => crate::host::bundle::builtin(&options.cache).map_err(|e| CaseError::Setup {
@@ -43,7 +43,7 @@ pub fn recipe(options: &RunOptions) -> Result<DebianRecipe, CaseError> {
             detail: e.to_string(),
         })?,
     };
-    crate::spec::debian::load(&root).setup("image recipe")
+    crate::spec::debian::load(&root, &case.setup.image).setup("image recipe")
 }
 
 /// The overlay of the case, read and hashed.
@@ -73,7 +73,7 @@ pub fn prepare(
     } else {
         None
     };
-    let recipe = recipe(options)?;
+    let recipe = recipe(case, options)?;
     let overlay = overlay(case)?;
     let image =
         crate::guest::debian::image(&recipe, &files, overlay.as_ref(), &options.cache, progress)
@@ -85,6 +85,7 @@ pub fn prepare(
     production.image = Some(image.record.key.clone());
     production.image_dir = Some(image.dir.display().to_string());
     production.overlay = image.record.overlay.clone();
+    production.packages = image.packages.clone();
     production.overlay_dir = case.overlay().map(|p| p.display().to_string());
 
     progress("preparing the disks");

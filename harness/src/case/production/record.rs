@@ -14,7 +14,15 @@ pub struct Production {
     /// The overlay's folder and hash, when one was used.
     pub overlay_dir: Option<String>,
     pub overlay: Option<String>,
+    /// The versions the image runs of its recipe's packages (kdump-tools, makedumpfile,
+    /// kexec-tools, systemd…): what differs between Debian releases.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub packages: std::collections::BTreeMap<String, String>,
     pub crashkernel: String,
+    /// What the image's kdump-tools suggests reserving (`kdump-config show`, kdump-tools 1.10
+    /// on), beside the reservation the case ran with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdump_suggested: Option<String>,
     pub dump_target: DumpTarget,
     /// The phases in order; one that did not happen is absent.
     pub phases: Vec<Phase>,

@@ -61,6 +61,8 @@ pub fn open(input: Input) -> anyhow::Result<Vmcore> {
                 Exit::negative("not-a-dump", decompress_advice(format, &shown, stdin))
             }
             Error::NotADump { .. } => Exit::negative("not-a-dump", super::message_chain(&e)),
+            // The file contradicts itself: no page can be trusted to be the one asked for.
+            Error::Inconsistent { .. } => Exit::negative("inconsistent", super::message_chain(&e)),
             _ => Exit::negative("unreadable", super::message_chain(&e)),
         };
         anyhow::Error::new(exit).context(context)

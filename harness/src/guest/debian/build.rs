@@ -63,6 +63,8 @@ pub struct ImageSpec<'a> {
     pub release: &'a str,
     /// Where the boot initrd is copied out to.
     pub initrd_out: &'a Path,
+    /// Where the image's dpkg status is copied out to (which versions it runs).
+    pub status_out: &'a Path,
     /// The executable hook script that makes the disk (see [`mkfs_script`]).
     pub mkfs_hook: &'a Path,
 }
@@ -97,6 +99,10 @@ pub fn image_args(spec: &ImageSpec) -> Vec<String> {
         "--customize-hook=download /boot/initrd.img-{} {}",
         spec.release,
         spec.initrd_out.display()
+    ));
+    args.push(format!(
+        "--customize-hook=download /var/lib/dpkg/status {}",
+        spec.status_out.display()
     ));
     args.push(format!("--customize-hook={}", spec.mkfs_hook.display()));
     args.push(spec.suite.to_string());
@@ -163,6 +169,7 @@ mod tests {
             ],
             release: "6.1.0-47-amd64",
             initrd_out: Path::new("/s/initrd.img"),
+            status_out: Path::new("/s/dpkg-status"),
             mkfs_hook: Path::new("/s/mkfs"),
         };
         let args = image_args(&spec);
@@ -170,6 +177,7 @@ mod tests {
         assert!(at("files.tar") < at("overlay.tar"));
         assert!(at("overlay.tar") < at("chroot"));
         assert!(at("chroot") < at("download /boot/initrd.img-6.1.0-47-amd64 /s/initrd.img"));
+        assert!(at("chroot") < at("download /var/lib/dpkg/status /s/dpkg-status"));
         assert!(args[at("chroot")]
             .contains("/bin/sh /tmp/kdrill-finish 6.1.0-47-amd64 kdrill-debian ext4"));
         assert_eq!(args.last().unwrap(), "deb http://m/debian bookworm main");

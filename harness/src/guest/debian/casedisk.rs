@@ -128,7 +128,7 @@ mod tests {
     fn the_guest_script_writes_the_evidence_the_host_collects() {
         let script = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../images/debian-bookworm/root/usr/lib/kdrill/guest"),
+                .join("../images/debian/root/usr/lib/kdrill/guest"),
         )
         .unwrap();
         for name in EVIDENCE {

@@ -1,4 +1,5 @@
-//! The Debian image (`images/debian-bookworm.yaml`): built once per recipe + kernel + overlay,
+//! A Debian image (a recipe of kind `debian`: `images/debian-bookworm.yaml`,
+//! `images/debian-trixie.yaml`): built once per recipe + kernel + overlay,
 //! keyed by their hashes, under the per-user cache, and shared by every case that boots it (each
 //! boots a qcow2 overlay of it). Two stages (`build.rs`): the base tarball (packages and the
 //! kernel's `.deb`, keyed by the recipe's sources and packages and the `.deb`'s sha256), then
@@ -25,7 +26,7 @@ use build::BuildError;
 use tree::TreeError;
 
 /// Bumped when the build steps change what they make, so older cached images are not reused.
-const BUILD_VERSION: &str = "kdrill-debian-image 2";
+const BUILD_VERSION: &str = "kdrill-debian-image 3";
 
 /// The longest a build can take (both stages; a wait for another run building the same image
 /// stands in for it).
@@ -95,8 +96,18 @@ pub struct BuiltImage {
     /// The boot initrd built in the image.
     pub initrd: PathBuf,
     pub record: BuildRecord,
+    /// The versions the image runs of the recipe's packages (its dpkg status, `dpkg-status`).
+    pub packages: std::collections::BTreeMap<String, String>,
     /// Built by this call (else reused from the cache).
     pub fresh: bool,
+}
+
+/// The versions `dir`'s image runs of `wanted` (read from its `dpkg-status`; none if absent).
+fn image_packages(dir: &Path, wanted: &[String]) -> std::collections::BTreeMap<String, String> {
+    let status = std::fs::read_to_string(dir.join("dpkg-status")).unwrap_or_default();
+    let mut installed = crate::fetch::userspace::status::installed(&status);
+    installed.retain(|name, _| wanted.contains(name));
+    installed
 }
 
 impl BuiltImage {
@@ -223,7 +234,7 @@ pub fn image(
     image_key.extend(initramfs_modules.iter().map(String::as_str));
     let image_key = sha256_lines(&image_key);
 
-    let root = cache.join("images").join("debian");
+    let root = cache.join("images").join(recipe.name());
     let dir = root.join(&image_key[..24]);
     std::fs::create_dir_all(&root).map_err(io(&root))?;
     let _lock = FileLock::acquire(&dir.with_extension("lock"), BUILD_WORST)?;
@@ -233,10 +244,12 @@ pub fn image(
         .and_then(|b| serde_json::from_slice::<BuildRecord>(&b).ok())
         .filter(|r| r.key == image_key)
     {
-        if dir.join("disk.raw").is_file() && dir.join("initrd.img").is_file() {
+        let files = ["disk.raw", "initrd.img", "dpkg-status"];
+        if files.iter().all(|f| dir.join(f).is_file()) {
             return Ok(BuiltImage {
                 disk: dir.join("disk.raw"),
                 initrd: dir.join("initrd.img"),
+                packages: image_packages(&dir, &recipe.all_packages()),
                 dir,
                 record,
                 fresh: false,
@@ -323,6 +336,7 @@ pub fn image(
     .map_err(io(&mkfs_hook))?;
     set_mode(&mkfs_hook, 0o755)?;
     let initrd_partial = s.join("initrd.img");
+    let status_partial = s.join("dpkg-status");
     let mut finish_args = vec![kernel.release.clone(), recipe.hostname.clone()];
     finish_args.extend(initramfs_modules);
     let args = build::image_args(&build::ImageSpec {
@@ -335,6 +349,7 @@ pub fn image(
         finish_args,
         release: &kernel.release,
         initrd_out: &initrd_partial,
+        status_out: &status_partial,
         mkfs_hook: &mkfs_hook,
     });
     build::run(
@@ -346,6 +361,7 @@ pub fn image(
     set_mode(&disk_partial, 0o644)?;
     move_file(&disk_partial, &dir.join("disk.raw"))?;
     move_file(&initrd_partial, &dir.join("initrd.img"))?;
+    move_file(&status_partial, &dir.join("dpkg-status"))?;
     let disk_meta = std::fs::metadata(dir.join("disk.raw")).map_err(io(&dir))?;
     let record = BuildRecord {
         key: image_key,
@@ -374,6 +390,7 @@ pub fn image(
     Ok(BuiltImage {
         disk: dir.join("disk.raw"),
         initrd: dir.join("initrd.img"),
+        packages: image_packages(&dir, &recipe.all_packages()),
         dir,
         record,
         fresh: true,

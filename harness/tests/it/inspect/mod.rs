@@ -3,6 +3,7 @@
 //! compressed files, flags first) and the exit codes; `json.rs`: the JSON document; `seven.rs`:
 //! Linux 7.x dumps and an ORC format kdrill does not know.
 
+mod contradicts;
 mod input;
 mod json;
 mod seven;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::calibrate::heuristics::{
     self, EstimateInputs, Heuristics, DEBIAN_DEFAULT, X86_64_DEFAULT,
 };
-use crate::readiness::cmdline;
+use crate::spec::cmdline;
 use crate::spec::yaml::{self, YamlError};
 
 /// One calibration: a kernel × image, measured at one or more memory sizes.
@@ -193,7 +193,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Calibration, YamlError> {
             column,
             message,
         } => YamlError::Parse {
-            message: crate::readiness::excerpt::bounded(&message, text, line, column),
+            message: crate::spec::excerpt::bounded(&message, text, line, column),
             path,
             line,
             column,

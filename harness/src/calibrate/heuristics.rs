@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::calibrate::bisect::Bracket;
-use crate::readiness::cmdline;
-use crate::readiness::crashkernel::{self, Resolution};
+use crate::spec::cmdline;
+use crate::spec::crashkernel::{self, Resolution};
 
 /// x86_64's default table (RHEL/Fedora `kdumpctl`).
 pub const X86_64_DEFAULT: &str = "2G-64G:256M,64G-:512M";
@@ -89,7 +89,7 @@ pub fn for_guest(
 }
 
 /// What kdrill recommends for a measured minimum (see [`MARGIN_MIN_MIB`]).
-/// Above 1G the figure is a whole G, as `readiness::cmdline::paste` writes it.
+/// Above 1G the figure is a whole G, as `spec::cmdline::paste` writes it.
 pub fn recommended(smallest_working_mib: u64) -> u64 {
     let margin = (smallest_working_mib / 4).max(MARGIN_MIN_MIB);
     let mib = round_up(smallest_working_mib.saturating_add(margin), 16);

@@ -3,7 +3,7 @@
 //! one, one entry per memory size. Each refusal names the values.
 
 use crate::calibrate::file::{Calibration, SizeEntry};
-use crate::readiness::cmdline::{SIZE_LIMIT, SIZE_LIMIT_TEXT};
+use crate::spec::cmdline::{SIZE_LIMIT, SIZE_LIMIT_TEXT};
 
 /// The largest memory size or reservation a calibration may hold, in MiB: kdrill's
 /// [`SIZE_LIMIT`] (64T). A larger figure is refused, naming it, before any `<< 20`.

@@ -19,7 +19,7 @@ use crate::campaign::stream::Format;
 use crate::case::plan::Overrides;
 use crate::case::{Case, RunOptions};
 use crate::exit::Exit;
-use crate::readiness::cmdline;
+use crate::spec::cmdline;
 use crate::spec::images::Registry;
 use crate::spec::scenario::BootMode;
 
@@ -63,7 +63,7 @@ pub struct CalibrateArgs {
 
 /// A memory size as written (`1G`, `1536M`), in MiB.
 pub fn parse_memory(text: &str) -> Result<u64, String> {
-    match crate::readiness::cmdline::memparse(text.trim()) {
+    match crate::spec::cmdline::memparse(text.trim()) {
         Some((bytes, "")) if bytes >= 256 << 20 => Ok(bytes >> 20),
         _ => Err(format!(
             "--memory {text}: not a memory size of at least 256M (e.g. 1G, 1536M)"
@@ -213,7 +213,7 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
     let tries: Vec<u64> = args
         .try_sizes
         .iter()
-        .map(|s| match crate::readiness::cmdline::memparse(s.trim()) {
+        .map(|s| match crate::spec::cmdline::memparse(s.trim()) {
             Some((bytes, "")) if bytes >= 1 << 20 => Ok(bytes >> 20),
             _ => Err(Exit::usage(format!(
                 "--try {s}: not a reservation size (e.g. 96M)"

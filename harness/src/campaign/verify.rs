@@ -16,11 +16,11 @@ use crate::case::verdict::{CaseResult, Verdict};
 use crate::case::{self, RunOptions};
 use crate::exit::Exit;
 use crate::host::interrupt;
+use crate::host::process::last_lines;
 use crate::spec::images::Registry;
 use crate::spec::scenario::BootMode;
 use crate::spec::setup::Setup;
 use crate::spec::userspace::Userspace;
-use crate::vm::console::last_lines;
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(

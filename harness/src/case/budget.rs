@@ -104,12 +104,12 @@ pub const VM_DUMP: Duration = secs(120);
 /// The `vm-dump` formats a scenario may ask for at most (elf, kdump-zlib, kdump-lzo, kdump-snappy).
 pub const VM_DUMP_FORMATS: u32 = 4;
 /// The longest simulated hang (`hang_seconds` in a scenario).
-pub const MAX_HANG: Duration = secs(60);
+pub use crate::spec::scenario::MAX_HANG;
 /// Reading the dump back on the host: each debugfs extraction, each makedumpfile run
 /// (`-R` then `--dump-dmesg`), kdrill's own reader.
 pub const EXTRACT: Duration = secs(60);
 pub const EXTRACTIONS: u32 = 3;
-pub const MAKEDUMPFILE_READ: Duration = secs(60);
+pub use crate::dumpcheck::makedumpfile::READ as MAKEDUMPFILE_READ;
 /// Before the guest: fetching the kernel (all its packages), fetching its headers and building
 /// the crasher (in its release's build sysroot), making the capture userspace's sysroot, making
 /// the disk, the KVM probe: the sum of those steps' own deadlines (`fetch/apt/tree.rs`,

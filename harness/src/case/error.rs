@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use crate::dumpcheck::DumpError;
 use crate::host::interrupt::Stop;
 use crate::vm::status::EventName;
+use crate::vm::watch::{stderr_note, WatchError};
 
 /// Everything that can make a case FAIL (or stop it).
 #[derive(Debug, thiserror::Error)]
@@ -122,11 +124,27 @@ pub enum CaseError {
     Interrupted(Stop),
 }
 
-fn stderr_note(stderr: &str) -> String {
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!("; QEMU stderr: {stderr}")
+/// A wait on the guest that ended without its event fails the case with the same words and the
+/// matching kind.
+impl From<WatchError> for CaseError {
+    fn from(e: WatchError) -> Self {
+        match e {
+            WatchError::GuestFailed { phase, reason } => CaseError::GuestFailed { phase, reason },
+            WatchError::Timeout { event, what, after } => CaseError::Timeout { event, what, after },
+            WatchError::QemuExited {
+                status,
+                event,
+                what,
+                stderr,
+            } => CaseError::QemuExited {
+                status,
+                event,
+                what,
+                stderr,
+            },
+            WatchError::NoPowerOff { after } => CaseError::NoPowerOff { after },
+            WatchError::Interrupted(stop) => CaseError::Interrupted(stop),
+        }
     }
 }
 
@@ -177,6 +195,52 @@ impl CaseError {
                 None => self,
             },
             other => other,
+        }
+    }
+}
+
+/// Reading the dump back failed, or found the dump wrong: the case fails with the same words and
+/// the matching kind.
+impl From<DumpError> for CaseError {
+    fn from(e: DumpError) -> Self {
+        match e {
+            DumpError::NoDump => CaseError::NoDump,
+            DumpError::EmptyDump => CaseError::EmptyDump,
+            DumpError::Dump(detail) => CaseError::Dump(detail),
+            DumpError::LogMismatch { at, ours, theirs } => {
+                CaseError::LogMismatch { at, ours, theirs }
+            }
+            DumpError::ExpectedLineMissing { from, pattern } => {
+                CaseError::ExpectedLineMissing { from, pattern }
+            }
+            DumpError::ForbiddenLine {
+                text,
+                pattern,
+                line,
+            } => CaseError::ForbiddenLine {
+                text,
+                pattern,
+                line,
+            },
+            DumpError::DeepUnreadable(detail) => CaseError::DeepUnreadable(detail),
+            DumpError::FrameMissing { pattern, frames } => {
+                CaseError::FrameMissing { pattern, frames }
+            }
+            DumpError::WrongTask { want, got } => CaseError::WrongTask { want, got },
+            DumpError::ModuleMissing(name) => CaseError::ModuleMissing(name),
+            DumpError::DumpNotReduced {
+                percent,
+                max,
+                dumped,
+                ram,
+                why,
+            } => CaseError::DumpNotReduced {
+                percent,
+                max,
+                dumped,
+                ram,
+                why,
+            },
         }
     }
 }
@@ -254,6 +318,109 @@ mod tests {
             "QEMU exited (exit status: 1) while waiting for the first boot's init to start"
         );
         assert!(err("no kvm").to_string().ends_with("; QEMU stderr: no kvm"));
+    }
+
+    #[test]
+    fn a_failed_wait_reads_the_same_as_a_case_failure() {
+        let waits = [
+            WatchError::GuestFailed {
+                phase: "kexec".into(),
+                reason: "kexec -p exited 1: Cannot load".into(),
+            },
+            WatchError::Timeout {
+                event: EventName::Boot,
+                what: "the first boot's init to start",
+                after: Duration::from_secs(120),
+            },
+            WatchError::QemuExited {
+                status: "exit status: 1".into(),
+                event: EventName::Boot,
+                what: "the first boot's init to start",
+                stderr: "no kvm".into(),
+            },
+            WatchError::NoPowerOff {
+                after: Duration::from_secs(30),
+            },
+            WatchError::Interrupted(Stop::Term),
+        ];
+        let kinds = [
+            "guest-failed",
+            "timeout",
+            "qemu-exited",
+            "no-poweroff",
+            "interrupted",
+        ];
+        for (wait, kind) in waits.into_iter().zip(kinds) {
+            let words = wait.to_string();
+            let case = CaseError::from(wait);
+            assert_eq!(case.to_string(), words);
+            assert_eq!(case.kind(), kind);
+        }
+    }
+
+    #[test]
+    fn a_dump_finding_reads_the_same_as_a_case_failure() {
+        let s = || "x".to_string();
+        let findings = [
+            (DumpError::NoDump, "no-dump"),
+            (DumpError::EmptyDump, "empty-dump"),
+            (DumpError::Dump(s()), "dump-unreadable"),
+            (
+                DumpError::LogMismatch {
+                    at: 7,
+                    ours: s(),
+                    theirs: s(),
+                },
+                "log-mismatch",
+            ),
+            (
+                DumpError::ExpectedLineMissing {
+                    from: s(),
+                    pattern: s(),
+                },
+                "expectation-missing",
+            ),
+            (
+                DumpError::ForbiddenLine {
+                    text: s(),
+                    pattern: s(),
+                    line: s(),
+                },
+                "forbidden-line",
+            ),
+            (DumpError::DeepUnreadable(s()), "deep-unreadable"),
+            (
+                DumpError::FrameMissing {
+                    pattern: s(),
+                    frames: s(),
+                },
+                "backtrace-mismatch",
+            ),
+            (
+                DumpError::WrongTask {
+                    want: s(),
+                    got: s(),
+                },
+                "task-mismatch",
+            ),
+            (DumpError::ModuleMissing(s()), "module-missing"),
+            (
+                DumpError::DumpNotReduced {
+                    percent: 90.5,
+                    max: 10.0,
+                    dumped: 9,
+                    ram: 10,
+                    why: s(),
+                },
+                "dump-not-reduced",
+            ),
+        ];
+        for (finding, kind) in findings {
+            let words = finding.to_string();
+            let case = CaseError::from(finding);
+            assert_eq!(case.to_string(), words);
+            assert_eq!(case.kind(), kind);
+        }
     }
 
     #[test]

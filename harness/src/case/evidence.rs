@@ -123,11 +123,7 @@ pub fn drop_big_dumps(dir: &Path, result: &mut CaseResult) {
     }
 }
 
-/// A dump holds all of the guest's memory: owner-only.
-pub fn restrict(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
+pub use crate::host::paths::restrict;
 
 #[cfg(test)]
 mod tests {

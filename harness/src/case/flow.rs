@@ -9,7 +9,7 @@ use crate::case::error::{CaseError, SetupContext};
 use crate::case::prepare::{self, Prepared};
 use crate::case::verdict::CaseResult;
 use crate::case::{vmdump, Case, RunOptions};
-use crate::dumpcheck;
+use crate::dumpcheck::{self, DumpError};
 use crate::host::interrupt;
 use crate::spec::scenario::Trigger;
 use crate::vm::control::Control;
@@ -18,7 +18,7 @@ use crate::vm::qmp::Qmp;
 use crate::vm::routes;
 use crate::vm::snapshot;
 use crate::vm::status::EventName;
-use crate::vm::watch::Watch;
+use crate::vm::watch::{self, Watch, WatchError};
 
 /// What one case's run needs throughout.
 pub struct Run<'a> {
@@ -97,12 +97,15 @@ impl Run<'_> {
         }
         (self.progress)("reading the dump");
         let started = Instant::now();
-        let checked = dumpcheck::check_capture(disk, self.dir, &self.case.scenario, reader, result);
+        let mut found = dumpcheck::Findings::default();
+        let checked =
+            dumpcheck::check_capture(disk, self.dir, &self.case.scenario, reader, &mut found);
+        result.record(found);
         result.phases.verify = Some(started.elapsed().as_secs_f64());
         match checked {
             // The guest's failure is the reason; "no dump" after it would only point the wrong way.
-            Err(CaseError::NoDump) if guest_failed => Ok(()),
-            other => other,
+            Err(DumpError::NoDump) if guest_failed => Ok(()),
+            other => Ok(other?),
         }
     }
 }
@@ -172,8 +175,8 @@ impl Guesting<'_, '_> {
             control.send(&line).map_err(CaseError::Restore)?;
             match self.watch.until(budget::CASE) {
                 Ok((at, _)) => return Ok((qmp, control, at)),
-                Err(CaseError::Timeout { .. }) if attempt < budget::CASE_TRIES => {}
-                Err(e) => return Err(e),
+                Err(WatchError::Timeout { .. }) if attempt < budget::CASE_TRIES => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Err(CaseError::Restore(
@@ -232,7 +235,9 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
             g.watch.until(budget::HANGING)?;
             g.progress("guest hung; waiting before pressing NMI");
             // The point of the route: the system stays hung for a while, as in the field.
-            hold(Duration::from_secs(u64::from(scenario.hang_seconds)).min(budget::MAX_HANG))?;
+            watch::hold(
+                Duration::from_secs(u64::from(scenario.hang_seconds)).min(budget::MAX_HANG),
+            )?;
         } else {
             g.watch.until(budget::READY)?;
         }
@@ -267,23 +272,8 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
     let (_, saved) = g.watch.until(budget::SAVE)?;
     g.result.phases.makedumpfile = saved.seconds("secs");
     g.watch.until(budget::DONE)?;
-    let limit = g.watch.scaled(budget::POWEROFF);
-    if g.watch.guest().wait_exit(limit).is_none() {
-        if let Some(stop) = interrupt::interrupted() {
-            return Err(CaseError::Interrupted(stop));
-        }
-        return Err(CaseError::NoPowerOff { after: limit });
-    }
+    g.watch.power_off(budget::POWEROFF)?;
     Ok(())
-}
-
-/// Keeps the guest hung for `how_long` (the simulated hang itself), ending early on a stop.
-fn hold(how_long: Duration) -> Result<(), CaseError> {
-    let stopped = crate::host::deadline::wait_until(how_long, interrupt::interrupted);
-    match stopped {
-        Some(stop) => Err(CaseError::Interrupted(stop)),
-        None => Ok(()),
-    }
 }
 
 /// Connects QMP (the host's crash routes) and records which accelerator really runs.

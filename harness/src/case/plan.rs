@@ -1,31 +1,9 @@
 //! How one case boots (pure): its mode (the scenario's, unless the run forces one), whether it
 //! starts from a saved guest shape, and the `kexec -p` and makedumpfile options that follow.
 
-use serde::{Deserialize, Serialize};
-
 use crate::case::Case;
+pub use crate::spec::mode::Plan;
 use crate::spec::scenario::{BootMode, Trigger};
-
-/// The boot of one case, recorded in `result.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Plan {
-    pub mode: BootMode,
-    /// Start from a saved shape (the first boot up to "capture kernel loaded") instead of booting.
-    pub restore: bool,
-    /// Why a `fast` case boots instead of restoring, when it does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boots_because: Option<String>,
-    /// Why a case meant to be `fast` boots `faithful`, when it does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub faithful_because: Option<String>,
-    /// The first kernel's `crashkernel=`: the kernel entry's, at [`FAST_CRASH_BASE_MIB`] for a
-    /// fast boot.
-    pub crashkernel: String,
-    /// `kexec -p`'s options in the first boot.
-    pub kexec: Vec<String>,
-    /// makedumpfile's options in the capture boot.
-    pub makedumpfile: Vec<String>,
-}
 
 /// What a run may change about every case's boot (`KDRILL_MODE`, `KDRILL_RESTORE`, `--mode`,
 /// `--no-restore`).
@@ -138,7 +116,7 @@ pub fn plan(case: &Case, overrides: Overrides) -> Plan {
 /// `crashkernel=` of a fast boot: the entry's plain size, placed at [`FAST_CRASH_BASE_MIB`];
 /// an error says why this entry cannot boot fast.
 fn fast_reservation(crashkernel: &str, memory_mib: u32) -> Result<String, String> {
-    let size = match crate::readiness::cmdline::memparse(crashkernel) {
+    let size = match crate::spec::cmdline::memparse(crashkernel) {
         Some((bytes, "")) if bytes > 0 => bytes,
         _ => {
             return Err(format!(
@@ -155,7 +133,7 @@ fn fast_reservation(crashkernel: &str, memory_mib: u32) -> Result<String, String
     }
     Ok(format!(
         "{crashkernel}@{}",
-        crate::readiness::cmdline::mib(FAST_CRASH_BASE_MIB)
+        crate::spec::cmdline::mib(FAST_CRASH_BASE_MIB)
     ))
 }
 

@@ -195,6 +195,29 @@ impl CaseResult {
         self.reasons.push(error.to_string());
     }
 
+    /// Records what reading the dump back found: each figure it set, and a reason for each
+    /// expectation the dump did not meet.
+    pub fn record(&mut self, found: crate::dumpcheck::Findings) {
+        let crate::dumpcheck::Findings {
+            dump_bytes,
+            log_check,
+            capture,
+            panic_message,
+            expectations,
+            deep,
+            unmet,
+        } = found;
+        self.dump_bytes = dump_bytes.or(self.dump_bytes);
+        self.log_check = log_check.or(self.log_check.take());
+        self.capture = capture.or(self.capture.take());
+        self.panic_message = panic_message.or(self.panic_message.take());
+        self.expectations.extend(expectations);
+        self.deep = deep.or(self.deep.take());
+        for error in unmet {
+            self.fail(error.into());
+        }
+    }
+
     /// What `result.json` says while the case runs: if kdrill dies without a word (SIGKILL, the
     /// machine going down), this is what is left.
     pub fn placeholder(&self) -> CaseResult {

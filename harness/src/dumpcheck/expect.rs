@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::case::error::CaseError;
+use crate::dumpcheck::DumpError;
 
 /// For each pattern, the first line of `log` it matches. Patterns were validated when the
 /// scenario was loaded; an invalid one matches nothing.
@@ -22,7 +22,7 @@ pub fn check_log(log: &str, patterns: &[String]) -> BTreeMap<String, Option<Stri
 }
 
 /// An error for each `absent` pattern that matches a line of one of the named texts.
-pub fn check_absent(texts: &[(&str, &str)], patterns: &[String]) -> Vec<CaseError> {
+pub fn check_absent(texts: &[(&str, &str)], patterns: &[String]) -> Vec<DumpError> {
     let mut reasons = Vec::new();
     for pattern in patterns {
         let Ok(re) = regex::Regex::new(pattern) else {
@@ -30,7 +30,7 @@ pub fn check_absent(texts: &[(&str, &str)], patterns: &[String]) -> Vec<CaseErro
         };
         for (name, text) in texts {
             if let Some(line) = text.lines().find(|line| re.is_match(line)) {
-                reasons.push(CaseError::ForbiddenLine {
+                reasons.push(DumpError::ForbiddenLine {
                     text: name.to_string(),
                     pattern: pattern.clone(),
                     line: line.trim_end().to_string(),

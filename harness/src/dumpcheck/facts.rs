@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::case::error::CaseError;
+use crate::dumpcheck::DumpError;
 use crate::spec::expect::ExpectDump;
 
 /// `result.json`'s `capture`: what the dump holds, by its headers and bitmaps.
@@ -95,7 +95,7 @@ fn is_progress(line: &str) -> bool {
 
 /// `expect.dump` against the figures: the reason the case fails, if it does. The reason says
 /// what it means, and quotes makedumpfile's own warning when it gave one.
-pub fn check(facts: &CaptureFacts, bound: &ExpectDump) -> Option<CaseError> {
+pub fn check(facts: &CaptureFacts, bound: &ExpectDump) -> Option<DumpError> {
     if facts.dumped_percent <= bound.max_dumped_percent {
         return None;
     }
@@ -106,7 +106,7 @@ pub fn check(facts: &CaptureFacts, bound: &ExpectDump) -> Option<CaseError> {
         .find(|line| line.contains("not supported"))
         .map(|line| format!(" (it said: \"{line}\")"))
         .unwrap_or_default();
-    Some(CaseError::DumpNotReduced {
+    Some(DumpError::DumpNotReduced {
         percent: facts.dumped_percent,
         max: bound.max_dumped_percent,
         dumped: facts.dumped_pages,
@@ -206,7 +206,7 @@ pub(crate) mod tests {
             &bound,
         )
         .unwrap();
-        assert_eq!(err.kind(), "dump-not-reduced");
+        assert!(matches!(err, DumpError::DumpNotReduced { .. }));
         assert_eq!(
             err.to_string(),
             "the dump holds 71.3 % of the guest's pages (140000 of 196475) where at most 30 % is expected: this makedumpfile did not exclude the free pages (it said: \"The kernel version is not supported.\"): is the kernel newer than it supports?"

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use kdrill_vmcore::LogRecord;
 
-use crate::case::error::CaseError;
 use crate::dumpcheck::dmesgformat;
 use crate::dumpcheck::makedumpfile::{self, Reader};
+use crate::dumpcheck::DumpError;
 use crate::spec::userspace::DmesgFormat;
 
 /// Reads the kernel log out of a dump with kdrill's own reader into `out` and returns it.
@@ -38,29 +38,29 @@ pub fn read_cross_checked(
     vmcore: &Path,
     out: &Path,
     reader: Option<&Reader>,
-) -> Result<NativeLog, CaseError> {
-    let records = records(vmcore).map_err(CaseError::Dump)?;
+) -> Result<NativeLog, DumpError> {
+    let records = records(vmcore).map_err(DumpError::Dump)?;
     let text = kdrill_vmcore::format_dmesg(&records);
     std::fs::write(out, &text)
-        .map_err(|e| CaseError::Dump(format!("cannot write {}: {e}", out.display())))?;
+        .map_err(|e| DumpError::Dump(format!("cannot write {}: {e}", out.display())))?;
     let Some(reader) = reader else {
         return Ok(NativeLog { text, records });
     };
     let theirs_path = out.with_extension("makedumpfile.txt");
-    let theirs = makedumpfile::dmesg(reader, vmcore, &theirs_path).map_err(CaseError::Dump)?;
+    let theirs = makedumpfile::dmesg(reader, vmcore, &theirs_path).map_err(DumpError::Dump)?;
     let (ours, ours_path) = match reader.format {
         DmesgFormat::Plain => (text.clone(), out.to_path_buf()),
         format => {
             let path = out.with_extension(format!("kdrill-{}.txt", format.word()));
             let rendered = dmesgformat::render(&records, format);
             std::fs::write(&path, &rendered)
-                .map_err(|e| CaseError::Dump(format!("cannot write {}: {e}", path.display())))?;
+                .map_err(|e| DumpError::Dump(format!("cannot write {}: {e}", path.display())))?;
             (rendered, path)
         }
     };
     match first_difference(&theirs, ours.as_bytes()) {
         None => Ok(NativeLog { text, records }),
-        Some(at) => Err(CaseError::LogMismatch {
+        Some(at) => Err(DumpError::LogMismatch {
             at,
             ours: ours_path.display().to_string(),
             theirs: format!("{} ({})", theirs_path.display(), reader.label),

@@ -6,12 +6,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::case::budget::MAKEDUMPFILE_READ;
 use crate::fetch::userspace::{self, Capture};
-use crate::guest::initramfs;
 use crate::host::process;
+use crate::host::rootfs;
 use crate::spec::userspace::{DmesgFormat, UserspaceData};
+
+/// Each makedumpfile run on the host (`-R`, then `--dump-dmesg`); the case's budget counts two.
+pub const READ: Duration = Duration::from_secs(60);
 
 /// A makedumpfile that re-reads dumps' logs.
 #[derive(Debug, Clone)]
@@ -33,7 +36,7 @@ pub struct Reader {
 impl Reader {
     /// The makedumpfile of a case's capture userspace.
     pub fn of(capture: &Capture, data: &UserspaceData) -> Result<Reader, String> {
-        let program = initramfs::locate(&capture.root, "makedumpfile").ok_or_else(|| {
+        let program = rootfs::locate(&capture.root, "makedumpfile").ok_or_else(|| {
             format!(
                 "no makedumpfile in the {} userspace ({})",
                 capture.used.name,
@@ -106,7 +109,7 @@ pub fn dmesg(reader: &Reader, vmcore: &Path, out: &Path) -> Result<Vec<u8>, Stri
     };
     let mut command = reader.command()?;
     command.arg("--dump-dmesg").arg(&input).arg(out);
-    let run = process::run(&mut command, MAKEDUMPFILE_READ);
+    let run = process::run(&mut command, READ);
     let _ = std::fs::remove_file(&converted);
     let run = run.map_err(|e| e.to_string())?;
     if !run.status.success() || !out.is_file() {
@@ -126,7 +129,7 @@ fn rearrange(reader: &Reader, vmcore: &Path, out: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot open {}: {e}", vmcore.display()))?;
     let mut command = reader.command()?;
     command.arg("-R").arg(out);
-    let run = process::run_with_input(&mut command, Stdio::from(source), MAKEDUMPFILE_READ)
+    let run = process::run_with_input(&mut command, Stdio::from(source), READ)
         .map_err(|e| e.to_string())?;
     if !run.status.success() {
         return Err(format!(

@@ -5,5 +5,6 @@ pub mod crasher;
 pub mod debug;
 pub mod kernel;
 pub mod layout;
+pub mod mmdebstrap;
 pub mod userspace;
 pub mod vmlinux;

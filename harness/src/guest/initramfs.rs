@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::guest::modules::{ModuleError, ModuleIndex};
 use crate::guest::needs::{self, NeedError};
-pub use crate::guest::rootfs::{library_closure, locate, resolve_in, LIBRARY_DIRS};
+use crate::host::rootfs::{library_closure, locate, RootError};
 use crate::host::tools;
 use crate::spec::image::ImageRecipe;
 
@@ -21,15 +21,8 @@ pub enum ImageError {
     Module(#[from] ModuleError),
     #[error(transparent)]
     Need(#[from] NeedError),
-    #[error("{path}: {detail}")]
-    Elf { path: PathBuf, detail: String },
-    #[error("shared library `{name}` needed by {needed_by} is not in {dirs} of {root}")]
-    MissingLibrary {
-        name: String,
-        needed_by: PathBuf,
-        dirs: String,
-        root: PathBuf,
-    },
+    #[error(transparent)]
+    Root(#[from] RootError),
     #[error("`{tool}` (package {package}) is not in the capture userspace {root}: add the package to the sysroot, or name it among the recipe's `binaries:`")]
     NotInRoot {
         tool: String,
@@ -118,51 +111,6 @@ impl Cpio {
         cpio::newc::trailer(&mut self.out).expect("write to Vec");
         self.out
     }
-}
-
-/// What a host ELF program needs to run: its interpreter and `DT_NEEDED` libraries.
-pub fn elf_needs(data: &[u8]) -> Result<(Option<String>, Vec<String>), String> {
-    use object::elf::{FileHeader64, DT_NEEDED, PT_INTERP};
-    use object::read::elf::{Dyn, FileHeader, ProgramHeader};
-    use object::Endianness;
-    let header = FileHeader64::<Endianness>::parse(data)
-        .map_err(|e| format!("not a 64-bit ELF file: {e}"))?;
-    let endian = header.endian().map_err(|e| e.to_string())?;
-    let mut interp = None;
-    for segment in header
-        .program_headers(endian, data)
-        .map_err(|e| e.to_string())?
-    {
-        if segment.p_type(endian) == PT_INTERP {
-            let bytes = segment
-                .data(endian, data)
-                .map_err(|_| "bad PT_INTERP".to_string())?;
-            interp = Some(
-                String::from_utf8_lossy(bytes)
-                    .trim_end_matches('\0')
-                    .to_string(),
-            );
-        }
-    }
-    let mut needed = Vec::new();
-    let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
-    for section in sections.iter() {
-        if let Some((entries, link)) =
-            object::read::elf::SectionHeader::dynamic(section, endian, data)
-                .map_err(|e| e.to_string())?
-        {
-            let strings = sections
-                .strings(endian, data, link)
-                .map_err(|e| e.to_string())?;
-            for entry in entries {
-                if entry.tag32(endian) == Some(DT_NEEDED) {
-                    let name = entry.string(endian, strings).map_err(|e| e.to_string())?;
-                    needed.push(String::from_utf8_lossy(name).into_owned());
-                }
-            }
-        }
-    }
-    Ok((interp, needed))
 }
 
 /// The part of the guest image shared by both boots, for one kernel.
@@ -254,19 +202,6 @@ pub fn segment(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests_support {
-    /// A minimal relocatable ELF with one section, for tests.
-    pub fn elf_with_section(name: &str, data: &[u8]) -> Vec<u8> {
-        use object::write::Object;
-        use object::{Architecture, BinaryFormat, Endianness, SectionKind};
-        let mut obj = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
-        let id = obj.add_section(Vec::new(), name.as_bytes().to_vec(), SectionKind::Other);
-        obj.append_section_data(id, data, 1);
-        obj.write().unwrap()
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -318,21 +253,5 @@ mod tests {
     fn same_inputs_same_bytes() {
         let build = || segment(&[("etc/kdrill/case.env", 0o644, b"A=1\n")]);
         assert_eq!(build(), build());
-    }
-
-    #[test]
-    fn host_shell_needs_libc_and_the_loader() {
-        // /bin/sh on Debian is dynamically linked dash: it needs libc and ld-linux.
-        let data = std::fs::read("/bin/sh")
-            .or_else(|_| std::fs::read("/usr/bin/dash"))
-            .unwrap();
-        let (interp, needed) = elf_needs(&data).unwrap();
-        assert_eq!(interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
-        assert!(needed.iter().any(|n| n == "libc.so.6"), "{needed:?}");
-    }
-
-    #[test]
-    fn elf_needs_refuses_non_elf() {
-        assert!(elf_needs(b"#!/bin/sh\n").is_err());
     }
 }

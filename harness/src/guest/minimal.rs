@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use crate::case::plan::Plan;
 use crate::fetch::kernel::KernelFiles;
 use crate::guest::initramfs;
 use crate::guest::modules::ModuleIndex;
 use crate::guest::needs;
 use crate::spec::image::{self, ImageRecipe};
+use crate::spec::mode::Plan;
 use crate::spec::scenario::{BootMode, Scenario};
 
 /// Where the crasher module sits in the guest.

@@ -8,4 +8,3 @@ pub mod minimal;
 pub mod modalias;
 pub mod modules;
 pub mod needs;
-pub mod rootfs;

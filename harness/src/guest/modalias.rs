@@ -248,7 +248,7 @@ mod tests {
         let tree = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let write = |name: &str, modinfo: &[u8]| {
-            let elf = crate::guest::initramfs::tests_support::elf_with_section(".modinfo", modinfo);
+            let elf = crate::host::elf::tests_support::elf_with_section(".modinfo", modinfo);
             std::fs::write(tree.path().join(name), elf).unwrap();
         };
         write("ext4.ko", b"alias=fs-ext4\0depends=\0");

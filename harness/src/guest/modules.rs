@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::guest::modalias;
+use crate::host::elf::modinfo_section;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
@@ -265,31 +266,10 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
     }
 }
 
-/// The first `<key>=` value of a module's `.modinfo` section, e.g. `vermagic` (`None` when absent).
-pub fn modinfo_field(elf: &[u8], key: &str) -> Result<Option<String>, String> {
-    let prefix = format!("{key}=");
-    Ok(modinfo_section(elf)?
-        .split(|b| *b == 0)
-        .find_map(|field| field.strip_prefix(prefix.as_bytes()))
-        .map(|value| String::from_utf8_lossy(value).into_owned()))
-}
-
-/// The `.modinfo` section: NUL-terminated `key=value` strings.
-fn modinfo_section(elf: &[u8]) -> Result<&[u8], String> {
-    use object::{Object, ObjectSection};
-    let file = object::File::parse(elf).map_err(|e| format!("not an ELF module: {e}"))?;
-    let section = file
-        .section_by_name(".modinfo")
-        .ok_or("no .modinfo section")?;
-    section
-        .data()
-        .map_err(|e| format!("bad .modinfo section: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guest::initramfs::tests_support::elf_with_section;
+    use crate::host::elf::tests_support::elf_with_section;
 
     #[test]
     fn names_are_normalized() {
@@ -329,25 +309,5 @@ mod tests {
         assert_eq!(info["ext4"].softdep_pre, ["crypto-crc32c"]);
         assert_eq!(info["ext4"].aliases, ["fs-ext4"]);
         assert_eq!(info["crc32c_generic"].aliases, ["crc32c"]);
-    }
-
-    #[test]
-    fn modinfo_field_reads_one_value() {
-        let elf = elf_with_section(
-            ".modinfo",
-            b"license=GPL\0vermagic=6.1.0-47-amd64 SMP preempt mod_unload modversions \0name=crasher\0",
-        );
-        assert_eq!(
-            modinfo_field(&elf, "vermagic").unwrap().as_deref(),
-            Some("6.1.0-47-amd64 SMP preempt mod_unload modversions ")
-        );
-        assert_eq!(
-            modinfo_field(&elf, "name").unwrap().as_deref(),
-            Some("crasher")
-        );
-        assert_eq!(modinfo_field(&elf, "author").unwrap(), None);
-        // `name=` must not match a key that merely ends in `name`.
-        let other = elf_with_section(".modinfo", b"srcname=x\0");
-        assert_eq!(modinfo_field(&other, "name").unwrap(), None);
     }
 }

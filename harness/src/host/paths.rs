@@ -34,6 +34,12 @@ pub fn out_dir(project_root: &Path) -> PathBuf {
     env_out().unwrap_or_else(|| target_dir(project_root).join("kdrill"))
 }
 
+/// A dump holds all of the guest's memory: owner-only.
+pub fn restrict(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 /// The attempts of one case: `<out>/runs/<kernel>/<scenario>/` (each attempt a folder inside).
 pub fn case_dir(out_dir: &Path, kernel: &str, scenario: &str) -> PathBuf {
     out_dir.join("runs").join(kernel).join(scenario)

@@ -245,6 +245,17 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
+/// The last `n` lines of a file (lossy UTF-8, carriage returns dropped); empty when unreadable.
+pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +312,15 @@ mod tests {
             shell_line(Path::new("/my projects/x"), &[]),
             "'/my projects/x'"
         );
+    }
+
+    #[test]
+    fn last_lines_keeps_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serial.log");
+        std::fs::write(&path, "a\nb\r\nc\n").unwrap();
+        assert_eq!(last_lines(&path, 2), ["b", "c"]);
+        assert_eq!(last_lines(&path, 10), ["a", "b", "c"]);
+        assert!(last_lines(&dir.path().join("none"), 3).is_empty());
     }
 }

@@ -250,9 +250,8 @@ fn populate_receive(receive: &Path, busybox: &Path, user: &str) -> Result<(), St
     }
     std::fs::write(receive.join("etc/passwd"), passwd).map_err(|e| e.to_string())?;
     std::fs::write(receive.join("etc/group"), group).map_err(|e| e.to_string())?;
-    let libs =
-        crate::guest::initramfs::library_closure(Path::new("/"), &[PathBuf::from(SFTP_SERVER)])
-            .map_err(|e| e.to_string())?;
+    let libs = crate::host::rootfs::library_closure(Path::new("/"), &[PathBuf::from(SFTP_SERVER)])
+        .map_err(|e| e.to_string())?;
     for lib in libs.keys() {
         copy(lib)?;
     }

@@ -83,9 +83,9 @@ pub fn choose(snap: &Snapshot, ram_bytes: Option<u64>) -> Option<Calibrated> {
         ));
     }
     // Every MiB figure of a parsed calibration is within the limit (`calibrate::limits`).
-    let min_bytes = crate::readiness::cmdline::mib_bytes(chosen.min_mib)?;
+    let min_bytes = crate::spec::cmdline::mib_bytes(chosen.min_mib)?;
     let recommended_bytes =
-        crate::readiness::cmdline::mib_bytes(heuristics::recommended(chosen.min_mib))
+        crate::spec::cmdline::mib_bytes(heuristics::recommended(chosen.min_mib))
             .unwrap_or(min_bytes);
     Some(Calibrated {
         min_bytes,

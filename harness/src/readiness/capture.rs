@@ -1,11 +1,11 @@
 //! Checks 4 and 5: the capture kernel is loaded (and if it cannot be, why: a kernel without kexec
 //! is the root cause of every capture check), the kdump service and its initrd are in order.
 
-use crate::readiness::excerpt::excerpt;
 use crate::readiness::kdumpconf::Flavour;
 use crate::readiness::snapshot;
 use crate::readiness::source::Problem;
 use crate::readiness::{check, unread, Check, Context, Status, Support};
+use crate::spec::excerpt::excerpt;
 
 const WHY_LOADED: &str =
     "a panic only jumps to a capture kernel that was loaded beforehand with `kexec -p`";

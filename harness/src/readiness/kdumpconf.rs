@@ -285,7 +285,7 @@ pub fn capture_cmdline(config: &KdumpConfig, running: &str, recorded: Option<&st
     if let Some(cmd) = recorded.and_then(recorded_command_line) {
         return cmd;
     }
-    let mut words: Vec<String> = crate::readiness::cmdline::cmdline_words(running)
+    let mut words: Vec<String> = crate::spec::cmdline::cmdline_words(running)
         .into_iter()
         .filter(|w| !w.starts_with("crashkernel="))
         .filter(|w| {

@@ -1,10 +1,10 @@
 //! Checks 1–3: `crashkernel=` on the command line, memory actually reserved, and whether it is large enough.
 
-use crate::readiness::cmdline::{figure, over_limit, paste};
-use crate::readiness::crashkernel::Resolution;
 use crate::readiness::ram::{ABOVE_THE_ESTIMATE, X86_64_DEFAULT};
 use crate::readiness::source::Problem;
 use crate::readiness::{check, unread, Check, Context, Status, Support};
+use crate::spec::cmdline::{figure, over_limit, paste};
+use crate::spec::crashkernel::Resolution;
 
 const WHY_PARAM: &str = "without crashkernel= the kernel reserves no memory at boot, so there is nowhere to load a capture kernel";
 const WHY_RESERVED: &str =

@@ -6,11 +6,8 @@
 mod calibration;
 mod capture;
 mod causes;
-pub mod cmdline;
 mod context;
-pub mod crashkernel;
 pub mod distro;
-pub mod excerpt;
 mod gather;
 pub mod identity;
 pub mod kdumpconf;
@@ -35,8 +32,8 @@ pub use snapshot::{Calibrated, Snapshot};
 pub(crate) use context::{Context, Support};
 
 use crate::exit;
-use crate::readiness::crashkernel::Resolution;
 use crate::readiness::distro::Family;
+use crate::spec::crashkernel::Resolution;
 
 /// Outcome of one check. Ordered by severity: the worst one decides the verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

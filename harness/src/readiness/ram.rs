@@ -2,11 +2,11 @@
 //! `crashkernel=` parameters and their resolution, what is reserved, and the `kdumpctl
 //! estimate`-style figure a reservation is compared with.
 
-use crate::readiness::cmdline::{figure, over_limit, paste_bytes, SIZE_LIMIT};
-use crate::readiness::crashkernel::{self, Params, Resolution};
 use crate::readiness::snapshot::{self, Snapshot};
 use crate::readiness::source::{Got, Problem};
 use crate::readiness::Context;
+use crate::spec::cmdline::{figure, over_limit, paste_bytes, SIZE_LIMIT};
+use crate::spec::crashkernel::{self, Params, Resolution};
 
 /// Capture-kernel runtime allowance (userspace, page tables, slab), as `kdumpctl estimate` uses.
 const RUNTIME_BYTES: u64 = 64 << 20;
@@ -80,7 +80,7 @@ impl Memory {
                     None => {
                         absurd.push(format!(
                             "System RAM in /proc/iomem sums to {ram} bytes, above kdrill's limit of {}: not used",
-                            crate::readiness::cmdline::SIZE_LIMIT_TEXT
+                            crate::spec::cmdline::SIZE_LIMIT_TEXT
                         ));
                         None
                     }
@@ -111,7 +111,7 @@ impl Memory {
             let bytes = text.trim().parse::<u64>().map_err(|_| {
                 Problem::Odd(format!(
                     "/sys/kernel/kexec_crash_size holds `{}`, not a number",
-                    crate::readiness::excerpt::excerpt(text.trim())
+                    crate::spec::excerpt::excerpt(text.trim())
                 ))
             })?;
             match over_limit("/sys/kernel/kexec_crash_size", bytes) {
@@ -135,7 +135,7 @@ impl Memory {
         if let Some(sum) = memory.iomem_crash_bytes().filter(|b| *b > SIZE_LIMIT) {
             memory.absurd.push(format!(
                 "the \"Crash kernel\" ranges of /proc/iomem sum to {sum} bytes, above kdrill's limit of {}: not used",
-                crate::readiness::cmdline::SIZE_LIMIT_TEXT
+                crate::spec::cmdline::SIZE_LIMIT_TEXT
             ));
             memory.iomem_crash = None;
         }
@@ -358,7 +358,7 @@ impl Memory {
 pub(super) const ABOVE_THE_ESTIMATE: &str = "the estimate is a floor (kernel, modules, initrd and 64M for the capture userspace); the default is what RHEL/Fedora's kdumpctl reserves for this RAM";
 
 /// Rounds up to a multiple of 16M (the granularity people write crashkernel= in), then to what
-/// [`crate::readiness::cmdline::paste`] writes (a whole G above 1G), so the figure a fix names is
+/// [`crate::spec::cmdline::paste`] writes (a whole G above 1G), so the figure a fix names is
 /// the one it pastes.
 pub(super) fn round_up(bytes: u64) -> u64 {
     const STEP: u64 = 16 << 20;

@@ -180,7 +180,7 @@ pub fn table_with(report: &Report, style: Style) -> String {
         .unwrap_or_default();
     let ram = facts
         .mem_total_bytes
-        .map(|m| format!(", {} RAM", crate::readiness::cmdline::figure(m)))
+        .map(|m| format!(", {} RAM", crate::spec::cmdline::figure(m)))
         .unwrap_or_default();
     let place = if report.live {
         "this host".to_string()

@@ -1,9 +1,9 @@
 //! Check 10: the dump target exists, is on a local persistent filesystem, is not world-readable, and has room.
 
-use crate::readiness::cmdline::figure;
 use crate::readiness::kdumpconf;
 use crate::readiness::source::Problem;
 use crate::readiness::{check, Check, Context, Status};
+use crate::spec::cmdline::figure;
 
 /// Share of MemTotal assumed for a filtered (`-d 31`) dump: it keeps only kernel pages, usually far less.
 const FILTERED_SHARE: u64 = 10;

@@ -2,9 +2,9 @@
 //! `nomodeset`, proprietary GPU drivers, no `nr_cpus=1`, `crashkernel=` left in); SKIP when the
 //! command line could not be known.
 
-use crate::readiness::cmdline::cmdline_words;
 use crate::readiness::kdumpconf::Flavour;
 use crate::readiness::{check, Check, Context, Status};
+use crate::spec::cmdline::cmdline_words;
 
 /// Modules that drive a display; a capture kernel re-initialising one without `nomodeset` may hang.
 const GPU_MODULES: &[&str] = &[

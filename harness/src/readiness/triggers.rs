@@ -1,12 +1,12 @@
 //! Checks 6–9, all sysctls: the SysRq crash key, NMIs that panic, oops and hangs that panic, and what
 //! happens after the dump (reboot, notification).
 
-use crate::readiness::cmdline::cmdline_words;
 use crate::readiness::distro::{set_sysctl, Family};
 use crate::readiness::kdumpconf::{Flavour, Target};
 use crate::readiness::snapshot::sysctl_path;
 use crate::readiness::source::Problem;
 use crate::readiness::{check, unread, Check, Context, Status};
+use crate::spec::cmdline::cmdline_words;
 
 /// `SYSRQ_ENABLE_DUMP`: the mask bit the crash key (`c`) needs.
 const SYSRQ_DUMP: i64 = 0x8;
@@ -32,7 +32,7 @@ fn value(cx: &Context, name: &str) -> Value {
             Err(_) => Value::Bad(format!(
                 "{} holds `{}`, not a number",
                 sysctl_path(name),
-                crate::readiness::excerpt::excerpt(&text)
+                crate::spec::excerpt::excerpt(&text)
             )),
         },
         Err(Problem::Missing) => Value::Absent,

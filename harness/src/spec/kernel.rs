@@ -222,7 +222,7 @@ pub fn check_guest(guest: &GuestSize) -> Result<(), (&'static str, String)> {
     }
     crate::spec::setup::check_crashkernel(&guest.crashkernel)
         .map_err(|e| ("crashkernel", format!("guest.crashkernel: {e}")))?;
-    use crate::readiness::crashkernel::{from_cmdline, Resolution};
+    use crate::spec::crashkernel::{from_cmdline, Resolution};
     let params = from_cmdline(&format!("crashkernel={}", guest.crashkernel));
     if let Some(Resolution::TooLarge { .. }) = params.resolve(u64::from(guest.memory_mib) << 20) {
         return Err((

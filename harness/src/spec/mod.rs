@@ -2,13 +2,15 @@
 
 pub mod archive;
 pub mod bounds;
+pub mod cmdline;
+pub mod crashkernel;
 pub mod debian;
+pub mod excerpt;
 pub mod expect;
 pub mod image;
 pub mod images;
 pub mod kernel;
 pub mod mode;
-pub mod repin;
 pub mod scenario;
 pub mod setup;
 pub mod userspace;

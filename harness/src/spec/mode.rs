@@ -1,4 +1,5 @@
-//! How a case's kernels boot (`mode:` in a scenario, `--mode`, `KDRILL_MODE`): `faithful` or `fast`.
+//! How a case's kernels boot (`mode:` in a scenario, `--mode`, `KDRILL_MODE`): `faithful` or `fast`,
+//! and the [`Plan`] of one case's boot that follows from it.
 
 use serde::Deserialize;
 
@@ -31,4 +32,26 @@ impl BootMode {
             .into_iter()
             .find(|m| m.word() == word)
     }
+}
+
+/// The boot of one case, recorded in `result.json`: decided by `case::plan::plan`, read by the
+/// guest's settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct Plan {
+    pub mode: BootMode,
+    /// Start from a saved shape (the first boot up to "capture kernel loaded") instead of booting.
+    pub restore: bool,
+    /// Why a `fast` case boots instead of restoring, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boots_because: Option<String>,
+    /// Why a case meant to be `fast` boots `faithful`, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faithful_because: Option<String>,
+    /// The first kernel's `crashkernel=`: the kernel entry's, at
+    /// `case::plan::FAST_CRASH_BASE_MIB` for a fast boot.
+    pub crashkernel: String,
+    /// `kexec -p`'s options in the first boot.
+    pub kexec: Vec<String>,
+    /// makedumpfile's options in the capture boot.
+    pub makedumpfile: Vec<String>,
 }

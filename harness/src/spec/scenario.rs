@@ -5,12 +5,15 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::case::budget::MAX_HANG;
 pub use crate::spec::expect::Expect;
 use crate::spec::kernel;
 pub use crate::spec::mode::BootMode;
 use crate::spec::setup::{self, DumpTarget, ScenarioImage};
 use crate::spec::yaml::{self, YamlError};
+
+/// The longest simulated hang (`hang_seconds`): the case's deadlines (`case/budget.rs`) allow
+/// for this much.
+pub const MAX_HANG: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -120,7 +120,7 @@ pub fn check_crashkernel(value: &str) -> Result<(), String> {
     if value.is_empty() || value.contains(char::is_whitespace) || value.contains(['\'', '"']) {
         return Err(format!("crashkernel `{value}` must be one word"));
     }
-    crate::readiness::crashkernel::parse(value)
+    crate::spec::crashkernel::parse(value)
         .map(|_| ())
         .map_err(|e| format!("crashkernel `{value}`: {e}"))
 }

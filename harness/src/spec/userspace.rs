@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fetch::apt::version;
+use crate::host::packages::version;
 use crate::spec::yaml::{self, YamlError};
 
 /// The word for the machine kdrill runs on.

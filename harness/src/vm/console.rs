@@ -1,5 +1,5 @@
 //! Following the files QEMU writes (serial console, status channel): new complete lines as they
-//! arrive, and the last lines for a failure report.
+//! arrive (the last lines for a failure report: `host::process::last_lines`).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -45,17 +45,6 @@ impl LineTail {
     }
 }
 
-/// The last `n` lines of a file (lossy UTF-8, carriage returns dropped); empty when unreadable.
-pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,15 +60,5 @@ mod tests {
         std::fs::write(&path, "one\r\ntwo\nthree\n").unwrap();
         assert_eq!(tail.poll(), ["two", "three"]);
         assert!(tail.poll().is_empty());
-    }
-
-    #[test]
-    fn last_lines_keeps_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("serial.log");
-        std::fs::write(&path, "a\nb\r\nc\n").unwrap();
-        assert_eq!(last_lines(&path, 2), ["b", "c"]);
-        assert_eq!(last_lines(&path, 10), ["a", "b", "c"]);
-        assert!(last_lines(&dir.path().join("none"), 3).is_empty());
     }
 }

@@ -5,11 +5,58 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::case::error::CaseError;
-use crate::host::interrupt;
-use crate::vm::console::{last_lines, LineTail};
+use crate::host::interrupt::{self, Stop};
+use crate::host::process::last_lines;
+use crate::vm::console::LineTail;
 use crate::vm::qemu::Guest;
 use crate::vm::status::{Event, EventName, StatusReader};
+
+/// Why a wait ended without its event. The case layer turns each into its own error (with the
+/// same words), so a failure reads the same in `result.json` whichever layer saw it.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The guest's init reported a failure on its status channel.
+    #[error("guest reported failure in phase {phase}: {reason}")]
+    GuestFailed { phase: String, reason: String },
+    /// The awaited status event did not come in time.
+    #[error("no sign of {what} within {}s", .after.as_secs())]
+    Timeout {
+        event: EventName,
+        what: &'static str,
+        after: Duration,
+    },
+    /// QEMU ended while the event was awaited.
+    #[error("QEMU exited ({status}) while waiting for {what}{}", stderr_note(.stderr))]
+    QemuExited {
+        status: String,
+        event: EventName,
+        what: &'static str,
+        stderr: String,
+    },
+    /// QEMU stayed up after the guest powered off.
+    #[error("QEMU did not exit within {}s of the capture boot powering off", .after.as_secs())]
+    NoPowerOff { after: Duration },
+    /// kdrill was stopped (a signal, or its test runner went away).
+    #[error("interrupted ({0}); guests killed")]
+    Interrupted(Stop),
+}
+
+/// Keeps the guest as it is for `how_long` (a simulated hang), ending early on a stop.
+pub fn hold(how_long: Duration) -> Result<(), WatchError> {
+    match crate::host::deadline::wait_until(how_long, interrupt::interrupted) {
+        Some(stop) => Err(WatchError::Interrupted(stop)),
+        None => Ok(()),
+    }
+}
+
+/// `; QEMU stderr: …` when QEMU wrote any, else nothing.
+pub fn stderr_note(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("; QEMU stderr: {stderr}")
+    }
+}
 
 /// One awaited event: what it is, how long it may take, and how a failure describes it.
 #[derive(Debug, Clone, Copy)]
@@ -89,14 +136,14 @@ impl Watch {
 
     /// Reads new status events and consumes them up to the first of `names` or a `fail` event;
     /// later events stay queued for the next wait.
-    fn take(&mut self, names: &[EventName]) -> Option<Result<(Instant, Event), CaseError>> {
+    fn take(&mut self, names: &[EventName]) -> Option<Result<(Instant, Event), WatchError>> {
         for (at, event) in self.status.poll() {
             self.history.push((at, event.name));
             self.pending.push_back((at, event));
         }
         while let Some((at, event)) = self.pending.pop_front() {
             if event.name == EventName::Fail {
-                return Some(Err(CaseError::GuestFailed {
+                return Some(Err(WatchError::GuestFailed {
                     phase: event.field("phase").unwrap_or("?").into(),
                     reason: event.field("reason").unwrap_or("no reason given").into(),
                 }));
@@ -122,9 +169,22 @@ impl Watch {
         &self.banners
     }
 
+    /// Waits for QEMU to exit once the guest powered off, for `limit` stretched by this watch's
+    /// scale; a stop ends the wait.
+    pub fn power_off(&mut self, limit: Duration) -> Result<(), WatchError> {
+        let limit = self.scaled(limit);
+        if self.guest.wait_exit(limit).is_some() {
+            return Ok(());
+        }
+        match interrupt::interrupted() {
+            Some(stop) => Err(WatchError::Interrupted(stop)),
+            None => Err(WatchError::NoPowerOff { after: limit }),
+        }
+    }
+
     /// Waits for `wait.event`; a `fail` event, QEMU exiting, a stop or the deadline ends the
-    /// wait with the matching [`CaseError`].
-    pub fn until(&mut self, wait: Wait) -> Result<(Instant, Event), CaseError> {
+    /// wait with the matching [`WatchError`].
+    pub fn until(&mut self, wait: Wait) -> Result<(Instant, Event), WatchError> {
         self.until_first(wait, &[])
     }
 
@@ -134,7 +194,7 @@ impl Watch {
         &mut self,
         wait: Wait,
         also: &[EventName],
-    ) -> Result<(Instant, Event), CaseError> {
+    ) -> Result<(Instant, Event), WatchError> {
         let timeout = self.scaled(wait.limit);
         let deadline = Instant::now() + timeout;
         let mut names = vec![wait.event];
@@ -154,7 +214,7 @@ impl Watch {
                 }
             }
             if let Some(stop) = interrupt::interrupted() {
-                return Err(CaseError::Interrupted(stop));
+                return Err(WatchError::Interrupted(stop));
             }
             if let Some(found) = self.take(&names) {
                 return found;
@@ -164,7 +224,7 @@ impl Watch {
                 if let Some(found) = self.take(&names) {
                     return found;
                 }
-                return Err(CaseError::QemuExited {
+                return Err(WatchError::QemuExited {
                     status: status.to_string(),
                     event: wait.event,
                     what: wait.what,
@@ -172,7 +232,7 @@ impl Watch {
                 });
             }
             if Instant::now() >= deadline {
-                return Err(CaseError::Timeout {
+                return Err(WatchError::Timeout {
                     event: wait.event,
                     what: wait.what,
                     after: timeout,
@@ -277,7 +337,7 @@ mod tests {
         );
         let err = w.until(BOOT).unwrap_err();
         assert!(
-            matches!(&err, CaseError::GuestFailed { phase, reason } if phase == "kexec" && reason == "kexec -p exited 1"),
+            matches!(&err, WatchError::GuestFailed { phase, reason } if phase == "kexec" && reason == "kexec -p exited 1"),
             "{err:?}"
         );
     }
@@ -287,17 +347,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = watch("exit 3", dir.path());
         let err = w.until(BOOT).unwrap_err();
-        assert_eq!(err.kind(), "qemu-exited", "{err}");
+        assert!(matches!(err, WatchError::QemuExited { .. }), "{err}");
         let mut w = watch("sleep 30", dir.path());
         let short = Wait {
             limit: Duration::from_millis(200),
             ..BOOT
         };
+        let err = w.power_off(Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, WatchError::NoPowerOff { .. }), "{err:?}");
         let err = w.until(short).unwrap_err();
         assert!(
             matches!(
                 err,
-                CaseError::Timeout {
+                WatchError::Timeout {
                     event: EventName::Boot,
                     ..
                 }

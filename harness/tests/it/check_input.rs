@@ -6,7 +6,8 @@ use std::path::Path;
 
 use crate::check::{calibration, evaluate, said, tree, Edit::*, DEBIAN, NO_KEXEC};
 use crate::support::kdrill;
-use kdrill::readiness::{crashkernel, Status};
+use kdrill::readiness::Status;
+use kdrill::spec::crashkernel;
 
 /// Every `crashkernel=VALUE` in `text`, as written (quotes and backticks around it dropped).
 fn crashkernel_values(text: &str) -> Vec<String> {

@@ -27,14 +27,14 @@ fn crasher_builds_for_debian_6_1_then_comes_from_the_cache() {
     let elf = std::fs::read(&ko).unwrap();
     let parsed = object::File::parse(&*elf).unwrap();
     assert_eq!(parsed.kind(), ObjectKind::Relocatable);
-    let vermagic = kdrill::guest::modules::modinfo_field(&elf, "vermagic")
+    let vermagic = kdrill::host::elf::modinfo_field(&elf, "vermagic")
         .unwrap()
         .expect("a vermagic= field in .modinfo");
     assert!(
         vermagic.starts_with("6.1.0-47-amd64 "),
         "vermagic `{vermagic}`"
     );
-    let name = kdrill::guest::modules::modinfo_field(&elf, "name").unwrap();
+    let name = kdrill::host::elf::modinfo_field(&elf, "name").unwrap();
     assert_eq!(name.as_deref(), Some("crasher"));
 
     // Second build: nothing fetched, nothing compiled.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kdrill::guest::debian::mirror;
+use kdrill::host::packages::mirror;
 use kdrill::host::process;
 
 /// apt-get update of the throwaway tree, and the one `.deb`.
@@ -234,7 +234,7 @@ fn vm_doctor_install_makes_qemu_whole_on_a_fresh_machine() {
     assert!(rc == Some(0) && img.contains("qemu-img version"), "{img}");
     let after = read(&out, "after.out");
     assert!(
-        kdrill::fetch::apt::version::compare(&after, &before).is_ge(),
+        kdrill::host::packages::version::compare(&after, &before).is_ge(),
         "qemu-utils went from {before:?} to {after:?}\n{logs}"
     );
 }

@@ -13,6 +13,7 @@ mod needs;
 mod support;
 mod tidy;
 mod tidy_images;
+mod tidy_layers;
 mod tidy_sizes;
 mod verify;
 mod vmlinux;

@@ -1,4 +1,4 @@
-//! Style check: sizes are written by one formatter. Outside `readiness/cmdline.rs`, no code in
+//! Style check: sizes are written by one formatter. Outside `spec/cmdline.rs`, no code in
 //! `harness/src` formats a size itself: no decimals before a size unit (`{:.1}G`, which the
 //! kernel's `memparse` cannot read), no value glued to a unit inside a `crashkernel=` (`crashkernel={}M`),
 //! and no literal that is nothing but a value and a unit (`format!("{}G", …)`). `paste`, `exact`,
@@ -8,7 +8,7 @@ use crate::support::workspace;
 use crate::tidy::rust_files;
 
 /// The one module allowed to format sizes.
-const FORMATTER: &str = "harness/src/readiness/cmdline.rs";
+const FORMATTER: &str = "harness/src/spec/cmdline.rs";
 
 /// Sizes written in another program's syntax, never for a human to paste as `crashkernel=`.
 const OTHER_SYNTAX: &[(&str, &str)] = &[
@@ -69,11 +69,13 @@ fn problem(literal: &str) -> Option<&'static str> {
         }
         let before: String = bytes[..open].iter().collect();
         if before.ends_with("crashkernel=") || before.ends_with('@') {
-            return Some("a crashkernel= value formatted by hand: use readiness::cmdline::paste, exact or mib");
+            return Some(
+                "a crashkernel= value formatted by hand: use spec::cmdline::paste, exact or mib",
+            );
         }
         if open == 0 && i + 2 == bytes.len() {
             return Some(
-                "a size formatted by hand: use readiness::cmdline::paste, exact, mib or figure",
+                "a size formatted by hand: use spec::cmdline::paste, exact, mib or figure",
             );
         }
     }

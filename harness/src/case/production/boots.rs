@@ -12,7 +12,6 @@ use crate::case::budget::{self, debian as limits};
 use crate::case::error::CaseError;
 use crate::case::production::record::Phase;
 use crate::case::verdict::CaseResult;
-use crate::host::interrupt;
 use crate::spec::scenario::{Scenario, Trigger};
 use crate::vm::qemu::GuestConfig;
 use crate::vm::qmp::Qmp;
@@ -84,7 +83,7 @@ impl<'a> Boots<'a> {
         if let Some(p) = self.result.production.as_mut() {
             p.phases.push(phase);
         }
-        got
+        Ok(got?)
     }
 
     /// Records a phase's failure found after its wait ended (a wrong event).
@@ -122,7 +121,7 @@ impl<'a> Boots<'a> {
         if routes::host_presses(self.scenario.trigger) {
             if self.scenario.trigger == Trigger::HangThenNmi {
                 self.phase("boot 1: the guest hangs a CPU", limits::HANGING, &[])?;
-                hold(
+                crate::vm::watch::hold(
                     Duration::from_secs(u64::from(self.scenario.hang_seconds))
                         .min(budget::MAX_HANG),
                 )?;
@@ -195,13 +194,7 @@ impl<'a> Boots<'a> {
             ));
         }
         self.phase("boot 3: kdrill's unit done", limits::DONE, &[])?;
-        let limit = self.watch.scaled(limits::POWEROFF);
-        if self.watch.guest().wait_exit(limit).is_none() {
-            if let Some(stop) = interrupt::interrupted() {
-                return Err(CaseError::Interrupted(stop));
-            }
-            return Err(CaseError::NoPowerOff { after: limit });
-        }
+        self.watch.power_off(limits::POWEROFF)?;
         Ok(Outcome { capture_failed })
     }
 
@@ -218,13 +211,5 @@ fn not_ready(error: CaseError, boot: u8) -> CaseError {
             CaseError::NotReady { boot, reason }
         }
         other => other,
-    }
-}
-
-/// Keeps the guest hung for `how_long` (the simulated hang itself), ending early on a stop.
-fn hold(how_long: Duration) -> Result<(), CaseError> {
-    match crate::host::deadline::wait_until(how_long, interrupt::interrupted) {
-        Some(stop) => Err(CaseError::Interrupted(stop)),
-        None => Ok(()),
     }
 }

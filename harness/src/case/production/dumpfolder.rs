@@ -170,14 +170,16 @@ fn judge(
     let reader = host_reader(result, userspace.as_ref());
     let log = log::read_cross_checked(&dump_path, &dir.join("dmesg.txt"), reader.as_ref())
         .map_err(|e| e.to_string())?;
+    let mut found = crate::dumpcheck::Findings::default();
     crate::dumpcheck::judge(
         &dump_path,
         &log.text,
         &format!("the dump ({dump})"),
         dir,
         scenario,
-        result,
+        &mut found,
     );
+    result.record(found);
     if !has(&dmesg) {
         return Err(format!("no {dmesg} beside {dump}"));
     }

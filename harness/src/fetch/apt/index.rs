@@ -1,7 +1,7 @@
 //! Reading apt's package indexes (`Packages` files, deb822 paragraphs) into the records kdrill
 //! needs: name, version, sha256, size, where the file is, and its `Depends`.
 
-use crate::fetch::apt::version::Constraint;
+use crate::host::packages::version::Constraint;
 
 /// One binary package as an archive index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

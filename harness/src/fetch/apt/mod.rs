@@ -6,6 +6,6 @@
 pub mod failures;
 pub mod index;
 pub mod pin;
+pub mod repin;
 pub mod resolve;
 pub mod tree;
-pub mod version;

@@ -234,9 +234,9 @@ pub fn repin_file(path: &Path, cache: &Path) -> Result<Repinned, FetchError> {
     let parts: Vec<DebPackage> = kernel.parts.iter().map(deb).collect();
     let headers: Vec<DebPackage> = kernel.headers.iter().map(deb).collect();
     let text = crate::spec::yaml::read(path)?;
-    let (rewritten, notes) = crate::spec::repin::rewrite(
+    let (rewritten, notes) = crate::fetch::apt::repin::rewrite(
         &text,
-        &crate::spec::repin::Repin {
+        &crate::fetch::apt::repin::Repin {
             old_image: &old,
             new_image: &new,
             new_parts: &parts,

@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{io, CrasherError};
-use crate::guest::modules;
+use crate::host::elf;
+use crate::host::process::last_lines;
 use crate::host::process::{self, RunError};
-use crate::vm::console::last_lines;
 
 /// A build took 1–4 s here; the margin covers a machine whose 2 cores are busy with VM tests.
 pub(super) const MAKE_DEADLINE: Duration = Duration::from_secs(300);
@@ -119,7 +119,7 @@ pub(super) fn check_module(path: &Path, release: &str) -> Result<(), CrasherErro
         path: path.into(),
         detail,
     };
-    let vermagic = modules::modinfo_field(&elf, "vermagic")
+    let vermagic = elf::modinfo_field(&elf, "vermagic")
         .map_err(bad)?
         .ok_or_else(|| bad("its .modinfo has no vermagic".into()))?;
     if vermagic_matches(&vermagic, release) {

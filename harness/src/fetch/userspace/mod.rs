@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::fetch::apt::tree::{AptError, Tree};
-use crate::guest::debian::build::BuildError;
+use crate::fetch::mmdebstrap::BuildError;
 use crate::host::lock::{FileLock, LockError};
 use crate::host::process::RunError;
 use crate::spec::userspace::{self, Userspace, UserspaceData};
@@ -166,7 +166,7 @@ pub fn sysroot(
             let mut newest: BTreeMap<String, String> = BTreeMap::new();
             for r in records {
                 let entry = newest.entry(r.package).or_insert_with(|| r.version.clone());
-                if crate::fetch::apt::version::compare(&r.version, entry).is_gt() {
+                if crate::host::packages::version::compare(&r.version, entry).is_gt() {
                     *entry = r.version;
                 }
             }
@@ -244,7 +244,7 @@ fn make(spec: &build::Spec, dir: &Path) -> Result<Sysroot, UserspaceError> {
         .map_err(io(dir))?;
     let tar = scratch.path().join("root.tar");
     let log = dir.join("mmdebstrap.log");
-    crate::guest::debian::build::run(
+    crate::fetch::mmdebstrap::run(
         "userspace",
         &build::mmdebstrap_args(spec, &tar),
         &log,

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::guest::initramfs::{elf_needs, resolve_in, LIBRARY_DIRS};
+use crate::host::elf::elf_needs;
 use crate::host::process;
+use crate::host::rootfs::{resolve_in, LIBRARY_DIRS};
 
 /// Where a chroot sees the work folder it was given.
 pub const WORK: &str = "/kdrill";

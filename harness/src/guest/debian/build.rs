@@ -2,41 +2,19 @@
 //! kernel's `.deb` into a tarball. `image`: that tarball, kdrill's files, the operator's
 //! overlay, `finish` run inside (both initrds), then the boot initrd copied out and the root
 //! disk made with `mkfs.ext4 -d` from a bind mount of the tree (so `/proc`, `/sys` and `/dev`,
-//! mounted for the hooks, stay out of it). The command lines are pure functions; [`run`]
-//! runs one under a deadline with its output kept in a log.
+//! mounted for the hooks, stay out of it). The command lines are pure functions;
+//! `fetch/mmdebstrap.rs` runs one under a deadline with its output kept in a log.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::host::process::{self, shell_line, RunError};
-use crate::host::tools::{self, MissingTool};
+pub use crate::fetch::mmdebstrap::{run, BuildError};
+use crate::host::process::shell_line;
 
 /// Stage 1: downloads ~250 MB and installs them (~1 min here); a slow mirror takes longer.
 pub const BASE_DEADLINE: Duration = Duration::from_secs(900);
 /// Stage 2: both initrds and the disk (~20 s here).
 pub const IMAGE_DEADLINE: Duration = Duration::from_secs(300);
-
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    MissingTool(#[from] MissingTool),
-    #[error(transparent)]
-    Run(#[from] RunError),
-    #[error("mmdebstrap ({stage}) failed ({status}): {last}; the whole output is in {log}")]
-    Failed {
-        stage: &'static str,
-        status: String,
-        last: String,
-        log: PathBuf,
-    },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// What stage 1 installs.
 #[derive(Debug, Clone)]
@@ -142,50 +120,6 @@ pub fn mkfs_script(mkfs: &Path, disk: &Path, free_mib: u32) -> String {
         quote(mkfs),
         quote(disk)
     )
-}
-
-/// Runs mmdebstrap with `args` under `limit`, its output in `log`.
-pub fn run(
-    stage: &'static str,
-    args: &[String],
-    log: &Path,
-    limit: Duration,
-) -> Result<(), BuildError> {
-    let mmdebstrap = tools::require("mmdebstrap")?;
-    let file = std::fs::File::create(log).map_err(|source| BuildError::Io {
-        path: log.into(),
-        source,
-    })?;
-    let err = file.try_clone().map_err(|source| BuildError::Io {
-        path: log.into(),
-        source,
-    })?;
-    let mut command = Command::new(&mmdebstrap);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::from(err))
-        .env("LC_ALL", "C.UTF-8");
-    std::fs::write(
-        log.with_extension("cmdline"),
-        shell_line(&mmdebstrap, args) + "\n",
-    )
-    .map_err(|source| BuildError::Io {
-        path: log.into(),
-        source,
-    })?;
-    let status = process::run_status(&mut command, limit)?;
-    if !status.success() {
-        let last = crate::vm::console::last_lines(log, 3).join(" | ");
-        return Err(BuildError::Failed {
-            stage,
-            status: status.to_string(),
-            last,
-            log: log.into(),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

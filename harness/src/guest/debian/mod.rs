@@ -8,7 +8,6 @@
 
 pub mod build;
 pub mod casedisk;
-pub mod mirror;
 pub mod tree;
 pub mod unshare;
 
@@ -20,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fetch::kernel::KernelFiles;
 use crate::host::lock::{FileLock, LockError};
+use crate::host::packages::mirror;
 use crate::host::tools::{self, MissingTool};
 use crate::spec::debian::DebianRecipe;
 use build::BuildError;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::guest::initramfs::tests_support::elf_with_section;
+use crate::host::elf::tests_support::elf_with_section;
 use crate::spec::image;
 
 /// A kernel's modules folder, written by the test.

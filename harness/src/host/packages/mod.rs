@@ -2,16 +2,17 @@
 //! of [`plan`] as root ([`install`]): add a suite's source when needed, `apt-get update`, one
 //! `apt-get install` per step, each under a deadline. The decisions are all in `plan.rs`.
 
+pub mod mirror;
 pub mod plan;
 #[cfg(test)]
 mod tests;
+pub mod version;
 pub mod view;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::guest::debian::mirror;
 use crate::host::process::{self, RunError};
 use plan::{Plan, Unserved};
 use view::{Installed, View};

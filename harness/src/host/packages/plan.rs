@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
+use super::mirror;
+use super::version;
 use super::view::{Installed, View};
-use crate::fetch::apt::version;
-use crate::guest::debian::mirror;
 
 /// Where an added apt source is written, one file per suite.
 pub const SOURCES_DIR: &str = "/etc/apt/sources.list.d";

@@ -1,9 +1,9 @@
 //! The planner's cases: no QEMU, the fresh machine's backports `qemu-utils` with and without
 //! backports listed, a QEMU version no suite serves, nothing missing.
 
+use super::mirror::Entry;
 use super::plan::{plan, Step};
 use super::view::{Installed, Offer, Policy, Release, View};
-use crate::guest::debian::mirror::Entry;
 
 const BPO: &str = "1:10.0.2+ds-2+deb13u1~bpo12+1";
 const BPO_NEXT: &str = "1:10.0.3+ds-1~bpo12+1";

@@ -2,7 +2,7 @@
 //! (`dpkg-query -W -f` [`DPKG_FORMAT`]), the versions apt can offer and the suites serving them
 //! (`apt-cache policy`, in the C locale), and the release (`/etc/os-release`).
 
-use crate::guest::debian::mirror::Entry;
+use super::mirror::Entry;
 
 /// The `dpkg-query -W -f` format [`parse_dpkg`] reads.
 pub const DPKG_FORMAT: &str = "${Package}\t${Version}\t${db:Status-Abbrev}\t${source:Package}\n";

@@ -7,8 +7,8 @@
 use std::cmp::Ordering;
 
 use crate::fetch::apt::index::Record;
-use crate::fetch::apt::version::{self, Constraint};
 use crate::fetch::layout::{self, LAYOUTS};
+use crate::host::packages::version::{self, Constraint};
 
 /// The kernel-related records of every index of one release's suites.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::readiness::cmdline::{cmdline_words, exact, memparse};
+use crate::spec::cmdline::{cmdline_words, exact, memparse};
 
 /// One parsed `crashkernel=` value.
 #[derive(Debug, Clone, PartialEq, Eq)]

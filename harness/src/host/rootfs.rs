@@ -6,8 +6,28 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::guest::initramfs::{elf_needs, ImageError};
+use crate::host::elf::elf_needs;
 use crate::host::tools;
+
+/// Why a program's files could not be gathered from a root.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("{path}: {detail}")]
+    Elf { path: PathBuf, detail: String },
+    #[error("shared library `{name}` needed by {needed_by} is not in {dirs} of {root}")]
+    MissingLibrary {
+        name: String,
+        needed_by: PathBuf,
+        dirs: String,
+        root: PathBuf,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Folders the dynamic loader searches on Debian amd64 (multiarch first); the guest's `/init`
 /// puts the same on `LD_LIBRARY_PATH`.
@@ -86,16 +106,16 @@ pub fn locate(root: &Path, name: &str) -> Option<PathBuf> {
 pub fn library_closure(
     root: &Path,
     programs: &[PathBuf],
-) -> Result<BTreeMap<PathBuf, PathBuf>, ImageError> {
+) -> Result<BTreeMap<PathBuf, PathBuf>, RootError> {
     let mut found: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
     let mut todo: Vec<PathBuf> = programs.to_vec();
     while let Some(real) = todo.pop() {
         let data = read(&real)?;
-        let (interp, needed) = elf_needs(&data).map_err(|detail| ImageError::Elf {
+        let (interp, needed) = elf_needs(&data).map_err(|detail| RootError::Elf {
             path: real.clone(),
             detail,
         })?;
-        let missing = |name: &str, dirs: String| ImageError::MissingLibrary {
+        let missing = |name: &str, dirs: String| RootError::MissingLibrary {
             name: name.into(),
             needed_by: real.clone(),
             dirs,
@@ -128,8 +148,8 @@ pub fn library_closure(
     Ok(found)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, ImageError> {
-    std::fs::read(path).map_err(|source| ImageError::Io {
+fn read(path: &Path) -> Result<Vec<u8>, RootError> {
+    std::fs::read(path).map_err(|source| RootError::Io {
         path: path.into(),
         source,
     })

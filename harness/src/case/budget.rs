@@ -181,18 +181,82 @@ pub mod debian {
             + crate::guest::dumpdisk::DISK_TOOL_DEADLINE.as_secs() * 4,
     );
 
-    /// Every wait of the three boots, the host reading the dump folder, and the setup.
+    /// How far a recipe may stretch one of these waits (`deadlines:` in its YAML): a release
+    /// that needs more than twice kdrill's default is a finding, not a setting.
+    pub const MAX_FACTOR: u32 = 2;
+
+    /// The waits a recipe may set, each with its YAML name.
+    pub const SETTABLE: [(&str, Wait); 6] = [
+        ("boot", BOOT),
+        ("ready", READY),
+        ("capture", CAPTURE),
+        ("saving", SAVING),
+        ("reboot", REBOOT),
+        ("ready_again", READY_AGAIN),
+    ];
+
+    /// One Debian image's waits: kdrill's defaults with its recipe's `deadlines:` over them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Deadlines {
+        pub boot: Wait,
+        pub ready: Wait,
+        pub capture: Wait,
+        pub saving: Wait,
+        pub reboot: Wait,
+        pub ready_again: Wait,
+    }
+
+    impl Default for Deadlines {
+        fn default() -> Deadlines {
+            Deadlines {
+                boot: BOOT,
+                ready: READY,
+                capture: CAPTURE,
+                saving: SAVING,
+                reboot: REBOOT,
+                ready_again: READY_AGAIN,
+            }
+        }
+    }
+
+    impl Deadlines {
+        /// `set` (a recipe's `deadlines:`) over the defaults; a wait over [`MAX_FACTOR`] times
+        /// its default is refused, naming it, its default and the ceiling.
+        pub fn with(set: &crate::spec::debian::Deadlines) -> Result<Deadlines, String> {
+            let mut out = Deadlines::default();
+            for ((name, seconds), (_, default)) in set.named().into_iter().zip(SETTABLE) {
+                let Some(seconds) = seconds else { continue };
+                let ceiling = default.limit * MAX_FACTOR;
+                if secs(seconds) > ceiling {
+                    return Err(format!(
+                        "deadlines.{name}: {seconds} s is over {MAX_FACTOR} times kdrill's {} s ({}): at most {} s; a release that needs more is worth a look at its serial logs",
+                        default.limit.as_secs(),
+                        default.what,
+                        ceiling.as_secs()
+                    ));
+                }
+                let wait = Wait {
+                    limit: secs(seconds),
+                    ..default
+                };
+                match name {
+                    "boot" => out.boot = wait,
+                    "ready" => out.ready = wait,
+                    "capture" => out.capture = wait,
+                    "saving" => out.saving = wait,
+                    "reboot" => out.reboot = wait,
+                    _ => out.ready_again = wait,
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// Every wait of the three boots (the settable ones at their ceiling), the host reading the
+    /// dump folder, and the setup.
     pub fn total() -> Duration {
-        let guest = BOOT.limit
-            + READY.limit
-            + HANGING.limit
-            + super::MAX_HANG
-            + CAPTURE.limit
-            + SAVING.limit
-            + REBOOT.limit
-            + READY_AGAIN.limit
-            + DONE.limit
-            + POWEROFF;
+        let settable: Duration = SETTABLE.iter().map(|(_, w)| w.limit * MAX_FACTOR).sum();
+        let guest = settable + HANGING.limit + super::MAX_HANG + DONE.limit + POWEROFF;
         let host = QEMU_IMG * 2
             + super::EXTRACT * super::EXTRACTIONS
             + EVIDENCE_FILE * crate::guest::debian::casedisk::EVIDENCE.len() as u32
@@ -260,6 +324,46 @@ mod tests {
                 kill.as_secs()
             );
         }
+    }
+
+    #[test]
+    fn a_recipe_stretches_a_debian_wait_up_to_twice_the_default() {
+        let set = |reboot| crate::spec::debian::Deadlines {
+            reboot: Some(reboot),
+            ..Default::default()
+        };
+        let d = debian::Deadlines::with(&set(420)).unwrap();
+        assert_eq!(d.reboot.limit, secs(420));
+        assert_eq!(d.reboot.what, debian::REBOOT.what);
+        assert_eq!(d.ready, debian::READY);
+        let err = debian::Deadlines::with(&set(601)).unwrap_err();
+        assert!(
+            err.contains("deadlines.reboot: 601 s is over 2 times kdrill's 300 s")
+                && err.contains("at most 600 s"),
+            "{err}"
+        );
+        assert_eq!(
+            debian::Deadlines::with(&Default::default()).unwrap(),
+            debian::Deadlines::default()
+        );
+    }
+
+    /// Every committed Debian recipe's waits are within the ceiling the budget counts.
+    #[test]
+    fn the_committed_recipes_deadlines_are_accepted() {
+        let images = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../images");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&images).unwrap().flatten() {
+            let path = entry.path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.starts_with("debian-") || !name.ends_with(".yaml") {
+                continue;
+            }
+            let recipe = crate::spec::debian::from_file(&path).unwrap();
+            debian::Deadlines::with(&recipe.deadlines).unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+        }
+        assert!(seen >= 2, "{seen}");
     }
 
     #[test]

@@ -40,9 +40,46 @@ pub struct DebianRecipe {
     /// kdrill's files for the image, relative to the recipe: `root/` is copied into the image
     /// root, `finish` runs in it last.
     pub files: PathBuf,
+    /// Waits of the three boots this release needs longer than kdrill's defaults
+    /// (`case/budget.rs`), in seconds; at most twice the default.
+    #[serde(default)]
+    pub deadlines: Deadlines,
     /// The recipe file (for errors and for `files`).
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// A Debian recipe's own waits, seconds (`None`: kdrill's default). Named as the phases of
+/// `result.json`'s `production.phases`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    /// Boot 1: systemd starts kdrill's first unit.
+    pub boot: Option<u64>,
+    /// Boot 1: kdump-config says `ready to kdump`.
+    pub ready: Option<u64>,
+    /// The crash → the capture kernel's initrd starts.
+    pub capture: Option<u64>,
+    /// The capture kernel → kdump-tools-dump.service starts.
+    pub saving: Option<u64>,
+    /// kdump-tools saves the dump and the guest boots again.
+    pub reboot: Option<u64>,
+    /// Boot 3: kdump-config says `ready to kdump` again.
+    pub ready_again: Option<u64>,
+}
+
+impl Deadlines {
+    /// Each set wait by its YAML name.
+    pub fn named(&self) -> [(&'static str, Option<u64>); 6] {
+        [
+            ("boot", self.boot),
+            ("ready", self.ready),
+            ("capture", self.capture),
+            ("saving", self.saving),
+            ("reboot", self.reboot),
+            ("ready_again", self.ready_again),
+        ]
+    }
 }
 
 impl DebianRecipe {
@@ -113,6 +150,16 @@ pub fn from_file(path: &Path) -> Result<DebianRecipe, YamlError> {
         }
     }
     crate::spec::image::check_needs("initramfs_needs", &recipe.initramfs_needs).map_err(invalid)?;
+    if let Some((name, _)) = recipe
+        .deadlines
+        .named()
+        .into_iter()
+        .find(|(_, v)| *v == Some(0))
+    {
+        return Err(invalid(format!(
+            "deadlines.{name}: 0 seconds; leave it out for kdrill's default"
+        )));
+    }
     for option in &recipe.cmdline {
         if option.contains(char::is_whitespace) || option.contains(['\'', '"']) {
             return Err(invalid(format!("cmdline: `{option}` must be one word")));
@@ -153,6 +200,28 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
             .join("images/debian-bookworm.yaml")
+    }
+
+    #[test]
+    fn a_recipe_sets_its_own_waits() {
+        let trixie = project_recipe().with_file_name("debian-trixie.yaml");
+        assert_eq!(from_file(&trixie).unwrap().deadlines.reboot, Some(420));
+        assert_eq!(
+            from_file(&project_recipe()).unwrap().deadlines,
+            Deadlines::default()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(&trixie).unwrap();
+        let path = dir.path().join("debian-x.yaml");
+        std::fs::write(&path, text.replace("reboot: 420", "reboot: 0")).unwrap();
+        let err = from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("deadlines.reboot: 0 seconds"), "{err}");
+        std::fs::write(&path, text.replace("reboot: 420", "rebooot: 420")).unwrap();
+        let err = from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("debian-x.yaml:") && err.contains("rebooot"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn stderr_note(stderr: &str) -> String {
 }
 
 /// One awaited event: what it is, how long it may take, and how a failure describes it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wait {
     pub event: EventName,
     pub limit: Duration,

@@ -29,6 +29,8 @@ pub struct Boots<'a> {
     pub scenario: &'a Scenario,
     pub result: &'a mut CaseResult,
     pub progress: &'a dyn Fn(&str),
+    /// The image's waits (its recipe's `deadlines:` over kdrill's).
+    pub deadlines: limits::Deadlines,
     /// When QEMU was started.
     pub started: Instant,
     /// The end of the last phase (the next one is timed from it).
@@ -47,6 +49,7 @@ impl<'a> Boots<'a> {
         scenario: &'a Scenario,
         result: &'a mut CaseResult,
         progress: &'a dyn Fn(&str),
+        deadlines: limits::Deadlines,
         started: Instant,
     ) -> Boots<'a> {
         Boots {
@@ -55,6 +58,7 @@ impl<'a> Boots<'a> {
             scenario,
             result,
             progress,
+            deadlines,
             started,
             last: started,
         }
@@ -103,7 +107,11 @@ impl<'a> Boots<'a> {
     pub fn run(&mut self) -> Result<Outcome, CaseError> {
         self.watch.mark(SAVED);
         let mut qmp = self.qmp()?;
-        let (_, boot) = self.phase("boot 1: systemd starts kdrill's unit", limits::BOOT, &[])?;
+        let (_, boot) = self.phase(
+            "boot 1: systemd starts kdrill's unit",
+            self.deadlines.boot,
+            &[],
+        )?;
         self.result.phases.boot = Some((self.last - self.started).as_secs_f64());
         self.result.phases.guest_boot = Some(boot.uptime);
         if boot.field("crashed") == Some("yes") {
@@ -112,7 +120,11 @@ impl<'a> Boots<'a> {
                 detail: "boot 1 found kdrill's crash marker: the image's disk was written (it must only be booted through an overlay)".into(),
             });
         }
-        let ready = self.phase("boot 1: kdump-tools ready to kdump", limits::READY, &[]);
+        let ready = self.phase(
+            "boot 1: kdump-tools ready to kdump",
+            self.deadlines.ready,
+            &[],
+        );
         let (ready_at, _) = ready.map_err(|e| not_ready(e, 1))?;
         self.result.phases.ready = Some((ready_at - self.started).as_secs_f64());
 
@@ -140,7 +152,7 @@ impl<'a> Boots<'a> {
         }
         let capture = self.phase(
             "crash → the capture kernel's initrd",
-            limits::CAPTURE,
+            self.deadlines.capture,
             &[EventName::Boot],
         )?;
         let crashed_at = crashed_at
@@ -158,7 +170,7 @@ impl<'a> Boots<'a> {
             self.result.phases.capture_boot = Some(capture.1.uptime);
             let saving = self.phase(
                 "capture kernel → kdump-tools-dump.service",
-                limits::SAVING,
+                self.deadlines.saving,
                 &[EventName::Boot],
             )?;
             let rebooted = if saving.1.name == EventName::Boot {
@@ -172,7 +184,7 @@ impl<'a> Boots<'a> {
             } else {
                 self.phase(
                     "kdump-tools saves the dump, the guest reboots",
-                    limits::REBOOT,
+                    self.deadlines.reboot,
                     &[],
                 )?
             };
@@ -182,7 +194,7 @@ impl<'a> Boots<'a> {
         let boot3 = self.last;
         let again = self.phase(
             "boot 3: kdump-tools ready to kdump again",
-            limits::READY_AGAIN,
+            self.deadlines.ready_again,
             &[],
         );
         let (again_at, again) = again.map_err(|e| not_ready(e, 3))?;

@@ -69,6 +69,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         &case.scenario,
         result,
         run.progress,
+        prepared.deadlines,
         started,
     );
     let outcome = boots.run();

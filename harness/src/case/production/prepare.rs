@@ -31,6 +31,8 @@ pub struct Prepared {
     pub extra_disks: Vec<PathBuf>,
     pub sshd: Option<Sshd>,
     pub scratch: tempfile::TempDir,
+    /// The three boots' waits: kdrill's, with the recipe's `deadlines:` over them.
+    pub deadlines: budget::Deadlines,
 }
 
 /// The case's image's recipe in its project (without one, kdrill's built-in recipe, materialised
@@ -74,6 +76,10 @@ pub fn prepare(
         None
     };
     let recipe = recipe(case, options)?;
+    let deadlines = budget::Deadlines::with(&recipe.deadlines).map_err(|e| CaseError::Setup {
+        what: "image recipe",
+        detail: format!("{}: {e}", recipe.path.display()),
+    })?;
     let overlay = overlay(case)?;
     let image =
         crate::guest::debian::image(&recipe, &files, overlay.as_ref(), &options.cache, progress)
@@ -205,6 +211,7 @@ pub fn prepare(
         extra_disks,
         sshd,
         scratch,
+        deadlines,
     })
 }
 

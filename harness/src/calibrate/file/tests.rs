@@ -98,7 +98,8 @@ fn the_committed_calibrations_read_and_agree_with_their_probes() {
         [
             "debian-6.1-debian-bookworm.yaml",
             "debian-6.1-minimal.yaml",
-            "debian-6.12-minimal.yaml"
+            "debian-6.12-minimal.yaml",
+            "debian13-6.12-debian-trixie.yaml"
         ]
     );
 }

@@ -41,7 +41,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "set")]
     pub image: Option<String>,
     /// Files copied into the Debian image's root before its capture initrd is built (your
-    /// /etc/default/kdump-tools, /etc/sysctl.d/*.conf, …); needs --image debian
+    /// /etc/default/kdump-tools, /etc/sysctl.d/*.conf, …); needs an image with its own
+    /// kdump-tools (`--image debian`, `--image debian-trixie`)
     #[arg(long, value_name = "DIR", conflicts_with = "set")]
     pub overlay: Option<PathBuf>,
     /// crashkernel= for every case, instead of the kernel entry's (e.g. 128M)

@@ -19,7 +19,8 @@ pub struct Calibration {
     /// The kernel entry (`kernels/<id>.yaml`) and the release it booted.
     pub kernel: String,
     pub release: String,
-    /// `minimal` (kdrill's busybox capture initramfs) or `debian` (kdump-tools' own).
+    /// The image recipe measured: `minimal` (kdrill's busybox capture initramfs), `debian-bookworm`,
+    /// `debian-trixie` (a release's own kdump-tools)…
     pub image: String,
     pub scenario: String,
     /// When (UTC) and with what it was measured.

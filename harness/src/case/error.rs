@@ -49,55 +49,9 @@ pub enum CaseError {
     /// The host's side of a crash route could not be performed.
     #[error("{0}")]
     Route(String),
-    /// The capture boot left no dump.
-    #[error("no dump: the capture kernel wrote no vmcore to the dump disk")]
-    NoDump,
-    #[error("the dump is empty (0 bytes)")]
-    EmptyDump,
-    /// A dump (or a file kept with it) could not be read or written on the host.
-    #[error("{0}")]
-    Dump(String),
-    /// kdrill's reader and makedumpfile read different logs from the same dump.
-    #[error("kdrill's reader and makedumpfile disagree on the kernel log from byte {at} on (compare {ours} with {theirs})")]
-    LogMismatch {
-        at: usize,
-        ours: String,
-        theirs: String,
-    },
-    /// A line the scenario expects is not in the dump's log.
-    #[error("expected log line absent from {from}: `{pattern}`")]
-    ExpectedLineMissing { from: String, pattern: String },
-    /// A line the scenario forbids is in a log.
-    #[error("{text} holds a line it must not (`{pattern}`): {line}")]
-    ForbiddenLine {
-        text: String,
-        pattern: String,
-        line: String,
-    },
-    /// kdrill could not read the crashed CPU's backtrace, task or modules from the dump.
-    #[error("the dump's backtrace, tasks or modules could not be read: {0}")]
-    DeepUnreadable(String),
-    /// A frame the scenario expects is not in the crashed CPU's backtrace (in order).
-    #[error(
-        "expected frame absent from the crashed CPU's backtrace: `{pattern}` (frames: {frames})"
-    )]
-    FrameMissing { pattern: String, frames: String },
-    /// The crashed CPU ran another task than the route's.
-    #[error("the crashed CPU ran `{got}`, the route crashes from `{want}`")]
-    WrongTask { want: String, got: String },
-    /// The crasher module is not in the dump's module list.
-    #[error("module `{0}` is not in the dump's module list")]
-    ModuleMissing(String),
-    /// The dump holds a larger share of the guest's pages than the scenario's `expect.dump`
-    /// allows: the dump level did not exclude what it should have.
-    #[error("the dump holds {percent} % of the guest's pages ({dumped} of {ram}) where at most {max} % is expected: {why}")]
-    DumpNotReduced {
-        percent: f64,
-        max: f64,
-        dumped: u64,
-        ram: u64,
-        why: String,
-    },
+    /// Reading the dump back failed, or found the dump wrong (`dumpcheck`): its words and kind.
+    #[error(transparent)]
+    Read(#[from] DumpError),
     /// kdump-tools was not ready to kdump in the Debian guest (boot 1, or boot 3 after the crash).
     #[error("kdump-tools is not ready to kdump in boot {boot}: {reason}")]
     NotReady { boot: u8, reason: String },
@@ -160,17 +114,7 @@ impl CaseError {
             CaseError::NoPowerOff { .. } => "no-poweroff",
             CaseError::Qmp { .. } => "qmp",
             CaseError::Route(_) => "route",
-            CaseError::NoDump => "no-dump",
-            CaseError::EmptyDump => "empty-dump",
-            CaseError::Dump(_) => "dump-unreadable",
-            CaseError::LogMismatch { .. } => "log-mismatch",
-            CaseError::ExpectedLineMissing { .. } => "expectation-missing",
-            CaseError::ForbiddenLine { .. } => "forbidden-line",
-            CaseError::DeepUnreadable(_) => "deep-unreadable",
-            CaseError::FrameMissing { .. } => "backtrace-mismatch",
-            CaseError::WrongTask { .. } => "task-mismatch",
-            CaseError::ModuleMissing(_) => "module-missing",
-            CaseError::DumpNotReduced { .. } => "dump-not-reduced",
+            CaseError::Read(finding) => finding.kind(),
             CaseError::NotReady { .. } => "not-ready",
             CaseError::CaptureFailed { .. } => "capture-failed",
             CaseError::DumpFolder { .. } => "dump-folder",
@@ -195,52 +139,6 @@ impl CaseError {
                 None => self,
             },
             other => other,
-        }
-    }
-}
-
-/// Reading the dump back failed, or found the dump wrong: the case fails with the same words and
-/// the matching kind.
-impl From<DumpError> for CaseError {
-    fn from(e: DumpError) -> Self {
-        match e {
-            DumpError::NoDump => CaseError::NoDump,
-            DumpError::EmptyDump => CaseError::EmptyDump,
-            DumpError::Dump(detail) => CaseError::Dump(detail),
-            DumpError::LogMismatch { at, ours, theirs } => {
-                CaseError::LogMismatch { at, ours, theirs }
-            }
-            DumpError::ExpectedLineMissing { from, pattern } => {
-                CaseError::ExpectedLineMissing { from, pattern }
-            }
-            DumpError::ForbiddenLine {
-                text,
-                pattern,
-                line,
-            } => CaseError::ForbiddenLine {
-                text,
-                pattern,
-                line,
-            },
-            DumpError::DeepUnreadable(detail) => CaseError::DeepUnreadable(detail),
-            DumpError::FrameMissing { pattern, frames } => {
-                CaseError::FrameMissing { pattern, frames }
-            }
-            DumpError::WrongTask { want, got } => CaseError::WrongTask { want, got },
-            DumpError::ModuleMissing(name) => CaseError::ModuleMissing(name),
-            DumpError::DumpNotReduced {
-                percent,
-                max,
-                dumped,
-                ram,
-                why,
-            } => CaseError::DumpNotReduced {
-                percent,
-                max,
-                dumped,
-                ram,
-                why,
-            },
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::case::shape::{self, Shape, ShapeInputs};
 use crate::case::verdict::KernelPackage;
 use crate::case::{Case, RunOptions};
 use crate::dumpcheck::makedumpfile::Reader;
+use crate::dumpcheck::DumpError;
 use crate::fetch::kernel::KernelFiles;
 use crate::fetch::userspace::Capture;
 use crate::guest::{dumpdisk, minimal};
@@ -165,7 +166,7 @@ pub fn prepare(
     args.extend(scenario.guest.qemu.iter().cloned());
     let line = dir.join("qemu-cmdline.txt");
     std::fs::write(&line, qemu::shell_line(&qemu_bin, &args) + "\n")
-        .map_err(|e| CaseError::Dump(format!("cannot write {}: {e}", line.display())))?;
+        .map_err(|e| DumpError::Dump(format!("cannot write {}: {e}", line.display())))?;
     Ok(Prepared {
         qemu: qemu_bin,
         config,

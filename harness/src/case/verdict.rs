@@ -403,7 +403,11 @@ mod tests {
         assert_eq!(judged(&[("a", true)], vec![], None).verdict, Verdict::Pass);
         // An unmet expectation, a failure, or nothing checked: FAIL.
         assert_eq!(judged(&[("a", false)], vec![], None).verdict, Verdict::Fail);
-        let r = judged(&[("a", true)], vec![CaseError::NoDump], None);
+        let r = judged(
+            &[("a", true)],
+            vec![CaseError::Read(crate::dumpcheck::DumpError::NoDump)],
+            None,
+        );
         assert_eq!(
             (r.verdict, r.failure.as_deref()),
             (Verdict::Fail, Some("no-dump"))
@@ -412,7 +416,11 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Fail);
         assert_eq!(r.reasons, ["no expectation was checked"]);
         // A stop outranks everything and is named.
-        let r = judged(&[("a", true)], vec![CaseError::NoDump], Some(Stop::Term));
+        let r = judged(
+            &[("a", true)],
+            vec![CaseError::Read(crate::dumpcheck::DumpError::NoDump)],
+            Some(Stop::Term),
+        );
         assert_eq!(r.verdict, Verdict::Interrupted);
         assert_eq!(r.interrupted.as_deref(), Some("SIGTERM"));
         assert_eq!(r.failure.as_deref(), Some("no-dump"));

@@ -8,6 +8,7 @@ use crate::case::error::CaseError;
 use crate::case::evidence;
 use crate::case::flow::Guesting;
 use crate::dumpcheck;
+use crate::dumpcheck::DumpError;
 use crate::vm::routes;
 
 pub fn dump(g: &mut Guesting) -> Result<(), CaseError> {
@@ -34,20 +35,21 @@ pub fn dump(g: &mut Guesting) -> Result<(), CaseError> {
         let started = Instant::now();
         routes::dump_guest_memory(&mut qmp, format, &out).map_err(CaseError::Route)?;
         evidence::restrict(&out)
-            .map_err(|e| CaseError::Dump(format!("chmod {}: {e}", out.display())))?;
+            .map_err(|e| DumpError::Dump(format!("chmod {}: {e}", out.display())))?;
         let secs = started.elapsed().as_secs_f64();
         let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
         g.result.dump_bytes = Some(g.result.dump_bytes.unwrap_or(0).max(size));
         g.result.phases.vm_dump = Some(g.result.phases.vm_dump.unwrap_or(0.0) + secs);
         // makedumpfile cannot read what dump-guest-memory writes: kdrill's reader alone.
         let log = dumpcheck::log::read_native(&out, &dir.join(format!("dmesg.{format}.txt")))
-            .map_err(|e| CaseError::Dump(format!("{format} dump: {e}")))?;
+            .map_err(|e| DumpError::Dump(format!("{format} dump: {e}")))?;
         for (pattern, found) in dumpcheck::expect::check_log(&log, &scenario.expect.log) {
             if found.is_none() {
-                g.result.fail(CaseError::ExpectedLineMissing {
-                    from: format!("the {format} dump"),
-                    pattern: pattern.clone(),
-                });
+                g.result
+                    .fail(CaseError::Read(DumpError::ExpectedLineMissing {
+                        from: format!("the {format} dump"),
+                        pattern: pattern.clone(),
+                    }));
             }
             g.result
                 .expectations

@@ -18,8 +18,8 @@ use std::path::Path;
 use crate::guest::dumpdisk;
 use crate::spec::scenario::Scenario;
 
-/// Why reading a dump back failed or what it found wrong. The case layer turns each into its own
-/// error with the same words, so a failure reads the same in `result.json`.
+/// Why reading a dump back failed or what it found wrong. The case layer carries it as it is
+/// (`CaseError::Read`), so a failure reads the same in `result.json`, with [`DumpError::kind`].
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     /// The capture boot left no dump.
@@ -71,6 +71,25 @@ pub enum DumpError {
         ram: u64,
         why: String,
     },
+}
+
+impl DumpError {
+    /// A short stable name for the kind of failure (`result.json`'s `failure`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DumpError::NoDump => "no-dump",
+            DumpError::EmptyDump => "empty-dump",
+            DumpError::Dump(_) => "dump-unreadable",
+            DumpError::LogMismatch { .. } => "log-mismatch",
+            DumpError::ExpectedLineMissing { .. } => "expectation-missing",
+            DumpError::ForbiddenLine { .. } => "forbidden-line",
+            DumpError::DeepUnreadable(_) => "deep-unreadable",
+            DumpError::FrameMissing { .. } => "backtrace-mismatch",
+            DumpError::WrongTask { .. } => "task-mismatch",
+            DumpError::ModuleMissing(_) => "module-missing",
+            DumpError::DumpNotReduced { .. } => "dump-not-reduced",
+        }
+    }
 }
 
 /// What reading a dump back found, for the case's `result.json`: each field is set once the step

@@ -57,6 +57,9 @@ const FAST_HEADROOM_MIB: u64 = 384;
 /// The plan of `case` under `overrides`.
 pub fn plan(case: &Case, overrides: Overrides) -> Plan {
     let scenario = &case.scenario;
+    if case.setup.image.own_kdump() {
+        return own_kdump(case, overrides);
+    }
     let wanted = overrides.mode.unwrap_or(scenario.mode);
     let crashkernel = case.crashkernel().to_string();
     let fast_crashkernel = match wanted {
@@ -110,6 +113,28 @@ pub fn plan(case: &Case, overrides: Overrides) -> Plan {
         crashkernel,
         kexec,
         makedumpfile,
+    }
+}
+
+/// An image whose own kdump-tools loads the capture kernel (`kexec -p` with its options, at boot)
+/// and runs makedumpfile with its own settings: kdrill boots it as a host boots, always. A
+/// scenario's `mode:` is the minimal image's; a `fast` asked for the run (`--mode`,
+/// `KDRILL_MODE`) says why it does not apply.
+fn own_kdump(case: &Case, overrides: Overrides) -> Plan {
+    let wanted = overrides.mode.unwrap_or(BootMode::Faithful);
+    Plan {
+        mode: BootMode::Faithful,
+        restore: false,
+        boots_because: None,
+        faithful_because: (wanted == BootMode::Fast).then(|| {
+            format!(
+                "the {} image boots as a host does: its own kdump-tools loads the capture kernel and runs makedumpfile, so a fast boot does not apply",
+                case.setup.image.name()
+            )
+        }),
+        crashkernel: case.crashkernel().to_string(),
+        kexec: Vec::new(),
+        makedumpfile: Vec::new(),
     }
 }
 
@@ -181,6 +206,35 @@ mod tests {
             kernel::load(&root, "debian-6.1").unwrap(),
             scenario::load(&root, scenario_id).unwrap(),
         )
+    }
+
+    #[test]
+    fn an_image_with_its_own_kdump_boots_as_a_host_and_says_why_fast_does_not_apply() {
+        let mut c = case("nmi");
+        c.setup.image = crate::spec::images::test_registry()
+            .find("debian-trixie")
+            .unwrap();
+        // The scenario's `mode: fast` is the minimal image's: nothing to say.
+        let p = plan(&c, Overrides::default());
+        assert_eq!((p.mode, p.restore), (BootMode::Faithful, false));
+        assert!(p.kexec.is_empty() && p.makedumpfile.is_empty(), "{p:?}");
+        assert_eq!(p.crashkernel, "256M");
+        assert_eq!(p.faithful_because, None);
+        // KDRILL_MODE=fast or --mode fast: said, not silently ignored.
+        let fast = Overrides {
+            mode: Some(BootMode::Fast),
+            no_restore: false,
+        };
+        let why = plan(&c, fast).faithful_because.unwrap();
+        assert!(
+            why.contains("debian-trixie image") && why.contains("fast boot does not apply"),
+            "{why}"
+        );
+        let faithful = Overrides {
+            mode: Some(BootMode::Faithful),
+            no_restore: false,
+        };
+        assert_eq!(plan(&c, faithful).faithful_because, None);
     }
 
     #[test]

@@ -46,6 +46,13 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         dump_target: case.scenario.image.dump_target,
         ..Production::default()
     });
+    // The plan of an image with its own kdump: booted as a host boots (`KDRILL_MODE=fast`, a
+    // scenario's `mode: fast` say why they do not apply).
+    let plan = crate::case::plan::plan(case, run.options.overrides);
+    if let Some(why) = &plan.faithful_because {
+        result.notes.push(why.clone());
+    }
+    result.plan = Some(plan);
     if case.scenario.capture.makedumpfile != crate::spec::scenario::Capture::default().makedumpfile
     {
         result.notes.push("the scenario's capture.makedumpfile does not apply: kdump-tools runs makedumpfile with MAKEDUMP_ARGS from /etc/default/kdump-tools".into());

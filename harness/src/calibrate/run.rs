@@ -133,7 +133,7 @@ fn estimate_inputs(
     options: &RunOptions,
 ) -> anyhow::Result<(EstimateInputs, Option<String>)> {
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache)?;
-    if case.setup.image.own_kdump() {
+    if crate::case::needs::needs(case, options.overrides).image_build {
         let built = crate::case::production::image_for(case, options, &|_| {})?;
         let cfg = built
             .kdump_tools_cfg()

@@ -37,14 +37,7 @@ pub fn write(case: &Case, options: &RunOptions, dir: &Path) -> anyhow::Result<Ba
     };
     let plan = plan::plan(case, forced);
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache)?;
-    let crasher = match case.scenario.trigger.needs_crasher() {
-        true => Some(std::fs::read(crate::fetch::crasher::build(
-            &case.kernel,
-            &files,
-            &options.cache,
-        )?)?),
-        false => None,
-    };
+    let crasher = crate::case::needs::crasher(case, &files, options).map_err(anyhow::Error::msg)?;
     let recipe = image::minimal(options.project_root.as_deref())?;
     let capture = crate::case::prepare::userspace(case, &recipe, options, &|_| {})?;
     let initrd = dir.join("initrd.img");

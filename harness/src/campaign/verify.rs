@@ -18,7 +18,6 @@ use crate::exit::Exit;
 use crate::host::interrupt;
 use crate::host::process::last_lines;
 use crate::spec::images::Registry;
-use crate::spec::scenario::BootMode;
 use crate::spec::setup::Setup;
 use crate::spec::userspace::Userspace;
 
@@ -273,17 +272,14 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
         let bar = spinner(&format!("{}: reading module aliases", case.kernel.id));
         crate::guest::needs::warm(&files.modules, &files.release, &options.cache, &needs);
         bar.finish_and_clear();
-        let needs_crasher = cases.iter().any(|c| {
-            c.kernel.id == case.kernel.id
-                && c.scenario.trigger.needs_crasher()
-                && c.skip_reason().is_none()
-        });
-        let plans: Vec<_> = cases
+        // What this kernel's cases need, asked of each case (`case::needs`).
+        let wanted: Vec<_> = cases
             .iter()
             .filter(|c| c.kernel.id == case.kernel.id && c.skip_reason().is_none())
-            .map(|c| crate::case::plan::plan(c, options.overrides))
+            .map(|c| crate::case::needs::needs(c, options.overrides))
             .collect();
-        if plans.iter().any(|p| p.mode == BootMode::Fast) {
+        let needs_crasher = wanted.iter().any(|n| n.crasher);
+        if wanted.iter().any(|n| n.fast_vmlinux) {
             let bar = spinner(&format!(
                 "{}: extracting the uncompressed vmlinux",
                 case.kernel.id
@@ -309,7 +305,9 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
     let mut made: Vec<String> = Vec::new();
     for case in cases {
         let name = case.userspace().name().to_string();
-        if !case.setup.image.takes_userspace() || case.skip_reason().is_some() {
+        if !crate::case::needs::needs(case, options.overrides).userspace
+            || case.skip_reason().is_some()
+        {
             continue;
         }
         if made.contains(&name) {
@@ -327,7 +325,8 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
     for case in cases {
         let (image, kernel) = (&case.setup.image, &case.kernel.id);
         let key = format!("{image} {kernel} {:?}", case.overlay());
-        if !image.own_kdump() || case.skip_reason().is_some() || built.contains(&key) {
+        let build = crate::case::needs::needs(case, options.overrides).image_build;
+        if !build || case.skip_reason().is_some() || built.contains(&key) {
             continue;
         }
         built.push(key);

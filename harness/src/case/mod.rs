@@ -6,6 +6,7 @@ pub mod budget;
 pub mod error;
 pub mod evidence;
 mod flow;
+pub mod needs;
 pub mod phases;
 pub mod plan;
 pub(crate) mod prepare;

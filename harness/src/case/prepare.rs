@@ -12,7 +12,6 @@ use crate::case::verdict::KernelPackage;
 use crate::case::{Case, RunOptions};
 use crate::dumpcheck::makedumpfile::Reader;
 use crate::dumpcheck::DumpError;
-use crate::fetch::kernel::KernelFiles;
 use crate::fetch::userspace::Capture;
 use crate::guest::{dumpdisk, minimal};
 use crate::host::tools;
@@ -81,7 +80,7 @@ pub fn prepare(
     })?;
 
     progress("building guest image");
-    let crasher = crasher_module(case, &files, options)?;
+    let crasher = crate::case::needs::crasher(case, &files, options)?;
     let scratch = tempfile::Builder::new()
         .prefix("kdrill-")
         .tempdir()
@@ -200,23 +199,6 @@ pub fn userspace(
     .map_err(|e| CaseError::Setup {
         what: "capture userspace",
         detail: format!("{}: {e}", case.id()),
-    })
-}
-
-/// The crasher module for this kernel, when the route needs it (built once per kernel and cached).
-fn crasher_module(
-    case: &Case,
-    files: &KernelFiles,
-    options: &RunOptions,
-) -> Result<Option<Vec<u8>>, CaseError> {
-    if !case.scenario.trigger.needs_crasher() {
-        return Ok(None);
-    }
-    let ko = crate::fetch::crasher::build(&case.kernel, files, &options.cache)
-        .setup("crasher module")?;
-    std::fs::read(&ko).map(Some).map_err(|e| CaseError::Setup {
-        what: "crasher module",
-        detail: format!("cannot read {}: {e}", ko.display()),
     })
 }
 

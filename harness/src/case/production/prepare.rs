@@ -68,13 +68,7 @@ pub fn prepare(
     let scenario = &case.scenario;
     progress("fetching kernel");
     let files = crate::case::prepare::kernel(&case.kernel, options, result)?;
-    let crasher = if scenario.trigger.needs_crasher() {
-        let ko = crate::fetch::crasher::build(&case.kernel, &files, &options.cache)
-            .setup("crasher module")?;
-        Some(std::fs::read(&ko).setup("crasher module")?)
-    } else {
-        None
-    };
+    let crasher = crate::case::needs::crasher(case, &files, options)?;
     let recipe = recipe(case, options)?;
     let deadlines = budget::Deadlines::with(&recipe.deadlines).map_err(|e| CaseError::Setup {
         what: "image recipe",

@@ -49,7 +49,8 @@ pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<i32> {
         return time_set(root, set);
     }
     let (case, options) = args.case.prepare(root)?;
-    if case.setup.image.own_kdump() {
+    // An image built with its own kdump has no plain-QEMU peer: it is timed booted.
+    if kdrill::case::needs::needs(&case, options.overrides).image_build {
         return debian(&case, &options, args.runs);
     }
     let bench_dir = options.out_dir.join("bench");

@@ -204,7 +204,8 @@ impl OneCase {
         let mut options =
             kdrill::case::RunOptions::for_project(&kdrill::host::paths::Project::checkout(root))
                 .map_err(anyhow::Error::msg)?;
-        if setup.image.own_kdump() {
+        // An image built with its own kdump runs this build's `kdrill check` inside the guest.
+        if kdrill::case::needs::needs(&case, options.overrides).image_build {
             let mut build = std::process::Command::new(cargo_bin());
             build.args(["build", "-p", "kdrill", "--bin", "kdrill"]);
             let status = kdrill::host::process::run_status(&mut build, BUILD_DEADLINE)?;

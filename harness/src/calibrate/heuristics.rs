@@ -212,27 +212,16 @@ mod tests {
         let b = bracket(1024, &h);
         assert_eq!((b.floor_mib, b.ceiling_mib, b.max_mib), (64, 128, 512));
         // Debian 13's kdump-tools default, read from its image, raises the ceiling.
-        let trixie = for_guest(
-            1024,
-            EstimateInputs {
-                kernel_image_bytes: 8 << 20,
-                modules_bytes: 0,
-                capture_initrd_bytes: 20 << 20,
-            },
-            Some("512M-:192M"),
-        );
+        let inputs = EstimateInputs {
+            kernel_image_bytes: 8 << 20,
+            modules_bytes: 0,
+            capture_initrd_bytes: 20 << 20,
+        };
+        let trixie = for_guest(1024, inputs, Some("512M-:192M"));
         assert_eq!(trixie.debian_default_mib, Some(192));
         assert_eq!(bracket(1024, &trixie).ceiling_mib, 192);
         // A release without a default: the estimate is the ceiling.
-        let none = for_guest(
-            1024,
-            EstimateInputs {
-                kernel_image_bytes: 8 << 20,
-                modules_bytes: 0,
-                capture_initrd_bytes: 20 << 20,
-            },
-            None,
-        );
+        let none = for_guest(1024, inputs, None);
         assert_eq!(none.debian_default_mib, None);
         assert_eq!(bracket(1024, &none).ceiling_mib, none.kdumpctl_estimate_mib);
     }

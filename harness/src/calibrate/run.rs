@@ -122,12 +122,11 @@ fn outcome_word(outcome: &Outcome) -> String {
     }
 }
 
-/// What `kdumpctl estimate` would add up for this guest: the bzImage, the modules the minimal
-/// image loads, and the capture initramfs (built once here to measure it; for the Debian image,
-/// its initrd, built with the same `MODULES=list` as kdump-tools' capture initrd).
-/// What the heuristics need of the guest: `kdumpctl estimate`'s inputs, and the `crashkernel=`
-/// Debian's kdump-tools sets for it (an image with its own kdump-tools: read from the image;
-/// the minimal image: Debian 12's).
+/// What the heuristics need of the guest. `kdumpctl estimate`'s inputs: the bzImage, the modules
+/// the minimal image loads, and the capture initramfs (built once here to measure it; for a
+/// Debian image, its initrd, built with the same `MODULES=list` as kdump-tools' capture initrd).
+/// And the `crashkernel=` Debian's kdump-tools sets for it (an image with its own kdump-tools:
+/// read from the image; the minimal image: Debian 12's).
 fn estimate_inputs(
     case: &Case,
     options: &RunOptions,

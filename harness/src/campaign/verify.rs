@@ -252,9 +252,15 @@ pub fn finish(
 /// work is not charged to a case. (A saved guest shape is built by the first case that needs it,
 /// which records the time in its `phases.shape`.)
 pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
+    // The cases that will run, each with what it needs (`case::needs`), worked out once.
+    let runnable: Vec<_> = cases
+        .iter()
+        .filter(|c| c.skip_reason().is_none())
+        .map(|c| (c, crate::case::needs::needs(c, options.overrides)))
+        .collect();
     let mut done: Vec<&str> = Vec::new();
-    for case in cases {
-        if done.contains(&case.kernel.id.as_str()) || case.skip_reason().is_some() {
+    for (case, _) in &runnable {
+        if done.contains(&case.kernel.id.as_str()) {
             continue;
         }
         done.push(&case.kernel.id);
@@ -262,24 +268,17 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
         let fetched = crate::fetch::kernel::resolve(&case.kernel, &options.cache);
         bar.finish_and_clear();
         let files = fetched.with_context(|| format!("kernel {}", case.kernel.id))?;
-        let mut needs = crate::spec::image::minimal(options.project_root.as_deref())?.needs;
-        needs.extend(
-            cases
+        let same_kernel = || {
+            runnable
                 .iter()
-                .filter(|c| c.kernel.id == case.kernel.id && c.skip_reason().is_none())
-                .flat_map(|c| c.scenario.guest.needs.clone()),
-        );
+                .filter(|(c, _)| c.kernel.id == case.kernel.id)
+        };
+        let mut needs = crate::spec::image::minimal(options.project_root.as_deref())?.needs;
+        needs.extend(same_kernel().flat_map(|(c, _)| c.scenario.guest.needs.clone()));
         let bar = spinner(&format!("{}: reading module aliases", case.kernel.id));
         crate::guest::needs::warm(&files.modules, &files.release, &options.cache, &needs);
         bar.finish_and_clear();
-        // What this kernel's cases need, asked of each case (`case::needs`).
-        let wanted: Vec<_> = cases
-            .iter()
-            .filter(|c| c.kernel.id == case.kernel.id && c.skip_reason().is_none())
-            .map(|c| crate::case::needs::needs(c, options.overrides))
-            .collect();
-        let needs_crasher = wanted.iter().any(|n| n.crasher);
-        if wanted.iter().any(|n| n.fast_vmlinux) {
+        if same_kernel().any(|(_, n)| n.fast_vmlinux) {
             let bar = spinner(&format!(
                 "{}: extracting the uncompressed vmlinux",
                 case.kernel.id
@@ -294,7 +293,7 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
             bar.finish_and_clear();
             extracted.with_context(|| format!("uncompressed vmlinux of {}", case.kernel.id))?;
         }
-        if needs_crasher {
+        if same_kernel().any(|(_, n)| n.crasher) {
             let spinner = spinner(&format!("{}: building the crasher module", case.kernel.id));
             let built = crate::fetch::crasher::build(&case.kernel, &files, &options.cache);
             spinner.finish_and_clear();
@@ -303,13 +302,8 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
     }
     // Capture userspaces: each release's sysroot made once, before the first case needs it.
     let mut made: Vec<String> = Vec::new();
-    for case in cases {
+    for (case, _) in runnable.iter().filter(|(_, n)| n.userspace) {
         let name = case.userspace().name().to_string();
-        if !crate::case::needs::needs(case, options.overrides).userspace
-            || case.skip_reason().is_some()
-        {
-            continue;
-        }
         if made.contains(&name) {
             continue;
         }
@@ -322,11 +316,10 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
     }
     // Images with their own kdump: one per image, kernel and overlay, shared by their cases.
     let mut built: Vec<String> = Vec::new();
-    for case in cases {
+    for (case, _) in runnable.iter().filter(|(_, n)| n.image_build) {
         let (image, kernel) = (&case.setup.image, &case.kernel.id);
         let key = format!("{image} {kernel} {:?}", case.overlay());
-        let build = crate::case::needs::needs(case, options.overrides).image_build;
-        if !build || case.skip_reason().is_some() || built.contains(&key) {
+        if built.contains(&key) {
             continue;
         }
         built.push(key);

@@ -185,15 +185,8 @@ pub mod debian {
     /// that needs more than twice kdrill's default is a finding, not a setting.
     pub const MAX_FACTOR: u32 = 2;
 
-    /// The waits a recipe may set, each with its YAML name.
-    pub const SETTABLE: [(&str, Wait); 6] = [
-        ("boot", BOOT),
-        ("ready", READY),
-        ("capture", CAPTURE),
-        ("saving", SAVING),
-        ("reboot", REBOOT),
-        ("ready_again", READY_AGAIN),
-    ];
+    /// The waits a recipe may set (`deadlines:`): each counts at its ceiling in [`total`].
+    pub const SETTABLE: [Wait; 6] = [BOOT, READY, CAPTURE, SAVING, REBOOT, READY_AGAIN];
 
     /// One Debian image's waits: kdrill's defaults with its recipe's `deadlines:` over them.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,39 +216,41 @@ pub mod debian {
         /// `set` (a recipe's `deadlines:`) over the defaults; a wait over [`MAX_FACTOR`] times
         /// its default is refused, naming it, its default and the ceiling.
         pub fn with(set: &crate::spec::debian::Deadlines) -> Result<Deadlines, String> {
-            let mut out = Deadlines::default();
-            for ((name, seconds), (_, default)) in set.named().into_iter().zip(SETTABLE) {
-                let Some(seconds) = seconds else { continue };
-                let ceiling = default.limit * MAX_FACTOR;
-                if secs(seconds) > ceiling {
-                    return Err(format!(
-                        "deadlines.{name}: {seconds} s is over {MAX_FACTOR} times kdrill's {} s ({}): at most {} s; a release that needs more is worth a look at its serial logs",
-                        default.limit.as_secs(),
-                        default.what,
-                        ceiling.as_secs()
-                    ));
-                }
-                let wait = Wait {
-                    limit: secs(seconds),
-                    ..default
-                };
-                match name {
-                    "boot" => out.boot = wait,
-                    "ready" => out.ready = wait,
-                    "capture" => out.capture = wait,
-                    "saving" => out.saving = wait,
-                    "reboot" => out.reboot = wait,
-                    _ => out.ready_again = wait,
-                }
-            }
-            Ok(out)
+            Ok(Deadlines {
+                boot: stretch(BOOT, "boot", set.boot)?,
+                ready: stretch(READY, "ready", set.ready)?,
+                capture: stretch(CAPTURE, "capture", set.capture)?,
+                saving: stretch(SAVING, "saving", set.saving)?,
+                reboot: stretch(REBOOT, "reboot", set.reboot)?,
+                ready_again: stretch(READY_AGAIN, "ready_again", set.ready_again)?,
+            })
         }
+    }
+
+    /// `default` with the recipe's `seconds` for it (named `deadlines.<name>` in a refusal).
+    fn stretch(default: Wait, name: &str, seconds: Option<u64>) -> Result<Wait, String> {
+        let Some(seconds) = seconds else {
+            return Ok(default);
+        };
+        let ceiling = default.limit * MAX_FACTOR;
+        if secs(seconds) > ceiling {
+            return Err(format!(
+                "deadlines.{name}: {seconds} s is over {MAX_FACTOR} times kdrill's {} s ({}): at most {} s; a release that needs more is worth a look at its serial logs",
+                default.limit.as_secs(),
+                default.what,
+                ceiling.as_secs()
+            ));
+        }
+        Ok(Wait {
+            limit: secs(seconds),
+            ..default
+        })
     }
 
     /// Every wait of the three boots (the settable ones at their ceiling), the host reading the
     /// dump folder, and the setup.
     pub fn total() -> Duration {
-        let settable: Duration = SETTABLE.iter().map(|(_, w)| w.limit * MAX_FACTOR).sum();
+        let settable: Duration = SETTABLE.iter().map(|w| w.limit * MAX_FACTOR).sum();
         let guest = settable + HANGING.limit + super::MAX_HANG + DONE.limit + POWEROFF;
         let host = QEMU_IMG * 2
             + super::EXTRACT * super::EXTRACTIONS

@@ -37,11 +37,9 @@ pub fn parse(source: &str, text: Got<String>) -> CalibrationFile {
 
 /// A kernel release's series, its first two numbers: `6.12` of `6.12.120+deb13-amd64`, `6.1` of
 /// `6.1.0-47-amd64`, `7.3` of `7.3.1-1~bpo13+1-amd64`.
-fn series(release: &str) -> Option<(u32, u32)> {
-    let mut numbers = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|n| n.parse::<u32>().ok());
-    Some((numbers.next()??, numbers.next()??))
+fn series(release: &str) -> Option<[u64; 2]> {
+    let [major, minor, _] = crate::spec::userspace::release_numbers(release)?;
+    Some([major, minor])
 }
 
 /// The figure for a host running `release` with `ram_bytes` of RAM.

@@ -168,20 +168,22 @@ pub fn upstream_version(debian: &str) -> &str {
 /// Does a kernel release (`6.12.117+deb13-amd64`) lie above `latest` (`6.11.4`)? Compared by
 /// their first three numbers; `None` when the release does not start with numbers.
 pub fn above(kernel_release: &str, latest: &str) -> Option<bool> {
-    fn numbers(text: &str) -> Option<[u64; 3]> {
-        let mut out = [0u64; 3];
-        let mut parts = text.split(['.', '-', '+', '~']);
-        for (i, slot) in out.iter_mut().enumerate() {
-            match parts.next().map(str::parse::<u64>) {
-                Some(Ok(n)) => *slot = n,
-                // `7.3-amd64`: a missing patch level is 0.
-                _ if i == 2 => break,
-                _ => return None,
-            }
+    Some(release_numbers(kernel_release)? > release_numbers(latest)?)
+}
+
+/// A kernel release's first three numbers (`6.12.117+deb13-amd64` → 6, 12, 117; `7.3-amd64` →
+/// 7, 3, 0: a missing patch level is 0); `None` when it does not start with two numbers.
+pub fn release_numbers(text: &str) -> Option<[u64; 3]> {
+    let mut out = [0u64; 3];
+    let mut parts = text.split(['.', '-', '+', '~']);
+    for (i, slot) in out.iter_mut().enumerate() {
+        match parts.next().map(str::parse::<u64>) {
+            Some(Ok(n)) => *slot = n,
+            _ if i == 2 => break,
+            _ => return None,
         }
-        Some(out)
     }
-    Some(numbers(kernel_release)? > numbers(latest)?)
+    Some(out)
 }
 
 /// `<root>/images/userspace.yaml` when the project has one, else the built-in data.

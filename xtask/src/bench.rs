@@ -10,8 +10,10 @@
 //! targets (b ≤ 1.05, c ≤ 0.6, d ≤ 0.4), and writes `<out>/bench.json`. `--set NAME` instead
 //! times a whole named set the way `cargo xtask verify --set NAME` runs it.
 //!
-//! With `--image debian`, the production case's phases instead (boot, ready, crash → capture,
-//! crash → saved, ready again), per run and their median (`<out>/bench-debian.json`).
+//! With `--image <a Debian image>`, that case with boot 1 booted against the same case with boot 1
+//! restored from its shape, round by round after a warm-up, each run's phases (boot, restore,
+//! ready, crash → capture, crash → saved, ready again), the medians and their ratio against the
+//! target (restored ≤ 0.5 × booted), in `<out>/bench-debian.json`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -49,7 +51,7 @@ pub fn run(root: &Path, args: &BenchArgs) -> anyhow::Result<i32> {
         return time_set(root, set);
     }
     let (case, options) = args.case.prepare(root)?;
-    // An image built with its own kdump has no plain-QEMU peer: it is timed booted.
+    // An image built with its own kdump has no plain-QEMU peer: its peer is the same case booted.
     if kdrill::case::needs::needs(&case, options.overrides).image_build {
         return debian(&case, &options, args.runs);
     }
@@ -212,47 +214,106 @@ fn time_set(root: &Path, set: &str) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// The Debian case's phases per run, their medians, and `bench-debian.json`.
+/// An image with its own kdump (a Debian image): the case booted against the same case restored
+/// from its shape, round by round after one warm-up round (which builds the image and the shape),
+/// each run's phases, the medians and their ratio (target ≤ 0.5), and `bench-debian.json`.
 fn debian(
     case: &kdrill::case::Case,
     options: &kdrill::case::RunOptions,
     runs: usize,
 ) -> anyhow::Result<i32> {
+    const TARGET: f64 = 0.5;
+    let with = |no_restore: bool| RunOptions {
+        overrides: Overrides {
+            mode: None,
+            no_restore,
+        },
+        ..options.clone()
+    };
+    let kinds = [("booted", with(true)), ("restored", with(false))];
+    let mut totals: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut rows = Vec::new();
-    println!("run  total   boot   ready  crash→capture  crash→saved  ready again  verify");
-    let mut totals = Vec::new();
-    for run in 1..=runs.max(1) {
-        let result = kdrill::campaign::verify::run_one(
-            case,
-            options,
-            kdrill::campaign::stream::Format::Text,
+    let mut shape = None;
+    println!("round  boot 1    total   boot   restore  ready  crash→capture  crash→saved  ready again  verify");
+    for round in 0..=runs.max(1) {
+        let counted = round > 0;
+        eprintln!(
+            "bench: {} {}",
+            if counted { "round" } else { "warm-up" },
+            round
         );
-        let p = &result.phases;
-        let (Some(total), Some(saved)) = (p.total, p.crash_to_saved) else {
-            bail!(
-                "run {run} did not record every phase ({}): see {}",
-                result.reasons.join("; "),
-                result.artifacts
+        for (i, (kind, options)) in kinds.iter().enumerate() {
+            let started = Instant::now();
+            let result = kdrill::campaign::verify::run_one(
+                case,
+                options,
+                kdrill::campaign::stream::Format::Text,
             );
-        };
-        let f = |v: Option<f64>| v.unwrap_or(0.0);
-        println!(
-            "{run:>3}  {total:5.1}s {:5.1}s {:6.1}s {:13.1}s {:11.1}s {:11.1}s {:6.1}s",
-            f(p.boot),
-            f(p.ready),
-            f(p.crash_to_capture),
-            saved,
-            f(p.ready_again),
-            f(p.verify)
-        );
-        totals.push(total);
-        let phases = result.production.as_ref().map(|p| p.phases.clone());
-        rows.push(serde_json::json!({ "run": run, "total": total, "phases": p, "production_phases": phases }));
+            let took = started.elapsed().as_secs_f64();
+            let p = &result.phases;
+            if result.verdict != Verdict::Pass || p.crash_to_saved.is_none() {
+                bail!(
+                    "the {kind} run did not pass ({}): see {}",
+                    result.reasons.join("; "),
+                    result.artifacts
+                );
+            }
+            if *kind == "restored" && result.shape.is_none() {
+                bail!(
+                    "the restored run booted ({}): see {}",
+                    result
+                        .plan
+                        .as_ref()
+                        .and_then(|p| p.boots_because.clone())
+                        .unwrap_or_else(|| result.notes.join("; ")),
+                    result.artifacts
+                );
+            }
+            if let Some(record) = &result.shape {
+                shape.get_or_insert_with(|| record.clone());
+            }
+            if !counted {
+                continue;
+            }
+            let f = |v: Option<f64>| v.unwrap_or(0.0);
+            println!(
+                "{round:>5}  {kind:<8} {took:6.1}s {:5.1}s {:7.1}s {:5.1}s {:13.1}s {:11.1}s {:11.1}s {:6.1}s",
+                f(p.boot),
+                f(p.restore),
+                f(p.ready),
+                f(p.crash_to_capture),
+                f(p.crash_to_saved),
+                f(p.ready_again),
+                f(p.verify)
+            );
+            totals[i].push(took);
+            let phases = result.production.as_ref().map(|p| p.phases.clone());
+            rows.push(serde_json::json!({ "round": round, "boot1": kind, "total": took, "phases": p, "production_phases": phases }));
+        }
+        if kdrill::host::interrupt::interrupted().is_some() {
+            bail!("stopped");
+        }
     }
-    totals.sort_by(f64::total_cmp);
-    println!("median total {:.1}s", totals[totals.len() / 2]);
+    let (booted, restored) = (median(&totals[0]), median(&totals[1]));
+    let ratio = restored / booted;
+    println!("{} ({runs} rounds, after one warm-up)", case.id());
+    println!("median booted {booted:.1}s, restored {restored:.1}s: restored ÷ booted {ratio:.2} (target ≤ {TARGET:.2}{})",
+        if ratio <= TARGET { "" } else { " MISSED" });
+    if let Some(shape) = &shape {
+        println!(
+            "the shape: boot 1 to ready in {:.1}s, saved in {:.1}s ({} MB), once; {}",
+            shape.ready.unwrap_or(shape.boot),
+            shape.save,
+            shape.state_bytes / 1_000_000,
+            shape.evidence
+        );
+    }
     let out = options.out_dir.join("bench-debian.json");
-    let json = serde_json::json!({ "case": case.id(), "runs": rows });
+    let json = serde_json::json!({
+        "case": case.id(), "rounds": runs, "runs": rows,
+        "median_booted": booted, "median_restored": restored, "ratio": ratio, "target": TARGET,
+        "shape": shape,
+    });
     std::fs::create_dir_all(&options.out_dir)?;
     std::fs::write(&out, serde_json::to_string_pretty(&json)? + "\n")
         .with_context(|| format!("cannot write {}", out.display()))?;

@@ -83,6 +83,10 @@ pub const CASE_TRIES: u32 = 4;
 pub const SHAPE_SAVE: Duration = secs(120);
 /// A restored QEMU reading the saved state back.
 pub const RESTORE: Duration = secs(60);
+/// Restoring a shape and handing the guest its case: QMP, the state read back, the status
+/// channel, the case's settings until acknowledged.
+pub const RESTORING: Duration =
+    secs(QMP_CONNECT.as_secs() * 2 + RESTORE.as_secs() + CASE.limit.as_secs() * CASE_TRIES as u64);
 /// Booting and saving a shape: its first boot, `kexec -p`, the wait, the save, QMP.
 pub const SHAPE: Duration = secs(
     BOOT.limit.as_secs()
@@ -247,11 +251,37 @@ pub mod debian {
         })
     }
 
+    /// Booting and saving the shape of boot 1 with `deadlines`: QMP, boot 1 to kdump-tools
+    /// ready, the save, and the disks it is made with.
+    pub fn shape(deadlines: &Deadlines) -> Duration {
+        super::QMP_CONNECT
+            + super::QMP_REPLY
+            + deadlines.boot.limit
+            + deadlines.ready.limit
+            + super::SHAPE_SAVE
+            + QEMU_IMG
+            + crate::guest::dumpdisk::DISK_TOOL_DEADLINE
+    }
+
     /// Every wait of the three boots (the settable ones at their ceiling), the host reading the
-    /// dump folder, and the setup.
+    /// dump folder, and the setup. A restored case first builds its shape (or waits as long for
+    /// another run building it) and restores it; a shape that cannot be made leaves the case to
+    /// boot 1 itself.
     pub fn total() -> Duration {
         let settable: Duration = SETTABLE.iter().map(|w| w.limit * MAX_FACTOR).sum();
-        let guest = settable + HANGING.limit + super::MAX_HANG + DONE.limit + POWEROFF;
+        let ceiling = Deadlines {
+            boot: Wait {
+                limit: BOOT.limit * MAX_FACTOR,
+                ..BOOT
+            },
+            ready: Wait {
+                limit: READY.limit * MAX_FACTOR,
+                ..READY
+            },
+            ..Deadlines::default()
+        };
+        let restored = shape(&ceiling) + super::RESTORING;
+        let guest = settable + HANGING.limit + super::MAX_HANG + DONE.limit + POWEROFF + restored;
         let host = QEMU_IMG * 2
             + super::EXTRACT * super::EXTRACTIONS
             + EVIDENCE_FILE * crate::guest::debian::casedisk::EVIDENCE.len() as u32

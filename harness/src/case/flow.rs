@@ -16,9 +16,8 @@ use crate::vm::control::Control;
 use crate::vm::qemu::{Guest, GuestConfig};
 use crate::vm::qmp::Qmp;
 use crate::vm::routes;
-use crate::vm::snapshot;
 use crate::vm::status::EventName;
-use crate::vm::watch::{self, Watch, WatchError};
+use crate::vm::watch::{self, Watch};
 
 /// What one case's run needs throughout.
 pub struct Run<'a> {
@@ -137,72 +136,19 @@ impl Guesting<'_, '_> {
         Ok(qmp)
     }
 
-    /// Lets a guest restored from its shape run on, and hands it the case's settings over the
-    /// status channel until it acknowledges them (it asks each second); returns when it did.
+    /// Lets a guest restored from its shape run on and hands it its case (`shape::restore`).
     pub fn restore(&mut self, settings: &str) -> Result<(Qmp, Control, Instant), CaseError> {
-        self.progress("restoring the saved shape");
-        let socket = self.config.qmp_socket.as_deref().ok_or(CaseError::Qmp {
-            during: "QMP",
-            detail: "the guest has no QMP socket".into(),
-        })?;
-        let mut qmp = Qmp::connect(
-            socket,
-            self.watch.scaled(budget::QMP_CONNECT),
-            self.watch.scaled(budget::QMP_REPLY),
-        )
-        .map_err(|e| CaseError::Restore(e.to_string()))?;
-        snapshot::resume(&mut qmp, self.watch.scaled(budget::RESTORE))
-            .map_err(|e| CaseError::Restore(e.to_string()))?;
-        self.result.accel = Some(crate::vm::accel::Accel::Tcg);
-        if let Ok(kvm) = qmp.execute("query-kvm", None) {
-            if kvm.get("enabled").and_then(|v| v.as_bool()) == Some(true) {
-                self.result.accel = Some(crate::vm::accel::Accel::Kvm);
-            }
-        }
-        self.result.phases.restore = Some(self.boot_started.elapsed().as_secs_f64());
-        let status = self
-            .config
-            .status_socket
-            .as_deref()
-            .ok_or(CaseError::Restore(
-                "the restored guest has no status socket".into(),
-            ))?;
-        let mut control = Control::connect(status, self.watch.scaled(budget::QMP_CONNECT))
-            .map_err(CaseError::Restore)?;
-        let line = format!("case {}", base64(settings.as_bytes()));
-        self.progress("handing the restored guest its case");
-        for attempt in 1..=budget::CASE_TRIES {
-            control.send(&line).map_err(CaseError::Restore)?;
-            match self.watch.until(budget::CASE) {
-                Ok((at, _)) => return Ok((qmp, control, at)),
-                Err(WatchError::Timeout { .. }) if attempt < budget::CASE_TRIES => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(CaseError::Restore(
-            "the restored guest never took its case's settings".into(),
-        ))
+        let restored = crate::case::shape::restore(
+            &mut self.watch,
+            self.config,
+            settings,
+            self.boot_started,
+            self.run.progress,
+        )?;
+        self.result.accel = Some(restored.accel);
+        self.result.phases.restore = Some(restored.running.as_secs_f64());
+        Ok((restored.qmp, restored.control, restored.case_at))
     }
-}
-
-/// Standard base64 (what busybox `base64 -d` reads), for one line of the status channel.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Follows the guest through both boots, crashing it by the scenario's route; fills in phase
@@ -304,23 +250,4 @@ pub fn connect_qmp(
         crate::vm::accel::Accel::Tcg
     });
     Ok(qmp)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_as_busybox_reads_it() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            (
-                "KDRILL_TRIGGER='host'\n",
-                "S0RSSUxMX1RSSUdHRVI9J2hvc3QnCg==",
-            ),
-        ] {
-            assert_eq!(super::base64(plain.as_bytes()), encoded, "{plain:?}");
-        }
-    }
 }

@@ -119,13 +119,16 @@ pub fn plan(case: &Case, overrides: Overrides) -> Plan {
 /// An image whose own kdump-tools loads the capture kernel (`kexec -p` with its options, at boot)
 /// and runs makedumpfile with its own settings: kdrill boots it as a host boots, always. A
 /// scenario's `mode:` is the minimal image's; a `fast` asked for the run (`--mode`,
-/// `KDRILL_MODE`) says why it does not apply.
+/// `KDRILL_MODE`) says why it does not apply. Its first boot, up to "ready to kdump", is a real
+/// boot of the image all the same whichever case follows: it is restored from the image's shape
+/// unless the case changes what that boot sees.
 fn own_kdump(case: &Case, overrides: Overrides) -> Plan {
     let wanted = overrides.mode.unwrap_or(BootMode::Faithful);
+    let boots_because = own_kdump_blocker(case, overrides);
     Plan {
         mode: BootMode::Faithful,
-        restore: false,
-        boots_because: None,
+        restore: boots_because.is_none(),
+        boots_because,
         faithful_because: (wanted == BootMode::Fast).then(|| {
             format!(
                 "the {} image boots as a host does: its own kdump-tools loads the capture kernel and runs makedumpfile, so a fast boot does not apply",
@@ -136,6 +139,31 @@ fn own_kdump(case: &Case, overrides: Overrides) -> Plan {
         kexec: Vec::new(),
         makedumpfile: Vec::new(),
     }
+}
+
+/// Why a case on an image with its own kdump boots its first boot instead of restoring the
+/// image's shape: the shape's boot mounted, wired or saw something that is this case's own.
+/// (The scenario's sysctls, modules and keys are set after the restore, in the case's own part
+/// of boot 1; an overlay or `crashkernel=` makes a shape of its own.)
+fn own_kdump_blocker(case: &Case, overrides: Overrides) -> Option<String> {
+    let (image, guest) = (&case.scenario.image, &case.scenario.guest);
+    if overrides.no_restore {
+        return Some("restoring is turned off for this run".into());
+    }
+    if !image.disks.is_empty() {
+        let labels: Vec<&str> = image.disks.iter().map(|d| d.label.as_str()).collect();
+        return Some(format!(
+            "its disks ({}) are its own, and boot 1 mounts them",
+            labels.join(", ")
+        ));
+    }
+    if image.dump_target != crate::spec::setup::DumpTarget::Local {
+        return Some("its network dump target (a host sshd of its own) is wired at boot".into());
+    }
+    if !guest.qemu.is_empty() {
+        return Some(format!("its route adds devices ({})", guest.qemu.join(" ")));
+    }
+    None
 }
 
 /// `crashkernel=` of a fast boot: the entry's plain size, placed at [`FAST_CRASH_BASE_MIB`];
@@ -216,7 +244,7 @@ mod tests {
             .unwrap();
         // The scenario's `mode: fast` is the minimal image's: nothing to say.
         let p = plan(&c, Overrides::default());
-        assert_eq!((p.mode, p.restore), (BootMode::Faithful, false));
+        assert_eq!((p.mode, p.restore), (BootMode::Faithful, true));
         assert!(p.kexec.is_empty() && p.makedumpfile.is_empty(), "{p:?}");
         assert_eq!(p.crashkernel, "256M");
         assert_eq!(p.faithful_because, None);
@@ -235,6 +263,51 @@ mod tests {
             no_restore: false,
         };
         assert_eq!(plan(&c, faithful).faithful_because, None);
+        let no_restore = Overrides {
+            mode: None,
+            no_restore: true,
+        };
+        let p = plan(&c, no_restore);
+        assert_eq!(
+            (p.restore, p.boots_because.as_deref()),
+            (false, Some("restoring is turned off for this run"))
+        );
+    }
+
+    #[test]
+    fn a_case_whose_first_boot_sees_its_own_disks_target_or_devices_boots_it() {
+        let on_trixie = |id: &str| {
+            let mut c = case(id);
+            c.setup.image = crate::spec::images::test_registry()
+                .find("debian-trixie")
+                .unwrap();
+            plan(&c, Overrides::default())
+        };
+        for id in ["sysrq", "oops", "panic", "sysrq-serial"] {
+            let p = on_trixie(id);
+            assert!(p.restore && p.boots_because.is_none(), "{id}: {p:?}");
+        }
+        let why = |id: &str| on_trixie(id).boots_because.unwrap_or_default();
+        assert!(
+            why("watchdog").starts_with("its route adds devices"),
+            "{}",
+            why("watchdog")
+        );
+        assert!(why("ssh").contains("network dump target"), "{}", why("ssh"));
+        let mut c = case("sysrq");
+        c.setup.image = crate::spec::images::test_registry()
+            .find("debian-bookworm")
+            .unwrap();
+        c.scenario.image.disks = vec![crate::spec::setup::ExtraDisk {
+            label: "kdrill-dump".into(),
+            size_mib: 64,
+            fill_mib: 60,
+        }];
+        let why = plan(&c, Overrides::default()).boots_because.unwrap();
+        assert_eq!(
+            why,
+            "its disks (kdrill-dump) are its own, and boot 1 mounts them"
+        );
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! the saved shape it restores, and the QEMU command line (saved as evidence).
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use sha2::{Digest, Sha256};
+
+use crate::case::budget;
 use crate::case::error::{CaseError, SetupContext};
 use crate::case::plan;
-use crate::case::shape::{self, Shape, ShapeInputs};
+use crate::case::shape::{self, BootTimes, Shape, ShapeBoot, ShapeInputs};
 use crate::case::verdict::KernelPackage;
 use crate::case::{Case, RunOptions};
 use crate::dumpcheck::makedumpfile::Reader;
@@ -19,6 +23,7 @@ use crate::spec::image::{self, ImageRecipe};
 use crate::spec::scenario::BootMode;
 use crate::vm::accel;
 use crate::vm::qemu::{self, GuestConfig};
+use crate::vm::watch::Watch;
 
 /// A guest ready to start.
 pub struct Prepared {
@@ -142,7 +147,7 @@ pub fn prepare(
             &ShapeInputs {
                 qemu: &qemu_bin,
                 config: &config,
-                disk_mib,
+                kind: &MinimalBoot { disk_mib },
                 out_dir: &options.out_dir,
                 scale: options.timeout_scale,
                 echo: options.echo_console,
@@ -224,4 +229,47 @@ pub fn kernel(
         parts: p.parts.clone(),
     });
     Ok(files)
+}
+
+/// The minimal image: an initramfs whose `/init` loads the capture kernel, then waits.
+pub struct MinimalBoot {
+    /// Size of the dump disk, which the shape must have too (the guest saw its capacity).
+    pub disk_mib: u64,
+}
+
+impl ShapeBoot for MinimalBoot {
+    fn build_limit(&self) -> std::time::Duration {
+        budget::SHAPE
+    }
+
+    fn key_words(&self, hasher: &mut Sha256) -> Result<(), String> {
+        hasher.update(format!("disk {} MiB\n", self.disk_mib).as_bytes());
+        Ok(())
+    }
+
+    fn arguments(
+        &self,
+        config: &GuestConfig,
+        _dir: &Path,
+        scratch: &Path,
+    ) -> Result<Vec<String>, CaseError> {
+        let disk = scratch.join("dump-disk.img");
+        dumpdisk::create(&disk, self.disk_mib, &[]).setup("guest shape's dump disk")?;
+        Ok(qemu::command_line(&GuestConfig {
+            disk: Some(disk),
+            ..config.clone()
+        }))
+    }
+
+    fn until_waiting(&self, watch: &mut Watch, started: Instant) -> Result<BootTimes, CaseError> {
+        let (seen, booted) = watch.until(budget::BOOT)?;
+        let (_, loaded) = watch.until(budget::KEXEC)?;
+        watch.until(budget::WAITING)?;
+        Ok(BootTimes {
+            boot: (seen - started).as_secs_f64(),
+            guest_boot: booted.uptime,
+            kexec: loaded.seconds("secs"),
+            ready: None,
+        })
+    }
 }

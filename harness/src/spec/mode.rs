@@ -39,9 +39,10 @@ impl BootMode {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Plan {
     pub mode: BootMode,
-    /// Start from a saved shape (the first boot up to "capture kernel loaded") instead of booting.
+    /// Start from a saved shape (the first boot up to "capture kernel loaded", or the image's
+    /// own kdump service ready) instead of booting.
     pub restore: bool,
-    /// Why a `fast` case boots instead of restoring, when it does.
+    /// Why a case that could start from a shape boots instead, when it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boots_because: Option<String>,
     /// Why a case meant to be `fast` boots `faithful`, when it does.

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use crate::case::budget::{self, debian as limits};
 use crate::case::error::CaseError;
 use crate::case::production::record::Phase;
+use crate::case::shape;
 use crate::case::verdict::CaseResult;
 use crate::spec::scenario::{Scenario, Trigger};
+use crate::vm::control::Control;
 use crate::vm::qemu::GuestConfig;
 use crate::vm::qmp::Qmp;
 use crate::vm::routes;
@@ -33,8 +35,12 @@ pub struct Boots<'a> {
     pub deadlines: limits::Deadlines,
     /// When QEMU was started.
     pub started: Instant,
+    /// A guest started from its shape: the shape's short key and the case's settings to hand it.
+    pub restore: Option<(&'a str, &'a str)>,
     /// The end of the last phase (the next one is timed from it).
     last: Instant,
+    /// A restored guest's status channel, open while it runs.
+    control: Option<Control>,
 }
 
 /// How the capture went: its failure, when the guest rebooted without saving a dump.
@@ -60,7 +66,9 @@ impl<'a> Boots<'a> {
             progress,
             deadlines,
             started,
+            restore: None,
             last: started,
+            control: None,
         }
     }
 
@@ -106,20 +114,10 @@ impl<'a> Boots<'a> {
     /// reboot is returned in the outcome.
     pub fn run(&mut self) -> Result<Outcome, CaseError> {
         self.watch.mark(SAVED);
-        let mut qmp = self.qmp()?;
-        let (_, boot) = self.phase(
-            "boot 1: systemd starts kdrill's unit",
-            self.deadlines.boot,
-            &[],
-        )?;
-        self.result.phases.boot = Some((self.last - self.started).as_secs_f64());
-        self.result.phases.guest_boot = Some(boot.uptime);
-        if boot.field("crashed") == Some("yes") {
-            return Err(CaseError::Setup {
-                what: "image",
-                detail: "boot 1 found kdrill's crash marker: the image's disk was written (it must only be booted through an overlay)".into(),
-            });
-        }
+        let mut qmp = match self.restore {
+            Some((key, settings)) => self.restored(key, settings)?,
+            None => self.booted()?,
+        };
         let ready = self.phase(
             "boot 1: kdump-tools ready to kdump",
             self.deadlines.ready,
@@ -210,9 +208,52 @@ impl<'a> Boots<'a> {
         Ok(Outcome { capture_failed })
     }
 
-    /// Connects QMP (the host's crash routes) and records which accelerator really runs.
-    fn qmp(&mut self) -> Result<Qmp, CaseError> {
-        crate::case::flow::connect_qmp(self.config, &self.watch, self.result)
+    /// Boot 1 from QEMU's start: systemd starts kdrill's unit on a disk no crash marked.
+    fn booted(&mut self) -> Result<Qmp, CaseError> {
+        let qmp = crate::case::flow::connect_qmp(self.config, &self.watch, self.result)?;
+        let (_, boot) = self.phase(
+            "boot 1: systemd starts kdrill's unit",
+            self.deadlines.boot,
+            &[],
+        )?;
+        self.result.phases.boot = Some((self.last - self.started).as_secs_f64());
+        self.result.phases.guest_boot = Some(boot.uptime);
+        if boot.field("crashed") == Some("yes") {
+            return Err(CaseError::Setup {
+                what: "image",
+                detail: "boot 1 found kdrill's crash marker: the image's disk was written (it must only be booted through an overlay)".into(),
+            });
+        }
+        Ok(qmp)
+    }
+
+    /// Boot 1 from its shape (`key`): the saved guest runs on and takes the case's settings.
+    fn restored(&mut self, key: &str, settings: &str) -> Result<Qmp, CaseError> {
+        let got = shape::restore(
+            &mut self.watch,
+            self.config,
+            settings,
+            self.started,
+            self.progress,
+        );
+        let phase = Phase {
+            name: format!("boot 1: restored from {key}, the guest takes its case"),
+            deadline_seconds: self.watch.scaled(budget::RESTORING).as_secs_f64(),
+            seconds: got
+                .as_ref()
+                .ok()
+                .map(|r| (r.case_at - self.last).as_secs_f64()),
+            failure: got.as_ref().err().map(ToString::to_string),
+        };
+        if let Some(p) = self.result.production.as_mut() {
+            p.phases.push(phase);
+        }
+        let restored = got?;
+        self.result.accel = Some(restored.accel);
+        self.result.phases.restore = Some(restored.running.as_secs_f64());
+        self.last = restored.case_at;
+        self.control = Some(restored.control);
+        Ok(restored.qmp)
     }
 }
 

@@ -3,10 +3,12 @@
 //! memory, disk full, target unreachable), and where the dump folder lives.
 
 /// The serial log split at each kernel banner (`Linux version …`): boot 1, the capture boot,
-/// boot 3. Anything before the first banner belongs to boot 1.
-pub fn split_boots(serial: &str) -> Vec<String> {
+/// boot 3. Anything before the first banner belongs to boot 1; a `restored` guest's log starts
+/// inside boot 1, so each of its banners opens the next boot.
+pub fn split_boots(serial: &str, restored: bool) -> Vec<String> {
     let mut boots: Vec<String> = vec![String::new()];
-    let mut seen_banner = false;
+    // A restored guest's console starts inside boot 1: its first banner is the capture kernel's.
+    let mut seen_banner = restored;
     for line in serial.lines() {
         if line.contains("] Linux version ") {
             if seen_banner {
@@ -131,7 +133,7 @@ mod tests {
 
     #[test]
     fn the_serial_log_splits_into_its_boots() {
-        let boots = split_boots(SERIAL);
+        let boots = split_boots(SERIAL, false);
         assert_eq!(boots.len(), 3);
         assert!(boots[0].starts_with("SeaBIOS\n"));
         assert!(boots[1].contains("Out of memory"));
@@ -139,8 +141,21 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_guests_log_starts_inside_boot_1() {
+        let restored = "[   31.2] kdrill-guest[402]: KDRILL case\n\
+            [    0.000000] Linux version 6.1.0-47-amd64 (x)\ncapture\n\
+            [    0.000000] Linux version 6.1.0-47-amd64 (x)\nboot three\n";
+        let boots = split_boots(restored, true);
+        assert_eq!(boots.len(), 3, "{boots:?}");
+        assert!(boots[0].contains("KDRILL case"));
+        assert!(boots[1].contains("capture"));
+        assert!(boots[2].contains("boot three"));
+        assert_eq!(split_boots(restored, false).len(), 2);
+    }
+
+    #[test]
     fn a_capture_out_of_memory_is_named() {
-        let boots = split_boots(SERIAL);
+        let boots = split_boots(SERIAL, false);
         let why = capture_failure(&boots[1]).unwrap();
         assert!(
             why.starts_with("the capture kernel ran out of memory (`Kernel panic - not syncing: System is deadlocked on memory`)"),

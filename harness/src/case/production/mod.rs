@@ -10,6 +10,7 @@ pub mod diagnose;
 mod dumpfolder;
 mod prepare;
 pub mod record;
+mod shaped;
 
 use std::path::Path;
 use std::time::Instant;
@@ -52,12 +53,13 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
     if let Some(why) = &plan.faithful_because {
         result.notes.push(why.clone());
     }
+    let restore = plan.restore;
     result.plan = Some(plan);
     if case.scenario.capture.makedumpfile != crate::spec::scenario::Capture::default().makedumpfile
     {
         result.notes.push("the scenario's capture.makedumpfile does not apply: kdump-tools runs makedumpfile with MAKEDUMP_ARGS from /etc/default/kdump-tools".into());
     }
-    let prepared = prepare::prepare(case, run.options, run.dir, result, run.progress)?;
+    let prepared = prepare::prepare(case, run.options, run.dir, result, run.progress, restore)?;
     (run.progress)("booting");
     let started = Instant::now();
     let stderr = run.dir.join("qemu-stderr.log");
@@ -79,6 +81,8 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         prepared.deadlines,
         started,
     );
+    let restoring = prepared.shape.as_ref();
+    boots.restore = restoring.map(|shape| (&shape.record.key[..16], &prepared.case_settings[..]));
     let outcome = boots.run();
     if let Err(err) = boots.watch.guest().kill() {
         boots.result.fail(CaseError::Teardown(err));
@@ -88,7 +92,9 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
     (run.progress)("reading the evidence");
     let read_started = Instant::now();
     let found = casedisk::collect(&prepared.case_disk, run.dir);
-    split_serial(run.dir);
+    // A restored guest's console starts inside boot 1: no kernel banner opens it.
+    let restored = prepared.shape.is_some();
+    split_serial(run.dir, restored);
     record_check(run.dir, result);
     let suggested = read_text(run.dir, "boot1-kdump-config-show.txt")
         .and_then(|s| diagnose::suggested_from_show(&s));
@@ -103,10 +109,12 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         return outcome.and(Err(CaseError::Interrupted(stop)));
     }
     let capture_failed = match outcome {
-        Ok(outcome) => outcome.capture_failed.map(|e| explain(e, run.dir)),
+        Ok(outcome) => outcome
+            .capture_failed
+            .map(|e| explain(e, run.dir, restored)),
         // No crash happened (boot 1 failed), or the flow stopped: nothing to read.
-        Err(error) if !crashed(run.dir) => return Err(explain(error, run.dir)),
-        Err(error) => Some(explain(error, run.dir)),
+        Err(error) if !crashed(run.dir) => return Err(explain(error, run.dir, restored)),
+        Err(error) => Some(explain(error, run.dir, restored)),
     };
     let coredir = read_text(run.dir, "coredir.txt")
         .or_else(|| {
@@ -145,7 +153,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         (Some(failed), _) => Err(failed),
         // The folder lacks the dump: say what the capture boot's console shows.
         (None, Err(CaseError::DumpFolder { folder, problem })) => {
-            Err(match capture_console(run.dir) {
+            Err(match capture_console(run.dir, restored) {
                 Some(why) => CaseError::CaptureFailed {
                     reason: format!("{why}; {folder}/{problem}"),
                 },
@@ -172,25 +180,25 @@ fn crashed(dir: &Path) -> bool {
 
 /// A failed capture, refined with what the serial log shows: whether a capture kernel booted at
 /// all, and what its console says went wrong.
-fn explain(error: CaseError, dir: &Path) -> CaseError {
+fn explain(error: CaseError, dir: &Path, restored: bool) -> CaseError {
     match error {
         CaseError::CaptureFailed { reason } => {
             let boots = read_text(dir, "serial.log")
-                .map(|s| diagnose::split_boots(&s).len())
+                .map(|s| diagnose::split_boots(&s, restored).len())
                 .unwrap_or(0);
             let what = match boots {
                 0..=2 => "the panic did not reach a capture kernel: no kernel booted between the crash and the reboot".to_string(),
                 _ => "a capture kernel booted (serial-boot2.log)".to_string(),
             };
             let reason = format!("{what}; {reason}");
-            match capture_console(dir) {
+            match capture_console(dir, restored) {
                 Some(why) => CaseError::CaptureFailed {
                     reason: format!("{why}; {reason}"),
                 },
                 None => CaseError::CaptureFailed { reason },
             }
         }
-        CaseError::Timeout { .. } => match capture_console(dir) {
+        CaseError::Timeout { .. } => match capture_console(dir, restored) {
             Some(why) => CaseError::CaptureFailed {
                 reason: format!("{why}; {error}"),
             },
@@ -201,18 +209,19 @@ fn explain(error: CaseError, dir: &Path) -> CaseError {
 }
 
 /// What the capture boot's console (the second boot in serial.log) says went wrong.
-fn capture_console(dir: &Path) -> Option<String> {
+fn capture_console(dir: &Path, restored: bool) -> Option<String> {
     let serial = read_text(dir, "serial.log")?;
-    let boots = diagnose::split_boots(&serial);
+    let boots = diagnose::split_boots(&serial, restored);
     diagnose::capture_failure(boots.get(1)?)
 }
 
-/// serial-boot1.log, serial-boot2.log (the capture), serial-boot3.log beside serial.log.
-fn split_serial(dir: &Path) {
+/// serial-boot1.log, serial-boot2.log (the capture), serial-boot3.log beside serial.log (a
+/// restored case's boot 1 is its part after the restore; the shape's evidence has the rest).
+fn split_serial(dir: &Path, restored: bool) {
     let Some(serial) = read_text(dir, "serial.log") else {
         return;
     };
-    for (n, boot) in diagnose::split_boots(&serial).iter().enumerate() {
+    for (n, boot) in diagnose::split_boots(&serial, restored).iter().enumerate() {
         let _ = std::fs::write(dir.join(format!("serial-boot{}.log", n + 1)), boot);
     }
 }

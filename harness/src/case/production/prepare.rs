@@ -1,13 +1,16 @@
 //! Everything a Debian-image case needs before its guest boots: the kernel (and crasher), the
-//! image (from the cache or built), a qcow2 overlay of its disk, the case disk, extra disks, the
-//! network target's sshd, and the QEMU command line (saved as evidence). Unlike the minimal
-//! image's, this QEMU reboots: the reboot after the capture is part of what is proved.
+//! image (from the cache or built), the saved shape of its boot 1 when the case restores one, a
+//! qcow2 overlay of its disk (or of the shape's), the case disk, extra disks, the network
+//! target's sshd, and the QEMU command line (saved as evidence). Unlike the minimal image's, this
+//! QEMU reboots: the reboot after the capture is part of what is proved.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::case::budget::debian as budget;
 use crate::case::error::{CaseError, SetupContext};
+use crate::case::production::shaped::{self, DebianBoot};
+use crate::case::shape::{self, Shape, ShapeInputs};
 use crate::case::verdict::CaseResult;
 use crate::case::{Case, RunOptions};
 use crate::guest::debian::{casedisk, Overlay};
@@ -33,6 +36,10 @@ pub struct Prepared {
     pub scratch: tempfile::TempDir,
     /// The three boots' waits: kdrill's, with the recipe's `deadlines:` over them.
     pub deadlines: budget::Deadlines,
+    /// The saved boot 1 this case starts from, when it restores one.
+    pub shape: Option<Shape>,
+    /// `case.env`, which a restored guest is handed over the status channel.
+    pub case_settings: String,
 }
 
 /// The case's image's recipe in its project (without one, kdrill's built-in recipe, materialised
@@ -56,12 +63,15 @@ pub fn overlay(case: &Case) -> Result<Option<Overlay>, CaseError> {
         .setup("overlay")
 }
 
+/// Prepares the guest of `case`; with `restore`, from the shape of its boot 1 (booted and saved
+/// now when no run saved it before; a shape that cannot be made is a note, and the case boots).
 pub fn prepare(
     case: &Case,
     options: &RunOptions,
     dir: &Path,
     result: &mut CaseResult,
     progress: &dyn Fn(&str),
+    restore: bool,
 ) -> Result<Prepared, CaseError> {
     let qemu_bin = tools::require("qemu-system-x86_64").setup("host tools")?;
     let qemu_img = tools::require("qemu-img").setup("host tools")?;
@@ -94,40 +104,20 @@ pub fn prepare(
         .tempdir()
         .setup("scratch folder")?;
     let s = scratch.path();
-    let root = s.join("root.qcow2");
-    let mut create = Command::new(&qemu_img);
-    create
-        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(&image.disk)
-        .arg(&root);
-    let made = process::run(&mut create, budget::QEMU_IMG).setup("root overlay")?;
-    if !made.status.success() {
-        return Err(CaseError::Setup {
-            what: "root overlay",
-            detail: format!("qemu-img create failed: {}", made.last_line()),
-        });
-    }
-
     let kdrill = options.kdrill_bin.as_ref().ok_or(CaseError::Setup {
         what: "kdrill binary",
         detail: "no kdrill program to copy into the guest for `kdrill check`: build it (`cargo build -p kdrill`) or set KDRILL_BIN".into(),
     })?;
+    let kdrill = std::fs::read(kdrill).setup("kdrill binary")?;
+    let case_settings = casedisk::case_env(scenario);
     let mut files_in: casedisk::Files = vec![
-        (
-            "case.env".into(),
-            0o644,
-            casedisk::case_env(scenario).into_bytes(),
-        ),
+        ("case.env".into(), 0o644, case_settings.clone().into_bytes()),
         (
             "modules".into(),
             0o644,
             casedisk::modules_list(scenario).into_bytes(),
         ),
-        (
-            "kdrill".into(),
-            0o755,
-            std::fs::read(kdrill).setup("kdrill binary")?,
-        ),
+        ("kdrill".into(), 0o755, kdrill.clone()),
     ];
     if let Some(ko) = crasher {
         files_in.push(("crasher.ko".into(), 0o644, ko));
@@ -141,7 +131,8 @@ pub fn prepare(
         }
     };
     let case_disk = s.join("case.img");
-    casedisk::create(&case_disk, &s.join("case"), &files_in).setup("case disk")?;
+    let case_disk_mib = casedisk::size_mib(&files_in);
+    casedisk::create(&case_disk, &s.join("case"), &files_in, case_disk_mib).setup("case disk")?;
     let mut extra_disks = Vec::new();
     for disk in &scenario.image.disks {
         let path = s.join(format!("disk-{}.img", disk.label));
@@ -169,7 +160,7 @@ pub fn prepare(
     let mut append = recipe.cmdline.clone();
     append.push(format!("crashkernel={}", case.crashkernel()));
     append.extend(scenario.guest.cmdline.iter().cloned());
-    let config = GuestConfig {
+    let mut config = GuestConfig {
         accel,
         memory_mib: case.kernel.guest.memory_mib,
         cpus: scenario.guest.cpus.unwrap_or(case.kernel.guest.cpus),
@@ -184,15 +175,54 @@ pub fn prepare(
         qmp_socket: Some(s.join("qmp.sock")),
         incoming: None,
     };
-    let mut args = rebooting(qemu::command_line(&config));
-    args.extend(drive(&root, "qcow2", "writeback"));
-    args.extend(drive(&case_disk, "raw", "unsafe"));
-    for disk in &extra_disks {
-        args.extend(drive(disk, "raw", "writeback"));
+    let shape = if restore {
+        let kind = DebianBoot {
+            qemu_img: &qemu_img,
+            image: &image,
+            case_disk_mib,
+            kdrill: &kdrill,
+            deadlines,
+        };
+        let inputs = ShapeInputs {
+            qemu: &qemu_bin,
+            config: &config,
+            kind: &kind,
+            out_dir: &options.out_dir,
+            scale: options.timeout_scale,
+            echo: options.echo_console,
+        };
+        match shape::ensure(&inputs, progress) {
+            Ok(shape) => Some(shape),
+            Err(e) => {
+                result
+                    .notes
+                    .push(format!("boot 1 is booted by this case: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let root = s.join("root.qcow2");
+    match &shape {
+        Some(shape) => {
+            overlay_disk(&qemu_img, &shaped::root(&shape.dir), "qcow2", &root)?;
+            if shape.built_now {
+                result.phases.shape =
+                    Some(shape.record.ready.unwrap_or(shape.record.boot) + shape.record.save);
+            }
+            result.boot = Some(format!("restored from {}", &shape.record.key[..16]));
+            result.shape = Some(shape.record.clone());
+            config.status_socket = Some(s.join("status.sock"));
+            config.incoming = Some(shape.state.clone());
+        }
+        None => {
+            overlay_disk(&qemu_img, &image.disk, "raw", &root)?;
+            result.boot = Some("booted".into());
+        }
     }
-    if let Some(sshd) = &sshd {
-        args.extend(sshd.qemu_args());
-    }
+    let sshd_args = sshd.as_ref().map(Sshd::qemu_args).unwrap_or_default();
+    let mut args = machine(&config, &root, &case_disk, &extra_disks, &sshd_args);
     args.extend(scenario.guest.qemu.iter().cloned());
     let line = dir.join("qemu-cmdline.txt");
     std::fs::write(&line, qemu::shell_line(&qemu_bin, &args) + "\n").setup("evidence")?;
@@ -206,7 +236,55 @@ pub fn prepare(
         sshd,
         scratch,
         deadlines,
+        shape,
+        case_settings,
     })
+}
+
+/// The drives of a Debian guest, as [`machine`] attaches them (part of a shape's key).
+pub const DRIVES: &str = "root qcow2 writeback, case raw unsafe, extra disks raw writeback";
+
+/// QEMU's arguments of a Debian guest: `config`'s (rebooting), the root overlay, the case disk,
+/// extra disks (`/dev/vda`, `/dev/vdb`, … in that order: see [`DRIVES`]), then `more`.
+pub fn machine(
+    config: &GuestConfig,
+    root: &Path,
+    case_disk: &Path,
+    extra_disks: &[PathBuf],
+    more: &[String],
+) -> Vec<String> {
+    let mut args = rebooting(qemu::command_line(config));
+    args.extend(drive(root, "qcow2", "writeback"));
+    args.extend(drive(case_disk, "raw", "unsafe"));
+    for disk in extra_disks {
+        args.extend(drive(disk, "raw", "writeback"));
+    }
+    args.extend(more.iter().cloned());
+    args
+}
+
+/// A qcow2 overlay at `overlay` of `backing` (of `format`): what a case writes, leaving the
+/// image (or the shape's disk) as it was.
+pub fn overlay_disk(
+    qemu_img: &Path,
+    backing: &Path,
+    format: &str,
+    overlay: &Path,
+) -> Result<(), CaseError> {
+    let backing = std::path::absolute(backing).setup("root overlay")?;
+    let mut create = Command::new(qemu_img);
+    create
+        .args(["create", "-q", "-f", "qcow2", "-F", format, "-b"])
+        .arg(&backing)
+        .arg(overlay);
+    let made = process::run(&mut create, budget::QEMU_IMG).setup("root overlay")?;
+    if !made.status.success() {
+        return Err(CaseError::Setup {
+            what: "root overlay",
+            detail: format!("qemu-img create failed: {}", made.last_line()),
+        });
+    }
+    Ok(())
 }
 
 /// The minimal image's command line without `-no-reboot`: this guest reboots after its capture.

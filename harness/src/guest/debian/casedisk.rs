@@ -60,6 +60,11 @@ pub fn case_env(scenario: &Scenario) -> String {
     vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
 }
 
+/// `case.env` of a shape's case disk: boot 1 stops at "ready to kdump" and waits for its case.
+pub fn shape_env() -> String {
+    "KDRILL_SHAPE='1'\n".into()
+}
+
 /// The scenario's first-boot needs, one `find [param=value ...]` per line, for `modprobe` (which
 /// resolves a name or an alias itself, and does nothing for a built-in module).
 pub fn modules_list(scenario: &Scenario) -> String {
@@ -71,11 +76,21 @@ pub fn modules_list(scenario: &Scenario) -> String {
         .collect()
 }
 
+/// The case disk's size for `files`: their bytes and room for the evidence, in steps of
+/// [`SIZE_STEP_MIB`], so a restored guest's case disk has the capacity its shape's had (the
+/// guest read it once, at boot) whatever crasher module or keys the case adds.
+pub fn size_mib(files: &Files) -> u64 {
+    let bytes: u64 = files.iter().map(|(_, _, data)| data.len() as u64).sum();
+    (bytes.div_ceil(1 << 20) + 64).next_multiple_of(SIZE_STEP_MIB)
+}
+
+/// See [`size_mib`]: kdrill's own binary (~125 MB unoptimised) fits in two steps.
+pub const SIZE_STEP_MIB: u64 = 128;
+
 /// Writes `files` into a folder and makes the case disk from it: ext4 labelled `kdrill-case`,
-/// big enough for the files and the evidence.
-pub fn create(disk: &Path, staging: &Path, files: &Files) -> Result<(), String> {
+/// of `size_mib` ([`size_mib`]).
+pub fn create(disk: &Path, staging: &Path, files: &Files, size_mib: u64) -> Result<(), String> {
     std::fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
-    let mut bytes = 0u64;
     for (name, mode, data) in files {
         let path = staging.join(name);
         if let Some(parent) = path.parent() {
@@ -85,9 +100,7 @@ pub fn create(disk: &Path, staging: &Path, files: &Files) -> Result<(), String> 
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        bytes += data.len() as u64;
     }
-    let size_mib = bytes.div_ceil(1 << 20) + 64;
     dumpdisk::create_from(disk, size_mib, "kdrill-case", staging).map_err(|e| e.to_string())
 }
 
@@ -103,6 +116,15 @@ pub fn collect(disk: &Path, dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_case_disk_grows_in_steps() {
+        let file = |mib: usize| ("f".to_string(), 0o644, vec![0u8; mib << 20]);
+        assert_eq!(size_mib(&vec![file(1)]), 128);
+        // A crasher module more or less does not change the capacity a shape saw.
+        assert_eq!(size_mib(&vec![file(119)]), size_mib(&vec![file(120)]));
+        assert_eq!(size_mib(&vec![file(120), file(1)]), 256);
+    }
 
     #[test]
     fn case_env_carries_route_and_sysctls() {

@@ -82,6 +82,7 @@ mod tests {
 
     use super::*;
     use crate::case::error::CaseError;
+    use crate::vm::watch::WatchError;
 
     const FIRST: &str = "[    0.000000] Linux version 6.1.0-47-amd64 (debian-kernel@lists.debian.org)\nKDRILL kexec-loaded\n[    5.1] sysrq: Trigger a crash\n";
 
@@ -93,10 +94,11 @@ mod tests {
     }
 
     fn guest(phase: &str, reason: &str) -> CaseError {
-        CaseError::GuestFailed {
+        WatchError::GuestFailed {
             phase: phase.into(),
             reason: reason.into(),
         }
+        .into()
     }
 
     #[test]
@@ -139,11 +141,14 @@ mod tests {
     #[test]
     fn what_the_capture_kernel_printed_names_the_failure() {
         let timeout = || {
-            failed(CaseError::Timeout {
-                event: crate::vm::status::EventName::Makedumpfile,
-                what: "makedumpfile to finish",
-                after: std::time::Duration::from_secs(180),
-            })
+            failed(
+                WatchError::Timeout {
+                    event: crate::vm::status::EventName::Makedumpfile,
+                    what: "makedumpfile to finish",
+                    after: std::time::Duration::from_secs(180),
+                }
+                .into(),
+            )
         };
         let oom = format!("{FIRST}[    0.000000] Linux version 6.1.0-47-amd64\n[    2.1] Kernel panic - not syncing: System is deadlocked on memory\n");
         assert_eq!(
@@ -180,11 +185,14 @@ mod tests {
             classify(&r, FIRST),
             Outcome::TooSmall(FailureMode::CaptureNeverBooted)
         );
-        let r = failed(CaseError::Timeout {
-            event: crate::vm::status::EventName::Boot,
-            what: "the first boot's init to start",
-            after: std::time::Duration::from_secs(120),
-        });
+        let r = failed(
+            WatchError::Timeout {
+                event: crate::vm::status::EventName::Boot,
+                what: "the first boot's init to start",
+                after: std::time::Duration::from_secs(120),
+            }
+            .into(),
+        );
         assert!(matches!(classify(&r, ""), Outcome::Unrelated(why) if why.contains("first boot")));
     }
 }

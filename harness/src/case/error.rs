@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use crate::dumpcheck::DumpError;
 use crate::host::interrupt::Stop;
+use crate::vm::routes::RouteError;
 use crate::vm::status::EventName;
-use crate::vm::watch::{stderr_note, WatchError};
+use crate::vm::watch::WatchError;
 
 /// Everything that can make a case FAIL (or stop it).
 #[derive(Debug, thiserror::Error)]
@@ -15,31 +16,15 @@ pub enum CaseError {
     /// crasher build, the guest image, the dump disk, the evidence folder.
     #[error("{what}: {detail}")]
     Setup { what: &'static str, detail: String },
-    /// The guest's init reported a failure on its status channel.
-    #[error("guest reported failure in phase {phase}: {reason}")]
-    GuestFailed { phase: String, reason: String },
-    /// An awaited status event did not come in time.
-    #[error("no sign of {what} within {}s", .after.as_secs())]
-    Timeout {
-        event: EventName,
-        what: &'static str,
-        after: Duration,
-    },
+    /// A wait on the guest ended without its event: the guest's init reported a failure, the
+    /// event did not come in time, QEMU exited or stayed up, or kdrill was stopped (a signal,
+    /// or its test runner went away). Its words and kind are the watch's.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     /// The capture kernel never started although the console shows the kernel panicked: the
     /// failure kdump exists to catch.
     #[error("no sign of the capture kernel to boot (did the crash reach kexec?) within {}s; the kernel panicked (`{panic}`) but the capture kernel never ran", .after.as_secs())]
     CaptureNeverRan { after: Duration, panic: String },
-    /// QEMU ended while an event was awaited.
-    #[error("QEMU exited ({status}) while waiting for {what}{}", stderr_note(.stderr))]
-    QemuExited {
-        status: String,
-        event: EventName,
-        what: &'static str,
-        stderr: String,
-    },
-    /// QEMU stayed up after the capture boot powered off.
-    #[error("QEMU did not exit within {}s of the capture boot powering off", .after.as_secs())]
-    NoPowerOff { after: Duration },
     /// Talking to QEMU (QMP) failed.
     #[error("{during}: {detail}")]
     Qmp {
@@ -47,8 +32,8 @@ pub enum CaseError {
         detail: String,
     },
     /// The host's side of a crash route could not be performed.
-    #[error("{0}")]
-    Route(String),
+    #[error(transparent)]
+    Route(#[from] RouteError),
     /// Reading the dump back failed, or found the dump wrong (`dumpcheck`): its words and kind.
     #[error(transparent)]
     Read(#[from] DumpError),
@@ -73,33 +58,6 @@ pub enum CaseError {
     /// Killing QEMU left something behind.
     #[error("teardown: {0}")]
     Teardown(String),
-    /// kdrill was stopped (a signal, or its test runner went away).
-    #[error("interrupted ({0}); guests killed")]
-    Interrupted(Stop),
-}
-
-/// A wait on the guest that ended without its event fails the case with the same words and the
-/// matching kind.
-impl From<WatchError> for CaseError {
-    fn from(e: WatchError) -> Self {
-        match e {
-            WatchError::GuestFailed { phase, reason } => CaseError::GuestFailed { phase, reason },
-            WatchError::Timeout { event, what, after } => CaseError::Timeout { event, what, after },
-            WatchError::QemuExited {
-                status,
-                event,
-                what,
-                stderr,
-            } => CaseError::QemuExited {
-                status,
-                event,
-                what,
-                stderr,
-            },
-            WatchError::NoPowerOff { after } => CaseError::NoPowerOff { after },
-            WatchError::Interrupted(stop) => CaseError::Interrupted(stop),
-        }
-    }
 }
 
 impl CaseError {
@@ -107,11 +65,8 @@ impl CaseError {
     pub fn kind(&self) -> &'static str {
         match self {
             CaseError::Setup { .. } => "setup",
-            CaseError::GuestFailed { .. } => "guest-failed",
-            CaseError::Timeout { .. } => "timeout",
+            CaseError::Watch(ended) => ended.kind(),
             CaseError::CaptureNeverRan { .. } => "capture-never-ran",
-            CaseError::QemuExited { .. } => "qemu-exited",
-            CaseError::NoPowerOff { .. } => "no-poweroff",
             CaseError::Qmp { .. } => "qmp",
             CaseError::Route(_) => "route",
             CaseError::Read(finding) => finding.kind(),
@@ -122,7 +77,19 @@ impl CaseError {
             CaseError::Shape { .. } => "shape",
             CaseError::Restore(_) => "restore",
             CaseError::Teardown(_) => "teardown",
-            CaseError::Interrupted(_) => "interrupted",
+        }
+    }
+
+    /// kdrill was stopped: the case ends as a wait that a stop ended does.
+    pub fn interrupted(stop: Stop) -> CaseError {
+        CaseError::Watch(WatchError::Interrupted(stop))
+    }
+
+    /// The stop that ended the case, if it was stopped.
+    pub fn stop(&self) -> Option<Stop> {
+        match self {
+            CaseError::Watch(WatchError::Interrupted(stop)) => Some(*stop),
+            _ => None,
         }
     }
 
@@ -130,11 +97,11 @@ impl CaseError {
     /// that never reached the capture kernel. `panic` is the console's last panic message.
     pub fn diagnose(self, panic: impl FnOnce() -> Option<String>) -> CaseError {
         match self {
-            CaseError::Timeout {
+            CaseError::Watch(WatchError::Timeout {
                 event: EventName::CaptureStart,
                 after,
                 ..
-            } => match panic() {
+            }) => match panic() {
                 Some(panic) => CaseError::CaptureNeverRan { after, panic },
                 None => self,
             },
@@ -159,14 +126,17 @@ impl<T, E: std::fmt::Display> SetupContext<T> for Result<T, E> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn capture_timeout() -> CaseError {
-        CaseError::Timeout {
+        WatchError::Timeout {
             event: EventName::CaptureStart,
             what: "the capture kernel to boot (did the crash reach kexec?)",
             after: Duration::from_secs(120),
         }
+        .into()
     }
 
     #[test]
@@ -183,33 +153,33 @@ mod tests {
     fn other_timeouts_and_errors_are_not_rediagnosed() {
         let err = capture_timeout().diagnose(|| None);
         assert_eq!(err.kind(), "timeout");
-        let boot = CaseError::Timeout {
+        let boot = CaseError::from(WatchError::Timeout {
             event: EventName::Boot,
             what: "the first boot's init to start",
             after: Duration::from_secs(120),
-        };
+        });
         let err = boot.diagnose(|| Some("x".into()));
+        assert_eq!(err.kind(), "timeout");
         assert_eq!(
             err.to_string(),
             "no sign of the first boot's init to start within 120s"
         );
-        let failed = CaseError::GuestFailed {
+        let failed = CaseError::from(WatchError::GuestFailed {
             phase: "kexec".into(),
             reason: "kexec -p exited 1: Cannot load".into(),
-        };
-        assert_eq!(
-            failed.to_string(),
-            "guest reported failure in phase kexec: kexec -p exited 1: Cannot load"
-        );
+        });
+        assert_eq!(failed.diagnose(|| Some("x".into())).kind(), "guest-failed");
     }
 
     #[test]
     fn qemu_exit_carries_its_stderr_only_when_there_is_some() {
-        let err = |stderr: &str| CaseError::QemuExited {
-            status: "exit status: 1".into(),
-            event: EventName::Boot,
-            what: "the first boot's init to start",
-            stderr: stderr.into(),
+        let err = |stderr: &str| {
+            CaseError::from(WatchError::QemuExited {
+                status: "exit status: 1".into(),
+                event: EventName::Boot,
+                what: "the first boot's init to start",
+                stderr: stderr.into(),
+            })
         };
         assert_eq!(
             err("").to_string(),
@@ -218,42 +188,76 @@ mod tests {
         assert!(err("no kvm").to_string().ends_with("; QEMU stderr: no kvm"));
     }
 
+    /// The words and kinds `result.json`, the summaries and the calibration files hold: a wait
+    /// that ended without its event fails the case with exactly these.
     #[test]
-    fn a_failed_wait_reads_the_same_as_a_case_failure() {
+    fn a_failed_wait_fails_the_case_with_its_words_and_kind() {
         let waits = [
-            WatchError::GuestFailed {
-                phase: "kexec".into(),
-                reason: "kexec -p exited 1: Cannot load".into(),
-            },
-            WatchError::Timeout {
-                event: EventName::Boot,
-                what: "the first boot's init to start",
-                after: Duration::from_secs(120),
-            },
-            WatchError::QemuExited {
-                status: "exit status: 1".into(),
-                event: EventName::Boot,
-                what: "the first boot's init to start",
-                stderr: "no kvm".into(),
-            },
-            WatchError::NoPowerOff {
-                after: Duration::from_secs(30),
-            },
-            WatchError::Interrupted(Stop::Term),
+            (
+                WatchError::GuestFailed {
+                    phase: "kexec".into(),
+                    reason: "kexec -p exited 1: Cannot load".into(),
+                },
+                "guest-failed",
+                "guest reported failure in phase kexec: kexec -p exited 1: Cannot load",
+            ),
+            (
+                WatchError::Timeout {
+                    event: EventName::Boot,
+                    what: "the first boot's init to start",
+                    after: Duration::from_secs(120),
+                },
+                "timeout",
+                "no sign of the first boot's init to start within 120s",
+            ),
+            (
+                WatchError::QemuExited {
+                    status: "exit status: 1".into(),
+                    event: EventName::Boot,
+                    what: "the first boot's init to start",
+                    stderr: "no kvm".into(),
+                },
+                "qemu-exited",
+                "QEMU exited (exit status: 1) while waiting for the first boot's init to start; QEMU stderr: no kvm",
+            ),
+            (
+                WatchError::NoPowerOff {
+                    after: Duration::from_secs(30),
+                },
+                "no-poweroff",
+                "QEMU did not exit within 30s of the capture boot powering off",
+            ),
+            (
+                WatchError::Interrupted(Stop::Term),
+                "interrupted",
+                "interrupted (SIGTERM); guests killed",
+            ),
         ];
-        let kinds = [
-            "guest-failed",
-            "timeout",
-            "qemu-exited",
-            "no-poweroff",
-            "interrupted",
-        ];
-        for (wait, kind) in waits.into_iter().zip(kinds) {
-            let words = wait.to_string();
+        for (wait, kind, words) in waits {
             let case = CaseError::from(wait);
             assert_eq!(case.to_string(), words);
             assert_eq!(case.kind(), kind);
+            let mut result = crate::case::verdict::CaseResult::new("k", "s", Path::new("d"));
+            result.fail(case);
+            assert_eq!(result.failure.as_deref(), Some(kind));
+            assert_eq!(result.reasons, [words]);
         }
+    }
+
+    #[test]
+    fn a_stop_is_one_failure_however_it_was_seen() {
+        let direct = CaseError::interrupted(Stop::Int);
+        let waited = CaseError::from(WatchError::Interrupted(Stop::Int));
+        assert_eq!(direct.to_string(), waited.to_string());
+        assert_eq!(direct.kind(), waited.kind());
+        assert_eq!(direct.stop(), Some(Stop::Int));
+        assert_eq!(waited.stop(), Some(Stop::Int));
+        assert_eq!(capture_timeout().stop(), None);
+        let mut result = crate::case::verdict::CaseResult::new("k", "s", Path::new("d"));
+        result.fail(waited);
+        result.judge(None);
+        assert_eq!(result.verdict, crate::case::verdict::Verdict::Interrupted);
+        assert_eq!(result.interrupted.as_deref(), Some(Stop::Int.name()));
     }
 
     #[test]

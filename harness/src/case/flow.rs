@@ -2,7 +2,7 @@
 //! and makedumpfile, by the guest's status events; then teardown and reading the dump back.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::case::budget;
 use crate::case::error::{CaseError, SetupContext};
@@ -17,7 +17,7 @@ use crate::vm::qemu::{Guest, GuestConfig};
 use crate::vm::qmp::Qmp;
 use crate::vm::routes;
 use crate::vm::status::EventName;
-use crate::vm::watch::{self, Watch};
+use crate::vm::watch::Watch;
 
 /// What one case's run needs throughout.
 pub struct Run<'a> {
@@ -88,7 +88,7 @@ impl Run<'_> {
             return outcome;
         }
         if let Some(stop) = interrupt::interrupted() {
-            return outcome.and(Err(CaseError::Interrupted(stop)));
+            return outcome.and(Err(CaseError::interrupted(stop)));
         }
         let guest_failed = outcome.is_err();
         if let Err(error) = outcome {
@@ -177,24 +177,23 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
     let mut crashed_at = None;
     let mut _console = None;
     if routes::host_presses(scenario.trigger) {
-        if scenario.trigger == Trigger::HangThenNmi {
-            g.watch.until(budget::HANGING)?;
-            g.progress("guest hung; waiting before pressing NMI");
-            // The point of the route: the system stays hung for a while, as in the field.
-            watch::hold(
-                Duration::from_secs(u64::from(scenario.hang_seconds)).min(budget::MAX_HANG),
-            )?;
-        } else {
+        // A hanging guest says `hanging` instead of `ready`.
+        if scenario.trigger != Trigger::HangThenNmi {
             g.watch.until(budget::READY)?;
         }
-        g.progress("crashing from the host");
-        let socket = g
-            .config
-            .console_socket
-            .as_deref()
-            .unwrap_or(Path::new("/nonexistent"));
-        let pressed =
-            routes::press(scenario.trigger, &mut qmp, socket).map_err(CaseError::Route)?;
+        let (socket, progress) = (g.config.console_socket.as_deref(), g.run.progress);
+        let pressed = routes::crash_from_host(
+            scenario.trigger,
+            scenario.hang_seconds,
+            &mut qmp,
+            socket,
+            progress,
+            || -> Result<(), CaseError> {
+                g.watch.until(budget::HANGING)?;
+                g.progress("guest hung; waiting before pressing NMI");
+                Ok(())
+            },
+        )?;
         crashed_at = Some(pressed.at);
         _console = pressed.console;
     }

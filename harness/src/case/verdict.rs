@@ -188,7 +188,7 @@ impl CaseResult {
     /// Records a failure: its reason, and its kind when it is the first. An interruption makes
     /// the verdict INTERRUPTED, whatever else failed.
     pub fn fail(&mut self, error: CaseError) {
-        if let CaseError::Interrupted(stop) = &error {
+        if let Some(stop) = error.stop() {
             self.interrupted = Some(stop.name().into());
         }
         self.failure.get_or_insert_with(|| error.kind().into());
@@ -236,7 +236,7 @@ impl CaseResult {
     pub fn judge(&mut self, stop: Option<Stop>) {
         if let Some(stop) = stop {
             if self.interrupted.is_none() {
-                self.fail(CaseError::Interrupted(stop));
+                self.fail(CaseError::interrupted(stop));
             }
         }
         if self.interrupted.is_some() {

@@ -11,8 +11,8 @@ use crate::vm::console::LineTail;
 use crate::vm::qemu::Guest;
 use crate::vm::status::{Event, EventName, StatusReader};
 
-/// Why a wait ended without its event. The case layer turns each into its own error (with the
-/// same words), so a failure reads the same in `result.json` whichever layer saw it.
+/// Why a wait ended without its event. A case that fails by one carries it as it is: its words
+/// are the case's reason and [`WatchError::kind`] its `failure` kind in `result.json`.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     /// The guest's init reported a failure on its status channel.
@@ -39,6 +39,20 @@ pub enum WatchError {
     /// kdrill was stopped (a signal, or its test runner went away).
     #[error("interrupted ({0}); guests killed")]
     Interrupted(Stop),
+}
+
+impl WatchError {
+    /// A short stable name for the kind of failure (`result.json`'s `failure`, which the
+    /// summary and calibration match on).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WatchError::GuestFailed { .. } => "guest-failed",
+            WatchError::Timeout { .. } => "timeout",
+            WatchError::QemuExited { .. } => "qemu-exited",
+            WatchError::NoPowerOff { .. } => "no-poweroff",
+            WatchError::Interrupted(_) => "interrupted",
+        }
+    }
 }
 
 /// Keeps the guest as it is for `how_long` (a simulated hang), ending early on a stop.

@@ -5,21 +5,20 @@
 //! flow goes on through boot 3 when the guest reboots, so the dump folder and boot 3's evidence
 //! are still read.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::case::budget::{self, debian as limits};
+use crate::case::budget::debian as limits;
 use crate::case::error::CaseError;
 use crate::case::production::record::Phase;
 use crate::case::shape;
 use crate::case::verdict::CaseResult;
-use crate::spec::scenario::{Scenario, Trigger};
+use crate::spec::scenario::Scenario;
 use crate::vm::control::Control;
 use crate::vm::qemu::GuestConfig;
 use crate::vm::qmp::Qmp;
 use crate::vm::routes;
 use crate::vm::status::{Event, EventName};
-use crate::vm::watch::{Wait, Watch};
+use crate::vm::watch::{Wait, Watch, WatchError};
 
 /// The console line kdump-tools prints once the dump is saved (timing only).
 const SAVED: &str = "saved vmcore in";
@@ -129,21 +128,18 @@ impl<'a> Boots<'a> {
         let mut crashed_at = None;
         let mut _console = None;
         if routes::host_presses(self.scenario.trigger) {
-            if self.scenario.trigger == Trigger::HangThenNmi {
-                self.phase("boot 1: the guest hangs a CPU", limits::HANGING, &[])?;
-                crate::vm::watch::hold(
-                    Duration::from_secs(u64::from(self.scenario.hang_seconds))
-                        .min(budget::MAX_HANG),
-                )?;
-            }
-            (self.progress)("crashing from the host");
-            let socket = self
-                .config
-                .console_socket
-                .as_deref()
-                .unwrap_or(Path::new("/nonexistent"));
-            let pressed =
-                routes::press(self.scenario.trigger, &mut qmp, socket).map_err(CaseError::Route)?;
+            let (scenario, config, progress) = (self.scenario, self.config, self.progress);
+            let pressed = routes::crash_from_host(
+                scenario.trigger,
+                scenario.hang_seconds,
+                &mut qmp,
+                config.console_socket.as_deref(),
+                progress,
+                || {
+                    self.phase("boot 1: the guest hangs a CPU", limits::HANGING, &[])
+                        .map(drop)
+                },
+            )?;
             crashed_at = Some(pressed.at);
             _console = pressed.console;
             self.last = pressed.at;
@@ -238,7 +234,10 @@ impl<'a> Boots<'a> {
         );
         let phase = Phase {
             name: format!("boot 1: restored from {key}, the guest takes its case"),
-            deadline_seconds: self.watch.scaled(budget::RESTORING).as_secs_f64(),
+            deadline_seconds: self
+                .watch
+                .scaled(crate::case::budget::RESTORING)
+                .as_secs_f64(),
             seconds: got
                 .as_ref()
                 .ok()
@@ -260,7 +259,9 @@ impl<'a> Boots<'a> {
 /// The guest's "kdump-tools not ready" failure as its own kind; other errors unchanged.
 fn not_ready(error: CaseError, boot: u8) -> CaseError {
     match error {
-        CaseError::GuestFailed { phase, reason } if phase == "kdump-tools" || phase == "boot3" => {
+        CaseError::Watch(WatchError::GuestFailed { phase, reason })
+            if phase == "kdump-tools" || phase == "boot3" =>
+        {
             CaseError::NotReady { boot, reason }
         }
         other => other,

@@ -22,7 +22,7 @@ use crate::case::{Case, RunOptions};
 use crate::guest::debian::{casedisk, BuiltImage};
 use crate::host::interrupt;
 use crate::vm::qemu::Guest;
-use crate::vm::watch::Watch;
+use crate::vm::watch::{Watch, WatchError};
 use record::{CheckSummary, Production};
 
 /// The image `case` boots, from the cache or built now (for prefetching before the cases run).
@@ -106,7 +106,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         production.kdump_suggested = suggested;
     }
     if let Some(stop) = interrupt::interrupted() {
-        return outcome.and(Err(CaseError::Interrupted(stop)));
+        return outcome.and(Err(CaseError::interrupted(stop)));
     }
     let capture_failed = match outcome {
         Ok(outcome) => outcome
@@ -198,7 +198,7 @@ fn explain(error: CaseError, dir: &Path, restored: bool) -> CaseError {
                 None => CaseError::CaptureFailed { reason },
             }
         }
-        CaseError::Timeout { .. } => match capture_console(dir, restored) {
+        CaseError::Watch(WatchError::Timeout { .. }) => match capture_console(dir, restored) {
             Some(why) => CaseError::CaptureFailed {
                 reason: format!("{why}; {error}"),
             },

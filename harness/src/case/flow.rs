@@ -1,11 +1,13 @@
-//! The crash-and-capture flow of a case: boot, `kexec -p`, the route's crash, the capture boot
-//! and makedumpfile, by the guest's status events; then teardown and reading the dump back.
+//! The minimal image's flow of a case (`case::image`): boot, `kexec -p`, the route's crash, the
+//! capture boot and makedumpfile, by the guest's status events; after teardown, reading the dump
+//! back off the dump disk.
 
 use std::path::Path;
 use std::time::Instant;
 
 use crate::case::budget;
-use crate::case::error::{CaseError, SetupContext};
+use crate::case::error::CaseError;
+use crate::case::image::{ImageFlow, Launch, PreparedGuest};
 use crate::case::prepare::{self, Prepared};
 use crate::case::verdict::CaseResult;
 use crate::case::{vmdump, Case, RunOptions};
@@ -13,7 +15,7 @@ use crate::dumpcheck::{self, DumpError};
 use crate::host::interrupt;
 use crate::spec::scenario::Trigger;
 use crate::vm::control::Control;
-use crate::vm::qemu::{Guest, GuestConfig};
+use crate::vm::qemu::GuestConfig;
 use crate::vm::qmp::Qmp;
 use crate::vm::routes;
 use crate::vm::status::EventName;
@@ -31,7 +33,7 @@ pub struct Run<'a> {
 /// A booted guest and what its flow records.
 pub struct Guesting<'a, 'r> {
     pub run: &'a Run<'a>,
-    pub watch: Watch,
+    pub watch: &'r mut Watch,
     pub config: &'a GuestConfig,
     pub result: &'r mut CaseResult,
     /// When QEMU was started.
@@ -40,51 +42,60 @@ pub struct Guesting<'a, 'r> {
     pub case_settings: Option<&'a str>,
 }
 
-impl Run<'_> {
-    /// Runs the case; errors are its first reason (later ones are recorded in `result`).
-    pub fn go(&self, result: &mut CaseResult) -> Result<(), CaseError> {
-        let prepared = prepare::prepare(self.case, self.options, self.dir, result, self.progress)?;
-        let Prepared {
-            qemu,
-            config,
-            args,
-            disk,
-            shape,
-            case_settings,
-            reader,
-            scratch: _scratch,
-            ..
-        } = &prepared;
-        (self.progress)("booting");
-        let boot_started = Instant::now();
-        let guest = Guest::spawn(qemu, args, &self.dir.join("qemu-stderr.log")).setup("QEMU")?;
-        let watch = Watch::new(
-            guest,
-            &self.dir.join("status.log"),
-            &config.serial_log,
-            &self.dir.join("qemu-stderr.log"),
-            self.options.echo_console,
-            self.options.timeout_scale,
-        );
+/// The minimal image's kind: kdrill's initramfs, two boots, the dump on the dump disk.
+pub struct MinimalFlow;
+
+impl ImageFlow for MinimalFlow {
+    fn prepare(
+        &self,
+        run: &Run,
+        result: &mut CaseResult,
+    ) -> Result<Box<dyn PreparedGuest>, CaseError> {
+        let prepared = prepare::prepare(run.case, run.options, run.dir, result, run.progress)?;
+        Ok(Box::new(prepared))
+    }
+}
+
+impl PreparedGuest for Prepared {
+    fn launch(&self) -> Launch {
+        Launch {
+            qemu: self.qemu.clone(),
+            args: self.args.clone(),
+            serial_log: self.config.serial_log.clone(),
+        }
+    }
+
+    fn follow(
+        &mut self,
+        run: &Run,
+        watch: &mut Watch,
+        started: Instant,
+        result: &mut CaseResult,
+    ) -> Result<(), CaseError> {
         let mut guesting = Guesting {
-            run: self,
+            run,
             watch,
-            config,
+            config: &self.config,
             result,
-            boot_started,
-            case_settings: shape.as_ref().map(|_| case_settings.as_str()),
+            boot_started: started,
+            case_settings: self.shape.as_ref().map(|_| self.case_settings.as_str()),
         };
-        let outcome = match self.case.scenario.trigger {
+        match run.case.scenario.trigger {
             Trigger::VmDump => vmdump::dump(&mut guesting),
             _ => crash_and_capture(&mut guesting),
-        };
-        if let Err(err) = guesting.watch.guest().kill() {
-            guesting.result.fail(CaseError::Teardown(err));
         }
-        drop(guesting);
-        let serial = &config.serial_log;
-        let outcome = outcome.map_err(|e| e.diagnose(|| console_panic(serial)));
-        if self.case.scenario.trigger == Trigger::VmDump {
+    }
+
+    /// Reads the dump off the dump disk; the guest's failure, when it failed, comes first.
+    fn collect(
+        self: Box<Self>,
+        run: &Run,
+        followed: Result<(), CaseError>,
+        result: &mut CaseResult,
+    ) -> Result<(), CaseError> {
+        let serial = &self.config.serial_log;
+        let outcome = followed.map_err(|e| e.diagnose(|| console_panic(serial)));
+        if run.case.scenario.trigger == Trigger::VmDump {
             return outcome;
         }
         if let Some(stop) = interrupt::interrupted() {
@@ -94,13 +105,20 @@ impl Run<'_> {
         if let Err(error) = outcome {
             result.fail(error);
         }
-        (self.progress)("reading the dump");
+        (run.progress)("reading the dump");
         let started = Instant::now();
         let mut found = dumpcheck::Findings::default();
-        let checked =
-            dumpcheck::check_capture(disk, self.dir, &self.case.scenario, reader, &mut found);
+        let checked = dumpcheck::check_capture(
+            &self.disk,
+            run.dir,
+            &run.case.scenario,
+            &self.reader,
+            &mut found,
+        );
         result.record(found);
         result.phases.verify = Some(started.elapsed().as_secs_f64());
+        // The dump disk and the sockets go with the scratch folder, once read.
+        drop(self.scratch);
         match checked {
             // The guest's failure is the reason; "no dump" after it would only point the wrong way.
             Err(DumpError::NoDump) if guest_failed => Ok(()),
@@ -124,7 +142,7 @@ impl Guesting<'_, '_> {
     /// Connects QMP, records which accelerator really runs, and waits for the first boot's init,
     /// timing it by the host's clock and the guest's own.
     pub fn first_boot(&mut self) -> Result<Qmp, CaseError> {
-        let qmp = connect_qmp(self.config, &self.watch, self.result)?;
+        let qmp = connect_qmp(self.config, self.watch, self.result)?;
         let (seen, booted) = self.watch.until(budget::BOOT)?;
         self.result.phases.boot = Some((seen - self.boot_started).as_secs_f64());
         self.result.phases.guest_boot = Some(booted.uptime);
@@ -139,7 +157,7 @@ impl Guesting<'_, '_> {
     /// Lets a guest restored from its shape run on and hands it its case (`shape::restore`).
     pub fn restore(&mut self, settings: &str) -> Result<(Qmp, Control, Instant), CaseError> {
         let restored = crate::case::shape::restore(
-            &mut self.watch,
+            self.watch,
             self.config,
             settings,
             self.boot_started,

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod error;
 pub mod evidence;
 mod flow;
+pub mod image;
 pub mod needs;
 pub mod phases;
 pub mod plan;
@@ -214,11 +215,7 @@ pub fn run(case: &Case, options: &RunOptions, progress: &dyn Fn(&str)) -> CaseRe
         dir: &attempt.dir,
         progress,
     };
-    let ran = if case.setup.image.own_kdump() {
-        production::run(&run, &mut result)
-    } else {
-        run.go(&mut result)
-    };
+    let ran = image::drive(image::flow_for(&case.setup.image), &run, &mut result);
     if let Err(error) = ran {
         result.fail(error);
     }

@@ -1,7 +1,8 @@
 //! Style check as a test: an image is a value. No code outside the registry (`spec/images.rs`)
 //! names an image or an image kind, or matches on `ImageKind`'s variants: what differs between
-//! images is asked of the image, so a new recipe in `images/` needs no Rust. Tests may name the
-//! images they load.
+//! images is asked of the image, so a new recipe in `images/` needs no Rust. The one other place
+//! that matches on a kind is where each kind picks its flow (`case/image.rs`); it names no image.
+//! Tests may name the images they load.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +11,9 @@ use crate::tidy::rust_files;
 
 /// The one module that may spell images' names and kinds.
 const REGISTRY: &str = "harness/src/spec/images.rs";
+
+/// Where each image kind picks its flow: it may match on `ImageKind`, not name an image.
+const KIND_FLOWS: &str = "harness/src/case/image.rs";
 
 /// Files where `"debian"` is a distribution's id (`/etc/os-release`'s `ID=`), not an image.
 const OS_RELEASE_IDS: &[&str] = &[
@@ -86,11 +90,16 @@ fn no_code_outside_the_registry_names_an_image_or_matches_on_its_kind() {
                     found.push(format!("{rel}:{}: names the image word {quoted}", n + 1));
                 }
             }
-            if code.contains("ImageKind::") {
+            if code.contains("ImageKind::") && rel != KIND_FLOWS {
                 found.push(format!("{rel}:{}: matches on ImageKind", n + 1));
             }
         }
     }
+    let flows = std::fs::read_to_string(root.join(KIND_FLOWS)).unwrap();
+    assert!(
+        flows.contains("ImageKind::Minimal") && flows.contains("ImageKind::Debian"),
+        "{KIND_FLOWS} no longer picks each kind's flow: update KIND_FLOWS"
+    );
     assert!(
         found.is_empty(),
         "ask the image (spec/images.rs: `Image`'s methods, `Registry::find`) instead of naming it:\n{}",

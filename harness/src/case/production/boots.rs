@@ -25,7 +25,7 @@ const SAVED: &str = "saved vmcore in";
 
 /// A booted Debian guest and what its flow records.
 pub struct Boots<'a> {
-    pub watch: Watch,
+    pub watch: &'a mut Watch,
     pub config: &'a GuestConfig,
     pub scenario: &'a Scenario,
     pub result: &'a mut CaseResult,
@@ -49,7 +49,7 @@ pub struct Outcome {
 
 impl<'a> Boots<'a> {
     pub fn new(
-        watch: Watch,
+        watch: &'a mut Watch,
         config: &'a GuestConfig,
         scenario: &'a Scenario,
         result: &'a mut CaseResult,
@@ -206,7 +206,7 @@ impl<'a> Boots<'a> {
 
     /// Boot 1 from QEMU's start: systemd starts kdrill's unit on a disk no crash marked.
     fn booted(&mut self) -> Result<Qmp, CaseError> {
-        let qmp = crate::case::flow::connect_qmp(self.config, &self.watch, self.result)?;
+        let qmp = crate::case::flow::connect_qmp(self.config, self.watch, self.result)?;
         let (_, boot) = self.phase(
             "boot 1: systemd starts kdrill's unit",
             self.deadlines.boot,
@@ -226,7 +226,7 @@ impl<'a> Boots<'a> {
     /// Boot 1 from its shape (`key`): the saved guest runs on and takes the case's settings.
     fn restored(&mut self, key: &str, settings: &str) -> Result<Qmp, CaseError> {
         let got = shape::restore(
-            &mut self.watch,
+            self.watch,
             self.config,
             settings,
             self.started,

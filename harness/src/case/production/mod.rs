@@ -17,11 +17,11 @@ use std::time::Instant;
 
 use crate::case::error::{CaseError, SetupContext};
 use crate::case::flow::Run;
+use crate::case::image::{ImageFlow, Launch, PreparedGuest};
 use crate::case::verdict::CaseResult;
 use crate::case::{Case, RunOptions};
 use crate::guest::debian::{casedisk, BuiltImage};
 use crate::host::interrupt;
-use crate::vm::qemu::Guest;
 use crate::vm::watch::{Watch, WatchError};
 use record::{CheckSummary, Production};
 
@@ -39,56 +39,106 @@ pub fn image_for(
         .setup("Debian image")
 }
 
-/// Runs a Debian-image case; errors are its first reason (later ones are recorded in `result`).
-pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
-    let case = run.case;
-    result.production = Some(Production {
-        crashkernel: case.crashkernel().to_string(),
-        dump_target: case.scenario.image.dump_target,
-        ..Production::default()
-    });
-    // The plan of an image with its own kdump: booted as a host boots (`KDRILL_MODE=fast`, a
-    // scenario's `mode: fast` say why they do not apply).
-    let plan = crate::case::plan::plan(case, run.options.overrides);
-    if let Some(why) = &plan.faithful_because {
-        result.notes.push(why.clone());
-    }
-    let restore = plan.restore;
-    result.plan = Some(plan);
-    if case.scenario.capture.makedumpfile != crate::spec::scenario::Capture::default().makedumpfile
-    {
-        result.notes.push("the scenario's capture.makedumpfile does not apply: kdump-tools runs makedumpfile with MAKEDUMP_ARGS from /etc/default/kdump-tools".into());
-    }
-    let prepared = prepare::prepare(case, run.options, run.dir, result, run.progress, restore)?;
-    (run.progress)("booting");
-    let started = Instant::now();
-    let stderr = run.dir.join("qemu-stderr.log");
-    let guest = Guest::spawn(&prepared.qemu, &prepared.args, &stderr).setup("QEMU")?;
-    let watch = Watch::new(
-        guest,
-        &run.dir.join("status.log"),
-        &prepared.config.serial_log,
-        &stderr,
-        run.options.echo_console,
-        run.options.timeout_scale,
-    );
-    let mut boots = boots::Boots::new(
-        watch,
-        &prepared.config,
-        &case.scenario,
-        result,
-        run.progress,
-        prepared.deadlines,
-        started,
-    );
-    let restoring = prepared.shape.as_ref();
-    boots.restore = restoring.map(|shape| (&shape.record.key[..16], &prepared.case_settings[..]));
-    let outcome = boots.run();
-    if let Err(err) = boots.watch.guest().kill() {
-        boots.result.fail(CaseError::Teardown(err));
-    }
-    drop(boots);
+/// The Debian image's kind: kdrill's image of a Debian release, three boots, the dump folder.
+pub struct DebianFlow;
 
+impl ImageFlow for DebianFlow {
+    fn prepare(
+        &self,
+        run: &Run,
+        result: &mut CaseResult,
+    ) -> Result<Box<dyn PreparedGuest>, CaseError> {
+        let case = run.case;
+        result.production = Some(Production {
+            crashkernel: case.crashkernel().to_string(),
+            dump_target: case.scenario.image.dump_target,
+            ..Production::default()
+        });
+        // The plan of an image with its own kdump: booted as a host boots (`KDRILL_MODE=fast`,
+        // a scenario's `mode: fast` say why they do not apply), boot 1 restored when it can be.
+        let plan = crate::case::plan::plan(case, run.options.overrides);
+        if let Some(why) = &plan.faithful_because {
+            result.notes.push(why.clone());
+        }
+        let restore = plan.restore;
+        result.plan = Some(plan);
+        if case.scenario.capture.makedumpfile
+            != crate::spec::scenario::Capture::default().makedumpfile
+        {
+            result.notes.push("the scenario's capture.makedumpfile does not apply: kdump-tools runs makedumpfile with MAKEDUMP_ARGS from /etc/default/kdump-tools".into());
+        }
+        let prepared = prepare::prepare(case, run.options, run.dir, result, run.progress, restore)?;
+        Ok(Box::new(DebianGuest {
+            prepared,
+            capture_failed: None,
+        }))
+    }
+}
+
+/// A prepared Debian guest, and how its capture went once followed.
+struct DebianGuest {
+    prepared: prepare::Prepared,
+    /// The capture failed and the guest rebooted on (boot 3 is still followed and read).
+    capture_failed: Option<CaseError>,
+}
+
+impl PreparedGuest for DebianGuest {
+    fn launch(&self) -> Launch {
+        Launch {
+            qemu: self.prepared.qemu.clone(),
+            args: self.prepared.args.clone(),
+            serial_log: self.prepared.config.serial_log.clone(),
+        }
+    }
+
+    fn follow(
+        &mut self,
+        run: &Run,
+        watch: &mut Watch,
+        started: Instant,
+        result: &mut CaseResult,
+    ) -> Result<(), CaseError> {
+        let prepared = &self.prepared;
+        let mut boots = boots::Boots::new(
+            watch,
+            &prepared.config,
+            &run.case.scenario,
+            result,
+            run.progress,
+            prepared.deadlines,
+            started,
+        );
+        boots.restore = prepared
+            .shape
+            .as_ref()
+            .map(|shape| (&shape.record.key[..16], &prepared.case_settings[..]));
+        self.capture_failed = boots.run()?.capture_failed;
+        Ok(())
+    }
+
+    fn collect(
+        self: Box<Self>,
+        run: &Run,
+        followed: Result<(), CaseError>,
+        result: &mut CaseResult,
+    ) -> Result<(), CaseError> {
+        let DebianGuest {
+            prepared,
+            capture_failed,
+        } = *self;
+        collect(run, &prepared, followed.map(|()| capture_failed), result)
+    }
+}
+
+/// Reads the evidence, the in-guest check and the dump folder after the guest is gone; `outcome`
+/// is how following it ended (a failed capture the guest rebooted from is `Ok(Some(_))`).
+fn collect(
+    run: &Run,
+    prepared: &prepare::Prepared,
+    outcome: Result<Option<CaseError>, CaseError>,
+    result: &mut CaseResult,
+) -> Result<(), CaseError> {
+    let case = run.case;
     (run.progress)("reading the evidence");
     let read_started = Instant::now();
     let found = casedisk::collect(&prepared.case_disk, run.dir);
@@ -109,9 +159,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         return outcome.and(Err(CaseError::interrupted(stop)));
     }
     let capture_failed = match outcome {
-        Ok(outcome) => outcome
-            .capture_failed
-            .map(|e| explain(e, run.dir, restored)),
+        Ok(capture_failed) => capture_failed.map(|e| explain(e, run.dir, restored)),
         // No crash happened (boot 1 failed), or the flow stopped: nothing to read.
         Err(error) if !crashed(run.dir) => return Err(explain(error, run.dir, restored)),
         Err(error) => Some(explain(error, run.dir, restored)),
@@ -123,7 +171,7 @@ pub fn run(run: &Run, result: &mut CaseResult) -> Result<(), CaseError> {
         })
         .unwrap_or_else(|| "/var/crash".into());
     let mount = read_text(run.dir, "coredir-mount.txt");
-    let raw = disks_after_root(&prepared);
+    let raw = disks_after_root(prepared);
     let receive = prepared.sshd.as_ref().map(|s| s.receive_dir());
     let source = match &receive {
         Some(receive) => dumpfolder::Source::Received(receive),

@@ -251,7 +251,12 @@ fn debian(
             );
             let took = started.elapsed().as_secs_f64();
             let p = &result.phases;
-            if result.verdict != Verdict::Pass || p.crash_to_saved.is_none() {
+            let d = result
+                .production
+                .as_ref()
+                .map(|p| p.times.clone())
+                .unwrap_or_default();
+            if result.verdict != Verdict::Pass || d.crash_to_saved.is_none() {
                 bail!(
                     "the {kind} run did not pass ({}): see {}",
                     result.reasons.join("; "),
@@ -280,15 +285,15 @@ fn debian(
                 "{round:>5}  {kind:<8} {took:6.1}s {:5.1}s {:7.1}s {:5.1}s {:13.1}s {:11.1}s {:11.1}s {:6.1}s",
                 f(p.boot),
                 f(p.restore),
-                f(p.ready),
+                f(d.ready),
                 f(p.crash_to_capture),
-                f(p.crash_to_saved),
-                f(p.ready_again),
+                f(d.crash_to_saved),
+                f(d.ready_again),
                 f(p.verify)
             );
             totals[i].push(took);
             let phases = result.production.as_ref().map(|p| p.phases.clone());
-            rows.push(serde_json::json!({ "round": round, "boot1": kind, "total": took, "phases": p, "production_phases": phases }));
+            rows.push(serde_json::json!({ "round": round, "boot1": kind, "total": took, "phases": result.phase_view(), "production_phases": phases }));
         }
         if kdrill::host::interrupt::interrupted().is_some() {
             bail!("stopped");

@@ -141,7 +141,7 @@ pub fn table(slots: &[Slot], results: &[CaseResult]) -> Table {
             cell.failure = result.failure.clone();
             cell.reason = result.reasons.first().cloned();
             cell.dump_bytes = result.dump_bytes;
-            cell.makedumpfile_seconds = result.phases.makedumpfile;
+            cell.makedumpfile_seconds = result.minimal.as_ref().and_then(|m| m.makedumpfile);
             cell.artifacts = Some(result.artifacts.clone());
             if let Some(capture) = &result.capture {
                 cell.dumped_pages = Some(capture.dumped_pages);
@@ -341,7 +341,7 @@ mod tests {
             sysroot: None,
         });
         r.dump_bytes = Some(30_400_000);
-        r.phases.makedumpfile = Some(9.84);
+        r.minimal_phases().makedumpfile = Some(9.84);
         r.capture = Some(crate::dumpcheck::facts::tests::facts(
             dumped, excluded, said,
         ));
@@ -419,7 +419,7 @@ mod tests {
         let mut r = result("7.3", "sid", 0, 0, &[]);
         r.capture = None;
         r.dump_bytes = None;
-        r.phases.makedumpfile = None;
+        r.minimal_phases().makedumpfile = None;
         r.verdict = Verdict::Fail;
         r.failure = Some("timeout".into());
         r.reasons = vec!["no sign of the capture kernel".into()];

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::case::verdict::{CaseResult, Phases, Verdict};
+use crate::case::verdict::{CaseResult, Verdict};
 use crate::case::{Case, RunOptions};
 use crate::host::interrupt;
 
@@ -39,17 +39,24 @@ pub struct Report {
     pub phases: BTreeMap<&'static str, Spread>,
 }
 
-/// The phase figures of `Phases`, by name.
-fn phase_values(p: &Phases) -> [(&'static str, Option<f64>); 8] {
+/// A run's phase figures, by name: the shared ones and its image kind's own.
+fn phase_values(r: &CaseResult) -> [(&'static str, Option<f64>); 11] {
+    let p = r.phase_view();
+    let m = p.minimal.cloned().unwrap_or_default();
+    let d = p.debian.cloned().unwrap_or_default();
+    let s = p.shared;
     [
-        ("boot", p.boot),
-        ("guest_boot", p.guest_boot),
-        ("kexec", p.kexec),
-        ("crash_to_capture", p.crash_to_capture),
-        ("capture_boot", p.capture_boot),
-        ("makedumpfile", p.makedumpfile),
-        ("verify", p.verify),
-        ("total", p.total),
+        ("boot", s.boot),
+        ("guest_boot", s.guest_boot),
+        ("kexec", m.kexec),
+        ("ready", d.ready),
+        ("crash_to_capture", s.crash_to_capture),
+        ("capture_boot", s.capture_boot),
+        ("makedumpfile", m.makedumpfile),
+        ("crash_to_saved", d.crash_to_saved),
+        ("ready_again", d.ready_again),
+        ("verify", s.verify),
+        ("total", s.total),
     ]
 }
 
@@ -98,16 +105,12 @@ pub fn report(case: &str, results: &[CaseResult]) -> Report {
         ));
     }
     let mut phases = BTreeMap::new();
-    for (name, _) in phase_values(&Phases::default()) {
+    let blank = CaseResult::new("", "", std::path::Path::new(""));
+    for (name, _) in phase_values(&blank) {
         let values: Vec<f64> = results
             .iter()
             .filter(|r| r.verdict == Verdict::Pass)
-            .filter_map(|r| {
-                phase_values(&r.phases)
-                    .into_iter()
-                    .find(|(n, _)| *n == name)?
-                    .1
-            })
+            .filter_map(|r| phase_values(r).into_iter().find(|(n, _)| *n == name)?.1)
             .collect();
         if let Some(s) = spread(&values) {
             phases.insert(name, s);

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::campaign::matrix::Case;
-use crate::case::verdict::{CaseResult, KernelPackage, Phases, Verdict};
+use crate::case::verdict::{CaseResult, KernelPackage, PhaseView, Verdict};
 use crate::fetch::userspace::Used;
 
 /// How `verify` and `calibrate` print: `text` for people, `json` for tools.
@@ -49,8 +49,9 @@ pub struct CaseLine<'a> {
     pub started: f64,
     /// The whole case, in seconds.
     pub seconds: Option<f64>,
-    /// Each phase in seconds, as in `result.json`.
-    pub phases: &'a Phases,
+    /// Each phase in seconds: `result.json`'s `phases` with the image kind's own beside them
+    /// (its `minimal`, or a Debian image's `production` times).
+    pub phases: PhaseView<'a>,
     /// The dump file's size in bytes, as a decimal string.
     pub dump_bytes: Option<String>,
     /// The pages the dump holds and leaves out, and what makedumpfile warned (`null` without a
@@ -91,7 +92,7 @@ impl<'a> CaseLine<'a> {
             flaky: false,
             started: result.started,
             seconds: result.phases.total,
-            phases: &result.phases,
+            phases: result.phase_view(),
             dump_bytes: result.dump_bytes.map(|b| b.to_string()),
             capture: result.capture.as_ref(),
             route: result
@@ -261,6 +262,7 @@ mod tests {
         r.started = 1_796_000_000.5;
         r.phases.total = Some(36.25);
         r.phases.boot = Some(10.5);
+        r.minimal_phases().kexec = Some(0.9);
         r.dump_bytes = Some(u64::MAX);
         r.route = Some(crate::spec::scenario::Trigger::Sysrq);
         r.accel = Some(crate::vm::accel::Accel::Tcg);
@@ -293,6 +295,10 @@ mod tests {
         assert_eq!(v["accel"], "tcg");
         assert_eq!(v["seconds"], 36.25);
         assert_eq!(v["phases"]["boot"], 10.5);
+        // The image kind's own phases sit beside the shared ones, as before they had a key.
+        assert_eq!(v["phases"]["kexec"], 0.9);
+        assert!(v["phases"]["makedumpfile"].is_null(), "{v}");
+        assert!(v.get("minimal").is_none(), "{v}");
         // Beyond 2^53: a string keeps every digit.
         assert_eq!(v["dump_bytes"], "18446744073709551615");
         assert_eq!(v["panic_message"], "sysrq triggered crash");

@@ -146,7 +146,7 @@ impl Guesting<'_, '_> {
         let (seen, booted) = self.watch.until(budget::BOOT)?;
         self.result.phases.boot = Some((seen - self.boot_started).as_secs_f64());
         self.result.phases.guest_boot = Some(booted.uptime);
-        self.result.phases.first_line = self
+        self.result.minimal_phases().first_line = self
             .watch
             .banners()
             .first()
@@ -182,7 +182,7 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
             let qmp = g.first_boot()?;
             g.progress("loading the capture kernel (kexec -p)");
             let (loaded_at, loaded) = g.watch.until(budget::KEXEC)?;
-            g.result.phases.kexec = loaded.seconds("secs");
+            g.result.minimal_phases().kexec = loaded.seconds("secs");
             (qmp, loaded_at, None)
         }
     };
@@ -190,7 +190,7 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
     if scenario.guest.dirty_mib.is_some() {
         g.progress("guest dirtying and freeing its memory");
         let (_, dirtied) = g.watch.until(budget::DIRTY)?;
-        g.result.phases.dirty = dirtied.seconds("secs");
+        g.result.minimal_phases().dirty = dirtied.seconds("secs");
     }
     let mut crashed_at = None;
     let mut _console = None;
@@ -228,12 +228,12 @@ fn crash_and_capture(g: &mut Guesting) -> Result<(), CaseError> {
         .watch
         .banners()
         .get(usize::from(g.case_settings.is_none()));
-    g.result.phases.capture_first_line =
+    g.result.minimal_phases().capture_first_line =
         capture_banner.map(|at| at.saturating_duration_since(crashed_at).as_secs_f64());
     g.result.phases.capture_boot = Some(capture.uptime);
     g.progress("makedumpfile writing the dump");
     let (_, saved) = g.watch.until(budget::SAVE)?;
-    g.result.phases.makedumpfile = saved.seconds("secs");
+    g.result.minimal_phases().makedumpfile = saved.seconds("secs");
     g.watch.until(budget::DONE)?;
     g.watch.power_off(budget::POWEROFF)?;
     Ok(())

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::case::error::CaseError;
-pub use crate::case::phases::Phases;
+pub use crate::case::phases::{DebianPhases, MinimalPhases, PhaseView, Phases};
 use crate::case::plan::Plan;
 use crate::case::shape::ShapeRecord;
 use crate::host::interrupt::Stop;
@@ -62,6 +62,9 @@ pub struct CaseResult {
     #[serde(default)]
     pub kernel_package: Option<KernelPackage>,
     pub phases: Phases,
+    /// The minimal image's own phases (`kexec -p`, makedumpfile, the consoles' first lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimal: Option<MinimalPhases>,
     /// Size of the dump file in bytes.
     pub dump_bytes: Option<u64>,
     /// The pages the dump holds and leaves out, and makedumpfile's own warnings.
@@ -159,6 +162,7 @@ impl CaseResult {
             userspace: None,
             log_check: None,
             phases: Phases::default(),
+            minimal: None,
             dump_bytes: None,
             capture: None,
             route: None,
@@ -267,18 +271,22 @@ impl CaseResult {
                 line.push_str(", restored");
             }
         }
-        let p = &self.phases;
+        let p = self.phase_view();
+        let (m, d) = (
+            p.minimal.cloned().unwrap_or_default(),
+            p.debian.cloned().unwrap_or_default(),
+        );
         for (label, value) in [
-            ("shape", p.shape),
-            ("restore", p.restore),
-            ("boot", p.boot),
-            ("ready", p.ready),
-            ("kexec", p.kexec),
-            ("crash→capture", p.crash_to_capture),
-            ("makedumpfile", p.makedumpfile),
-            ("crash→saved", p.crash_to_saved),
-            ("ready again", p.ready_again),
-            ("dump-guest-memory", p.vm_dump),
+            ("shape", p.shared.shape),
+            ("restore", p.shared.restore),
+            ("boot", p.shared.boot),
+            ("ready", d.ready),
+            ("kexec", m.kexec),
+            ("crash→capture", p.shared.crash_to_capture),
+            ("makedumpfile", m.makedumpfile),
+            ("crash→saved", d.crash_to_saved),
+            ("ready again", d.ready_again),
+            ("dump-guest-memory", m.vm_dump),
         ] {
             if let Some(secs) = value {
                 line.push_str(&format!("  {label} {secs:.1}s"));
@@ -290,7 +298,7 @@ impl CaseResult {
         if let Some(capture) = &self.capture {
             line.push_str(&format!(" ({} % of pages)", capture.dumped_percent));
         }
-        if let Some(total) = p.total {
+        if let Some(total) = self.phases.total {
             line.push_str(&format!("  total {total:.1}s"));
         }
         if let Some(used) = &self.userspace {
@@ -332,21 +340,19 @@ mod tests {
         r.verdict = Verdict::Pass;
         r.accel = Some(Accel::Tcg);
         r.phases = Phases {
-            shape: None,
-            restore: None,
-            first_line: Some(2.1),
-            capture_first_line: Some(3.0),
             boot: Some(4.52),
-            kexec: Some(0.91),
             crash_to_capture: Some(4.8),
-            makedumpfile: Some(3.9),
-            vm_dump: None,
-            guest_boot: None,
-            capture_boot: None,
             verify: Some(0.4),
             total: Some(15.04),
             ..Phases::default()
         };
+        r.minimal = Some(MinimalPhases {
+            first_line: Some(2.1),
+            capture_first_line: Some(3.0),
+            kexec: Some(0.91),
+            makedumpfile: Some(3.9),
+            ..MinimalPhases::default()
+        });
         r.dump_bytes = Some(30_200_000);
         assert_eq!(
             r.summary_line(),

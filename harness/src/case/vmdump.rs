@@ -39,7 +39,8 @@ pub fn dump(g: &mut Guesting) -> Result<(), CaseError> {
         let secs = started.elapsed().as_secs_f64();
         let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
         g.result.dump_bytes = Some(g.result.dump_bytes.unwrap_or(0).max(size));
-        g.result.phases.vm_dump = Some(g.result.phases.vm_dump.unwrap_or(0.0) + secs);
+        let phases = g.result.minimal_phases();
+        phases.vm_dump = Some(phases.vm_dump.unwrap_or(0.0) + secs);
         // makedumpfile cannot read what dump-guest-memory writes: kdrill's reader alone.
         let log = dumpcheck::log::read_native(&out, &dir.join(format!("dmesg.{format}.txt")))
             .map_err(|e| DumpError::Dump(format!("{format} dump: {e}")))?;

@@ -123,7 +123,7 @@ impl<'a> Boots<'a> {
             &[],
         );
         let (ready_at, _) = ready.map_err(|e| not_ready(e, 1))?;
-        self.result.phases.ready = Some((ready_at - self.started).as_secs_f64());
+        self.result.debian_phases().ready = Some((ready_at - self.started).as_secs_f64());
 
         let mut crashed_at = None;
         let mut _console = None;
@@ -183,7 +183,7 @@ impl<'a> Boots<'a> {
                 )?
             };
             let saved = self.watch.marked(SAVED).unwrap_or(rebooted.0);
-            self.result.phases.crash_to_saved = Some((saved - crashed_at).as_secs_f64());
+            self.result.debian_phases().crash_to_saved = Some((saved - crashed_at).as_secs_f64());
         }
         let boot3 = self.last;
         let again = self.phase(
@@ -192,7 +192,7 @@ impl<'a> Boots<'a> {
             &[],
         );
         let (again_at, again) = again.map_err(|e| not_ready(e, 3))?;
-        self.result.phases.ready_again = Some((again_at - boot3).as_secs_f64());
+        self.result.debian_phases().ready_again = Some((again_at - boot3).as_secs_f64());
         let local = self.scenario.image.dump_target == crate::spec::setup::DumpTarget::Local;
         if let Some(dumps) = again.field("dumps").filter(|_| local) {
             self.result.notes.push(format!(

@@ -26,6 +26,10 @@ pub struct Production {
     pub dump_target: DumpTarget,
     /// The phases in order; one that did not happen is absent.
     pub phases: Vec<Phase>,
+    /// Their times that a Debian image adds to the shared `phases`: ready, crash → saved, ready
+    /// again.
+    #[serde(flatten)]
+    pub times: crate::case::phases::DebianPhases,
     /// `kdrill check --format json` in boot 1, before the crash (`boot1-check.json`).
     pub check: Option<CheckSummary>,
     pub dump_folder: Option<DumpFolder>,

@@ -73,6 +73,9 @@ pub struct Report {
     pub kvm: Result<(), String>,
     /// For a user other than root.
     pub subuid: Option<Subuid>,
+    /// Packages only the network dump target needs (`ssh` scenario) that are missing: a note,
+    /// not a failure (`cargo xtask verify` installs them when such a case is selected).
+    pub ssh_target_missing: Vec<String>,
 }
 
 impl Report {
@@ -147,6 +150,7 @@ pub fn gather() -> Result<Report, PackagesError> {
         plan,
         kvm,
         subuid: (!tools::is_root()).then(subuid),
+        ssh_target_missing: tools::missing_packages(tools::SSH_TARGET_TOOLS),
     })
 }
 
@@ -262,6 +266,12 @@ pub fn table(report: &Report) -> String {
         Some(s) if s.has_range => out.push_str(&format!("  /etc/subuid has a range for {}: mmdebstrap's unshare mode can build the Debian image\n", s.user)),
         Some(s) => out.push_str(&format!("  /etc/subuid has no range for {0}: the Debian image (mmdebstrap's unshare mode) needs one: sudo usermod --add-subuids 200000-265535 --add-subgids 200000-265535 {0}\n", s.user)),
     }
+    if !report.ssh_target_missing.is_empty() {
+        out.push_str(&format!(
+            "  the network dump target (scenario ssh) also needs {0}: apt-get install --no-install-recommends {0} (cargo xtask verify installs it when such a case is selected; it also enables Debian's ssh service)\n",
+            report.ssh_target_missing.join(" ")
+        ));
+    }
     out
 }
 
@@ -313,6 +323,7 @@ pub fn json(report: &Report) -> String {
             "kvm_opens": report.kvm.is_ok(),
             "kvm_error": report.kvm.as_ref().err(),
             "subuid": report.subuid.as_ref().map(|s| serde_json::json!({"user": s.user, "has_range": s.has_range})),
+            "ssh_target_missing": report.ssh_target_missing,
         },
     });
     format!("{doc:#}\n")
@@ -364,6 +375,7 @@ mod tests {
                 user: "dev".into(),
                 has_range: false,
             }),
+            ssh_target_missing: vec!["openssh-server".into()],
         }
     }
 
@@ -378,6 +390,7 @@ mod tests {
             "In conflict:\n  qemu-utils 1:10.0.2+ds-2+deb13u1~bpo12+1 is installed, but apt's candidate for qemu-system-x86 is 1:7.2+dfsg-7+deb12u18+b3",
             "  echo 'deb http://m/debian bookworm-backports main' > /etc/apt/sources.list.d/kdrill-bookworm-backports.list\n  apt-get update\n  apt-get install -y -q --no-install-recommends --no-remove -t bookworm-backports qemu-system-x86=1:10.0.2+ds-2+deb13u1~bpo12+1\n",
             "/etc/subuid has no range for dev",
+            "  the network dump target (scenario ssh) also needs openssh-server: apt-get install --no-install-recommends openssh-server",
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }
@@ -393,6 +406,7 @@ mod tests {
         assert_eq!(doc["source_to_add"]["suite"], "bookworm-backports");
         assert_eq!(doc["fix"].as_array().unwrap().len(), 3);
         assert_eq!(doc["notes"]["kvm_opens"], false);
+        assert_eq!(doc["notes"]["ssh_target_missing"][0], "openssh-server");
     }
 
     #[test]
@@ -401,6 +415,7 @@ mod tests {
         report.programs.remove(0);
         report.missing.clear();
         report.plan = None;
+        // The network dump target's packages are a note: nothing the main job needs is missing.
         assert_eq!(report.exit_code(), crate::exit::SUCCESS);
         assert!(table(&report).contains("\nNothing is missing.\n"));
         report.programs[0].runs = Some(Err("error while loading shared libraries".into()));

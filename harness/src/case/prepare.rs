@@ -177,7 +177,7 @@ pub fn prepare(
         args,
         disk,
         shape,
-        case_settings: minimal::case_settings(scenario),
+        case_settings: crate::guest::caseenv::case_env(scenario),
         reader,
         scratch,
     })

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::fetch::kernel::KernelFiles;
+use crate::guest::caseenv;
 use crate::guest::initramfs;
 use crate::guest::modules::ModuleIndex;
 use crate::guest::needs;
@@ -93,7 +94,7 @@ pub fn write(
     }
     let mut env = machine_env(recipe, contents);
     if !contents.shape {
-        env.push_str(&case_settings(scenario));
+        env.push_str(&caseenv::case_env(scenario));
     }
     let mut files_in_case: Vec<(&str, u32, &[u8])> = vec![
         ("etc/kdrill/case.env", 0o644, env.as_bytes()),
@@ -118,15 +119,11 @@ pub fn write(
     Ok(capture.len() as u64)
 }
 
-fn env_lines(vars: &[(&str, String)]) -> String {
-    vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
-}
-
 /// The settings of the machine and its capture path, the same for every case a shape serves:
 /// which capture kernel `kexec -p` loads, how, and with which command line. Values were checked
 /// for quotes and newlines when the recipe and scenario were loaded.
 fn machine_env(recipe: &ImageRecipe, contents: &Contents) -> String {
-    env_lines(&[
+    caseenv::lines(&[
         ("KDRILL_SHAPE", if contents.shape { "1" } else { "" }.into()),
         (
             "KDRILL_CAPTURE_KERNEL",
@@ -137,41 +134,10 @@ fn machine_env(recipe: &ImageRecipe, contents: &Contents) -> String {
     ])
 }
 
-/// The case's own settings, which `/init` reads from `/etc/kdrill/case.env` (in a restored shape:
-/// sent by the host over the status channel): the route, the crasher's word, the CPU to crash on,
-/// the sysctls, the memory to dirty and free before the crash.
-pub fn case_settings(scenario: &Scenario) -> String {
-    let sysctls: Vec<String> = scenario
-        .sysctls
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    env_lines(&[
-        ("KDRILL_TRIGGER", scenario.trigger.guest_word().to_string()),
-        (
-            "KDRILL_CRASHER",
-            scenario.crasher.clone().unwrap_or_default(),
-        ),
-        (
-            "KDRILL_PIN_CPU",
-            scenario.pin_cpu.map(|c| c.to_string()).unwrap_or_default(),
-        ),
-        ("KDRILL_SYSCTLS", sysctls.join(" ")),
-        (
-            "KDRILL_DIRTY_MIB",
-            scenario
-                .guest
-                .dirty_mib
-                .map(|m| m.to_string())
-                .unwrap_or_default(),
-        ),
-    ])
-}
-
 /// What the capture boot reads from `kdrill/capture.env` on the dump disk: makedumpfile's
 /// options. On the disk rather than in the image, so a restored shape captures each case its way.
 pub fn capture_env(plan: &Plan) -> String {
-    env_lines(&[("KDRILL_MAKEDUMPFILE_ARGS", plan.makedumpfile.join(" "))])
+    caseenv::lines(&[("KDRILL_MAKEDUMPFILE_ARGS", plan.makedumpfile.join(" "))])
 }
 
 #[cfg(test)]
@@ -189,7 +155,7 @@ mod tests {
         )
         .unwrap();
         let scenario = crate::spec::scenario::from_file(&path).unwrap();
-        let case = case_settings(&scenario);
+        let case = caseenv::case_env(&scenario);
         assert!(case.contains("KDRILL_TRIGGER='sysrq'\n"), "{case}");
         assert!(case.contains("KDRILL_PIN_CPU='1'\n"), "{case}");
         assert!(case.contains("KDRILL_SYSCTLS='kernel.sysrq=1'\n"), "{case}");

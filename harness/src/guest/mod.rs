@@ -1,6 +1,7 @@
 //! What the guest boots and writes: the minimal initramfs image, the Debian image built from
 //! packages, the kernel modules its needs take, and the dump disk.
 
+pub mod caseenv;
 pub mod debian;
 pub mod dumpdisk;
 pub mod initramfs;

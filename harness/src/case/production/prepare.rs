@@ -109,7 +109,7 @@ pub fn prepare(
         detail: "no kdrill program to copy into the guest for `kdrill check`: build it (`cargo build -p kdrill`) or set KDRILL_BIN".into(),
     })?;
     let kdrill = std::fs::read(kdrill).setup("kdrill binary")?;
-    let case_settings = casedisk::case_env(scenario);
+    let case_settings = crate::guest::caseenv::case_env(scenario);
     let mut files_in: casedisk::Files = vec![
         ("case.env".into(), 0o644, case_settings.clone().into_bytes()),
         (

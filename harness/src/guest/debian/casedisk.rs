@@ -30,39 +30,9 @@ pub const EVIDENCE: &[&str] = &[
     "boot2.journal",
 ];
 
-/// The shell variables `/usr/lib/kdrill/guest` reads from `case.env`. Values were checked for
-/// quotes and newlines when the scenario was loaded.
-pub fn case_env(scenario: &Scenario) -> String {
-    let sysctls: Vec<String> = scenario
-        .sysctls
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let vars = [
-        ("KDRILL_TRIGGER", scenario.trigger.guest_word().to_string()),
-        (
-            "KDRILL_ROUTE",
-            serde_json::to_value(scenario.trigger)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
-        ),
-        (
-            "KDRILL_CRASHER",
-            scenario.crasher.clone().unwrap_or_default(),
-        ),
-        (
-            "KDRILL_PIN_CPU",
-            scenario.pin_cpu.map(|c| c.to_string()).unwrap_or_default(),
-        ),
-        ("KDRILL_SYSCTLS", sysctls.join(" ")),
-    ];
-    vars.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect()
-}
-
 /// `case.env` of a shape's case disk: boot 1 stops at "ready to kdump" and waits for its case.
 pub fn shape_env() -> String {
-    "KDRILL_SHAPE='1'\n".into()
+    crate::guest::caseenv::lines(&[("KDRILL_SHAPE", "1".into())])
 }
 
 /// The scenario's first-boot needs, one `find [param=value ...]` per line, for `modprobe` (which
@@ -127,7 +97,7 @@ mod tests {
     }
 
     #[test]
-    fn case_env_carries_route_and_sysctls() {
+    fn the_modules_list_and_the_shapes_env() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nmi.yaml");
         std::fs::write(
@@ -136,13 +106,7 @@ mod tests {
         )
         .unwrap();
         let scenario = crate::spec::scenario::from_file(&path).unwrap();
-        let env = case_env(&scenario);
-        assert!(env.contains("KDRILL_TRIGGER='host'\n"), "{env}");
-        assert!(env.contains("KDRILL_ROUTE='nmi'\n"), "{env}");
-        assert!(
-            env.contains("KDRILL_SYSCTLS='kernel.unknown_nmi_panic=1'\n"),
-            "{env}"
-        );
+        assert_eq!(shape_env(), "KDRILL_SHAPE='1'\n");
         assert_eq!(modules_list(&scenario), "i6300esb heartbeat=5\n");
     }
 

@@ -39,8 +39,11 @@ pub struct Report {
     pub phases: BTreeMap<&'static str, Spread>,
 }
 
+/// How many phase figures a soak spreads.
+const PHASES: usize = 11;
+
 /// A run's phase figures, by name: the shared ones and its image kind's own.
-fn phase_values(r: &CaseResult) -> [(&'static str, Option<f64>); 11] {
+fn phase_values(r: &CaseResult) -> [(&'static str, Option<f64>); PHASES] {
     let p = r.phase_view();
     let m = p.minimal.cloned().unwrap_or_default();
     let d = p.debian.cloned().unwrap_or_default();
@@ -105,15 +108,15 @@ pub fn report(case: &str, results: &[CaseResult]) -> Report {
         ));
     }
     let mut phases = BTreeMap::new();
-    let blank = CaseResult::new("", "", std::path::Path::new(""));
-    for (name, _) in phase_values(&blank) {
-        let values: Vec<f64> = results
-            .iter()
-            .filter(|r| r.verdict == Verdict::Pass)
-            .filter_map(|r| phase_values(r).into_iter().find(|(n, _)| *n == name)?.1)
-            .collect();
-        if let Some(s) = spread(&values) {
-            phases.insert(name, s);
+    let figures: Vec<_> = results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Pass)
+        .map(phase_values)
+        .collect();
+    for i in 0..PHASES {
+        let values: Vec<f64> = figures.iter().filter_map(|run| run[i].1).collect();
+        if let (Some(s), Some(run)) = (spread(&values), figures.first()) {
+            phases.insert(run[i].0, s);
         }
     }
     Report {

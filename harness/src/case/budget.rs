@@ -251,13 +251,13 @@ pub mod debian {
         })
     }
 
-    /// Booting and saving the shape of boot 1 with `deadlines`: QMP, boot 1 to kdump-tools
-    /// ready, the save, and the disks it is made with.
-    pub fn shape(deadlines: &Deadlines) -> Duration {
+    /// Booting and saving the shape of boot 1 whose waits are `boot` and `ready`: QMP, boot 1
+    /// to kdump-tools ready, the save, and the disks it is made with.
+    pub fn shape(boot: Duration, ready: Duration) -> Duration {
         super::QMP_CONNECT
             + super::QMP_REPLY
-            + deadlines.boot.limit
-            + deadlines.ready.limit
+            + boot
+            + ready
             + super::SHAPE_SAVE
             + QEMU_IMG
             + crate::guest::dumpdisk::DISK_TOOL_DEADLINE
@@ -269,18 +269,7 @@ pub mod debian {
     /// boot 1 itself.
     pub fn total() -> Duration {
         let settable: Duration = SETTABLE.iter().map(|w| w.limit * MAX_FACTOR).sum();
-        let ceiling = Deadlines {
-            boot: Wait {
-                limit: BOOT.limit * MAX_FACTOR,
-                ..BOOT
-            },
-            ready: Wait {
-                limit: READY.limit * MAX_FACTOR,
-                ..READY
-            },
-            ..Deadlines::default()
-        };
-        let restored = shape(&ceiling) + super::RESTORING;
+        let restored = shape(BOOT.limit * MAX_FACTOR, READY.limit * MAX_FACTOR) + super::RESTORING;
         let guest = settable + HANGING.limit + super::MAX_HANG + DONE.limit + POWEROFF + restored;
         let host = QEMU_IMG * 2
             + super::EXTRACT * super::EXTRACTIONS

@@ -259,12 +259,6 @@ pub fn connect_qmp(
         watch.scaled(budget::QMP_REPLY),
     )
     .map_err(qmp_err)?;
-    let kvm = qmp.execute("query-kvm", None).map_err(qmp_err)?;
-    let enabled = kvm.get("enabled").and_then(|v| v.as_bool()) == Some(true);
-    result.accel = Some(if enabled {
-        crate::vm::accel::Accel::Kvm
-    } else {
-        crate::vm::accel::Accel::Tcg
-    });
+    result.accel = Some(crate::vm::accel::running(&mut qmp).map_err(qmp_err)?);
     Ok(qmp)
 }

@@ -154,13 +154,7 @@ pub fn prepare(
             },
             progress,
         )?;
-        if shape.built_now {
-            result.phases.shape = Some(shape.record.boot + shape.record.save);
-        }
-        result.boot = Some(format!("restored from {}", &shape.record.key[..16]));
-        result.shape = Some(shape.record.clone());
-        config.status_socket = Some(scratch.path().join("status.sock"));
-        config.incoming = Some(shape.state.clone());
+        shape.restore_into(&mut config, scratch.path(), result);
         Some(shape)
     } else {
         result.boot = Some("booted".into());

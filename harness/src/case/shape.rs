@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::case::budget;
 use crate::case::error::{CaseError, SetupContext};
+use crate::case::verdict::CaseResult;
 use crate::host::lock::FileLock;
 use crate::host::process;
 use crate::vm::accel::Accel;
@@ -283,6 +284,22 @@ fn build(inputs: &ShapeInputs, key: &str, dir: &Path) -> Result<ShapeRecord, Cas
     Ok(record)
 }
 
+impl Shape {
+    /// Points `config` at this shape (QEMU starts from its state, with a status socket in
+    /// `scratch` for handing the guest its case) and records it in `result`: `boot`, the shape's
+    /// record, and the shape's boot and save when this case built it.
+    pub fn restore_into(&self, config: &mut GuestConfig, scratch: &Path, result: &mut CaseResult) {
+        if self.built_now {
+            let booted = self.record.ready.unwrap_or(self.record.boot);
+            result.phases.shape = Some(booted + self.record.save);
+        }
+        result.boot = Some(format!("restored from {}", &self.record.key[..16]));
+        result.shape = Some(self.record.clone());
+        config.status_socket = Some(scratch.join("status.sock"));
+        config.incoming = Some(self.state.clone());
+    }
+}
+
 /// A guest restored from its shape, running its case.
 pub struct Restored {
     pub qmp: Qmp,
@@ -318,15 +335,8 @@ pub fn restore(
     .map_err(|e| CaseError::Restore(e.to_string()))?;
     snapshot::resume(&mut qmp, watch.scaled(budget::RESTORE))
         .map_err(|e| CaseError::Restore(e.to_string()))?;
-    let kvm = qmp
-        .execute("query-kvm", None)
-        .ok()
-        .and_then(|kvm| kvm.get("enabled").and_then(|v| v.as_bool()));
-    let accel = if kvm == Some(true) {
-        Accel::Kvm
-    } else {
-        Accel::Tcg
-    };
+    // Unknown when QMP does not say: TCG, which runs everywhere.
+    let accel = crate::vm::accel::running(&mut qmp).unwrap_or(Accel::Tcg);
     let running = started.elapsed();
     let status = config.status_socket.as_deref().ok_or(CaseError::Restore(
         "the restored guest has no status socket".into(),

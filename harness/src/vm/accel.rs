@@ -132,3 +132,12 @@ fn probe(qemu: &Path, kernel: &Path, scratch: &Path) -> (Accel, String) {
         ),
     }
 }
+
+/// The accelerator a running QEMU really uses (QMP `query-kvm`).
+pub fn running(qmp: &mut crate::vm::qmp::Qmp) -> Result<Accel, crate::vm::qmp::QmpError> {
+    let kvm = qmp.execute("query-kvm", None)?;
+    Ok(match kvm.get("enabled").and_then(|v| v.as_bool()) {
+        Some(true) => Accel::Kvm,
+        _ => Accel::Tcg,
+    })
+}

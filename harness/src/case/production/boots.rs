@@ -214,12 +214,7 @@ impl<'a> Boots<'a> {
         )?;
         self.result.phases.boot = Some((self.last - self.started).as_secs_f64());
         self.result.phases.guest_boot = Some(boot.uptime);
-        if boot.field("crashed") == Some("yes") {
-            return Err(CaseError::Setup {
-                what: "image",
-                detail: "boot 1 found kdrill's crash marker: the image's disk was written (it must only be booted through an overlay)".into(),
-            });
-        }
+        unmarked(&boot)?;
         Ok(qmp)
     }
 
@@ -254,6 +249,17 @@ impl<'a> Boots<'a> {
         self.control = Some(restored.control);
         Ok(restored.qmp)
     }
+}
+
+/// Boot 1's `boot` event from a disk no crash of kdrill's marked: a written image disk is refused.
+pub(super) fn unmarked(boot: &Event) -> Result<(), CaseError> {
+    if boot.field("crashed") == Some("yes") {
+        return Err(CaseError::Setup {
+            what: "image",
+            detail: "boot 1 found kdrill's crash marker: the image's disk was written (it must only be booted through an overlay)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The guest's "kdump-tools not ready" failure as its own kind; other errors unchanged.

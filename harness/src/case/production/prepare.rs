@@ -207,14 +207,7 @@ pub fn prepare(
     match &shape {
         Some(shape) => {
             overlay_disk(&qemu_img, &shaped::root(&shape.dir), "qcow2", &root)?;
-            if shape.built_now {
-                result.phases.shape =
-                    Some(shape.record.ready.unwrap_or(shape.record.boot) + shape.record.save);
-            }
-            result.boot = Some(format!("restored from {}", &shape.record.key[..16]));
-            result.shape = Some(shape.record.clone());
-            config.status_socket = Some(s.join("status.sock"));
-            config.incoming = Some(shape.state.clone());
+            shape.restore_into(&mut config, s, result);
         }
         None => {
             overlay_disk(&qemu_img, &image.disk, "raw", &root)?;
@@ -241,11 +234,7 @@ pub fn prepare(
     })
 }
 
-/// The drives of a Debian guest, as [`machine`] attaches them (part of a shape's key).
-pub const DRIVES: &str = "root qcow2 writeback, case raw unsafe, extra disks raw writeback";
-
-/// QEMU's arguments of a Debian guest: `config`'s (rebooting), the root overlay, the case disk,
-/// extra disks (`/dev/vda`, `/dev/vdb`, … in that order: see [`DRIVES`]), then `more`.
+/// QEMU's arguments of a Debian guest: `config`'s (rebooting), its [`drives`], then `more`.
 pub fn machine(
     config: &GuestConfig,
     root: &Path,
@@ -254,12 +243,20 @@ pub fn machine(
     more: &[String],
 ) -> Vec<String> {
     let mut args = rebooting(qemu::command_line(config));
+    args.extend(drives(root, case_disk, extra_disks));
+    args.extend(more.iter().cloned());
+    args
+}
+
+/// The disks of a Debian guest in `/dev/vda`, `/dev/vdb`, … order: the root overlay (qcow2),
+/// the case disk, extra disks (part of a shape's key, with placeholder files).
+pub fn drives(root: &Path, case_disk: &Path, extra_disks: &[PathBuf]) -> Vec<String> {
+    let mut args = Vec::new();
     args.extend(drive(root, "qcow2", "writeback"));
     args.extend(drive(case_disk, "raw", "unsafe"));
     for disk in extra_disks {
         args.extend(drive(disk, "raw", "writeback"));
     }
-    args.extend(more.iter().cloned());
     args
 }
 

@@ -18,7 +18,7 @@ use crate::vm::status::EventName;
 use crate::vm::watch::{Wait, Watch};
 
 /// The shape's root overlay, kept with its state: restored cases' overlays sit on it.
-pub const ROOT: &str = "root.qcow2";
+const ROOT: &str = "root.qcow2";
 
 /// One Debian shape's boot.
 pub struct DebianBoot<'a> {
@@ -33,7 +33,7 @@ pub struct DebianBoot<'a> {
 
 impl ShapeBoot for DebianBoot<'_> {
     fn build_limit(&self) -> std::time::Duration {
-        crate::case::budget::debian::shape(&self.deadlines)
+        crate::case::budget::debian::shape(self.deadlines.boot.limit, self.deadlines.ready.limit)
     }
 
     fn key_words(&self, hasher: &mut Sha256) -> Result<(), String> {
@@ -48,14 +48,19 @@ impl ShapeBoot for DebianBoot<'_> {
             .map_or(0, |d| d.as_nanos());
         hasher.update(
             format!(
-                "debian image {} disk {} bytes {built}\nroot qcow2, case disk {} MiB\n{}\n",
+                "debian image {} disk {} bytes {built}\ncase disk {} MiB\n",
                 self.image.record.key,
                 meta.len(),
                 self.case_disk_mib,
-                super::prepare::DRIVES,
             )
             .as_bytes(),
         );
+        // How the disks are attached, as `machine` attaches them (their files aside).
+        let blank = Path::new("-");
+        for arg in super::prepare::drives(blank, blank, &[]) {
+            hasher.update(arg.as_bytes());
+            hasher.update(b"\0");
+        }
         Ok(())
     }
 
@@ -65,7 +70,7 @@ impl ShapeBoot for DebianBoot<'_> {
         dir: &Path,
         scratch: &Path,
     ) -> Result<Vec<String>, CaseError> {
-        let root = dir.join(ROOT);
+        let root = root(dir);
         super::prepare::overlay_disk(self.qemu_img, &self.image.disk, "raw", &root)?;
         let case_disk = scratch.join("case.img");
         let files: casedisk::Files = vec![
@@ -84,12 +89,7 @@ impl ShapeBoot for DebianBoot<'_> {
 
     fn until_waiting(&self, watch: &mut Watch, started: Instant) -> Result<BootTimes, CaseError> {
         let (seen, boot) = watch.until(self.deadlines.boot)?;
-        if boot.field("crashed") == Some("yes") {
-            return Err(CaseError::Setup {
-                what: "image",
-                detail: "boot 1 found kdrill's crash marker: the image's disk was written (it must only be booted through an overlay)".into(),
-            });
-        }
+        super::boots::unmarked(&boot)?;
         let waiting = Wait {
             event: EventName::Waiting,
             limit: self.deadlines.ready.limit,

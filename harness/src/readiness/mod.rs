@@ -11,6 +11,7 @@ pub mod distro;
 mod gather;
 pub mod identity;
 pub mod kdumpconf;
+pub mod lastdrill;
 mod memory;
 mod platform;
 mod ram;
@@ -176,6 +177,8 @@ pub struct Report {
     pub verdict: Verdict,
     pub facts: Facts,
     pub checks: Vec<Check>,
+    /// The last `kdrill drill` on record, if any.
+    pub last_drill: Option<lastdrill::LastDrill>,
 }
 
 impl Report {
@@ -222,6 +225,7 @@ pub fn evaluate(snap: &Snapshot) -> Report {
         verdict,
         facts: facts(&cx),
         checks,
+        last_drill: None,
     }
 }
 

@@ -24,6 +24,7 @@ pub mod calibrate;
 pub mod campaign;
 pub mod case;
 pub mod crosscheck;
+pub mod drill;
 pub mod dumpcheck;
 pub mod exit;
 pub mod fetch;

@@ -255,13 +255,33 @@ fn crash_disk_full_fails_no_dump(image: Image) {
     );
 }
 
+/// `kdrill drill` armed, then the dump folder made immutable before its crash: the capture writes
+/// nothing, and the drill's own record (its collect unit, in boot 3) FAILs saying so.
+fn drill_immutable_fails_no_dump(image: Image) {
+    let failed = run_broken("drill-immutable", image);
+    let reason = failed.reason();
+    assert_eq!(failed.result["failure"], "drill", "{reason}");
+    assert!(
+        reason.contains("FAILED: no dump was written for this drill"),
+        "{reason}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(failed.evidence.join("drill-record.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["schema"], "kdrill-drill/1");
+    assert_eq!(record["success"], false);
+    assert!(failed.evidence.join("drill-collect.journal").is_file());
+    // The in-guest check before the drill could not see the break coming.
+    assert_ne!(failed.result["production"]["check"]["verdict"], "not_ready");
+}
+
 /// A broken configuration: its fixture and the check of what it left.
 struct Broken {
     fixture: &'static str,
     check: fn(Image),
 }
 
-const BROKEN: [Broken; 4] = [
+const BROKEN: [Broken; 5] = [
     Broken {
         fixture: "crashkernel-96m",
         check: crashkernel_96m_fails_out_of_memory,
@@ -278,15 +298,20 @@ const BROKEN: [Broken; 4] = [
         fixture: "crash-disk-full",
         check: crash_disk_full_fails_no_dump,
     },
+    Broken {
+        fixture: "drill-immutable",
+        check: drill_immutable_fails_no_dump,
+    },
 ];
 
-/// The `ci` set's trials: each configuration once, the two that crash and capture (~100-220 s
-/// each) on Debian 13, the two that stop before the capture (~40-60 s) on Debian 12, so both
-/// recipes meet a broken configuration in every CI run and the run stays under its 45 minutes.
-/// `nightly` runs all eight.
-const CI: [(&str, Image); 4] = [
+/// The `ci` set's trials: each configuration once, the three that crash (~100-220 s each) on
+/// Debian 13, the two that stop before the capture (~40-60 s) on Debian 12, so both recipes
+/// meet a broken configuration in every CI run and the run stays under its 45 minutes.
+/// `nightly` runs all ten.
+const CI: [(&str, Image); 5] = [
     ("crashkernel-96m", TRIXIE),
     ("crash-disk-full", TRIXIE),
+    ("drill-immutable", TRIXIE),
     ("use-kdump-0", BOOKWORM),
     ("sysrq-0-serial", BOOKWORM),
 ];

@@ -46,6 +46,10 @@ pub enum CaseError {
     /// The dump folder read off the Debian guest's disk is not what a good capture leaves.
     #[error("dump folder {folder}: {problem}")]
     DumpFolder { folder: String, problem: String },
+    /// `kdrill drill` in the guest: its record says it failed, or it left none, or it disagrees
+    /// with the dump kdrill read on the host.
+    #[error("the drill in the guest: {0}")]
+    Drill(String),
     /// The case ran, but checked nothing.
     #[error("no expectation was checked")]
     NothingChecked,
@@ -73,6 +77,7 @@ impl CaseError {
             CaseError::NotReady { .. } => "not-ready",
             CaseError::CaptureFailed { .. } => "capture-failed",
             CaseError::DumpFolder { .. } => "dump-folder",
+            CaseError::Drill(_) => "drill",
             CaseError::NothingChecked => "nothing-checked",
             CaseError::Shape { .. } => "shape",
             CaseError::Restore(_) => "restore",

@@ -4,6 +4,7 @@ mod calibrate;
 mod check;
 mod deep;
 mod doctor;
+mod drill;
 mod inspect;
 mod verify;
 
@@ -33,6 +34,9 @@ enum Command {
     /// Show the host programs kdrill needs, what is missing or in conflict, and the commands
     /// that fix it; --install fixes it (as root)
     Doctor(doctor::DoctorArgs),
+    /// Crash this host on purpose through its own kdump service, and after the reboot prove the
+    /// dump it wrote opens and holds that crash (as root; asks for the host's name)
+    Drill(drill::DrillArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
@@ -43,5 +47,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Inspect(args) => inspect::run(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Drill(args) => drill::run(args),
     }
 }

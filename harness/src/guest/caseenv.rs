@@ -37,6 +37,10 @@ pub fn case_env(scenario: &Scenario) -> String {
         ),
         ("KDRILL_SYSCTLS", sysctls.join(" ")),
         (
+            "KDRILL_DRILL_BREAK",
+            scenario.drill_break.clone().unwrap_or_default(),
+        ),
+        (
             "KDRILL_DIRTY_MIB",
             scenario
                 .guest

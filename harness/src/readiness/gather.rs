@@ -6,7 +6,7 @@ use crate::readiness::calibration::{self, CalibrationFile, CALIBRATION_DIR};
 use crate::readiness::kdumpconf::{self, Target};
 use crate::readiness::snapshot::{self, Snapshot, TargetSnapshot, Unread};
 use crate::readiness::source::{Got, Problem, Root};
-use crate::readiness::{identity, tools, tree, units};
+use crate::readiness::{identity, lastdrill, tools, tree, units};
 
 /// Most entries listed under the dump folder (a host with thousands of old dumps is still checked quickly).
 const MAX_TARGET_ENTRIES: usize = 500;
@@ -126,6 +126,10 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
     snap.hypervisor_type = trimmed("/sys/hypervisor/type");
     snap.drm = root.list("/sys/class/drm");
     snap.kdump_tools = text(kdumpconf::KDUMP_TOOLS);
+    snap.drill = lastdrill::gather(root);
+    snap.taken_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     snap.kdump_conf = text(kdumpconf::KDUMP_CONF);
     snap.sysconfig_kdump = text(kdumpconf::SYSCONFIG_KDUMP);
     snap.mounts = text("/proc/mounts");

@@ -1,7 +1,7 @@
 //! Field readiness checklist: pure checks over a host's /proc, /sys and /etc files, read through one root.
 //!
 //! [`gather`] is the only I/O (it reads a [`Snapshot`] through a [`source::Root`]); [`evaluate`] turns a
-//! snapshot into a [`Report`] of 13 checks; [`report`] renders it as a table or as JSON.
+//! snapshot into a [`Report`] of 14 checks; [`report`] renders it as a table or as JSON.
 
 mod calibration;
 mod capture;
@@ -94,7 +94,7 @@ impl Area {
 pub struct Check {
     /// Stable identifier (`crashkernel-param`); never renamed once released.
     pub id: &'static str,
-    /// Position in the list, 1–13.
+    /// Position in the list, 1–14.
     pub number: u8,
     pub area: Area,
     pub title: &'static str,
@@ -187,7 +187,7 @@ impl Report {
     }
 }
 
-/// Runs the 13 checks over a snapshot.
+/// Runs the 14 checks over a snapshot.
 pub fn evaluate(snap: &Snapshot) -> Report {
     let cx = Context::new(snap);
     let mut checks = vec![
@@ -204,6 +204,7 @@ pub fn evaluate(snap: &Snapshot) -> Report {
         tools::present(&cx),
         traps::cmdline(&cx),
         platform::hypervisor(&cx),
+        lastdrill::check_row(&snap.drill, snap.release.as_deref().ok(), snap.taken_unix),
     ];
     causes::group(&mut checks, &cx);
     unread::attach(&mut checks, snap);
@@ -225,7 +226,7 @@ pub fn evaluate(snap: &Snapshot) -> Report {
         verdict,
         facts: facts(&cx),
         checks,
-        last_drill: None,
+        last_drill: lastdrill::last(&snap.drill, snap.release.as_deref().ok()),
     }
 }
 
@@ -303,7 +304,7 @@ impl Check {
 }
 
 /// Id, area and title of each check, in the order.
-pub const CHECKS: [(&str, Area, &str); 13] = [
+pub const CHECKS: [(&str, Area, &str); 14] = [
     (
         "crashkernel-param",
         Area::Memory,
@@ -337,6 +338,11 @@ pub const CHECKS: [(&str, Area, &str); 13] = [
         "capture kernel command line",
     ),
     ("hypervisor", Area::Platform, "hypervisor-side dumps"),
+    (
+        "last-drill",
+        Area::Aftermath,
+        "the last drill, and whether it still counts",
+    ),
 ];
 
 /// A check's findings as one line: their texts joined with "; ".

@@ -75,6 +75,10 @@ pub struct Snapshot {
     /// Files and folders `gather` could not use and no other field holds (a listing, a
     /// `/proc/config.gz` fallen back from): each reaches the report on its check.
     pub unread: Vec<Unread>,
+    /// The newest `kdrill drill` record and today's fingerprints of the files it names.
+    pub drill: crate::readiness::lastdrill::DrillSeen,
+    /// When the snapshot was taken, in seconds since the epoch (a drill's age is counted from it).
+    pub taken_unix: i64,
 }
 
 /// A path `gather` could not use, why, and the check that must say so.
@@ -176,6 +180,8 @@ impl Snapshot {
             calibrations: Vec::new(),
             calibrated: None,
             unread: Vec::new(),
+            drill: Default::default(),
+            taken_unix: 0,
         }
     }
 

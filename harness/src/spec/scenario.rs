@@ -59,6 +59,10 @@ pub struct Scenario {
     pub in_all: bool,
     /// Whose tools capture on the minimal image instead of the kernel's own release's (a release of `images/userspace.yaml`, or `host`).
     pub userspace: Option<crate::spec::userspace::Userspace>,
+    /// For `drill`: a shell command the guest runs once the drill is armed and before it
+    /// crashes, to break the capture on purpose (a broken configuration that must FAIL).
+    #[serde(default)]
+    pub drill_break: Option<String>,
     pub expect: Expect,
 }
 
@@ -118,6 +122,10 @@ pub enum Trigger {
     Watchdog,
     /// No crash: the host dumps the running guest's memory (QMP `dump-guest-memory`).
     VmDump,
+    /// The guest runs `kdrill drill --yes` as an operator would on a real host: kdrill arms,
+    /// crashes it by `/proc/sysrq-trigger`, and its collect unit judges the dump after the reboot
+    /// (images with their own kdump service only).
+    Drill,
 }
 
 impl Trigger {
@@ -129,6 +137,7 @@ impl Trigger {
             Trigger::HangThenNmi => "hang",
             Trigger::Watchdog => "watchdog",
             Trigger::VmDump => "vm-dump",
+            Trigger::Drill => "drill",
             Trigger::SysrqSerial | Trigger::SysrqKeyboard | Trigger::Nmi => "host",
         }
     }
@@ -213,6 +222,27 @@ pub fn from_file(path: &Path) -> Result<Scenario, YamlError> {
         return Err(invalid(
             "expect.dump needs a capture by makedumpfile; vm-dump dumps with QEMU".into(),
         ));
+    }
+    if scenario.trigger == Trigger::Drill
+        && !scenario.image.only.is_some_and(|kind| kind.own_kdump())
+    {
+        return Err(invalid(
+            "the drill trigger needs `image: {only: debian}`: it runs the image's own kdump service and systemd".into(),
+        ));
+    }
+    if scenario.drill_break.is_some() && scenario.trigger != Trigger::Drill {
+        return Err(invalid(
+            "`drill_break:` is only for the drill trigger".into(),
+        ));
+    }
+    if let Some(command) = scenario
+        .drill_break
+        .as_deref()
+        .filter(|c| c.contains(['\'', '\n']))
+    {
+        return Err(invalid(format!(
+            "drill_break: {command:?} holds a quote or a newline; the guest reads it as one shell word"
+        )));
     }
     if let Some(cpus) = scenario
         .guest

@@ -107,7 +107,11 @@ pub fn press(
                 .map_err(qmp_err("NMI button"))?;
             Ok(Pressed { at, console: None })
         }
-        Trigger::Sysrq | Trigger::Crasher | Trigger::Watchdog | Trigger::VmDump => Ok(Pressed {
+        Trigger::Sysrq
+        | Trigger::Crasher
+        | Trigger::Watchdog
+        | Trigger::VmDump
+        | Trigger::Drill => Ok(Pressed {
             at: Instant::now(),
             console: None,
         }),

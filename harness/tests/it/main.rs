@@ -5,6 +5,7 @@ mod check;
 mod check_input;
 mod crasher;
 mod drgn;
+mod drill;
 mod fetch;
 mod host;
 mod inspect;

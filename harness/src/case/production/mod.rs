@@ -7,6 +7,7 @@
 
 mod boots;
 pub mod diagnose;
+mod drilled;
 mod dumpfolder;
 mod prepare;
 pub mod record;
@@ -210,6 +211,20 @@ fn collect(
         }
         (None, other) => other,
     };
+    // A drill's own verdict comes first: it is what the case is about.
+    if case.scenario.trigger == crate::spec::scenario::Trigger::Drill {
+        let dump = result
+            .production
+            .as_ref()
+            .and_then(|p| p.dump_folder.as_ref())
+            .and_then(|f| f.files.iter().find(|x| x.name.starts_with("dump.")))
+            .map(|x| x.name.clone());
+        let (notes, errors) = drilled::judge(run.dir, dump.as_deref());
+        result.notes.extend(notes);
+        for error in errors {
+            result.fail(error);
+        }
+    }
     // The first failure is the case's reason; what is wrong beside it follows.
     if let Err(error) = first {
         result.fail(error);

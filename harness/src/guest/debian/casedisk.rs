@@ -28,6 +28,12 @@ pub const EVIDENCE: &[&str] = &[
     "boot3-kdump-tools.journal",
     "boot3-coredir-listing.txt",
     "boot2.journal",
+    "drill-arm.txt",
+    "drill-break.txt",
+    "drill-record.json",
+    "drill-dmesg.txt",
+    "drill-collect.journal",
+    "boot3-check.json",
 ];
 
 /// `case.env` of a shape's case disk: boot 1 stops at "ready to kdump" and waits for its case.

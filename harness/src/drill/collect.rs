@@ -1,0 +1,459 @@
+//! After the reboot: find the dump the host's kdump service wrote for the armed drill, open it
+//! with kdrill's reader, judge it (the drill's marker in the log, the route's panic and frames,
+//! not incomplete), time each step, write the record, say one line and run `--notify`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::drill::route::{self, Route};
+use crate::drill::{arm, now_unix, write_durably, DrillError};
+use crate::dumpcheck::{deep, expect, log};
+use crate::readiness::lastdrill::{Armed, Finding, Record, Times, ARMED, DRILL_DIR, SCHEMA};
+use crate::readiness::source::Root;
+
+/// The longest `--notify` may run.
+const NOTIFY_LIMIT: Duration = Duration::from_secs(120);
+
+/// A dump file the kdump services write, by name: kdump-tools `dump.<stamp>`, kdump-utils and
+/// kdumptool `vmcore` (`vmcore.flat` for a flattened one).
+pub fn is_dump(name: &str) -> bool {
+    name.starts_with("dump.") || name == "vmcore" || name == "vmcore.flat"
+}
+
+/// A dump a writer left unfinished: kdump-tools `dump-incomplete`, kdump-utils `vmcore-incomplete`.
+pub fn is_incomplete(name: &str) -> bool {
+    name.ends_with("-incomplete")
+}
+
+/// What the new folders of the dump folder hold.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    Dump { folder: String, file: String },
+    Incomplete { folder: String, file: String },
+    Nothing { new: Vec<String> },
+}
+
+/// The drill's dump among the folders that were not there when it armed (`before`); `listing`
+/// gives each new folder's file names. The newest folder (names sort by time) with a dump wins.
+pub fn find(before: &[String], listing: &[(String, Vec<String>)]) -> Found {
+    let mut new: Vec<&(String, Vec<String>)> = listing
+        .iter()
+        .filter(|(folder, _)| !before.contains(folder))
+        .collect();
+    new.sort_by(|a, b| b.0.cmp(&a.0));
+    for (folder, files) in &new {
+        if let Some(file) = files.iter().find(|f| is_dump(f)) {
+            return Found::Dump {
+                folder: folder.clone(),
+                file: file.clone(),
+            };
+        }
+    }
+    for (folder, files) in &new {
+        if let Some(file) = files.iter().find(|f| is_incomplete(f)) {
+            return Found::Incomplete {
+                folder: folder.clone(),
+                file: file.clone(),
+            };
+        }
+    }
+    Found::Nothing {
+        new: new.iter().map(|(f, _)| f.clone()).collect(),
+    }
+}
+
+/// The judgements of a dump's log and backtrace for `armed`, in the record's order.
+pub fn judge(
+    armed: &Armed,
+    route: Route,
+    log: &str,
+    frames: Result<&[String], &str>,
+) -> Vec<Finding> {
+    let marker = log.lines().find(|l| l.contains(&armed.marker));
+    let panic = expect::panic_message(log);
+    let mut findings = vec![
+        Finding {
+            what: "the drill's marker is in the dump's log".into(),
+            ok: marker.is_some(),
+            seen: marker.map_or_else(
+                || format!("no line holds {:?}", armed.marker),
+                str::to_string,
+            ),
+        },
+        Finding {
+            what: format!("the panic is the drill's ({})", route.panic()),
+            ok: panic.as_deref().is_some_and(|p| p.contains(route.panic())),
+            seen: panic.unwrap_or_else(|| "no panic message in the log".into()),
+        },
+    ];
+    findings.push(match frames {
+        Ok(frames) => Finding {
+            what: format!(
+                "the crashed CPU's backtrace holds the {} frames",
+                route.word()
+            ),
+            ok: route::frames_in_order(frames, route.frames()).is_ok(),
+            seen: route::frames_in_order(frames, route.frames())
+                .err()
+                .unwrap_or_else(|| {
+                    frames
+                        .iter()
+                        .take(8)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" < ")
+                }),
+        },
+        Err(why) => Finding {
+            what: format!(
+                "the crashed CPU's backtrace holds the {} frames",
+                route.word()
+            ),
+            ok: false,
+            seen: format!("cannot read the backtrace: {why}"),
+        },
+    });
+    findings
+}
+
+fn unix(at: SystemTime) -> Option<f64> {
+    at.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+}
+
+/// The steps' times from the crash time, the folder's creation, the dump's last write and this
+/// boot's start.
+pub fn times(
+    crash: Option<i64>,
+    folder_made: Option<f64>,
+    saved: Option<f64>,
+    booted: Option<f64>,
+) -> Times {
+    let crash = crash.map(|c| c as f64);
+    let span = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b >= a => Some(((b - a) * 10.0).round() / 10.0),
+        _ => None,
+    };
+    Times {
+        crash_to_capture_s: span(crash, folder_made),
+        capture_to_saved_s: span(folder_made, saved),
+        saved_to_back_s: span(saved, booted),
+        crash_to_back_s: span(crash, booted),
+    }
+}
+
+fn boot_started() -> Option<f64> {
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(unix(SystemTime::now())? - uptime)
+}
+
+/// Reads the armed drill of `root`, if any.
+pub fn armed(root: &Root) -> Result<Option<Armed>, DrillError> {
+    let Ok(id) = std::fs::read_to_string(root.base().join(ARMED.trim_start_matches('/'))) else {
+        return Ok(None);
+    };
+    let path = arm::state_path(root, id.trim());
+    let text = std::fs::read_to_string(&path).map_err(|e| DrillError::BadState {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| DrillError::BadState {
+            path: path.display().to_string(),
+            why: format!("line {}, column {}: {e}", e.line(), e.column()),
+        })
+}
+
+/// Collects the armed drill: the record (also written), or `None` when no drill is armed.
+pub fn collect(root: &Root) -> Result<Option<(PathBuf, Record)>, DrillError> {
+    let Some(armed) = armed(root)? else {
+        return Ok(None);
+    };
+    let drills = root.base().join(DRILL_DIR.trim_start_matches('/'));
+    let dump_dir = root.base().join(armed.dump_dir.trim_start_matches('/'));
+    let listing: Vec<(String, Vec<String>)> = root
+        .list(&armed.dump_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|folder| {
+            let files = root
+                .list(&format!("{}/{folder}", armed.dump_dir))
+                .unwrap_or_default();
+            (folder, files)
+        })
+        .collect();
+    let route = Route::from_word(&armed.route).unwrap_or(Route::Sysrq);
+    let mut record = Record {
+        schema: SCHEMA.into(),
+        armed: armed.clone(),
+        collected_unix: 0,
+        success: false,
+        reason: None,
+        dump: None,
+        dump_bytes: None,
+        panic_message: None,
+        findings: Vec::new(),
+        times: Times::default(),
+    };
+    let booted = boot_started();
+    match find(&armed.before, &listing) {
+        Found::Nothing { new } => {
+            record.reason = Some(format!(
+                "no dump was written for this drill in {} (new entries: {}); the capture boot's log says why: journalctl -b -1",
+                armed.dump_dir,
+                if new.is_empty() { "none".into() } else { new.join(", ") }
+            ));
+            record.times = times(armed.crash_unix, None, None, booted);
+        }
+        Found::Incomplete { folder, file } => {
+            record.dump = Some(format!("{}/{folder}/{file}", armed.dump_dir));
+            record.reason = Some(format!(
+                "the dump {}/{folder}/{file} is incomplete: its writer stopped (no room in the dump folder, or the capture kernel ran out of memory)",
+                armed.dump_dir
+            ));
+        }
+        Found::Dump { folder, file } => {
+            let path = dump_dir.join(&folder).join(&file);
+            record.dump = Some(format!("{}/{folder}/{file}", armed.dump_dir));
+            let meta = std::fs::metadata(&path).ok();
+            let folder_meta = std::fs::metadata(dump_dir.join(&folder)).ok();
+            record.dump_bytes = meta.as_ref().map(|m| m.len());
+            let made = folder_meta.and_then(|m| m.created().ok()).and_then(unix);
+            let saved = meta.and_then(|m| m.modified().ok()).and_then(unix);
+            record.times = times(armed.crash_unix, made, saved, booted);
+            open_and_judge(
+                &path,
+                &drills.join(format!("{}.dmesg.txt", armed.id)),
+                route,
+                &mut record,
+            );
+        }
+    }
+    record.collected_unix = now_unix();
+    let out = drills.join(format!("{}.json", armed.id));
+    let text = serde_json::to_string_pretty(&record).unwrap_or_default() + "\n";
+    write_durably(&out, text.as_bytes())?;
+    arm::disarm(root, &armed.id);
+    Ok(Some((out, record)))
+}
+
+fn open_and_judge(path: &Path, dmesg: &Path, route: Route, record: &mut Record) {
+    match kdrill_vmcore::Vmcore::open(path) {
+        Ok(dump) => {
+            let info = dump.info();
+            record.findings.push(Finding {
+                what: "the dump is whole".into(),
+                ok: !info.incomplete && !info.truncated,
+                seen: if info.incomplete || info.truncated {
+                    format!(
+                        "marked incomplete or cut short: {} pages lost",
+                        info.incomplete_pages
+                    )
+                } else {
+                    "complete".into()
+                },
+            });
+        }
+        Err(e) => {
+            record.reason = Some(format!(
+                "kdrill cannot open the dump {}: {e}",
+                path.display()
+            ));
+            return;
+        }
+    }
+    let text = match log::read_native(path, dmesg) {
+        Ok(text) => text,
+        Err(why) => {
+            record.reason = Some(why);
+            return;
+        }
+    };
+    record.panic_message = expect::panic_message(&text);
+    let deep = deep::read(path, &text);
+    let frames = deep
+        .as_ref()
+        .map(|d| d.frames.as_slice())
+        .map_err(String::as_str);
+    record
+        .findings
+        .extend(judge(&record.armed, route, &text, frames));
+    let failed: Vec<String> = record
+        .findings
+        .iter()
+        .filter(|f| !f.ok)
+        .map(|f| format!("{} — {}", f.what, f.seen))
+        .collect();
+    record.success = failed.is_empty();
+    if !record.success {
+        record.reason = Some(format!(
+            "the dump does not prove this drill: {}",
+            failed.join("; ")
+        ));
+    }
+}
+
+/// The one line the journal gets.
+pub fn line(record: &Record) -> String {
+    let verdict = if record.success { "PASS" } else { "FAIL" };
+    let mut out = format!("kdrill drill {}: {verdict}", record.armed.id);
+    if let Some(reason) = &record.reason {
+        out.push_str(&format!(": {reason}"));
+    }
+    if let Some(dump) = &record.dump {
+        out.push_str(&format!("; dump {dump}"));
+    }
+    if let Some(s) = record.times.crash_to_back_s {
+        out.push_str(&format!("; crash → host back {s:.0} s"));
+    }
+    out
+}
+
+/// Runs the drill's `--notify` command with the record's path and verdict in its environment.
+pub fn notify(record: &Record, path: &Path) -> Option<String> {
+    let command = record.armed.notify.as_deref()?;
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", command])
+        .env("KDRILL_DRILL_ID", &record.armed.id)
+        .env(
+            "KDRILL_DRILL_RESULT",
+            if record.success { "pass" } else { "fail" },
+        )
+        .env("KDRILL_DRILL_RECORD", path);
+    Some(match crate::host::process::run(&mut sh, NOTIFY_LIMIT) {
+        Ok(done) if done.status.success() => format!("notified: {command}"),
+        Ok(done) => format!(
+            "--notify {command:?} failed ({}): {}",
+            done.status,
+            done.last_line()
+        ),
+        Err(e) => format!("--notify {command:?}: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn armed() -> Armed {
+        Armed {
+            id: "20261207T124400Z-3f2a".into(),
+            route: "sysrq".into(),
+            marker: "kdrill drill 20261207T124400Z-3f2a: crashing this host on purpose by sysrq"
+                .into(),
+            armed_unix: 100,
+            crash_unix: Some(100),
+            hostname: None,
+            kernel_release: "6.1.0".into(),
+            service: "kdump-tools.service".into(),
+            dump_dir: "/var/crash".into(),
+            before: vec!["202612010000".into(), "kexec_cmd".into()],
+            fingerprints: Default::default(),
+            notify: None,
+        }
+    }
+
+    #[test]
+    fn the_drills_dump_is_in_a_new_folder() {
+        let listing = vec![
+            (
+                "202612010000".to_string(),
+                vec!["dump.202612010000".to_string()],
+            ),
+            ("kexec_cmd".to_string(), vec![]),
+            (
+                "202612071245".to_string(),
+                vec!["dmesg.202612071245".into(), "dump.202612071245".into()],
+            ),
+        ];
+        assert_eq!(
+            find(&armed().before, &listing),
+            Found::Dump {
+                folder: "202612071245".into(),
+                file: "dump.202612071245".into()
+            }
+        );
+        let cut = vec![(
+            "127.0.0.1-2026-12-07-12:45:01".to_string(),
+            vec!["vmcore-incomplete".to_string()],
+        )];
+        assert!(matches!(find(&[], &cut), Found::Incomplete { .. }));
+        assert_eq!(
+            find(&armed().before, &listing[..2]),
+            Found::Nothing { new: vec![] }
+        );
+    }
+
+    #[test]
+    fn a_dump_of_another_crash_does_not_prove_the_drill() {
+        let a = armed();
+        let frames: Vec<String> = [
+            "panic+0x1/0x2",
+            "sysrq_handle_crash+0x1/0x2",
+            "__handle_sysrq+0x1/0x2",
+            "write_sysrq_trigger+0x1/0x2",
+        ]
+        .map(String::from)
+        .to_vec();
+        let ours = format!("[   50.1] {}\n[   50.2] sysrq: Trigger a crash\n[   50.2] Kernel panic - not syncing: sysrq triggered crash\n", a.marker);
+        assert!(judge(&a, Route::Sysrq, &ours, Ok(&frames))
+            .iter()
+            .all(|f| f.ok));
+        let other = "[   50.2] Kernel panic - not syncing: Oops: Fatal exception\n";
+        let found = judge(&a, Route::Sysrq, other, Err("no ORC"));
+        assert_eq!(found.iter().filter(|f| !f.ok).count(), 3, "{found:?}");
+        assert!(found[2].seen.contains("no ORC"));
+    }
+
+    #[test]
+    fn times_are_spans_between_the_steps() {
+        let t = times(Some(100), Some(110.0), Some(150.5), Some(170.0));
+        assert_eq!(
+            (
+                t.crash_to_capture_s,
+                t.capture_to_saved_s,
+                t.saved_to_back_s,
+                t.crash_to_back_s
+            ),
+            (Some(10.0), Some(40.5), Some(19.5), Some(70.0))
+        );
+        // A clock that went backwards gives no figure, not a negative one.
+        assert_eq!(
+            times(Some(100), Some(90.0), None, None).crash_to_capture_s,
+            None
+        );
+    }
+
+    #[test]
+    fn a_drill_with_no_dump_is_recorded_as_failed_and_disarmed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("var/crash/202612010000")).unwrap();
+        let root = Root::new(dir.path());
+        let a = armed();
+        arm::save_state(&root, &a).unwrap();
+        write_durably(
+            &dir.path().join("var/lib/kdrill/drill/armed"),
+            a.id.as_bytes(),
+        )
+        .unwrap();
+        let (path, record) = collect(&root).unwrap().unwrap();
+        assert!(!record.success);
+        assert!(
+            record
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("no dump was written"),
+            "{record:?}"
+        );
+        assert!(path.ends_with(format!("{}.json", a.id)));
+        assert!(!dir.path().join("var/lib/kdrill/drill/armed").exists());
+        assert!(collect(&root).unwrap().is_none(), "collected twice");
+        assert!(line(&record).starts_with("kdrill drill 20261207T124400Z-3f2a: FAIL: no dump"));
+    }
+}

@@ -3,12 +3,13 @@
 //! service wrote for this drill, open it with kdrill's reader, judge it, time each step, keep a
 //! record under `/var/lib/kdrill/drill/`, notify).
 //!
-//! [`route`] and the judging in [`collect`] are pure; [`arm::arm`] and [`collect::collect`] are
+//! [`route`] and [`judge`] are pure; [`arm::arm`] and [`collect::collect`] are
 //! the I/O shells. The record's format and the check that reports the last drill live in
 //! `readiness::lastdrill`, which `check` reads without this module.
 
 pub mod arm;
 pub mod collect;
+pub mod judge;
 pub mod route;
 
 use std::io::Write as _;

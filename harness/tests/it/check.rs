@@ -13,6 +13,27 @@ use assert_cmd::Command;
 use kdrill::readiness::{self, report, source::Root, Calibrated, Report, Status};
 
 pub(crate) const DEBIAN: &str = "debian-ready";
+/// A drill record as `kdrill drill --collect` writes it (taken from a Debian 12 guest's drill).
+const DRILL_RECORD: &str = "var/lib/kdrill/drill/20261207T130733Z-358b.json";
+const DRILL_PASSED: &str = r#"{"schema": "kdrill-drill/1", "id": "20261207T130733Z-358b", "route": "sysrq",
+  "marker": "kdrill drill 20261207T130733Z-358b: crashing this host on purpose by sysrq",
+  "armed_unix": 1796648853, "crash_unix": 1796648860, "hostname": "kdrill-debian",
+  "kernel_release": "6.1.0-47-amd64", "service": "kdump-tools.service", "dump_dir": "/var/crash",
+  "before": ["kexec_cmd"], "fingerprints": {"/etc/kdump.conf": "absent"}, "notify": null,
+  "collected_unix": 1796649016, "success": true, "reason": null,
+  "dump": "/var/crash/202612071308/dump.202612071308", "dump_bytes": 25292601,
+  "panic_message": "sysrq triggered crash", "findings": [], "times": {"crash_to_back_s": 92.8}}"#;
+const DRILL_OTHER_KERNEL: &str = r#"{"schema": "kdrill-drill/1", "id": "20261207T130733Z-358b", "route": "sysrq",
+  "marker": "m", "armed_unix": 1796648853, "crash_unix": 1796648860, "hostname": null,
+  "kernel_release": "6.1.0-40-amd64", "service": "kdump-tools.service", "dump_dir": "/var/crash",
+  "before": [], "fingerprints": {}, "notify": null, "collected_unix": 1796649016, "success": true,
+  "reason": null, "dump": null, "dump_bytes": null, "panic_message": null, "findings": [], "times": {}}"#;
+const DRILL_FAILED: &str = r#"{"schema": "kdrill-drill/1", "id": "20261207T130733Z-358b", "route": "sysrq",
+  "marker": "m", "armed_unix": 1796648853, "crash_unix": 1796648860, "hostname": null,
+  "kernel_release": "6.1.0-47-amd64", "service": "kdump-tools.service", "dump_dir": "/var/crash",
+  "before": [], "fingerprints": {}, "notify": null, "collected_unix": 1796649016, "success": false,
+  "reason": "no dump was written for this drill in /var/crash (new entries: none)", "dump": null,
+  "dump_bytes": null, "panic_message": null, "findings": [], "times": {}}"#;
 const BARE: &str = "no-crashkernel";
 const RHEL: &str = "rhel-warnings";
 const ODD: &str = "odd-files";
@@ -297,6 +318,12 @@ fn every_check_takes_each_path() {
         (RHEL, vec![], "hypervisor", Status::Info, "vmss2core"),
         (BARE, vec![], "hypervisor", Status::Info, "bare metal (Dell Inc. PowerEdge R650)"),
         (ODD, vec![], "hypervisor", Status::Skip, "cannot tell"),
+        // 14. the last drill: none, one that counts, one the kernel outdated, a failed one, a broken record
+        (DEBIAN, vec![], "last-drill", Status::Info, "no drill on record"),
+        (DEBIAN, vec![Write(DRILL_RECORD, DRILL_PASSED)], "last-drill", Status::Pass, "drill 20261207T130733Z-358b passed on 2026-12-07 13:10:16 UTC"),
+        (DEBIAN, vec![Write(DRILL_RECORD, DRILL_OTHER_KERNEL)], "last-drill", Status::Warn, "no longer counts: the running kernel changed since the drill: 6.1.0-40-amd64 → 6.1.0-47-amd64"),
+        (DEBIAN, vec![Write(DRILL_RECORD, DRILL_FAILED)], "last-drill", Status::Warn, "FAILED on 2026-12-07 13:10:16 UTC"),
+        (DEBIAN, vec![Write(DRILL_RECORD, "{\"schema\": \"kdrill-drill/1\"}")], "last-drill", Status::Skip, "cannot read a drill record: /var/lib/kdrill/drill/20261207T130733Z-358b.json: line 1"),
     ];
     let mut failures = Vec::new();
     let mut seen_ids = std::collections::BTreeSet::new();
@@ -619,7 +646,10 @@ fn json_snapshot() {
         let json = report::json(&evaluate(dir.path()));
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["schema"], "kdrill-check/1");
-        assert_eq!(value["checks"].as_array().unwrap().len(), 13);
+        assert_eq!(
+            value["checks"].as_array().unwrap().len(),
+            readiness::CHECKS.len()
+        );
         insta::assert_snapshot!(format!("json-{name}"), redact(&json, dir.path()));
     }
 }
@@ -862,7 +892,7 @@ fn odd_content_never_panics() {
     std::fs::create_dir_all(single.path().join("proc")).unwrap();
     std::fs::write(single.path().join("proc/cmdline"), "ro\n").unwrap();
     let report = evaluate(single.path());
-    assert_eq!(report.checks.len(), 13);
+    assert_eq!(report.checks.len(), readiness::CHECKS.len());
     assert_eq!(report.exit_code(), 2, "a bare tree has no kdump service");
     let dir = tree(DEBIAN, &[]);
     let mut files = Vec::new();
@@ -873,7 +903,12 @@ fn odd_content_never_panics() {
         for content in ODD_CONTENT {
             std::fs::write(file, content).unwrap();
             let report = evaluate(dir.path());
-            assert_eq!(report.checks.len(), 13, "{} = {content:?}", file.display());
+            assert_eq!(
+                report.checks.len(),
+                readiness::CHECKS.len(),
+                "{} = {content:?}",
+                file.display()
+            );
             let _ = report::table(&report, true);
             let json = report::json(&report);
             serde_json::from_str::<serde_json::Value>(&json).unwrap();
@@ -1158,7 +1193,7 @@ fn cli_colour_and_quiet() {
     let quiet = run(&["-q"], None);
     assert_eq!(
         quiet,
-        "Verdict: READY WITH WARNINGS (exit 1): 0 fail, 8 warn, 0 skip, 4 pass, 1 info\n"
+        "Verdict: READY WITH WARNINGS (exit 1): 0 fail, 8 warn, 0 skip, 4 pass, 2 info\n"
     );
     let quiet = run(&["--quiet", "--color", "always"], None);
     assert_eq!(quiet.lines().count(), 1, "{quiet}");

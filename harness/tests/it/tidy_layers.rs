@@ -33,6 +33,8 @@ const LAYERS: &[&[&str]] = &[
     &["calibrate"],
     // `kdrill check`: judges a host, by the calibration table among others.
     &["readiness"],
+    // `kdrill drill`: a real host crashed on purpose (`check` before, the dump reader after).
+    &["drill"],
     // The `kdrill` binary's commands.
     &["cli"],
 ];

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::case::error::CaseError;
-use crate::readiness::lastdrill::Record;
+use crate::spec::drill::Record;
 
 /// The drill's record and the boot 3 check, from the case's evidence folder `dir`; `dump` is the
 /// dump file the host read off the guest's disk (its name), if any.

@@ -24,7 +24,7 @@ pub fn case_env(scenario: &Scenario) -> String {
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default();
-    lines(&[
+    let mut env = lines(&[
         ("KDRILL_TRIGGER", scenario.trigger.guest_word().to_string()),
         ("KDRILL_ROUTE", route),
         (
@@ -37,10 +37,6 @@ pub fn case_env(scenario: &Scenario) -> String {
         ),
         ("KDRILL_SYSCTLS", sysctls.join(" ")),
         (
-            "KDRILL_DRILL_BREAK",
-            scenario.drill_break.clone().unwrap_or_default(),
-        ),
-        (
             "KDRILL_DIRTY_MIB",
             scenario
                 .guest
@@ -48,7 +44,12 @@ pub fn case_env(scenario: &Scenario) -> String {
                 .map(|m| m.to_string())
                 .unwrap_or_default(),
         ),
-    ])
+    ]);
+    // Only a drill scenario that breaks its own capture says so (the guest's word is unset otherwise).
+    if let Some(command) = &scenario.drill_break {
+        env.push_str(&lines(&[("KDRILL_DRILL_BREAK", command.clone())]));
+    }
+    env
 }
 
 #[cfg(test)]

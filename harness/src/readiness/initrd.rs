@@ -85,7 +85,8 @@ pub fn contents(cx: &Context) -> Check {
                 filesystem(cx, contents, &fstype, &why, &mut parts, &mut details)
             }
             Need::Network { kind } => network(cx, contents, &kind, &mut parts, &mut details),
-            Need::Unknown(why) => details.push(why),
+            Need::Unknown(why) => parts.push((Status::Skip, why)),
+            Need::Nothing(why) => details.push(why),
         }
     }
     size(cx, path, contents, &mut parts, &mut details);
@@ -109,9 +110,17 @@ pub fn contents(cx: &Context) -> Check {
 
 /// What the capture environment must find in the initrd.
 enum Need {
-    Filesystem { fstype: String, why: String },
-    Network { kind: String },
+    Filesystem {
+        fstype: String,
+        why: String,
+    },
+    Network {
+        kind: String,
+    },
+    /// Cannot be judged: a SKIP.
     Unknown(String),
+    /// Nothing kdrill knows to look for (a raw device target).
+    Nothing(String),
 }
 
 fn needs(cx: &Context) -> Vec<Need> {
@@ -121,7 +130,8 @@ fn needs(cx: &Context) -> Vec<Need> {
         .as_ref()
         .map(|c| c.target.clone())
         .unwrap_or_else(|| Target::Local("/var/crash".to_string()));
-    let mounted = |dir: &str, why: String| match cx
+    let mounted = |dir: &str, why: String| {
+        match cx
         .snap
         .mounts
         .as_deref()
@@ -130,8 +140,9 @@ fn needs(cx: &Context) -> Vec<Need> {
     {
         Some((_, fstype)) => Need::Filesystem { fstype, why },
         None => Need::Unknown(format!(
-            "the filesystem of {dir} is unknown (no /proc/mounts entry): not judged"
+            "the filesystem of {dir} is unknown (no /proc/mounts entry for it), so its module is not judged"
         )),
+    }
     };
     let mut needs = Vec::new();
     // kdump-tools' capture initrd is an ordinary initramfs: it mounts the root filesystem and the
@@ -153,7 +164,9 @@ fn needs(cx: &Context) -> Vec<Need> {
                 fstype: kind.clone(),
                 why: format!("the dump target {place}"),
             }),
-            other => needs.push(Need::Unknown(format!("a `{other}` target: not judged"))),
+            other => needs.push(Need::Nothing(format!(
+                "a `{other}` target: what it needs is not judged"
+            ))),
         },
     }
     needs

@@ -172,9 +172,9 @@ impl Family {
         let update = "run `update-grub` and reboot";
         match self {
             Family::Ubuntu if ubuntu_kdump_default(version_id) => {
-                let table = "Ubuntu 24.10 and later enable kdump by default on machines with at least 4 CPU threads and 6 GB of RAM, and /etc/default/grub.d/kdump-tools.cfg sets crashkernel= from Ubuntu's own table";
+                let table = "Ubuntu 24.10 and later enable kdump by default on machines that meet its requirements (at least 4 CPU threads, 6 GB to 2 TB of RAM, room in /var), and /etc/default/grub.d/kdump-tools.cfg sets crashkernel= from Ubuntu's own table";
                 if missing {
-                    format!("{table}: `apt install kdump-tools` brings that file (answer Yes to enabling it), or set `{param}` there; {update} (`kdump-config show` then prints kdump-tools' \"crashkernel suggested size\")")
+                    format!("{table}: `apt install kdump-tools` (answer Yes to enabling it) brings that file; for kdrill's figure instead, set `{param}` there; {update} (`kdump-config show` then prints kdump-tools' \"crashkernel suggested size\")")
                 } else {
                     format!("{table}: change crashkernel= there to `{param}`, {update} (`kdump-config show` prints kdump-tools' \"crashkernel suggested size\")")
                 }
@@ -183,7 +183,7 @@ impl Family {
                 "run `kdumpctl reset-crashkernel` (kdump-utils' default for this machine, `kdumpctl get-default-crashkernel`) and reboot; for this size instead: `grubby --update-kernel=ALL --args=\"{param}\"`"
             ),
             Family::Rhel => format!(
-                "run `grubby --update-kernel=ALL --args=\"{param}\"` and reboot (`kdumpctl reset-crashkernel` would set kdump-utils' default, `kdumpctl get-default-crashkernel`, not sized for this host)"
+                "run `grubby --update-kernel=ALL --args=\"{param}\"` and reboot (`kdumpctl reset-crashkernel` would set kdump-utils' default, `kdumpctl get-default-crashkernel`, chosen by RAM size alone)"
             ),
             _ => self.add_kernel_param(param),
         }
@@ -279,7 +279,8 @@ mod tests {
         );
         let missing = Family::Ubuntu.set_crashkernel(Some("25.04"), param, true);
         assert!(
-            missing.contains("`apt install kdump-tools` brings that file"),
+            missing
+                .contains("`apt install kdump-tools` (answer Yes to enabling it) brings that file"),
             "{missing}"
         );
         // Before 24.10 nothing is enabled by default: the plain GRUB snippet edit.

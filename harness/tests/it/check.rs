@@ -327,7 +327,7 @@ fn every_check_takes_each_path() {
         (BARE, vec![], "capture-initrd", Status::Skip, "copy the capture initrd into the tree: /var/lib/kdump/initrd.img-6.1.0-47-amd64 (kdump-tools)"),
         // Crashkernel fixes in each distribution's own words.
         (BARE, vec![Write("etc/os-release", "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.10\"\n"), Write("proc/sys/kernel/osrelease", "6.11.0-8-generic\n")], "crashkernel-param", Status::Fail, "Ubuntu 24.10 and later enable kdump by default"),
-        (BARE, vec![Write("etc/os-release", "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.10\"\n"), Write("proc/sys/kernel/osrelease", "6.11.0-8-generic\n")], "crashkernel-param", Status::Fail, "`apt install kdump-tools` brings that file"),
+        (BARE, vec![Write("etc/os-release", "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.10\"\n"), Write("proc/sys/kernel/osrelease", "6.11.0-8-generic\n")], "crashkernel-param", Status::Fail, "`apt install kdump-tools` (answer Yes to enabling it) brings that file"),
         (BARE, vec![Write("etc/os-release", "ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\n"), Write("proc/sys/kernel/osrelease", "5.14.0-427.13.1.el9_4.x86_64\n")], "crashkernel-param", Status::Fail, "run `kdumpctl reset-crashkernel` (kdump-utils' default for this machine"),
     ];
     let mut failures = Vec::new();

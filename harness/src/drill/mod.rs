@@ -69,9 +69,4 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), DrillError> {
     Ok(())
 }
 
-/// Seconds since the epoch, now.
-pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub(crate) use crate::readiness::lastdrill::now_unix;

@@ -8,6 +8,9 @@
 //!   runs. `tools` does not: kexec-tools and makedumpfile are needed whatever kernel runs.
 //! - Nothing asked for (`crashkernel=` missing or reserving nothing, and nothing reserved):
 //!   `crashkernel-param` is the cause; `crashkernel-reserved` and `crashkernel-size` follow.
+//! - No capture initrd on the live host: `kdump-service` is the cause (it says how to build one);
+//!   `capture-initrd` follows (with a kernel that cannot dump, it follows `capture-loaded`).
+//! - No makedumpfile installed: `tools` is the cause; `makedumpfile-kernel` follows.
 
 use crate::readiness::{Check, Context, Status, Support};
 
@@ -26,6 +29,7 @@ pub(crate) fn group(checks: &mut [Check], cx: &Context) {
                 "crashkernel-size",
                 "kdump-service",
                 "capture-cmdline",
+                "capture-initrd",
             ],
         ));
     } else if status(checks, "crashkernel-param") == Some(Status::Fail)
@@ -36,6 +40,30 @@ pub(crate) fn group(checks: &mut [Check], cx: &Context) {
             "crashkernel-param",
             &["crashkernel-reserved", "crashkernel-size"],
         ));
+    }
+    // No capture initrd on the live host: check 5 names it and how to build one; check 16 has
+    // nothing to read. (A captured tree may only lack the copy: check 16 says what to copy.)
+    if cx.snap.live
+        && !matches!(cx.support, Support::No(_))
+        && matches!(
+            status(checks, "kdump-service"),
+            Some(Status::Fail | Status::Warn)
+        )
+        && cx.snap.capture_initrd.is_none()
+        && cx.snap.release.is_ok()
+    {
+        rules.push(("kdump-service", &["capture-initrd"]));
+    }
+    // No makedumpfile installed: check 11 says to install it; check 15 has no version to judge.
+    if status(checks, "tools") == Some(Status::Fail)
+        && cx.snap.has_usr
+        && cx
+            .snap
+            .tools
+            .get("makedumpfile")
+            .is_some_and(Option::is_none)
+    {
+        rules.push(("tools", &["makedumpfile-kernel"]));
     }
     for (cause, consequences) in rules {
         for check in checks.iter_mut() {

@@ -20,6 +20,8 @@ pub(crate) enum Support {
 pub(crate) struct Context<'a> {
     pub snap: &'a Snapshot,
     pub family: Family,
+    /// `VERSION_ID` of `/etc/os-release` (`24.10`), for fixes that differ by release.
+    pub version_id: Option<String>,
     pub config: Option<KdumpConfig>,
     pub kernel_config: BTreeMap<String, String>,
     pub support: Support,
@@ -50,6 +52,11 @@ impl<'a> Context<'a> {
         Context {
             snap,
             family: distro::family(snap.os_release.as_deref().ok()),
+            version_id: snap
+                .os_release
+                .as_deref()
+                .ok()
+                .and_then(|text| kdumpconf::shell_vars(text).remove("VERSION_ID")),
             mem: ram::Memory::new(snap),
             config,
             kernel_config,
@@ -82,6 +89,17 @@ impl<'a> Context<'a> {
                 self.family.name()
             ),
             _ => self.family.add_kernel_param(param),
+        }
+    }
+
+    /// How to set `crashkernel=` (`param`): the distribution's own way (its default first when
+    /// `missing`) for a kernel it ships (or an unknown release), else as [`Self::add_kernel_param`].
+    pub fn set_crashkernel(&self, param: &str, missing: bool) -> String {
+        match self.shipped() {
+            Some(false) => self.add_kernel_param(param),
+            _ => self
+                .family
+                .set_crashkernel(self.version_id.as_deref(), param, missing),
         }
     }
 

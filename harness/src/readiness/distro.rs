@@ -163,6 +163,32 @@ impl Family {
         }
     }
 
+    /// How to set `crashkernel=` (`param`) for the next boot, in the distribution's own words:
+    /// Ubuntu 24.10 and later set it from their own table in kdump-tools' GRUB snippet (Ubuntu
+    /// Server docs, "Kernel crash dump"); Fedora and RHEL's kdump-utils reset it to their own
+    /// default with `kdumpctl reset-crashkernel` (its `crashkernel-howto.txt`). `missing`: the
+    /// command line has none yet, so the distribution's default comes first.
+    pub fn set_crashkernel(self, version_id: Option<&str>, param: &str, missing: bool) -> String {
+        let update = "run `update-grub` and reboot";
+        match self {
+            Family::Ubuntu if ubuntu_kdump_default(version_id) => {
+                let table = "Ubuntu 24.10 and later enable kdump by default on machines that meet its requirements (at least 4 CPU threads, 6 GB to 2 TB of RAM, room in /var), and /etc/default/grub.d/kdump-tools.cfg sets crashkernel= from Ubuntu's own table";
+                if missing {
+                    format!("{table}: `apt install kdump-tools` (answer Yes to enabling it) brings that file; for kdrill's figure instead, set `{param}` there; {update} (`kdump-config show` then prints kdump-tools' \"crashkernel suggested size\")")
+                } else {
+                    format!("{table}: change crashkernel= there to `{param}`, {update} (`kdump-config show` prints kdump-tools' \"crashkernel suggested size\")")
+                }
+            }
+            Family::Rhel if missing => format!(
+                "run `kdumpctl reset-crashkernel` (kdump-utils' default for this machine, `kdumpctl get-default-crashkernel`) and reboot; for this size instead: `grubby --update-kernel=ALL --args=\"{param}\"`"
+            ),
+            Family::Rhel => format!(
+                "run `grubby --update-kernel=ALL --args=\"{param}\"` and reboot (`kdumpctl reset-crashkernel` would set kdump-utils' default, `kdumpctl get-default-crashkernel`, chosen by RAM size alone)"
+            ),
+            _ => self.add_kernel_param(param),
+        }
+    }
+
     /// How to (re)load the capture kernel now.
     pub fn reload(self) -> &'static str {
         match self {
@@ -199,6 +225,18 @@ impl Family {
     }
 }
 
+/// Whether an Ubuntu `VERSION_ID` (`24.10`) is a release that enables kdump by default: 24.10
+/// (Oracular Oriole) and later.
+fn ubuntu_kdump_default(version_id: Option<&str>) -> bool {
+    let Some((major, minor)) = version_id.and_then(|v| v.split_once('.')) else {
+        return false;
+    };
+    match (major.parse::<u32>(), minor.parse::<u32>()) {
+        (Ok(major), Ok(minor)) => (major, minor) >= (24, 10),
+        _ => false,
+    }
+}
+
 /// How to set a sysctl now and for every boot.
 pub fn set_sysctl(name: &str, value: &str) -> String {
     format!("`sysctl -w {name}={value}`, and keep it with `echo '{name} = {value}' >> /etc/sysctl.d/90-kdump.conf`")
@@ -225,6 +263,52 @@ mod tests {
         );
         assert_eq!(family(Some("ID=arch\n")), Family::Unknown);
         assert_eq!(family(None), Family::Unknown);
+    }
+
+    #[test]
+    fn crashkernel_fixes_name_each_distribution_s_own_way() {
+        let param = "crashkernel=384M";
+        let ubuntu = Family::Ubuntu.set_crashkernel(Some("24.10"), param, false);
+        assert!(
+            ubuntu.contains("Ubuntu 24.10 and later enable kdump by default"),
+            "{ubuntu}"
+        );
+        assert!(
+            ubuntu.contains("change crashkernel= there to `crashkernel=384M`, run `update-grub`"),
+            "{ubuntu}"
+        );
+        let missing = Family::Ubuntu.set_crashkernel(Some("25.04"), param, true);
+        assert!(
+            missing
+                .contains("`apt install kdump-tools` (answer Yes to enabling it) brings that file"),
+            "{missing}"
+        );
+        // Before 24.10 nothing is enabled by default: the plain GRUB snippet edit.
+        let noble = Family::Ubuntu.set_crashkernel(Some("24.04"), param, true);
+        assert!(
+            !noble.contains("by default") && noble.contains("/etc/default/grub.d/kdump-tools.cfg"),
+            "{noble}"
+        );
+        let rhel = Family::Rhel.set_crashkernel(None, param, true);
+        assert!(
+            rhel.starts_with("run `kdumpctl reset-crashkernel`")
+                && rhel.contains("grubby --update-kernel=ALL --args=\"crashkernel=384M\""),
+            "{rhel}"
+        );
+        let larger = Family::Rhel.set_crashkernel(None, param, false);
+        assert!(
+            larger.starts_with("run `grubby --update-kernel=ALL"),
+            "{larger}"
+        );
+        assert_eq!(
+            Family::Debian.set_crashkernel(Some("12"), param, true),
+            Family::Debian.add_kernel_param(param)
+        );
+        assert!(
+            !ubuntu_kdump_default(Some("24.04"))
+                && ubuntu_kdump_default(Some("26.04"))
+                && !ubuntu_kdump_default(None)
+        );
     }
 
     #[test]

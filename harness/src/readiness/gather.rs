@@ -6,7 +6,7 @@ use crate::readiness::calibration::{self, CalibrationFile, CALIBRATION_DIR};
 use crate::readiness::kdumpconf::{self, Target};
 use crate::readiness::snapshot::{self, Snapshot, TargetSnapshot, Unread};
 use crate::readiness::source::{Got, Problem, Root};
-use crate::readiness::{identity, lastdrill, tools, tree, units};
+use crate::readiness::{identity, initramfs, lastdrill, makedumpfile, tools, tree, units};
 
 /// Most entries listed under the dump folder (a host with thousands of old dumps is still checked quickly).
 const MAX_TARGET_ENTRIES: usize = 500;
@@ -127,9 +127,7 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
     snap.drm = root.list("/sys/class/drm");
     snap.kdump_tools = text(kdumpconf::KDUMP_TOOLS);
     snap.drill = lastdrill::gather(root);
-    snap.taken_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    snap.taken_unix = lastdrill::now_unix();
     snap.kdump_conf = text(kdumpconf::KDUMP_CONF);
     snap.sysconfig_kdump = text(kdumpconf::SYSCONFIG_KDUMP);
     snap.mounts = text("/proc/mounts");
@@ -213,8 +211,77 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
         .ram()
         .map(|(bytes, _)| bytes);
     snap.calibrated = calibration::choose(&snap, ram);
+    snap.makedumpfile = makedumpfile_version(root, &snap);
+    if let Ok(release) = snap.release.clone() {
+        // The first that resolves; else the first entry there (a symlink loop is named).
+        let candidates = snapshot::capture_initrds(&release);
+        snap.capture_initrd = candidates
+            .iter()
+            .find(|path| root.exists(path))
+            .or_else(|| candidates.iter().find(|path| root.entry_exists(path)))
+            .cloned()
+            .map(|path| {
+                let contents = capture_initrd(root, &path);
+                (path, contents)
+            });
+    }
     snap.unread = unread;
     Ok(snap)
+}
+
+/// How long `makedumpfile -v` may take on the live host.
+const VERSION_RUN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// makedumpfile's version: dpkg's record, a sosreport's `installed-rpms`, or on the live host
+/// `makedumpfile -v` (RPM hosts: whichever package carries it, the program knows its version).
+fn makedumpfile_version(root: &Root, snap: &Snapshot) -> Got<(String, String)> {
+    const DPKG: &str = "/var/lib/dpkg/status";
+    if let Ok(status) = root.text(DPKG) {
+        let installed = crate::fetch::userspace::status::installed(&status);
+        if let Some(version) = installed.get("makedumpfile") {
+            return Ok((version.clone(), DPKG.to_string()));
+        }
+    }
+    if !root.is_live() {
+        let rpms = root.text("/installed-rpms").ok();
+        return match rpms.as_deref().and_then(makedumpfile::rpm_version) {
+            Some(version) => Ok((version, "installed-rpms".to_string())),
+            None => Err(Problem::Missing),
+        };
+    }
+    match snap.tools.get("makedumpfile").cloned().flatten() {
+        Some(program) => version_of(&program),
+        None => Err(Problem::Missing),
+    }
+}
+
+/// `PROGRAM -v`'s version, under a deadline.
+fn version_of(program: &str) -> Got<(String, String)> {
+    let mut command = std::process::Command::new(program);
+    command.arg("-v");
+    let shown = format!("`{program} -v`");
+    match crate::host::process::run(&mut command, VERSION_RUN) {
+        Ok(done) => {
+            let output = String::from_utf8_lossy(&done.stdout).into_owned()
+                + &String::from_utf8_lossy(&done.stderr);
+            makedumpfile::version_line(&output)
+                .map(|version| (version, shown.clone()))
+                .ok_or_else(|| {
+                    Problem::Odd(format!(
+                        "{shown} printed no version: {}",
+                        crate::spec::excerpt::excerpt(&output)
+                    ))
+                })
+        }
+        Err(err) => Err(Problem::Odd(format!("{shown} failed: {err}"))),
+    }
+}
+
+/// The capture initrd read as archives, at most [`initramfs::FILE_LIMIT`] bytes of it.
+fn capture_initrd(root: &Root, path: &str) -> Got<initramfs::Contents> {
+    let bytes = root.bytes(path, initramfs::FILE_LIMIT)?;
+    let deadline = std::time::Instant::now() + initramfs::TIME_LIMIT;
+    initramfs::read(&bytes, deadline).map_err(|why| Problem::Odd(format!("{path}: {why}")))
 }
 
 /// Records a problem other than a missing file, for `check` to name.
@@ -360,4 +427,23 @@ fn calibration_files(root: &Root, unread: &mut Vec<Unread>) -> Vec<CalibrationFi
             calibration::parse(&path, text)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The live host's way: the program asked (kdrill's host packages include makedumpfile).
+    #[test]
+    fn makedumpfile_says_its_version() {
+        let program = crate::host::tools::find("makedumpfile").expect("makedumpfile on this host");
+        let (version, source) = version_of(&program.display().to_string()).unwrap();
+        assert!(version.starts_with("1."), "{version}");
+        assert_eq!(source, format!("`{} -v`", program.display()));
+        let err = version_of("/bin/false").unwrap_err();
+        assert!(
+            matches!(&err, Problem::Odd(why) if why.contains("printed no version") || why.contains("failed")),
+            "{err:?}"
+        );
+    }
 }

@@ -130,6 +130,13 @@ pub fn gather(root: &Root) -> DrillSeen {
     }
 }
 
+/// Seconds since the epoch, now (a drill's age is counted from it).
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Why `record` no longer counts on a host running `release` whose files print as `now`.
 pub fn stale(
     record: &Record,

@@ -55,7 +55,7 @@ fn param_judged(cx: &Context) -> Check {
     };
     let (bytes, why) = mem.recommendation(cx);
     let recommended = format!("crashkernel={}", paste(bytes));
-    let add = cx.add_kernel_param(&recommended);
+    let add = cx.set_crashkernel(&recommended, params.is_empty());
     if let Support::No(reason) = &cx.support {
         let seen = if params.is_empty() {
             format!("no crashkernel= on /proc/cmdline; this kernel could not use one ({reason})")
@@ -222,7 +222,7 @@ fn reserved_judged(cx: &Context) -> Check {
         ),
         Some(Resolution::Auto) => (
             "crashkernel=auto reserved nothing: this kernel does not understand `auto`".to_string(),
-            format!("replace it with an explicit size: {}", cx.add_kernel_param(&format!("crashkernel={}", paste(mem.recommended(cx))))),
+            format!("replace it with an explicit size: {}", cx.set_crashkernel(&format!("crashkernel={}", paste(mem.recommended(cx))), false)),
         ),
         _ => ("nothing reserved for a capture kernel".to_string(), "set crashkernel= first (see crashkernel-param)".to_string()),
     };
@@ -388,7 +388,7 @@ fn large_enough_judged(cx: &Context) -> Check {
         .fix(format!(
             "raise the reservation to {}, {why}: {}",
             paste(bytes),
-            cx.add_kernel_param(&want)
+            cx.set_crashkernel(&want, false)
         ))
     }
 }

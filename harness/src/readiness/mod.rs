@@ -1,7 +1,7 @@
 //! Field readiness checklist: pure checks over a host's /proc, /sys and /etc files, read through one root.
 //!
 //! [`gather`] is the only I/O (it reads a [`Snapshot`] through a [`source::Root`]); [`evaluate`] turns a
-//! snapshot into a [`Report`] of 14 checks; [`report`] renders it as a table or as JSON.
+//! snapshot into a [`Report`] of the checks of [`CHECKS`]; [`report`] renders it as a table or as JSON.
 
 mod calibration;
 mod capture;
@@ -10,8 +10,11 @@ mod context;
 pub mod distro;
 mod gather;
 pub mod identity;
+pub mod initramfs;
+mod initrd;
 pub mod kdumpconf;
 pub mod lastdrill;
+mod makedumpfile;
 mod memory;
 mod platform;
 mod ram;
@@ -94,7 +97,7 @@ impl Area {
 pub struct Check {
     /// Stable identifier (`crashkernel-param`); never renamed once released.
     pub id: &'static str,
-    /// Position in the list, 1–14.
+    /// Its number in [`CHECKS`] (1–16), as `docs/check.md` lists them; never reused.
     pub number: u8,
     pub area: Area,
     pub title: &'static str,
@@ -187,7 +190,7 @@ impl Report {
     }
 }
 
-/// Runs the 14 checks over a snapshot.
+/// Runs the checks of [`CHECKS`] over a snapshot.
 pub fn evaluate(snap: &Snapshot) -> Report {
     let cx = Context::new(snap);
     let mut checks = vec![
@@ -204,6 +207,8 @@ pub fn evaluate(snap: &Snapshot) -> Report {
         tools::present(&cx),
         traps::cmdline(&cx),
         platform::hypervisor(&cx),
+        makedumpfile::ceiling(&cx),
+        initrd::contents(&cx),
         lastdrill::check_row(&snap.drill, snap.release.as_deref().ok(), snap.taken_unix),
     ];
     causes::group(&mut checks, &cx);
@@ -273,7 +278,10 @@ pub(crate) fn check(
     seen: impl Into<String>,
     why: impl Into<String>,
 ) -> Check {
-    let (id, area, title) = CHECKS[usize::from(number) - 1];
+    let (_, id, area, title) = *CHECKS
+        .iter()
+        .find(|(n, ..)| *n == number)
+        .expect("every check's number is in CHECKS");
     Check {
         id,
         number,
@@ -303,45 +311,69 @@ impl Check {
     }
 }
 
-/// Id, area and title of each check, in the order.
-pub const CHECKS: [(&str, Area, &str); 14] = [
+/// Number, id, area and title of each check, in the order. A number is never reused
+/// (14 is `kdrill drill`'s last drill on record).
+pub const CHECKS: [(u8, &str, Area, &str); 16] = [
     (
+        1,
         "crashkernel-param",
         Area::Memory,
         "crashkernel= on the kernel command line",
     ),
     (
+        2,
         "crashkernel-reserved",
         Area::Memory,
         "memory actually reserved",
     ),
-    ("crashkernel-size", Area::Memory, "reservation large enough"),
-    ("capture-loaded", Area::Capture, "capture kernel loaded"),
     (
+        3,
+        "crashkernel-size",
+        Area::Memory,
+        "reservation large enough",
+    ),
+    (4, "capture-loaded", Area::Capture, "capture kernel loaded"),
+    (
+        5,
         "kdump-service",
         Area::Capture,
         "kdump service and capture initrd",
     ),
-    ("sysrq", Area::Triggers, "SysRq crash key"),
-    ("nmi-panic", Area::Triggers, "NMI panics"),
-    ("oops-hang-panic", Area::Triggers, "oops and hangs panic"),
+    (6, "sysrq", Area::Triggers, "SysRq crash key"),
+    (7, "nmi-panic", Area::Triggers, "NMI panics"),
+    (8, "oops-hang-panic", Area::Triggers, "oops and hangs panic"),
     (
+        9,
         "after-dump",
         Area::Aftermath,
         "reboot and notification after a dump",
     ),
-    ("dump-target", Area::Aftermath, "dump target"),
-    ("tools", Area::Tools, "dump and analysis tools"),
+    (10, "dump-target", Area::Aftermath, "dump target"),
+    (11, "tools", Area::Tools, "dump and analysis tools"),
     (
+        12,
         "capture-cmdline",
         Area::Capture,
         "capture kernel command line",
     ),
-    ("hypervisor", Area::Platform, "hypervisor-side dumps"),
+    (13, "hypervisor", Area::Platform, "hypervisor-side dumps"),
     (
+        14,
         "last-drill",
         Area::Aftermath,
         "the last drill, and whether it still counts",
+    ),
+    (
+        15,
+        "makedumpfile-kernel",
+        Area::Tools,
+        "makedumpfile knows the running kernel",
+    ),
+    (
+        16,
+        "capture-initrd",
+        Area::Capture,
+        "capture initrd holds what the dump target needs",
     ),
 ];
 

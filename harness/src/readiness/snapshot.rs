@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::readiness::calibration::CalibrationFile;
+use crate::readiness::initramfs::Contents;
 use crate::readiness::source::{Got, Meta, Problem};
 
 /// Everything the checklist looked at on one host (or captured tree). Built by [`crate::readiness::gather`];
@@ -72,6 +73,11 @@ pub struct Snapshot {
     /// from `calibrations` for this release and RAM (`readiness::calibration::choose`); the
     /// `crashkernel-size` check compares against it.
     pub calibrated: Option<Calibrated>,
+    /// makedumpfile's installed version and where it was read: `/var/lib/dpkg/status`, a
+    /// sosreport's `installed-rpms`, or `makedumpfile -v` on the live host.
+    pub makedumpfile: Got<(String, String)>,
+    /// The first capture initrd found ([`capture_initrds`]) and what it holds.
+    pub capture_initrd: Option<(String, Got<Contents>)>,
     /// Files and folders `gather` could not use and no other field holds (a listing, a
     /// `/proc/config.gz` fallen back from): each reaches the report on its check.
     pub unread: Vec<Unread>,
@@ -179,6 +185,8 @@ impl Snapshot {
             df: Err(Problem::Missing),
             calibrations: Vec::new(),
             calibrated: None,
+            makedumpfile: Err(Problem::Missing),
+            capture_initrd: None,
             unread: Vec::new(),
             drill: Default::default(),
             taken_unix: 0,

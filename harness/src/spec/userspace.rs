@@ -1,7 +1,9 @@
 //! The capture userspaces (`images/userspace.yaml`): which Debian release's tools capture a
 //! kernel (the entry's own release by default, `userspace:` to choose another, or `host`), the
 //! archive suites each release's sysroot is made of, the packages that build the crasher, and
-//! makedumpfile's releases (the newest kernel each knows, how its `--dump-dmesg` writes a record).
+//! makedumpfile's releases (the newest kernel each knows, the series kdrill verified above it,
+//! how its `--dump-dmesg` writes a record) and the kernel × makedumpfile pairs known to write a
+//! wrong dump, which `kdrill check` judges a host's makedumpfile by.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -94,6 +96,26 @@ pub struct UserspaceData {
     /// Packages that build the crasher besides the compiler the headers name.
     pub build: Vec<String>,
     pub makedumpfile: Vec<MakedumpfileRelease>,
+    /// Kernel × makedumpfile pairs known to write a wrong dump.
+    #[serde(default)]
+    pub known_bad: Vec<KnownBad>,
+}
+
+/// A kernel × makedumpfile pair known to write a wrong dump (`known_bad:`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownBad {
+    /// The first kernel (`6.12`) it hits.
+    pub kernels_from: String,
+    /// The last makedumpfile release (`1.7.6`) that has it.
+    pub makedumpfile_up_to: String,
+    /// What goes wrong.
+    pub what: String,
+    /// Where that is known from.
+    pub source: String,
+    /// What kdrill measured of it, if it did.
+    #[serde(default)]
+    pub measured: Option<String>,
 }
 
 /// One release's sysroot: the archive suites its packages come from.
@@ -112,6 +134,9 @@ pub struct MakedumpfileRelease {
     /// Its `LATEST_VERSION`: the newest kernel it knows.
     pub latest_kernel: String,
     pub dmesg: DmesgFormat,
+    /// Kernel series above `latest_kernel` that kdrill's own drills capture with it (`6.1`).
+    #[serde(default)]
+    pub verified: Vec<String>,
 }
 
 /// How `makedumpfile --dump-dmesg` writes one record.
@@ -282,6 +307,25 @@ mod tests {
             data.makedumpfile("1:1.7.6-1").unwrap().latest_kernel,
             "6.11.4"
         );
+    }
+
+    #[test]
+    fn the_known_bad_pairs_name_their_source() {
+        let data = data();
+        let free_pages = data
+            .known_bad
+            .iter()
+            .find(|b| b.kernels_from == "6.12")
+            .unwrap();
+        assert_eq!(free_pages.makedumpfile_up_to, "1.7.6");
+        assert!(free_pages
+            .measured
+            .as_deref()
+            .unwrap()
+            .contains("323,037 pages dumped"));
+        assert!(data.known_bad.iter().all(|b| !b.source.is_empty()));
+        let bookworm = data.makedumpfile("1:1.7.2-1").unwrap();
+        assert_eq!(bookworm.verified, ["6.1"]);
     }
 
     #[test]

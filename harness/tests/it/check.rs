@@ -4,6 +4,11 @@
 //! Fixtures live in `tests/fixtures/check/<case>/`. Git keeps neither modes nor mtimes, so every test
 //! works on a copy where [`tree`] sets them (the dump folder 0700, capture initrds newer than the kernel
 //! image) and then applies the case's edits.
+//!
+//! Two capture initrds are real archives: debian-ready's is the one kdump-tools built in kdrill's
+//! Debian 12 image for 6.1.0-47-amd64 (gzip, 413 entries), every file emptied but `modules.builtin`,
+//! `modules.dep` and the symlinks, so it stays 6 KB; rhel-warnings' is shaped as dracut writes
+//! one (an early microcode archive, then zstd) with the pieces its ssh target needs.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -35,7 +40,7 @@ const DRILL_FAILED: &str = r#"{"schema": "kdrill-drill/1", "id": "20261207T13073
   "reason": "no dump was written for this drill in /var/crash (new entries: none)", "dump": null,
   "dump_bytes": null, "panic_message": null, "findings": [], "times": {}}"#;
 const BARE: &str = "no-crashkernel";
-const RHEL: &str = "rhel-warnings";
+pub(crate) const RHEL: &str = "rhel-warnings";
 const ODD: &str = "odd-files";
 /// This project's own build host as captured on 2026-12: a Firecracker guest whose 6.18 kernel
 /// was built without kexec (`/proc/config.gz`: `# CONFIG_KEXEC is not set`), on Debian 12.
@@ -324,6 +329,33 @@ fn every_check_takes_each_path() {
         (DEBIAN, vec![Write(DRILL_RECORD, DRILL_OTHER_KERNEL)], "last-drill", Status::Warn, "no longer counts: the running kernel changed since the drill: 6.1.0-40-amd64 → 6.1.0-47-amd64"),
         (DEBIAN, vec![Write(DRILL_RECORD, DRILL_FAILED)], "last-drill", Status::Warn, "FAILED on 2026-12-07 13:10:16 UTC"),
         (DEBIAN, vec![Write(DRILL_RECORD, "{\"schema\": \"kdrill-drill/1\"}")], "last-drill", Status::Skip, "cannot read a drill record: /var/lib/kdrill/drill/20261207T130733Z-358b.json: line 1"),
+        // 15. makedumpfile against the running kernel (images/userspace.yaml's table)
+        (DEBIAN, vec![], "makedumpfile-kernel", Status::Pass, "makedumpfile 1.7.2 (/var/lib/dpkg/status) knows kernels up to 6.0.1, below 6.1.0-47-amd64, but kdrill's own drills capture 6.1 kernels with it"),
+        // Debian 12 on the 6.12 backports kernel keeps bookworm's makedumpfile 1.7.2.
+        (DEBIAN, vec![Write("proc/sys/kernel/osrelease", "6.12.57+deb12-amd64\n")], "makedumpfile-kernel", Status::Warn, "makedumpfile 1.7.2 (/var/lib/dpkg/status) knows kernels up to 6.0.1; this host runs 6.12.57+deb12-amd64: free pages are not excluded, so dumps grow to the size of the RAM in use"),
+        (DEBIAN, vec![Write("proc/sys/kernel/osrelease", "6.12.73+deb13-amd64\n"), Replace("var/lib/dpkg/status", "1:1.7.2-1", "1:1.7.6-1")], "makedumpfile-kernel", Status::Warn, "measured: Debian 13's makedumpfile 1.7.6 on its own 6.12.117 kernel: 323,037 pages dumped and 19,358 excluded"),
+        (DEBIAN, vec![Write("proc/sys/kernel/osrelease", "6.12.73+deb13-amd64\n"), Replace("var/lib/dpkg/status", "1:1.7.2-1", "1:1.7.6-1")], "makedumpfile-kernel", Status::Warn, "install makedumpfile 1.7.7 or newer (it knows kernels up to 6.14.2)"),
+        (DEBIAN, vec![Write("proc/sys/kernel/osrelease", "7.1.2+deb13-amd64\n"), Replace("var/lib/dpkg/status", "1:1.7.2-1", "1:1.7.9-1")], "makedumpfile-kernel", Status::Warn, "compound tail pages are mis-excluded"),
+        (DEBIAN, vec![Replace("var/lib/dpkg/status", "1:1.7.2-1", "1:1.7.4-1"), Write("proc/sys/kernel/osrelease", "6.8.12-amd64\n")], "makedumpfile-kernel", Status::Warn, "knows kernels up to 6.6.0; this host runs 6.8.12-amd64: it will say \"The kernel version is not supported\""),
+        (RHEL, vec![], "makedumpfile-kernel", Status::Skip, "run `makedumpfile -v` on the host"),
+        (RHEL, vec![Write("installed-rpms", "kexec-tools-2.0.28-1.el9.x86_64       Mon 01 Jan 2024\nmakedumpfile-1.7.4-2.el9.x86_64      Mon 01 Jan 2024\n")], "makedumpfile-kernel", Status::Pass, "makedumpfile 1.7.4 (installed-rpms) knows kernels up to 6.6.0; this host runs 5.14.0-427.13.1.el9_4.x86_64"),
+        (BARE, vec![], "makedumpfile-kernel", Status::Skip, "no makedumpfile installed (see tools)"),
+        // 16. the capture initrd: debian-ready's is kdrill's Debian 12 image's own, contents emptied
+        (DEBIAN, vec![], "capture-initrd", Status::Pass, "/var/lib/kdump/initrd.img holds what the dump target needs"),
+        (DEBIAN, vec![], "capture-initrd", Status::Pass, "the root filesystem kdump-tools' capture boot mounts: ext4, module usr/lib/modules/6.1.0-47-amd64/kernel/fs/ext4/ext4.ko"),
+        (DEBIAN, vec![Replace("proc/mounts", "/dev/vda1 / ext4", "/dev/vda1 / xfs")], "capture-initrd", Status::Fail, "no xfs module in the capture initrd for the root filesystem kdump-tools' capture boot mounts (xfs), and CONFIG_XFS_FS is not built in"),
+        (DEBIAN, vec![Replace("proc/mounts", "/dev/vda1 / ext4", "/dev/vda1 / xfs"), Write("boot/config-6.1.0-47-amd64", "CONFIG_XFS_FS=y\n")], "capture-initrd", Status::Pass, "xfs, xfs built into the kernel"),
+        (DEBIAN, vec![Write("sys/kernel/kexec_crash_size", "8192\n")], "capture-initrd", Status::Fail, "not less than the 8K reservation"),
+        (DEBIAN, vec![Write("var/lib/kdump/initrd.img-6.1.0-47-amd64", "not an initrd\n")], "capture-initrd", Status::Skip, "starts neither a cpio archive nor a known compression"),
+        (DEBIAN, vec![Replace("etc/default/kdump-tools", "KDUMP_COREDIR=\"/var/crash\"", "NFS=\"filer:/dumps\"")], "capture-initrd", Status::Fail, "no nfs module in the capture initrd for the nfs target (nfs)"),
+        (DEBIAN, vec![Remove("proc/mounts")], "capture-initrd", Status::Skip, "the filesystem of / is unknown (no /proc/mounts entry for it)"),
+        (RHEL, vec![], "capture-initrd", Status::Pass, "ssh target: usr/bin/ssh"),
+        (RHEL, vec![], "capture-initrd", Status::Pass, "network drivers: vmxnet3.ko.xz"),
+        (BARE, vec![], "capture-initrd", Status::Skip, "copy the capture initrd into the tree: /var/lib/kdump/initrd.img-6.1.0-47-amd64 (kdump-tools)"),
+        // Crashkernel fixes in each distribution's own words.
+        (BARE, vec![Write("etc/os-release", "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.10\"\n"), Write("proc/sys/kernel/osrelease", "6.11.0-8-generic\n")], "crashkernel-param", Status::Fail, "Ubuntu 24.10 and later enable kdump by default"),
+        (BARE, vec![Write("etc/os-release", "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.10\"\n"), Write("proc/sys/kernel/osrelease", "6.11.0-8-generic\n")], "crashkernel-param", Status::Fail, "`apt install kdump-tools` (answer Yes to enabling it) brings that file"),
+        (BARE, vec![Write("etc/os-release", "ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\n"), Write("proc/sys/kernel/osrelease", "5.14.0-427.13.1.el9_4.x86_64\n")], "crashkernel-param", Status::Fail, "run `kdumpctl reset-crashkernel` (kdump-utils' default for this machine"),
     ];
     let mut failures = Vec::new();
     let mut seen_ids = std::collections::BTreeSet::new();
@@ -345,7 +377,7 @@ fn every_check_takes_each_path() {
         failures.join("\n")
     );
     // Every check has a passing (or INFO) path and a path that is not.
-    for (id, _, _) in readiness::CHECKS {
+    for (_, id, _, _) in readiness::CHECKS {
         assert!(
             seen_ids
                 .iter()
@@ -873,7 +905,7 @@ fn cli_on_this_host() {
 }
 
 /// Every file of a ready host replaced, one at a time, by odd content: the checklist never panics,
-/// always returns 13 checks, and renders both formats.
+/// always returns every check of `readiness::CHECKS`, and renders both formats.
 #[test]
 fn odd_content_never_panics() {
     const ODD_CONTENT: &[&str] = &[
@@ -1193,7 +1225,7 @@ fn cli_colour_and_quiet() {
     let quiet = run(&["-q"], None);
     assert_eq!(
         quiet,
-        "Verdict: READY WITH WARNINGS (exit 1): 0 fail, 8 warn, 0 skip, 4 pass, 2 info\n"
+        "Verdict: READY WITH WARNINGS (exit 1): 0 fail, 8 warn, 1 skip, 5 pass, 2 info\n"
     );
     let quiet = run(&["--quiet", "--color", "always"], None);
     assert_eq!(quiet.lines().count(), 1, "{quiet}");

@@ -1,10 +1,11 @@
 //! `kdrill check` on bad input, each a class of the "never silently wrong" issue: a recommended
 //! `crashkernel=` that must parse, files that could not be read named instead of taken as absent,
-//! absurd host figures and calibrations refused naming their values.
+//! absurd host figures and calibrations refused naming their values; capture initrds read
+//! through their archives as the tools write them.
 
 use std::path::Path;
 
-use crate::check::{calibration, evaluate, said, tree, Edit::*, DEBIAN, NO_KEXEC};
+use crate::check::{calibration, evaluate, said, tree, Edit::*, DEBIAN, NO_KEXEC, RHEL};
 use crate::support::kdrill;
 use kdrill::readiness::Status;
 use kdrill::spec::crashkernel;
@@ -320,5 +321,98 @@ fn calibrations_that_contradict_themselves_are_named() {
         assert_eq!(out.status.code(), Some(3), "{named}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(&named), "{named}: {stderr}");
+    }
+}
+
+/// newc archive of `(path, mode)` entries with empty contents, then the trailer.
+fn newc(entries: &[(&str, u32)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, (name, mode)) in entries.iter().chain(&[("TRAILER!!!", 0)]).enumerate() {
+        out.extend(b"070701");
+        for field in [
+            i as u32 + 1,
+            *mode,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0,
+        ] {
+            out.extend(format!("{field:08X}").bytes());
+        }
+        out.extend(name.bytes());
+        out.push(0);
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    }
+    out
+}
+
+/// Check 16 on capture initrds shaped as dracut and initramfs-tools write them: an early
+/// uncompressed microcode archive, padding, then the main archive compressed with zstd or xz.
+#[test]
+fn capture_initrds_are_read_through_their_archives() {
+    const RELEASE: &str = "5.14.0-427.13.1.el9_4.x86_64";
+    const KDUMP_IMG: &str = "boot/initramfs-5.14.0-427.13.1.el9_4.x86_64kdump.img";
+    let early = newc(&[("kernel/x86/microcode/GenuineIntel.bin", 0o100644)]);
+    let net = format!("usr/lib/modules/{RELEASE}/kernel/drivers/net/vmxnet3/vmxnet3.ko.xz");
+    let xz = |data: &[u8]| {
+        let mut w =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        std::io::Write::write_all(&mut w, data).unwrap();
+        w.finish().unwrap()
+    };
+    // Entries, zstd (else xz), the status and a text it must say.
+    type Case<'a> = (Vec<(&'a str, u32)>, bool, Status, &'a str);
+    let cases: Vec<Case> = vec![
+        // The ssh target's pieces are all there.
+        (
+            vec![("usr/bin/ssh", 0o100755), (&net, 0o100644)],
+            true,
+            Status::Pass,
+            "ssh target: usr/bin/ssh",
+        ),
+        (
+            vec![("usr/bin/ssh", 0o100755), (&net, 0o100644)],
+            false,
+            Status::Pass,
+            "entries in cpio + xz",
+        ),
+        // No ssh: the capture cannot reach the vault.
+        (
+            vec![(&net, 0o100644)],
+            true,
+            Status::Fail,
+            "an ssh target, but no ssh program in the capture initrd",
+        ),
+        // No network driver module: only a built-in driver would do.
+        (
+            vec![("usr/sbin/ssh", 0o100755)],
+            true,
+            Status::Warn,
+            "no network driver module in the capture initrd",
+        ),
+    ];
+    for (entries, zstd, want, text) in cases {
+        let main = newc(&entries);
+        let mut initrd = early.clone();
+        initrd.extend([0u8; 16]);
+        initrd.extend(if zstd {
+            zstd::encode_all(main.as_slice(), 3).unwrap()
+        } else {
+            xz(&main)
+        });
+        let dir = tree(RHEL, &[]);
+        std::fs::write(dir.path().join(KDUMP_IMG), &initrd).unwrap();
+        let (status, said) = said(&evaluate(dir.path()), "capture-initrd");
+        assert_eq!(status, want, "{entries:?}: {said}");
+        assert!(said.contains(text), "{entries:?}: want `{text}` in\n{said}");
     }
 }

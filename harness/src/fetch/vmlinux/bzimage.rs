@@ -48,7 +48,9 @@ impl Codec {
         }
     }
 
-    fn sniff(data: &[u8]) -> Option<Codec> {
+    /// The compression `data` starts with, by its magic (the kernel's own table, shared by the
+    /// initramfs unpacker: `lib/decompress.c`).
+    pub fn sniff(data: &[u8]) -> Option<Codec> {
         const MAGICS: [(&[u8], Codec); 8] = [
             (&[0x1f, 0x8b], Codec::Gzip),
             (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], Codec::Xz),
@@ -158,15 +160,23 @@ fn read_bounded(codec: Codec, reader: impl Read) -> Result<Vec<u8>, BzImageError
 }
 
 fn decompress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, BzImageError> {
+    match codec {
+        Codec::None => Ok(data.to_vec()),
+        _ => read_bounded(codec, reader(codec, data)?),
+    }
+}
+
+/// A reader of `data` decompressed by `codec`, stopping at the end of its stream (what follows,
+/// such as the 4-byte size a kernel payload carries, is not read). LZ4's legacy frame is
+/// unpacked whole first, at most [`MAX_VMLINUX`] bytes; bzip2, LZMA and LZO are refused.
+pub fn reader<'a>(codec: Codec, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, BzImageError> {
     let fail = |detail: String| BzImageError::Decompress {
         codec: codec.name(),
         detail,
     };
-    match codec {
-        // The stream ends before the 4-byte size the kernel appends; the readers stop at the
-        // stream's own end.
-        Codec::Gzip => read_bounded(codec, flate2::read::GzDecoder::new(data)),
-        Codec::Xz => read_bounded(codec, lzma_rust2::XzReader::new(data, false)),
+    Ok(match codec {
+        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(data)),
+        Codec::Xz => Box::new(lzma_rust2::XzReader::new(data, false)),
         Codec::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::with_buffer(data)
                 .map_err(|e| fail(e.to_string()))?
@@ -175,14 +185,14 @@ fn decompress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, BzImageError> {
             decoder
                 .window_log_max(31)
                 .map_err(|e| fail(e.to_string()))?;
-            read_bounded(codec, decoder)
+            Box::new(decoder)
         }
-        Codec::Lz4Legacy => lz4_legacy(data),
-        Codec::None => Ok(data.to_vec()),
+        Codec::Lz4Legacy => Box::new(std::io::Cursor::new(lz4_legacy(data)?)),
+        Codec::None => Box::new(data),
         Codec::Bzip2 | Codec::Lzma | Codec::Lzo => {
-            Err(BzImageError::UnsupportedCodec(codec.name()))
+            return Err(BzImageError::UnsupportedCodec(codec.name()))
         }
-    }
+    })
 }
 
 /// LZ4's legacy frame, as `lz4 -l` writes it and the kernel's `unlz4` reads it.

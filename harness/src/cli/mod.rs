@@ -1,13 +1,15 @@
 //! Command-line front end: argument parsing and dispatch to one module per subcommand.
 
+mod assets;
 mod calibrate;
 mod check;
 mod deep;
 mod doctor;
 mod inspect;
+mod report;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +35,13 @@ enum Command {
     /// Show the host programs kdrill needs, what is missing or in conflict, and the commands
     /// that fix it; --install fixes it (as root)
     Doctor(doctor::DoctorArgs),
+    /// Many hosts' `kdrill check --format json` as one table: host x check, worst host first,
+    /// with counts per check and status
+    Report(report::ReportArgs),
+    /// Write the man pages and shell completions generated from this command line into DIR (for
+    /// packaging)
+    #[command(hide = true)]
+    DistAssets(assets::AssetsArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
@@ -43,5 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Inspect(args) => inspect::run(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Report(args) => report::run(args),
+        Command::DistAssets(args) => assets::run(args, Cli::command()),
     }
 }

@@ -2,7 +2,9 @@
 
 use std::io::Read;
 
-use crate::readiness::calibration::{self, CalibrationFile, CALIBRATION_DIR};
+use crate::readiness::calibration::{
+    self, CalibrationFile, CALIBRATION_DIR, SHIPPED_CALIBRATION_DIR,
+};
 use crate::readiness::kdumpconf::{self, Target};
 use crate::readiness::snapshot::{self, Snapshot, TargetSnapshot, Unread};
 use crate::readiness::source::{Got, Problem, Root};
@@ -337,23 +339,29 @@ fn free_space(root: &Root, dir: &str) -> Option<u64> {
     Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
-/// The calibration files in the root's `/etc/kdrill/calibration/` (`*.yaml`).
+/// The calibration files in the root's `/etc/kdrill/calibration/`, then in
+/// `/usr/share/kdrill/calibration/` (`*.yaml`, each folder's sorted by name).
 fn calibration_files(root: &Root, unread: &mut Vec<Unread>) -> Vec<CalibrationFile> {
-    let mut names = root.list(CALIBRATION_DIR).unwrap_or_else(|problem| {
-        note(unread, CALIBRATION_DIR, problem, "crashkernel-size");
-        Vec::new()
-    });
-    names.sort();
-    names
-        .into_iter()
-        .filter(|name| name.ends_with(".yaml"))
-        .map(|name| {
-            let path = format!("{CALIBRATION_DIR}/{name}");
-            // At most the cap of every YAML data file: a larger one is named, never parsed.
-            let text = root
-                .bytes(&path, crate::spec::bounds::MAX_BYTES)
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
-            calibration::parse(&path, text)
-        })
-        .collect()
+    let mut files = Vec::new();
+    for dir in [CALIBRATION_DIR, SHIPPED_CALIBRATION_DIR] {
+        let mut names = root.list(dir).unwrap_or_else(|problem| {
+            note(unread, dir, problem, "crashkernel-size");
+            Vec::new()
+        });
+        names.sort();
+        files.extend(
+            names
+                .into_iter()
+                .filter(|name| name.ends_with(".yaml"))
+                .map(|name| {
+                    let path = format!("{dir}/{name}");
+                    // At most the cap of every YAML data file: a larger one is named, never parsed.
+                    let text = root
+                        .bytes(&path, crate::spec::bounds::MAX_BYTES)
+                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+                    calibration::parse(&path, text)
+                }),
+        );
+    }
+    files
 }

@@ -34,10 +34,7 @@ pub fn write_all(dir: &Path, mut command: clap::Command) -> anyhow::Result<()> {
     let mut page = Vec::new();
     clap_mangen::Man::new(command.clone()).render(&mut page)?;
     write(&man.join("kdrill.1"), &page)?;
-    for sub in command
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-    {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("kdrill-{}", sub.get_name());
         // clap names commands with `&'static str` (its `string` feature is off); this runs once.
         let sub = sub.clone().name(&*name.clone().leak());

@@ -1,4 +1,4 @@
-//! The `kdrill` command: `verify` (crash guests and check their dumps), `check` (host readiness), `inspect` (read a dump).
+//! The `kdrill` command: `verify` (crash guests and check their dumps), `check` (host readiness), `report` (a fleet's checks), `inspect` (read a dump).
 
 mod cli;
 

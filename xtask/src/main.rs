@@ -1,5 +1,5 @@
 //! Developer and CI entry points: `cargo xtask verify` (the main job), `cargo xtask test` (the
-//! test suite as CI runs it), `kernels`, `bench`, `soak`, `calibrate`, `doctor` (`kdrill doctor`), `fuzz` (the dump reader's fuzz targets). Each installs missing host packages
+//! test suite as CI runs it), `kernels`, `bench`, `soak`, `calibrate`, `doctor` (`kdrill doctor`), `fuzz` (the dump reader's fuzz targets), `dist` (kdrill's Debian package). Each installs missing host packages
 //! first (as root on Debian/Ubuntu) or stops with the exact install line; the logic lives in the
 //! `kdrill` library, xtask only orchestrates. `deep` runs crash, gdb and drgn against kdrill;
 //! `compat` tables kernels against each release's makedumpfile.
@@ -8,6 +8,7 @@ mod bench;
 mod calibrate;
 mod compat;
 mod deep;
+mod dist;
 mod fuzz;
 mod kernels;
 mod nextest;
@@ -56,6 +57,9 @@ enum Task {
     /// The host programs kdrill needs, what is missing or in conflict and the commands that fix
     /// it (`kdrill doctor`); --install does the host-package step (as root)
     Doctor(kdrill::host::doctor::DoctorArgs),
+    /// Build kdrill's Debian package (binary, man pages, completions, systemd units, calibration
+    /// files) into target/dist/
+    Dist(dist::DistArgs),
     /// Fuzz the dump reader: seed corpora, build, then each target for --time seconds
     Fuzz {
         /// Seconds per target
@@ -135,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Task::Fuzz { time, target } => fuzz::run(&root, time, target.as_deref()),
         Task::Deep(args) => deep::run(&root, &args),
         Task::Doctor(args) => kdrill::host::doctor::run(&args),
+        Task::Dist(args) => dist::run(&root, &args),
     }
 }
 
@@ -147,7 +152,8 @@ fn needs_host_tools(task: &Task) -> bool {
         | Task::Fuzz { .. }
         | Task::Verify(_)
         | Task::Compat(_)
-        | Task::Doctor(_) => false,
+        | Task::Doctor(_)
+        | Task::Dist(_) => false,
         Task::Test { .. } | Task::Bench(_) | Task::Soak(_) | Task::Calibrate(_) | Task::Deep(_) => {
             true
         }

@@ -15,6 +15,9 @@ pub enum Format {
     Table,
     /// The stable JSON document described in the README (schema `kdrill-check/1`)
     Json,
+    /// Prometheus metrics for node_exporter's textfile collector (kdrill_ready,
+    /// kdrill_check_status, …); with --output, the file it scrapes
+    Prometheus,
 }
 
 /// When to colour the table.
@@ -53,16 +56,22 @@ pub struct CheckArgs {
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Color::Auto)]
     pub color: Color,
     /// A calibration file from `kdrill calibrate` (repeatable); the root's
-    /// /etc/kdrill/calibration/*.yaml are read too. Check 3 then compares the reservation with
+    /// /etc/kdrill/calibration/*.yaml and /usr/share/kdrill/calibration/*.yaml (the package's) are
+    /// read too. Check 3 then compares the reservation with
     /// the measured minimum for this kernel and RAM
     #[arg(long, value_name = "FILE")]
     pub calibration: Vec<PathBuf>,
+    /// Write the output to FILE instead of stdout, atomically (a temporary file in the same
+    /// folder, flushed, then renamed over FILE): e.g.
+    /// /var/lib/prometheus/node-exporter/kdrill.prom with --format prometheus
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
-    if args.quiet && args.format == Format::Json {
+    if args.quiet && args.format != Format::Table {
         return Err(anyhow::Error::new(Exit::usage(
-            "--quiet prints the table's verdict line only; --format json is the whole document: give one of them",
+            "--quiet prints the table's verdict line only; --format json and --format prometheus are whole documents: give one of them",
         )));
     }
     let root = std::fs::canonicalize(&args.root).with_context(|| {
@@ -108,21 +117,25 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
             Color::Never => ColourWhen::Never,
         },
         std::env::var_os("NO_COLOR").as_deref(),
-        std::io::stdout().is_terminal(),
+        args.output.is_none() && std::io::stdout().is_terminal(),
     );
-    match (args.format, args.quiet) {
-        (Format::Json, _) => print!("{}", report::json(&report)),
-        (Format::Table, true) => print!("{}", report::verdict_line(&report, colour)),
-        (Format::Table, false) => print!(
-            "{}",
-            report::table_with(
-                &report,
-                Style {
-                    verbose: args.verbose,
-                    colour,
-                }
-            )
+    let text = match (args.format, args.quiet) {
+        (Format::Json, _) => report::json(&report),
+        (Format::Prometheus, _) => kdrill::readiness::metrics::prometheus(&report),
+        (Format::Table, true) => report::verdict_line(&report, colour),
+        (Format::Table, false) => report::table_with(
+            &report,
+            Style {
+                verbose: args.verbose,
+                colour,
+            },
         ),
+    };
+    match &args.output {
+        // The verdict is the exit code either way: a timer's service treats 1 and 2 as success.
+        Some(path) => kdrill::host::atomic::write(path, text.as_bytes())
+            .with_context(|| format!("cannot write the check's output to {}: pass --output a file in a folder that exists and that you may write", path.display()))?,
+        None => print!("{text}"),
     }
     Ok(report.exit_code())
 }

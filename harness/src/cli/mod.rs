@@ -1,14 +1,16 @@
 //! Command-line front end: argument parsing and dispatch to one module per subcommand.
 
+mod assets;
 mod calibrate;
 mod check;
 mod deep;
 mod doctor;
 mod drill;
 mod inspect;
+mod report;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,6 +39,13 @@ enum Command {
     /// Crash this host on purpose through its own kdump service, and after the reboot prove the
     /// dump it wrote opens and holds that crash (as root; asks for the host's name)
     Drill(drill::DrillArgs),
+    /// Many hosts' `kdrill check --format json` as one table: host x check, worst host first,
+    /// with counts per check and status
+    Report(report::ReportArgs),
+    /// Write the man pages and shell completions generated from this command line into DIR (for
+    /// packaging)
+    #[command(hide = true)]
+    DistAssets(assets::AssetsArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
@@ -48,5 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Calibrate(args) => calibrate::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Drill(args) => drill::run(args),
+        Command::Report(args) => report::run(args),
+        Command::DistAssets(args) => assets::run(args, Cli::command()),
     }
 }

@@ -1,5 +1,5 @@
-//! Reading ELF files kdrill did not build (pure, over bytes): what a program needs to run (its
-//! interpreter and libraries) and a kernel module's `.modinfo` fields.
+//! Reading ELF files (pure, over bytes): what a program needs to run (its interpreter, libraries
+//! and the newest glibc symbol version it calls), and a kernel module's `.modinfo` fields.
 
 /// What a host ELF program needs to run: its interpreter and `DT_NEEDED` libraries.
 pub fn elf_needs(data: &[u8]) -> Result<(Option<String>, Vec<String>), String> {
@@ -67,6 +67,47 @@ pub fn modinfo_section(elf: &[u8]) -> Result<&[u8], String> {
         .map_err(|e| format!("bad .modinfo section: {e}"))
 }
 
+/// The newest `GLIBC_x.y` symbol version a 64-bit ELF program needs (its `.gnu.version_r`), as
+/// `[x, y]`; `None` when it needs none (a static program). Run on a glibc older than this, it
+/// fails to start with "version `GLIBC_x.y' not found".
+pub fn glibc_ceiling(data: &[u8]) -> Result<Option<[u32; 2]>, String> {
+    use object::elf::FileHeader64;
+    use object::read::elf::FileHeader;
+    use object::Endianness;
+    let header = FileHeader64::<Endianness>::parse(data)
+        .map_err(|e| format!("not a 64-bit ELF file: {e}"))?;
+    let endian = header.endian().map_err(|e| e.to_string())?;
+    let sections = header.sections(endian, data).map_err(|e| e.to_string())?;
+    let Some((mut needs, link)) = sections
+        .gnu_verneed(endian, data)
+        .map_err(|e| format!("bad .gnu.version_r: {e}"))?
+    else {
+        return Ok(None);
+    };
+    let strings = sections
+        .strings(endian, data, link)
+        .map_err(|e| format!("bad .gnu.version_r strings: {e}"))?;
+    let mut newest = None;
+    while let Some((_, mut auxes)) = needs.next().map_err(|e| e.to_string())? {
+        while let Some(aux) = auxes.next().map_err(|e| e.to_string())? {
+            let name = aux.name(endian, strings).map_err(|e| e.to_string())?;
+            if let Some(version) = glibc_version(&String::from_utf8_lossy(name)) {
+                newest = newest.max(Some(version));
+            }
+        }
+    }
+    Ok(newest)
+}
+
+/// `[2, 34]` of `GLIBC_2.34`, `[2, 2]` of `GLIBC_2.2.5` (a third number never raises the bar
+/// past its `x.y`); `None` for other version names (`GLIBC_PRIVATE`, `GCC_3.0`).
+fn glibc_version(name: &str) -> Option<[u32; 2]> {
+    let mut parts = name.strip_prefix("GLIBC_")?.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some([major, minor])
+}
+
 #[cfg(test)]
 pub(crate) mod tests_support {
     /// A minimal relocatable ELF with one section, for tests.
@@ -94,6 +135,21 @@ mod tests {
         let (interp, needed) = elf_needs(&data).unwrap();
         assert_eq!(interp.as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
         assert!(needed.iter().any(|n| n == "libc.so.6"), "{needed:?}");
+    }
+
+    #[test]
+    fn glibc_versions_are_read_and_compared_as_numbers() {
+        assert_eq!(glibc_version("GLIBC_2.34"), Some([2, 34]));
+        assert_eq!(glibc_version("GLIBC_2.2.5"), Some([2, 2]));
+        assert_eq!(glibc_version("GLIBC_PRIVATE"), None);
+        assert_eq!(glibc_version("GCC_3.0"), None);
+        assert!(Some([2, 9]) < Some([2, 34]), "2.9 is older than 2.34");
+        // Debian's dash needs some GLIBC_2.x; the relocatable test ELF needs none.
+        let dash = std::fs::read("/bin/sh").unwrap();
+        let ceiling = glibc_ceiling(&dash).unwrap().expect("dash needs glibc");
+        assert_eq!(ceiling[0], 2);
+        assert_eq!(glibc_ceiling(&elf_with_section(".x", b"")).unwrap(), None);
+        assert!(glibc_ceiling(b"#!/bin/sh\n").is_err());
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub const CRASHER_TOOLS: &[(&str, &str)] = &[
     ("gcc-12", "gcc-12"),
 ];
 
+/// Host programs only the test suite runs: promtool validates `kdrill check --format
+/// prometheus`; dpkg installs kdrill's own package into a throwaway root. Not in [`needed`]:
+/// Debian 12 ships promtool only in the `prometheus` package, whose install enables (and on a
+/// systemd host starts) a Prometheus server, which `cargo xtask` must not do to a developer's
+/// machine. `.ci/run` installs it with service starts refused.
+pub const TEST_TOOLS: &[(&str, &str)] = &[("promtool", "prometheus"), ("dpkg", "dpkg")];
+
 /// Folders searched for host programs, beyond `$PATH` (sbin folders are often not on a user's PATH).
 const EXTRA_DIRS: &[&str] = &[
     "/usr/local/sbin",
@@ -113,6 +120,7 @@ pub fn package_for(tool: &str) -> &str {
         .chain(CRASHER_TOOLS)
         .chain(DEBIAN_IMAGE_TOOLS)
         .chain(SSH_TARGET_TOOLS)
+        .chain(TEST_TOOLS)
         .find(|(t, _)| *t == tool)
         .map(|(_, p)| *p)
         .unwrap_or(tool)
@@ -275,6 +283,7 @@ mod tests {
     fn crasher_tools_name_their_packages() {
         assert_eq!(package_for("make"), "make");
         assert_eq!(package_for("gcc-12"), "gcc-12");
+        assert_eq!(package_for("promtool"), "prometheus");
         // Unknown tools are assumed to be packaged under their own name.
         assert_eq!(package_for("gcc-14"), "gcc-14");
     }

@@ -1,5 +1,6 @@
 //! kdrill's measured minimum reservation for this host (pure): from the calibration files given
-//! with `--calibration` or found in `/etc/kdrill/calibration/` of the checked root, the one for
+//! with `--calibration` or found in `/etc/kdrill/calibration/` or `/usr/share/kdrill/calibration/`
+//! (where kdrill's package installs the committed ones) of the checked root, the one for
 //! this kernel release (another release's only with a warning naming it), else one of this
 //! kernel series (`6.12` for `6.12.120+deb13-amd64`: a Debian 13 host picks the `debian-trixie`
 //! measurement over Debian 12's), preferring the capture userspace the host uses (kdump-tools:
@@ -13,8 +14,12 @@ use crate::calibrate::heuristics;
 use crate::readiness::snapshot::{Calibrated, Snapshot};
 use crate::readiness::source::Got;
 
-/// Where `kdrill check` looks for calibration files in the checked root.
+/// Where `kdrill check` looks for an operator's calibration files in the checked root.
 pub const CALIBRATION_DIR: &str = "/etc/kdrill/calibration";
+
+/// Where kdrill's Debian package installs the committed calibration files (`calibration/`), also
+/// read in the checked root.
+pub const SHIPPED_CALIBRATION_DIR: &str = crate::host::deb::CALIBRATION_DIR;
 
 /// A calibration file as read: where from, and its contents or why they could not be read.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,11 +2,13 @@
 
 use std::io::Read;
 
-use crate::readiness::calibration::{self, CalibrationFile, CALIBRATION_DIR};
+use crate::readiness::calibration::{
+    self, CalibrationFile, CALIBRATION_DIR, SHIPPED_CALIBRATION_DIR,
+};
 use crate::readiness::kdumpconf::{self, Target};
 use crate::readiness::snapshot::{self, Snapshot, TargetSnapshot, Unread};
 use crate::readiness::source::{Got, Problem, Root};
-use crate::readiness::{identity, initramfs, lastdrill, makedumpfile, tools, tree, units};
+use crate::readiness::{identity, initramfs, lastdrill, probe, tools, tree, units};
 
 /// Most entries listed under the dump folder (a host with thousands of old dumps is still checked quickly).
 const MAX_TARGET_ENTRIES: usize = 500;
@@ -211,7 +213,7 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
         .ram()
         .map(|(bytes, _)| bytes);
     snap.calibrated = calibration::choose(&snap, ram);
-    snap.makedumpfile = makedumpfile_version(root, &snap);
+    snap.makedumpfile = probe::makedumpfile_version(root, &snap);
     if let Ok(release) = snap.release.clone() {
         // The first that resolves; else the first entry there (a symlink loop is named).
         let candidates = snapshot::capture_initrds(&release);
@@ -227,54 +229,6 @@ pub fn gather_with(root: &Root, given: Vec<CalibrationFile>) -> Result<Snapshot,
     }
     snap.unread = unread;
     Ok(snap)
-}
-
-/// How long `makedumpfile -v` may take on the live host.
-const VERSION_RUN: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// makedumpfile's version: dpkg's record, a sosreport's `installed-rpms`, or on the live host
-/// `makedumpfile -v` (RPM hosts: whichever package carries it, the program knows its version).
-fn makedumpfile_version(root: &Root, snap: &Snapshot) -> Got<(String, String)> {
-    const DPKG: &str = "/var/lib/dpkg/status";
-    if let Ok(status) = root.text(DPKG) {
-        let installed = crate::fetch::userspace::status::installed(&status);
-        if let Some(version) = installed.get("makedumpfile") {
-            return Ok((version.clone(), DPKG.to_string()));
-        }
-    }
-    if !root.is_live() {
-        let rpms = root.text("/installed-rpms").ok();
-        return match rpms.as_deref().and_then(makedumpfile::rpm_version) {
-            Some(version) => Ok((version, "installed-rpms".to_string())),
-            None => Err(Problem::Missing),
-        };
-    }
-    match snap.tools.get("makedumpfile").cloned().flatten() {
-        Some(program) => version_of(&program),
-        None => Err(Problem::Missing),
-    }
-}
-
-/// `PROGRAM -v`'s version, under a deadline.
-fn version_of(program: &str) -> Got<(String, String)> {
-    let mut command = std::process::Command::new(program);
-    command.arg("-v");
-    let shown = format!("`{program} -v`");
-    match crate::host::process::run(&mut command, VERSION_RUN) {
-        Ok(done) => {
-            let output = String::from_utf8_lossy(&done.stdout).into_owned()
-                + &String::from_utf8_lossy(&done.stderr);
-            makedumpfile::version_line(&output)
-                .map(|version| (version, shown.clone()))
-                .ok_or_else(|| {
-                    Problem::Odd(format!(
-                        "{shown} printed no version: {}",
-                        crate::spec::excerpt::excerpt(&output)
-                    ))
-                })
-        }
-        Err(err) => Err(Problem::Odd(format!("{shown} failed: {err}"))),
-    }
 }
 
 /// The capture initrd read as archives, at most [`initramfs::FILE_LIMIT`] bytes of it.
@@ -408,42 +362,29 @@ fn free_space(root: &Root, dir: &str) -> Option<u64> {
     Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
-/// The calibration files in the root's `/etc/kdrill/calibration/` (`*.yaml`).
+/// The calibration files in the root's `/etc/kdrill/calibration/`, then in
+/// `/usr/share/kdrill/calibration/` (`*.yaml`, each folder's sorted by name).
 fn calibration_files(root: &Root, unread: &mut Vec<Unread>) -> Vec<CalibrationFile> {
-    let mut names = root.list(CALIBRATION_DIR).unwrap_or_else(|problem| {
-        note(unread, CALIBRATION_DIR, problem, "crashkernel-size");
-        Vec::new()
-    });
-    names.sort();
-    names
-        .into_iter()
-        .filter(|name| name.ends_with(".yaml"))
-        .map(|name| {
-            let path = format!("{CALIBRATION_DIR}/{name}");
-            // At most the cap of every YAML data file: a larger one is named, never parsed.
-            let text = root
-                .bytes(&path, crate::spec::bounds::MAX_BYTES)
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
-            calibration::parse(&path, text)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The live host's way: the program asked (kdrill's host packages include makedumpfile).
-    #[test]
-    fn makedumpfile_says_its_version() {
-        let program = crate::host::tools::find("makedumpfile").expect("makedumpfile on this host");
-        let (version, source) = version_of(&program.display().to_string()).unwrap();
-        assert!(version.starts_with("1."), "{version}");
-        assert_eq!(source, format!("`{} -v`", program.display()));
-        let err = version_of("/bin/false").unwrap_err();
-        assert!(
-            matches!(&err, Problem::Odd(why) if why.contains("printed no version") || why.contains("failed")),
-            "{err:?}"
+    let mut files = Vec::new();
+    for dir in [CALIBRATION_DIR, SHIPPED_CALIBRATION_DIR] {
+        let mut names = root.list(dir).unwrap_or_else(|problem| {
+            note(unread, dir, problem, "crashkernel-size");
+            Vec::new()
+        });
+        names.sort();
+        files.extend(
+            names
+                .into_iter()
+                .filter(|name| name.ends_with(".yaml"))
+                .map(|name| {
+                    let path = format!("{dir}/{name}");
+                    // At most the cap of every YAML data file: a larger one is named, never parsed.
+                    let text = root
+                        .bytes(&path, crate::spec::bounds::MAX_BYTES)
+                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+                    calibration::parse(&path, text)
+                }),
         );
     }
+    files
 }

@@ -1,13 +1,15 @@
 //! Field readiness checklist: pure checks over a host's /proc, /sys and /etc files, read through one root.
 //!
 //! [`gather`] is the only I/O (it reads a [`Snapshot`] through a [`source::Root`]); [`evaluate`] turns a
-//! snapshot into a [`Report`] of the checks of [`CHECKS`]; [`report`] renders it as a table or as JSON.
+//! snapshot into a [`Report`] of the checks of [`CHECKS`]; [`report`] renders it as a table or as JSON,
+//! [`metrics`] as Prometheus metrics, [`fleet`] many hosts' JSON as one table.
 
 mod calibration;
 mod capture;
 mod causes;
 mod context;
 pub mod distro;
+pub mod fleet;
 mod gather;
 pub mod identity;
 pub mod initramfs;
@@ -16,7 +18,9 @@ pub mod kdumpconf;
 pub mod lastdrill;
 mod makedumpfile;
 mod memory;
+pub mod metrics;
 mod platform;
+mod probe;
 mod ram;
 pub mod report;
 pub mod snapshot;
@@ -29,7 +33,7 @@ mod triggers;
 mod units;
 mod unread;
 
-pub use calibration::{CalibrationFile, CALIBRATION_DIR};
+pub use calibration::{CalibrationFile, CALIBRATION_DIR, SHIPPED_CALIBRATION_DIR};
 pub use gather::{gather, gather_with, RootError};
 pub use snapshot::{Calibrated, Snapshot};
 
@@ -161,6 +165,10 @@ pub struct Facts {
     pub arch_default_bytes: Option<u64>,
     /// Hook for a later issue: the minimum kdrill measured for this kernel.
     pub calibrated_bytes: Option<u64>,
+    /// The `crashkernel=` size check 3's fix recommends (`Memory::recommended`): the measured
+    /// minimum with its margin, else the largest of the estimate, the arch default and another
+    /// release's measurement; `None` when the kernel release is unknown.
+    pub crashkernel_recommended_bytes: Option<u64>,
     pub capture_loaded: Option<bool>,
     pub kdump_service: Option<String>,
     pub dump_target: Option<String>,
@@ -259,6 +267,7 @@ fn facts(cx: &Context) -> Facts {
         estimate: cx.mem.estimate(cx),
         arch_default_bytes: cx.mem.arch_default(cx),
         calibrated_bytes: snap.calibrated.as_ref().map(|c| c.min_bytes),
+        crashkernel_recommended_bytes: snap.release.is_ok().then(|| cx.mem.recommended(cx)),
         capture_loaded: snap
             .kexec_crash_loaded
             .as_deref()

@@ -10,7 +10,8 @@ use crate::readiness::{Area, Check, Facts, Report, Status, Verdict};
 ///
 /// Added within `kdrill-check/1`: `hostname` and `machine_id` (top level, `null` when the root
 /// has none), and each check's `follows_from` (the id of the check it only follows from, whose
-/// fix is the fix; its own `fix` is then `null`).
+/// fix is the fix; its own `fix` is then `null`), and `facts.crashkernel_recommended_bytes` (the
+/// `crashkernel=` size check 3's fix recommends, `null` when the kernel release is unknown).
 pub const SCHEMA: &str = "kdrill-check/1";
 
 /// How the table is drawn.

@@ -1,12 +1,14 @@
-//! Integration tests: the `kdrill` binary's CLI, fixture trees, the crasher module built for real, one real VM case that must FAIL, the Debian image's broken configurations (real three-boot cases that must FAIL), and the host-package step in a chroot of a fresh machine.
+//! Integration tests: the `kdrill` binary's CLI, fixture trees, fleet metrics and reports, kdrill's Debian package installed into a throwaway root, the crasher module built for real, one real VM case that must FAIL, the Debian image's broken configurations (real three-boot cases that must FAIL), and the host-package step in a chroot of a fresh machine.
 mod bad_data;
 mod calibrate;
 mod check;
 mod check_input;
 mod crasher;
+mod dist;
 mod drgn;
 mod drill;
 mod fetch;
+mod fleet;
 mod host;
 mod inspect;
 mod install;

@@ -108,6 +108,7 @@ pub fn prepare(
         what: "kdrill binary",
         detail: "no kdrill program to copy into the guest for `kdrill check`: build it (`cargo build -p kdrill`) or set KDRILL_BIN".into(),
     })?;
+    let kdrill_path = kdrill.clone();
     let kdrill = std::fs::read(kdrill).setup("kdrill binary")?;
     let case_settings = crate::guest::caseenv::case_env(scenario);
     let mut files_in: casedisk::Files = vec![
@@ -119,6 +120,20 @@ pub fn prepare(
         ),
         ("kdrill".into(), 0o755, kdrill.clone()),
     ];
+    // A drill runs kdrill as an operator installs it: its Debian package, in place of the binary.
+    if scenario.trigger == crate::spec::scenario::Trigger::Drill {
+        match crate::guest::debian::package::checkout() {
+            Some(checkout) => {
+                progress("packing kdrill's Debian package for the guest");
+                let deb = crate::guest::debian::package::build(&kdrill_path, &checkout, &s.join("deb"))
+                    .map_err(|detail| CaseError::Setup { what: "kdrill's Debian package", detail })?;
+                files_in.retain(|(name, _, _)| name != "kdrill");
+                files_in.push(("kdrill.deb".into(), 0o644, std::fs::read(&deb).setup("kdrill's Debian package")?));
+                production.kdrill_package = Some(deb.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            }
+            None => eprintln!("kdrill: no checkout with dist/ to pack kdrill's Debian package: the guest gets the binary"),
+        }
+    }
     if let Some(ko) = crasher {
         files_in.push(("crasher.ko".into(), 0o644, ko));
     }

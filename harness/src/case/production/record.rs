@@ -33,6 +33,9 @@ pub struct Production {
     /// `kdrill check --format json` in boot 1, before the crash (`boot1-check.json`).
     pub check: Option<CheckSummary>,
     pub dump_folder: Option<DumpFolder>,
+    /// kdrill's own Debian package the guest installed (a `drill` case), by file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdrill_package: Option<String>,
 }
 
 /// One phase: what it waits for, its deadline, how long it took, why it failed.

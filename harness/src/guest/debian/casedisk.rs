@@ -28,6 +28,7 @@ pub const EVIDENCE: &[&str] = &[
     "boot3-kdump-tools.journal",
     "boot3-coredir-listing.txt",
     "boot2.journal",
+    "kdrill-install.txt",
     "drill-arm.txt",
     "drill-break.txt",
     "drill-record.json",

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod casedisk;
+pub mod package;
 pub mod tree;
 pub mod unshare;
 

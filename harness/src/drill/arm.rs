@@ -291,15 +291,19 @@ mod tests {
         assert!(unit.contains("ConditionPathExists=/var/lib/kdrill/drill/armed"));
     }
 
-    #[test]
-    fn a_wrong_hostname_arms_nothing() {
-        let pre = Preflight {
+    fn preflight_db1() -> Preflight {
+        Preflight {
             hostname: "db1".into(),
             release: "6.1.0".into(),
             service: "kdump-tools.service".into(),
             dump_dir: "/var/crash".into(),
             verdict: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_wrong_hostname_arms_nothing() {
+        let pre = preflight_db1();
         let err = confirm(&pre, &mut &b"db2\n"[..]).unwrap_err();
         assert!(
             err.to_string()
@@ -316,13 +320,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("etc/default")).unwrap();
         std::fs::write(dir.path().join("etc/default/kdump-tools"), "USE_KDUMP=1\n").unwrap();
         let root = Root::new(dir.path());
-        let pre = Preflight {
-            hostname: "db1".into(),
-            release: "6.1.0".into(),
-            service: "kdump-tools.service".into(),
-            dump_dir: "/var/crash".into(),
-            verdict: String::new(),
-        };
+        let pre = preflight_db1();
         let plan = Plan {
             route: Route::Sysrq,
             yes: true,

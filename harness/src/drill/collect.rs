@@ -217,24 +217,7 @@ pub fn notify(record: &Record, path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn armed() -> Armed {
-        Armed {
-            id: "20261207T124400Z-3f2a".into(),
-            route: "sysrq".into(),
-            marker: "kdrill drill 20261207T124400Z-3f2a: crashing this host on purpose by sysrq"
-                .into(),
-            armed_unix: 100,
-            crash_unix: Some(100),
-            hostname: None,
-            kernel_release: "6.1.0".into(),
-            service: "kdump-tools.service".into(),
-            dump_dir: "/var/crash".into(),
-            before: vec!["202612010000".into(), "kexec_cmd".into()],
-            fingerprints: Default::default(),
-            notify: None,
-        }
-    }
+    use crate::drill::judge::tests::armed;
 
     #[test]
     fn a_drill_with_no_dump_is_recorded_as_failed_and_disarmed() {

@@ -129,10 +129,11 @@ pub fn times(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn armed() -> Armed {
+    /// An armed drill as the tests of the drill's modules use it.
+    pub(crate) fn armed() -> Armed {
         Armed {
             id: "20261207T124400Z-3f2a".into(),
             route: "sysrq".into(),

@@ -56,14 +56,7 @@ fn check_prometheus_output_passes_promtool_on_every_captured_tree() {
         let code = check_to(name, "prometheus", &file);
         assert!((0..=2).contains(&code), "{name}: exit {code}");
         let text = std::fs::read_to_string(&file).unwrap();
-        let mut command = std::process::Command::new(&promtool);
-        command.args(["check", "metrics"]);
-        let run = kdrill::host::process::run_with_input(
-            &mut command,
-            std::fs::File::open(&file).unwrap().into(),
-            PROMTOOL_DEADLINE,
-        )
-        .unwrap();
+        let run = promtool_check(&promtool, &file);
         assert!(
             run.status.success() && run.stdout.is_empty() && run.stderr.is_empty(),
             "{name}: promtool says\n{}{}\n{text}",
@@ -111,14 +104,7 @@ fn promtool_refuses_a_broken_file_so_the_test_above_can_fail() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.prom");
     std::fs::write(&file, "kdrill_ready{ 1\n").unwrap();
-    let mut command = std::process::Command::new(&promtool);
-    command.args(["check", "metrics"]);
-    let run = kdrill::host::process::run_with_input(
-        &mut command,
-        std::fs::File::open(&file).unwrap().into(),
-        PROMTOOL_DEADLINE,
-    )
-    .unwrap();
+    let run = promtool_check(&promtool, &file);
     assert!(!run.status.success());
 }
 
@@ -334,4 +320,19 @@ fn report_names_a_bad_file_and_where_it_went_wrong() {
         kdrill().arg("report").output().unwrap().status.code(),
         Some(64)
     );
+}
+
+/// `promtool check metrics < file`, under a deadline.
+fn promtool_check(
+    promtool: &std::path::Path,
+    file: &std::path::Path,
+) -> kdrill::host::process::Finished {
+    let mut command = std::process::Command::new(promtool);
+    command.args(["check", "metrics"]);
+    kdrill::host::process::run_with_input(
+        &mut command,
+        std::fs::File::open(file).unwrap().into(),
+        PROMTOOL_DEADLINE,
+    )
+    .unwrap()
 }

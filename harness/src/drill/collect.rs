@@ -220,6 +220,43 @@ mod tests {
     use crate::drill::judge::tests::armed;
 
     #[test]
+    fn notify_runs_the_command_with_the_drills_verdict_and_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("said");
+        let mut a = armed();
+        a.notify = Some(format!(
+            "echo \"$KDRILL_DRILL_ID $KDRILL_DRILL_RESULT $KDRILL_DRILL_RECORD\" > {}",
+            out.display()
+        ));
+        let record = Record {
+            schema: SCHEMA.into(),
+            armed: a,
+            collected_unix: 1,
+            success: false,
+            reason: Some("no dump".into()),
+            dump: None,
+            dump_bytes: None,
+            panic_message: None,
+            findings: vec![],
+            times: Times::default(),
+        };
+        let said = notify(&record, Path::new("/var/lib/kdrill/drill/x.json")).unwrap();
+        assert!(said.starts_with("notified"), "{said}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            text.trim(),
+            "20261207T124400Z-3f2a fail /var/lib/kdrill/drill/x.json"
+        );
+        // A command that fails is said, never a panic, and does not change the verdict.
+        let mut failing = record.clone();
+        failing.armed.notify = Some("exit 7".into());
+        let said = notify(&failing, Path::new("x")).unwrap();
+        assert!(said.contains("failed"), "{said}");
+        failing.armed.notify = None;
+        assert_eq!(notify(&failing, Path::new("x")), None);
+    }
+
+    #[test]
     fn a_drill_with_no_dump_is_recorded_as_failed_and_disarmed() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("var/crash/202612010000")).unwrap();

@@ -17,6 +17,16 @@ pub use crate::spec::drill::{Armed, Finding, Record, Times, ARMED, DRILL_DIR, SC
 const FINGERPRINT_LIMIT: u64 = 1 << 30;
 /// Where each kdump implementation keeps the capture kernel and initrd it loads.
 const CAPTURE_FOLDERS: [&str; 1] = ["/var/lib/kdump"];
+/// Files of the capture folders that change at every boot, not with the capture path: kdump-tools
+/// 1.10's `kdump_mem_estimator` snapshots `/proc/meminfo` early in each boot into
+/// `/var/lib/kdump/mem-<release>` (for its "crashkernel suggested size"), so the drill's own
+/// reboot rewrites it.
+const PER_BOOT: [&str; 1] = ["/var/lib/kdump/mem-"];
+
+/// Whether a change to `path` says the capture path changed (a per-boot snapshot does not).
+fn names_the_capture_path(path: &str) -> bool {
+    !PER_BOOT.iter().any(|prefix| path.starts_with(prefix))
+}
 
 /// The newest drill record under `/var/lib/kdrill/drill/` of the checked root.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -55,6 +65,7 @@ pub fn fingerprint_paths(root: &Root, release: &str) -> Vec<String> {
                 names
                     .into_iter()
                     .map(|name| format!("{folder}/{name}"))
+                    .filter(|path| names_the_capture_path(path))
                     .filter(|path| root.meta(path).is_ok_and(|m| !m.is_dir)),
             );
         }
@@ -155,6 +166,8 @@ pub fn stale(
         .armed
         .fingerprints
         .iter()
+        // (a record armed before a file was known to change per boot may still name it)
+        .filter(|(path, _)| names_the_capture_path(path))
         .filter(|(path, then)| now.get(*path).is_some_and(|now| now != *then))
         .map(|(path, _)| path.as_str())
         .collect();
@@ -320,6 +333,25 @@ mod tests {
             row.seen
         );
         assert!(row.fix.as_deref().unwrap_or("").contains("kdrill drill"));
+
+        // kdump-tools 1.10 rewrites its early-boot meminfo snapshot at every boot, the drill's
+        // own reboot included: a record that names it (armed by an older kdrill) still counts.
+        let mut armed_with_snapshot = record(true);
+        armed_with_snapshot
+            .armed
+            .fingerprints
+            .insert("/var/lib/kdump/mem-6.12.9-amd64".into(), "sha256:11".into());
+        let rebooted = [
+            ("/etc/default/kdump-tools", "sha256:aa"),
+            ("/var/lib/kdump/initrd.img-6.12.9-amd64", "sha256:bb"),
+            ("/var/lib/kdump/mem-6.12.9-amd64", "sha256:22"),
+        ];
+        let row = check_row(
+            &seen(armed_with_snapshot, &rebooted),
+            Some("6.12.9-amd64"),
+            0,
+        );
+        assert_eq!(row.status, Status::Pass, "{row:?}");
     }
 
     #[test]
@@ -364,11 +396,14 @@ mod tests {
         // The capture folder's files are fingerprinted, its subfolders are not.
         std::fs::create_dir_all(dir.path().join("var/lib/kdump/initramfs-tools")).unwrap();
         std::fs::write(dir.path().join("var/lib/kdump/initrd.img-6.1.0"), "x").unwrap();
+        std::fs::write(dir.path().join("var/lib/kdump/mem-6.1.0"), "MemTotal: 1").unwrap();
         let paths = fingerprint_paths(&root, "6.1.0");
         assert!(
             paths.contains(&"/var/lib/kdump/initrd.img-6.1.0".to_string()),
             "{paths:?}"
         );
+        // ... but not the per-boot meminfo snapshot.
+        assert!(!paths.iter().any(|p| p.contains("/mem-")), "{paths:?}");
         assert!(
             !paths.iter().any(|p| p.ends_with("initramfs-tools")),
             "{paths:?}"

@@ -5,11 +5,16 @@
 use std::path::Path;
 
 use crate::case::error::CaseError;
-use crate::spec::drill::Record;
+use crate::spec::drill::{Record, Times};
 
 /// The drill's record and the boot 3 check, from the case's evidence folder `dir`; `dump` is the
-/// dump file the host read off the guest's disk (its name), if any.
-pub fn judge(dir: &Path, dump: Option<&str>) -> (Vec<String>, Vec<CaseError>) {
+/// dump file the host read off the guest's disk (its name), if any; `followed_s` the time from
+/// QEMU's start until the guest was gone, on the host's clock, which holds the whole drill.
+pub fn judge(
+    dir: &Path,
+    dump: Option<&str>,
+    followed_s: Option<f64>,
+) -> (Vec<String>, Vec<CaseError>) {
     let mut notes = Vec::new();
     let mut errors = Vec::new();
     let record = match std::fs::read(dir.join("drill-record.json")) {
@@ -46,6 +51,9 @@ pub fn judge(dir: &Path, dump: Option<&str>) -> (Vec<String>, Vec<CaseError>) {
         )));
         return (notes, errors);
     }
+    if let Some(error) = times_fit(times, followed_s) {
+        errors.push(error);
+    }
     let named = record.dump.as_deref().and_then(|d| d.rsplit('/').next());
     if let (Some(host), Some(guest)) = (dump, named) {
         if host != guest {
@@ -68,6 +76,40 @@ pub fn judge(dir: &Path, dump: Option<&str>) -> (Vec<String>, Vec<CaseError>) {
     (notes, errors)
 }
 
+/// The drill times its steps by the guest's wall clock: each is there and not negative, and the
+/// crash → host back span fits in the host's view of the whole case (2 s for whole-second stamps).
+fn times_fit(times: &Times, followed_s: Option<f64>) -> Option<CaseError> {
+    let steps = [
+        ("crash → dump folder made", times.crash_to_capture_s),
+        ("dump folder → dump saved", times.capture_to_saved_s),
+        ("dump saved → host back", times.saved_to_back_s),
+        ("crash → host back", times.crash_to_back_s),
+    ];
+    for (step, seconds) in steps {
+        match seconds {
+            None => {
+                return Some(CaseError::Drill(format!(
+                    "the drill record has no time for {step}"
+                )))
+            }
+            Some(s) if s < 0.0 => {
+                return Some(CaseError::Drill(format!(
+                    "the drill record says {step} took {s:.0} s: the guest's clock went back"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let (Some(back), Some(host)) = (times.crash_to_back_s, followed_s) else {
+        return None;
+    };
+    (back > host + 2.0).then(|| {
+        CaseError::Drill(format!(
+            "the drill record says crash → host back took {back:.0} s, but the whole case took {host:.0} s on the host: the guest's clock is wrong (a restored guest keeps its snapshot's time until it reads the RTC)"
+        ))
+    })
+}
+
 fn last_drill_row(dir: &Path) -> Option<(String, String)> {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("boot3-check.json")).ok()?).ok()?;
@@ -88,7 +130,7 @@ mod tests {
     #[test]
     fn a_missing_or_failed_record_fails_the_case_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let (_, errors) = judge(dir.path(), None);
+        let (_, errors) = judge(dir.path(), None, None);
         assert!(
             errors[0].to_string().contains("no drill record"),
             "{}",
@@ -102,7 +144,7 @@ mod tests {
             "dump": null, "dump_bytes": null, "panic_message": null, "findings": [], "times": {}
         });
         std::fs::write(dir.path().join("drill-record.json"), record.to_string()).unwrap();
-        let (notes, errors) = judge(dir.path(), None);
+        let (notes, errors) = judge(dir.path(), None, None);
         assert!(notes[0].contains("drill x: FAIL"), "{notes:?}");
         assert_eq!(errors[0].kind(), "drill");
         assert!(
@@ -112,5 +154,41 @@ mod tests {
             "{}",
             errors[0]
         );
+    }
+
+    #[test]
+    fn drill_times_must_fit_in_the_hosts_view_of_the_case() {
+        let times = Times {
+            crash_to_capture_s: Some(21.0),
+            capture_to_saved_s: Some(8.0),
+            saved_to_back_s: Some(5.0),
+            crash_to_back_s: Some(34.0),
+        };
+        assert!(times_fit(&times, Some(89.6)).is_none());
+        assert!(times_fit(&times, None).is_none());
+        // A restored guest whose clock stayed at the snapshot's: 418 s in a 86 s case.
+        let skewed = Times {
+            crash_to_capture_s: Some(418.0),
+            crash_to_back_s: Some(438.0),
+            ..times.clone()
+        };
+        let why = times_fit(&skewed, Some(86.2)).unwrap().to_string();
+        assert!(why.contains("438 s") && why.contains("86 s"), "{why}");
+        let back = Times {
+            saved_to_back_s: Some(-3.0),
+            ..times.clone()
+        };
+        assert!(times_fit(&back, None)
+            .unwrap()
+            .to_string()
+            .contains("went back"));
+        let missing = Times {
+            capture_to_saved_s: None,
+            ..times
+        };
+        assert!(times_fit(&missing, None)
+            .unwrap()
+            .to_string()
+            .contains("no time for dump folder → dump saved"));
     }
 }

@@ -72,6 +72,7 @@ impl ImageFlow for DebianFlow {
         Ok(Box::new(DebianGuest {
             prepared,
             capture_failed: None,
+            followed_s: None,
         }))
     }
 }
@@ -81,6 +82,8 @@ struct DebianGuest {
     prepared: prepare::Prepared,
     /// The capture failed and the guest rebooted on (boot 3 is still followed and read).
     capture_failed: Option<CaseError>,
+    /// QEMU start → the guest gone, on the host's clock (bounds the times the guest measured).
+    followed_s: Option<f64>,
 }
 
 impl PreparedGuest for DebianGuest {
@@ -113,7 +116,9 @@ impl PreparedGuest for DebianGuest {
             .shape
             .as_ref()
             .map(|shape| (&shape.record.key[..16], &prepared.case_settings[..]));
-        self.capture_failed = boots.run()?.capture_failed;
+        let ran = boots.run();
+        self.followed_s = Some(started.elapsed().as_secs_f64());
+        self.capture_failed = ran?.capture_failed;
         Ok(())
     }
 
@@ -126,17 +131,26 @@ impl PreparedGuest for DebianGuest {
         let DebianGuest {
             prepared,
             capture_failed,
+            followed_s,
         } = *self;
-        collect(run, &prepared, followed.map(|()| capture_failed), result)
+        collect(
+            run,
+            &prepared,
+            followed.map(|()| capture_failed),
+            followed_s,
+            result,
+        )
     }
 }
 
 /// Reads the evidence, the in-guest check and the dump folder after the guest is gone; `outcome`
-/// is how following it ended (a failed capture the guest rebooted from is `Ok(Some(_))`).
+/// is how following it ended (a failed capture the guest rebooted from is `Ok(Some(_))`);
+/// `followed_s` how long, on the host's clock.
 fn collect(
     run: &Run,
     prepared: &prepare::Prepared,
     outcome: Result<Option<CaseError>, CaseError>,
+    followed_s: Option<f64>,
     result: &mut CaseResult,
 ) -> Result<(), CaseError> {
     let case = run.case;
@@ -219,7 +233,7 @@ fn collect(
             .and_then(|p| p.dump_folder.as_ref())
             .and_then(|f| f.files.iter().find(|x| x.name.starts_with("dump.")))
             .map(|x| x.name.clone());
-        let (notes, errors) = drilled::judge(run.dir, dump.as_deref());
+        let (notes, errors) = drilled::judge(run.dir, dump.as_deref(), followed_s);
         result.notes.extend(notes);
         for error in errors {
             result.fail(error);

@@ -54,22 +54,18 @@ impl Attempt {
     pub fn write(&self, result: &mut CaseResult) {
         let path = self.dir.join("result.json");
         let json = serde_json::to_string_pretty(&*result).unwrap_or_default();
-        if let Err(err) = write_atomically(&path, (json + "\n").as_bytes()) {
-            result
-                .reasons
-                .push(format!("cannot write {}: {err}", path.display()));
+        // Flushed to disk before it replaces the old one: a host that loses power keeps a whole
+        // result, old or new.
+        if let Err(err) = crate::host::atomic::write(&path, (json + "\n").as_bytes()) {
+            let cause = std::error::Error::source(&err)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            result.reasons.push(format!("{err}{cause}"));
             if result.verdict == Verdict::Pass {
                 result.verdict = Verdict::Fail;
             }
         }
     }
-}
-
-/// Replaces `path` in one step, so a reader (or a SIGKILL) never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let partial = path.with_extension("json.partial");
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, path)
 }
 
 /// `latest` → `id`, replaced atomically (a symlink renamed over the old one).
@@ -175,6 +171,22 @@ mod tests {
             serde_json::from_slice(&std::fs::read(attempt.dir.join("result.json")).unwrap())
                 .unwrap();
         assert_eq!(back.kernel, "k");
-        assert!(!attempt.dir.join("result.json.partial").exists());
+        let left: Vec<_> = std::fs::read_dir(&attempt.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["result.json"], "no temporary file is left");
+
+        // A result that cannot be written is a FAIL that says which file and why.
+        std::fs::remove_dir_all(&attempt.dir).unwrap();
+        let mut result = CaseResult::new("k", "s", &attempt.dir);
+        result.verdict = Verdict::Pass;
+        attempt.write(&mut result);
+        assert_eq!(result.verdict, Verdict::Fail);
+        let why = result.reasons.last().unwrap();
+        assert!(
+            why.contains("result.json") && why.contains("No such file"),
+            "{why}"
+        );
     }
 }

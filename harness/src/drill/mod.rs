@@ -12,7 +12,7 @@ pub mod collect;
 pub mod judge;
 pub mod route;
 
-use std::io::Write as _;
+use crate::host::atomic::AtomicError;
 use std::path::Path;
 
 /// What stopped a drill from arming or collecting (a failed drill is a record, not an error).
@@ -51,22 +51,35 @@ pub(crate) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error)
 }
 
 /// Writes `bytes` to `path` so a crash or power loss leaves the old file or the new one, never a
-/// part: a temporary file in the same folder, flushed to disk, then renamed over.
+/// part (`host::atomic`), creating its folder; a new file is 0600, as kdump-tools keeps its dmesg.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), DrillError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io("create a file in", dir))?;
-    temp.write_all(bytes).map_err(io("write", path))?;
-    temp.as_file().sync_all().map_err(io("flush", path))?;
-    temp.persist(path).map_err(|e| DrillError::Io {
-        what: "rename over",
-        path: path.display().to_string(),
-        source: e.error,
-    })?;
-    if let Ok(folder) = std::fs::File::open(dir) {
-        let _ = folder.sync_all();
-    }
-    Ok(())
+    crate::host::atomic::write_mode(path, bytes, 0o600).map_err(|e| {
+        let (what, source) = match e {
+            AtomicError::Temp { source, .. } => ("write a temporary file beside", source),
+            AtomicError::Replace { source, .. } => ("rename over", source),
+        };
+        io(what, path)(source)
+    })
 }
 
 pub(crate) use crate::readiness::lastdrill::now_unix;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_drill_file_is_written_whole_in_a_new_folder_readable_by_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var/lib/kdrill/drill/x.json");
+        write_durably(&path, b"{}\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let err = write_durably(&dir.path().join("missing/\0/x"), b"").unwrap_err();
+        assert!(matches!(err, DrillError::Io { .. }), "{err}");
+    }
+}

@@ -27,6 +27,11 @@ pub enum AtomicError {
 /// Writes `bytes` to `path` atomically. The new file keeps the mode of the file it replaces, else
 /// it is 0644: world-readable, as node_exporter (user `prometheus`) must read a file root wrote.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), AtomicError> {
+    write_mode(path, bytes, 0o644)
+}
+
+/// [`write`], with `new_mode` for a file that does not exist yet (0600 for one only root reads).
+pub fn write_mode(path: &Path, bytes: &[u8], new_mode: u32) -> Result<(), AtomicError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -38,7 +43,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), AtomicError> {
     };
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
+        .unwrap_or(new_mode);
     // A dot name, so a collector that reads `*.prom` never reads the temporary file.
     let mut temp = tempfile::Builder::new()
         .prefix(".kdrill-")

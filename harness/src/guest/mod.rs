@@ -4,6 +4,7 @@
 pub mod caseenv;
 pub mod debian;
 pub mod dumpdisk;
+pub mod guestfs;
 pub mod initramfs;
 pub mod minimal;
 pub mod modalias;

@@ -20,6 +20,7 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+pub mod agent;
 pub mod calibrate;
 pub mod campaign;
 pub mod case;

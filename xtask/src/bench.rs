@@ -198,6 +198,7 @@ fn time_set(root: &Path, set: &str) -> anyhow::Result<i32> {
         list: false,
         mode: None,
         no_restore: false,
+        disk: Default::default(),
         image: None,
         overlay: None,
         crashkernel: None,

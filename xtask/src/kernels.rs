@@ -45,7 +45,7 @@ pub fn run(root: &Path, args: &KernelsArgs) -> anyhow::Result<i32> {
         let spec = kdrill::spec::kernel::load(root, &id)?;
         let release = match &spec.source {
             KernelSource::Debian { suite, .. } => suite.clone(),
-            KernelSource::Local { .. } => "~local".into(),
+            KernelSource::Local { .. } | KernelSource::Image => "~local".into(),
         };
         releases.entry(release).or_default().push(spec);
     }
@@ -125,6 +125,7 @@ fn pinned(spec: &KernelSpec) -> String {
             })
             .unwrap_or_default(),
         KernelSource::Local { vmlinuz, .. } => format!("local {}", vmlinuz.display()),
+        KernelSource::Image => "the disk image's own".into(),
     }
 }
 

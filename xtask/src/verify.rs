@@ -95,8 +95,9 @@ pub fn run(root: &Path, args: VerifyArgs) -> anyhow::Result<i32> {
     match &args.set {
         Some(set) => {
             // A set also chooses the Debian images' broken configurations (the `production`
-            // binary: `ci` each once, `nightly` on both images, another set none).
-            command.args(["--test", "production"]);
+            // binary: `ci` each once, `nightly` on both images, another set none) and the golden
+            // disk images' cases (the `disks` binary: `ci` one, `nightly` all).
+            command.args(["--test", "production", "--test", "disks"]);
             command
                 .env("KDRILL_MATRIX", set)
                 .env_remove("KDRILL_KERNELS")
@@ -107,7 +108,11 @@ pub fn run(root: &Path, args: VerifyArgs) -> anyhow::Result<i32> {
             command.env("KDRILL_SCENARIOS", join(&args.scenarios, "sysrq"));
             // The image, overlay and crashkernel= reach the matrix tests as they reach cases here.
             let setup = args.setup(&project.root)?;
-            command.env("KDRILL_IMAGE", setup.image.name());
+            // A disk image named by its path reaches them by its path.
+            match setup.image.file() {
+                Some(file) => command.env("KDRILL_IMAGE", file),
+                None => command.env("KDRILL_IMAGE", setup.image.name()),
+            };
             if let Some(overlay) = &setup.overlay {
                 command.env("KDRILL_OVERLAY", overlay);
             }

@@ -26,6 +26,14 @@ pub fn classify(result: &CaseResult, console: &str) -> Outcome {
     if result.failure.as_deref() == Some("not-ready") && reasons.contains("boot 1") {
         return Outcome::TooSmall(FailureMode::KexecCannotLoad);
     }
+    // A disk image: its own kdump service could not load the capture kernel, or the kernel
+    // reserved nothing at this size.
+    if result.failure.as_deref() == Some("kdump-service") && reasons.contains("boot 1") {
+        return Outcome::TooSmall(FailureMode::KexecCannotLoad);
+    }
+    if result.failure.as_deref() == Some("no-crashkernel") {
+        return Outcome::TooSmall(FailureMode::NoReservation);
+    }
     if reasons.contains("phase kexec") {
         if reasons.contains("kexec_crash_size is 0") {
             return Outcome::TooSmall(FailureMode::NoReservation);

@@ -24,7 +24,7 @@ pub const DEBIAN_DEFAULT: &str = "384M-:128M";
 pub const MARGIN_MIN_MIB: u64 = 32;
 
 /// The sizes `kdumpctl estimate` adds up for a guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EstimateInputs {
     pub kernel_image_bytes: u64,
     pub modules_bytes: u64,

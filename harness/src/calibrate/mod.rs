@@ -70,3 +70,39 @@ pub enum Outcome {
     /// timeout before the crash, a setup error): retried.
     Unrelated(String),
 }
+
+/// The case a calibration probes: a kernel entry on an image of kdrill's, or a disk image's own
+/// kernel (`--kernel` then a usage error).
+pub(crate) fn selected_case(
+    root: &std::path::Path,
+    kernel: Option<&str>,
+    image: Option<&str>,
+    scenario: &str,
+) -> anyhow::Result<crate::case::Case> {
+    use crate::exit::Exit;
+    let image = match image {
+        Some(name) => crate::spec::images::Registry::load(root)?
+            .find(name)
+            .map_err(|e| Exit::usage(format!("--image: {e}")))?,
+        None => Default::default(),
+    };
+    crate::case::disk::settings::check_flags(&image, kernel.is_some(), false)
+        .map_err(Exit::usage)?;
+    let kernel = match (kernel, image.boots_own_kernel()) {
+        (Some(kernel), _) => kernel.to_string(),
+        (None, true) => String::new(),
+        (None, false) => {
+            return Err(Exit::usage("--kernel ID is needed (a kernel entry of kernels/)").into())
+        }
+    };
+    let setup = crate::spec::setup::Setup {
+        image,
+        ..Default::default()
+    };
+    let cases =
+        crate::campaign::matrix::expand_with(root, &[kernel], &[scenario.to_string()], &setup)?;
+    cases
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no case selected"))
+}

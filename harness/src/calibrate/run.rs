@@ -20,7 +20,6 @@ use crate::case::plan::Overrides;
 use crate::case::{Case, RunOptions};
 use crate::exit::Exit;
 use crate::spec::cmdline;
-use crate::spec::images::Registry;
 use crate::spec::scenario::BootMode;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -28,13 +27,15 @@ use crate::spec::scenario::BootMode;
     after_help = "Exit codes: 0 every memory size has an answer, 1 one has none, 3 kdrill could not do its job (a YAML error, a case it cannot prepare), 64 a bad command line, 128+N stopped by signal N."
 )]
 pub struct CalibrateArgs {
-    /// Kernel entry id from kernels/
-    #[arg(long, value_name = "ID")]
-    pub kernel: String,
+    /// Kernel entry id from kernels/ (not for a disk image, which boots its own)
+    #[arg(long, value_name = "ID", required_unless_present = "image")]
+    pub kernel: Option<String>,
     /// The guest image whose capture is measured, a recipe of images/: `minimal` (kdrill's
     /// busybox initramfs), `debian-bookworm` (alias `debian`) or `debian-trixie` (the release's
-    /// own kdump-tools, a full systemd boot of the capture kernel) [default: minimal]
-    #[arg(long, value_name = "NAME")]
+    /// own kdump-tools, a full systemd boot of the capture kernel); or your own disk image's path
+    /// (its agent sets each probe's crashkernel= through the image's bootloader, in the overlay)
+    /// [default: minimal]
+    #[arg(long, value_name = "NAME|PATH")]
     pub image: Option<String>,
     /// Guest memory sizes, comma-separated (`1G,2G`, `1536M`)
     #[arg(long, default_value = "1G", value_delimiter = ',')]
@@ -131,6 +132,10 @@ fn estimate_inputs(
     case: &Case,
     options: &RunOptions,
 ) -> anyhow::Result<(EstimateInputs, Option<String>)> {
+    // A disk image's kernel and capture initrd are inside it: no estimate, the bracket only.
+    if matches!(case.kernel.source, crate::spec::kernel::KernelSource::Image) {
+        return Ok((EstimateInputs::default(), None));
+    }
     let files = crate::fetch::kernel::resolve(&case.kernel, &options.cache)?;
     if crate::case::needs::needs(case, options.overrides).image_build {
         let built = crate::case::production::image_for(case, options, &|_| {})?;
@@ -220,19 +225,12 @@ pub fn run(args: &CalibrateArgs) -> anyhow::Result<i32> {
         })
         .collect::<Result<_, _>>()?;
     let project = crate::host::paths::project(args.root.as_deref())?;
-    let mut case = crate::campaign::matrix::expand(
+    let case = super::selected_case(
         &project.root,
-        std::slice::from_ref(&args.kernel),
-        std::slice::from_ref(&args.scenario),
-    )?
-    .into_iter()
-    .next()
-    .context("no case selected")?;
-    if let Some(name) = &args.image {
-        case.setup.image = Registry::load(&project.root)?
-            .find(name)
-            .map_err(|e| Exit::usage(format!("--image: {e}")))?;
-    }
+        args.kernel.as_deref(),
+        args.image.as_deref(),
+        &args.scenario,
+    )?;
     if let Some(why) = case.skip_reason() {
         bail!(
             "{} declares {} impossible: {why}",

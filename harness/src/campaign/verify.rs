@@ -35,16 +35,20 @@ pub struct VerifyArgs {
     /// A named set from matrix.yaml (`ci`, `nightly`, `canary`) instead of --kernel/--scenario
     #[arg(long, value_name = "NAME", conflicts_with_all = ["kernels", "scenarios"])]
     pub set: Option<String>,
-    /// The guest image, a recipe of images/: `minimal` (kdrill's initramfs), `debian-bookworm`
-    /// (alias `debian`) or `debian-trixie` (Debian with its own kdump-tools) [default: minimal]
-    #[arg(long, value_name = "NAME", conflicts_with = "set")]
+    /// The guest image: a recipe of images/ (`minimal`, `debian-bookworm` alias `debian`,
+    /// `debian-trixie`, or one of kind `disk`), or your own disk image's path (qcow2 or raw,
+    /// booted through an overlay, never written) [default: minimal]
+    #[arg(long, value_name = "NAME|PATH", conflicts_with = "set")]
     pub image: Option<String>,
+    #[command(flatten)]
+    pub disk: crate::case::disk::settings::DiskFlags,
     /// Files copied into the Debian image's root before its capture initrd is built (your
     /// /etc/default/kdump-tools, /etc/sysctl.d/*.conf, …); needs an image with its own
     /// kdump-tools (`--image debian`, `--image debian-trixie`)
     #[arg(long, value_name = "DIR", conflicts_with = "set")]
     pub overlay: Option<PathBuf>,
-    /// crashkernel= for every case, instead of the kernel entry's (e.g. 128M)
+    /// crashkernel= for every case, instead of the kernel entry's (e.g. 128M); on a disk image,
+    /// kdrill's agent sets it through the image's bootloader in the overlay and reboots once
     #[arg(long, value_name = "SIZE", conflicts_with = "set")]
     pub crashkernel: Option<String>,
     /// Whose busybox, kexec-tools and makedumpfile capture every minimal-image case (a set's
@@ -87,6 +91,7 @@ impl VerifyArgs {
         if self.no_restore {
             std::env::set_var("KDRILL_RESTORE", "0");
         }
+        self.disk.export();
     }
 
     /// The selected cases: a named set, or kernels x scenarios (defaults: debian-6.1 x sysrq);
@@ -120,6 +125,9 @@ impl VerifyArgs {
                 .map_err(|e| Exit::usage(format!("--image: {e}")))?,
             None => Default::default(),
         };
+        let disk_flags = self.disk.firmware.is_some() || self.disk.inject.is_some();
+        crate::case::disk::settings::check_flags(&image, !self.kernels.is_empty(), disk_flags)
+            .map_err(Exit::usage)?;
         let overlay = match &self.overlay {
             Some(dir) => Some(
                 std::path::absolute(dir).with_context(|| format!("overlay {}", dir.display()))?,
@@ -260,7 +268,10 @@ pub fn prefetch(cases: &[Case], options: &RunOptions) -> anyhow::Result<()> {
         .collect();
     let mut done: Vec<&str> = Vec::new();
     for (case, _) in &runnable {
-        if done.contains(&case.kernel.id.as_str()) {
+        // A disk image boots its own kernel: nothing to fetch for it.
+        if done.contains(&case.kernel.id.as_str())
+            || matches!(case.kernel.source, crate::spec::kernel::KernelSource::Image)
+        {
             continue;
         }
         done.push(&case.kernel.id);

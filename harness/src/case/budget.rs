@@ -279,6 +279,9 @@ pub mod debian {
     }
 }
 
+/// An operator's disk image's waits live with its flow.
+pub use crate::case::disk::budget as disk;
+
 /// The longest a case can run at `scale` before its own deadlines end it.
 pub fn total(scale: f64) -> Duration {
     // A restored case builds its shape (or waits for another run building it) instead of the
@@ -295,7 +298,8 @@ pub fn total(scale: f64) -> Duration {
         + EXTRACT * EXTRACTIONS
         + MAKEDUMPFILE_READ * 2;
     let vm_dump = BOOT.limit + MARKER.limit + QMP_REPLY + VM_DUMP * VM_DUMP_FORMATS;
-    (QMP_CONNECT + QMP_REPLY + SETUP + capture.max(vm_dump).max(debian::total())).mul_f64(scale)
+    (QMP_CONNECT + QMP_REPLY + SETUP + capture.max(vm_dump).max(debian::total()).max(disk::total()))
+        .mul_f64(scale)
 }
 
 #[cfg(test)]

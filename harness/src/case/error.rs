@@ -62,6 +62,33 @@ pub enum CaseError {
     /// Killing QEMU left something behind.
     #[error("teardown: {0}")]
     Teardown(String),
+
+    /// A disk image that cannot be booted at all (found before QEMU starts).
+    #[error("{0}")]
+    NotBootable(String),
+
+    /// A disk image booted but kdrill's agent never reported: the console's last lines say how
+    /// far it got.
+    #[error(
+        "the image did not boot to kdrill's agent: {reason}; the console's last lines: {lines}"
+    )]
+    NoAgent { reason: String, lines: String },
+
+    /// A disk image whose command line reserves no memory for a capture kernel.
+    #[error("{0}")]
+    NoReservation(String),
+
+    /// A disk image's own kdump service is missing or not ready (its own words).
+    #[error("the image's kdump service in boot {boot}: {reason}")]
+    Service { boot: u8, reason: String },
+
+    /// The operator's disk image file changed while kdrill ran it.
+    #[error("the image file {path} changed while the case ran (sha256 {before} before, {after} after): kdrill boots it only through an overlay, so something else wrote it; rerun with a file nothing else uses")]
+    ImageChanged {
+        path: String,
+        before: String,
+        after: String,
+    },
 }
 
 impl CaseError {
@@ -82,6 +109,11 @@ impl CaseError {
             CaseError::Shape { .. } => "shape",
             CaseError::Restore(_) => "restore",
             CaseError::Teardown(_) => "teardown",
+            CaseError::NotBootable(_) => "not-bootable",
+            CaseError::NoAgent { .. } => "no-agent",
+            CaseError::NoReservation(_) => "no-crashkernel",
+            CaseError::Service { .. } => "kdump-service",
+            CaseError::ImageChanged { .. } => "image-changed",
         }
     }
 

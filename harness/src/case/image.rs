@@ -58,6 +58,7 @@ pub fn flow_for(image: &Image) -> &'static dyn ImageFlow {
     match image.kind() {
         ImageKind::Minimal => &crate::case::flow::MinimalFlow,
         ImageKind::Debian => &crate::case::production::DebianFlow,
+        ImageKind::Disk => &crate::case::disk::DiskFlow,
     }
 }
 

@@ -3,6 +3,7 @@
 //! and judge it. Every attempt keeps its evidence in a folder of its own (`evidence`).
 
 pub mod budget;
+pub mod disk;
 pub mod error;
 pub mod evidence;
 mod flow;
@@ -114,6 +115,11 @@ impl Case {
                 "scenario {} runs on {only} images only (its `image.only`), this case is on {image}",
                 self.scenario.id
             ));
+        }
+        if image.boots_own_kernel() {
+            if let Some(why) = disk::settings::refuses(self.scenario.trigger) {
+                return Some(why);
+            }
         }
         image.refuses(
             self.scenario.trigger == Trigger::VmDump,

@@ -31,7 +31,7 @@ pub fn needs(case: &Case, overrides: Overrides) -> Needs {
         userspace: image.takes_userspace(),
         crasher: case.scenario.trigger.needs_crasher(),
         fast_vmlinux: plan::plan(case, overrides).mode == BootMode::Fast,
-        image_build: image.own_kdump(),
+        image_build: image.kind().builds_from_kernel(),
     }
 }
 

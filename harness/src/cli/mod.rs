@@ -1,5 +1,6 @@
 //! Command-line front end: argument parsing and dispatch to one module per subcommand.
 
+mod agent;
 mod assets;
 mod calibrate;
 mod check;
@@ -46,12 +47,17 @@ enum Command {
     /// packaging)
     #[command(hide = true)]
     DistAssets(assets::AssetsArgs),
+    /// kdrill's side of an operator's disk image under `kdrill verify --image DISK` (run in the
+    /// guest by kdrill's own unit)
+    #[command(hide = true)]
+    Agent(agent::AgentArgs),
 }
 
 /// Runs one subcommand and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Check(args) => check::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Calibrate(args) => calibrate::run(args),

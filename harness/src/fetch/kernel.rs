@@ -112,6 +112,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
 pub fn resolve(spec: &KernelSpec, cache: &Path) -> Result<KernelFiles, FetchError> {
     match &spec.source {
         KernelSource::Local { vmlinuz, modules } => resolve_local(vmlinuz, modules),
+        KernelSource::Image => Err(FetchError::Resolve {
+            entry: spec.id.clone(),
+            detail: "a disk image boots the kernel inside it: there is nothing to fetch".into(),
+        }),
         KernelSource::Debian { .. } => {
             let pinned = pin::pin(spec, cache)?.ok_or_else(|| FetchError::Resolve {
                 entry: spec.id.clone(),
@@ -181,6 +185,7 @@ pub fn is_cached(spec: &KernelSpec, cache: &Path) -> bool {
                 .all(|p| cached_deb(cache, p).is_some_and(|deb| deb.is_file()))
         }),
         KernelSource::Local { vmlinuz, modules } => vmlinuz.is_file() && modules.is_dir(),
+        KernelSource::Image => true,
     }
 }
 

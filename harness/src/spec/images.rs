@@ -1,8 +1,10 @@
 //! The image registry: the guest images kdrill can boot, one recipe each in `images/<name>.yaml`,
 //! as values. A recipe names its `kind:` — how kdrill builds and follows such a guest
 //! (`minimal`: kdrill's own initramfs and `/init`; `debian`: a Debian system built with mmdebstrap
-//! whose own kdump-tools captures and reboots) — and may give `aliases:` (the word `debian` for
-//! the release the README names). A new image of a known kind is a new recipe file, no Rust.
+//! whose own kdump-tools captures and reboots; `disk`: the operator's own bootable disk image,
+//! booted through an overlay, whose own kdump service captures) — and may give `aliases:` (the
+//! word `debian` for the release the README names). A disk image can also be named by its path
+//! (`--image golden.qcow2`), without a recipe. A new image of a known kind is a new recipe file, no Rust.
 //! What differs between kinds is answered here, by methods of [`Image`], so no code elsewhere
 //! matches on an image's name or kind.
 
@@ -21,6 +23,9 @@ pub enum ImageKind {
     /// A Debian release built from packages: the distribution's own kdump-tools captures into
     /// its dump folder and the guest reboots (three boots).
     Debian,
+    /// The operator's own disk image (qcow2 or raw): its bootloader, kernel and kdump service,
+    /// booted through a qcow2 overlay; kdrill's agent reports and crashes (three boots).
+    Disk,
 }
 
 impl ImageKind {
@@ -29,6 +34,7 @@ impl ImageKind {
         match self {
             ImageKind::Minimal => "minimal",
             ImageKind::Debian => "debian",
+            ImageKind::Disk => "disk",
         }
     }
 
@@ -39,6 +45,11 @@ impl ImageKind {
 
     /// The distribution's own kdump service captures (overlays, extra disks, dump targets).
     pub fn own_kdump(self) -> bool {
+        matches!(self, ImageKind::Debian | ImageKind::Disk)
+    }
+
+    /// kdrill builds the image from the case's kernel package (the kernel entry's `.deb`).
+    pub fn builds_from_kernel(self) -> bool {
         self == ImageKind::Debian
     }
 }
@@ -57,6 +68,9 @@ const DEFAULT_NAME: &str = "minimal";
 pub struct Image {
     name: String,
     kind: ImageKind,
+    /// A disk image named by its path on the command line (no recipe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<PathBuf>,
 }
 
 impl Default for Image {
@@ -64,6 +78,7 @@ impl Default for Image {
         Image {
             name: DEFAULT_NAME.into(),
             kind: ImageKind::Minimal,
+            file: None,
         }
     }
 }
@@ -83,6 +98,47 @@ impl Image {
         self.kind
     }
 
+    /// A disk image named by its path: the file (absolute), without a recipe.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// A disk image named by its path: named after the file (`golden` for `golden.qcow2`).
+    pub fn disk_file(path: &Path) -> Result<Image, String> {
+        if !path.is_file() {
+            return Err(format!(
+                "{}: no such disk image file (give a qcow2 or raw disk image, or the name of an images/<name>.yaml recipe)",
+                path.display()
+            ));
+        }
+        let path = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let word: String = stem
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let word = word.trim_matches('-');
+        let name = if word.is_empty() {
+            "disk".to_string()
+        } else {
+            word.to_string()
+        };
+        Ok(Image {
+            name,
+            kind: ImageKind::Disk,
+            file: Some(path),
+        })
+    }
+
     /// The recipe, relative to the project root.
     pub fn recipe(&self) -> PathBuf {
         Path::new("images").join(format!("{}.yaml", self.name))
@@ -99,9 +155,15 @@ impl Image {
         self.kind.own_kdump()
     }
 
+    /// The image boots a kernel of its own (a disk image): cases have no kernel entry, and the
+    /// agent goes in at boot.
+    pub fn boots_own_kernel(&self) -> bool {
+        self.kind == ImageKind::Disk
+    }
+
     /// An operator's overlay has somewhere to go (an `/etc`).
     pub fn takes_overlay(&self) -> bool {
-        self.own_kdump()
+        self.kind == ImageKind::Debian
     }
 
     /// The capture userspace is kdrill's to choose (`images/userspace.yaml`); an image with its
@@ -124,7 +186,7 @@ impl Image {
         if hypervisor_dump {
             return Some(format!("vm-dump dumps the running guest from the hypervisor: there is no kdump-tools capture to prove on the {} image", self.name));
         }
-        if !has_deb {
+        if !has_deb && self.kind.builds_from_kernel() {
             return Some(format!(
                 "the {} image installs the kernel's .deb; a local kernel entry has none",
                 self.name
@@ -195,6 +257,7 @@ impl Registry {
                 image: Image {
                     name,
                     kind: head.kind,
+                    file: None,
                 },
                 aliases: head.aliases,
             });
@@ -212,18 +275,19 @@ impl Registry {
         Ok(Registry { entries })
     }
 
-    /// The image a word names (its recipe's name or an alias).
+    /// The image a word names (its recipe's name or an alias), or a disk image file when the
+    /// word is a path (holds a `/` or names a file here).
     pub fn find(&self, word: &str) -> Result<Image, String> {
-        self.entries
-            .iter()
-            .find(|e| e.answers(word))
-            .map(|e| e.image.clone())
-            .ok_or_else(|| {
-                format!(
-                    "unknown image `{word}`: known images are {} (images/<name>.yaml)",
-                    self.describe()
-                )
-            })
+        if let Some(entry) = self.entries.iter().find(|e| e.answers(word)) {
+            return Ok(entry.image.clone());
+        }
+        if word.contains('/') || Path::new(word).is_file() {
+            return Image::disk_file(Path::new(word));
+        }
+        Err(format!(
+            "unknown image `{word}`: known images are {} (images/<name>.yaml), or a disk image's path",
+            self.describe()
+        ))
     }
 
     /// `minimal, debian-bookworm (alias debian), debian-trixie`.
@@ -314,6 +378,7 @@ mod tests {
         let trixie = Image {
             name: "debian-trixie".into(),
             kind: ImageKind::Debian,
+            file: None,
         };
         assert!(trixie
             .refuses(true, true)
@@ -322,5 +387,23 @@ mod tests {
         assert!(trixie.refuses(false, false).unwrap().contains(".deb"));
         assert_eq!(trixie.refuses(false, true), None);
         assert_eq!(Image::default().refuses(true, false), None);
+    }
+
+    #[test]
+    fn a_disk_image_is_named_by_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("My_Golden.v2.qcow2");
+        std::fs::write(&file, b"x").unwrap();
+        let registry = test_registry();
+        let image = registry.find(file.to_str().unwrap()).unwrap();
+        assert_eq!(image.kind(), ImageKind::Disk);
+        assert_eq!(image.name(), "my-golden-v2");
+        assert_eq!(image.file(), Some(file.as_path()));
+        assert!(image.own_kdump() && !image.takes_overlay() && !image.takes_userspace());
+        // A disk image boots its own kernel: no .deb is needed; a hypervisor dump proves nothing.
+        assert_eq!(image.refuses(false, false), None);
+        assert!(image.refuses(true, false).is_some());
+        let err = registry.find("/no/such/golden.qcow2").unwrap_err();
+        assert!(err.contains("no such disk image file"), "{err}");
     }
 }

@@ -33,7 +33,31 @@ pub struct KernelSpec {
     pub path: PathBuf,
 }
 
+/// The id of a disk image's own kernel in case ids (`own/sysrq@golden`).
+pub const OWN: &str = "own";
+/// A disk image's case's `crashkernel=` when none is asked for: its bootloader's own.
+pub const OWN_CRASHKERNEL: &str = "image";
+
 impl KernelSpec {
+    /// The entry of a disk image's cases: the image boots its own kernel, with `memory_mib` and
+    /// `cpus` (0: the image recipe's; calibrate sets its sizes here); its `crashkernel=` is the
+    /// image's own unless the case asks for one.
+    pub fn own(memory_mib: u32, cpus: u32) -> KernelSpec {
+        KernelSpec {
+            id: OWN.into(),
+            why: "the disk image boots its own kernel".into(),
+            source: KernelSource::Image,
+            guest: GuestSize {
+                memory_mib,
+                cpus,
+                crashkernel: OWN_CRASHKERNEL.into(),
+            },
+            skip: BTreeMap::new(),
+            userspace: None,
+            path: PathBuf::new(),
+        }
+    }
+
     /// The project folder of this entry: the parent of its `kernels/` folder.
     pub fn project_root(&self) -> Option<&Path> {
         self.path.parent()?.parent()
@@ -44,7 +68,7 @@ impl KernelSpec {
     pub fn own_userspace(&self) -> Userspace {
         match &self.source {
             KernelSource::Debian { suite, .. } => Userspace::of_suite(suite),
-            KernelSource::Local { .. } => Userspace::Host,
+            KernelSource::Local { .. } | KernelSource::Image => Userspace::Host,
         }
     }
 }
@@ -85,6 +109,10 @@ pub enum KernelSource {
     },
     /// A kernel the user built: a bzImage and its `/lib/modules/<release>` folder.
     Local { vmlinuz: PathBuf, modules: PathBuf },
+    /// The kernel a disk image boots itself (its own bootloader picks it): nothing to fetch.
+    /// Not written in `kernels/`; a case on a disk image has this entry ([`KernelSpec::own`]).
+    #[serde(skip)]
+    Image,
 }
 
 /// The word that makes a Debian entry follow its series' newest kernel.

@@ -5,6 +5,7 @@ pub mod bounds;
 pub mod cmdline;
 pub mod crashkernel;
 pub mod debian;
+pub mod disk;
 pub mod drill;
 pub mod excerpt;
 pub mod expect;

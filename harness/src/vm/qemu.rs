@@ -44,20 +44,91 @@ pub fn command_line(config: &GuestConfig) -> Vec<String> {
         "none".into(),
         // A reboot means the guest is done (or broken): exit instead of booting again.
         "-no-reboot".into(),
+    ];
+    args.extend(size(config));
+    args.extend([
+        "-kernel".into(),
+        path(&config.kernel),
+        "-append".into(),
+        config.append.clone(),
+    ]);
+    if let Some(initrd) = &config.initrd {
+        args.extend(["-initrd".into(), path(initrd)]);
+    }
+    args.extend(channels(config));
+    if let Some(disk) = &config.disk {
+        args.extend([
+            "-drive".into(),
+            format!("file={},format=raw,if=virtio,cache=unsafe", path(disk)),
+        ]);
+    }
+    if let Some(qmp) = &config.qmp_socket {
+        args.extend([
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", path(qmp)),
+        ]);
+    }
+    if let Some(state) = &config.incoming {
+        args.extend(crate::vm::snapshot::incoming_args(state));
+    }
+    args
+}
+
+/// A guest that boots from its own disk through its firmware (a disk image): `machine` (`pc`
+/// for SeaBIOS, `q35` for OVMF), the firmware's flash images (`path`, read-only), `config`'s
+/// size and channels; no kernel of kdrill's, and it reboots (its capture reboots it). The disks
+/// are the caller's.
+pub fn firmware_line(
+    config: &GuestConfig,
+    machine: &str,
+    flash: &[(PathBuf, bool)],
+) -> Vec<String> {
+    let path = |p: &Path| p.display().to_string().replace(',', ",,");
+    let mut args: Vec<String> = vec![
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-machine".into(),
+        machine.into(),
+    ];
+    args.extend(size(config));
+    for (unit, (file, readonly)) in flash.iter().enumerate() {
+        args.extend([
+            "-drive".into(),
+            format!(
+                "if=pflash,format=raw,unit={unit},file={}{}",
+                path(file),
+                if *readonly { ",readonly=on" } else { "" }
+            ),
+        ]);
+    }
+    args.extend(channels(config));
+    if let Some(qmp) = &config.qmp_socket {
+        args.extend([
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", path(qmp)),
+        ]);
+    }
+    args
+}
+
+/// Accelerator, memory and CPUs.
+fn size(config: &GuestConfig) -> [String; 6] {
+    [
         "-accel".into(),
         config.accel.qemu_name().into(),
         "-m".into(),
         format!("{}M", config.memory_mib),
         "-smp".into(),
         config.cpus.to_string(),
-        "-kernel".into(),
-        path(&config.kernel),
-        "-append".into(),
-        config.append.clone(),
-    ];
-    if let Some(initrd) = &config.initrd {
-        args.extend(["-initrd".into(), path(initrd)]);
-    }
+    ]
+}
+
+/// ttyS0 (the console) and ttyS1 (the status channel).
+fn channels(config: &GuestConfig) -> Vec<String> {
+    let path = |p: &Path| p.display().to_string();
+    let mut args = Vec::new();
     // ttyS0: the console, logged to a file by QEMU itself, so nothing is lost if kdrill is slow to read.
     let console = match &config.console_socket {
         Some(socket) => {
@@ -87,21 +158,6 @@ pub fn command_line(config: &GuestConfig) -> Vec<String> {
         };
         args.extend(["-chardev".into(), chardev]);
         args.extend(["-serial".into(), "chardev:status".into()]);
-    }
-    if let Some(disk) = &config.disk {
-        args.extend([
-            "-drive".into(),
-            format!("file={},format=raw,if=virtio,cache=unsafe", path(disk)),
-        ]);
-    }
-    if let Some(qmp) = &config.qmp_socket {
-        args.extend([
-            "-qmp".into(),
-            format!("unix:{},server=on,wait=off", path(qmp)),
-        ]);
-    }
-    if let Some(state) = &config.incoming {
-        args.extend(crate::vm::snapshot::incoming_args(state));
     }
     args
 }

@@ -35,6 +35,8 @@ const LAYERS: &[&[&str]] = &[
     &["readiness"],
     // `kdrill drill`: a real host crashed on purpose (`check` before, the dump reader after).
     &["drill"],
+    // `kdrill agent`: kdrill's side of an operator's disk image, in the guest (`check` inside).
+    &["agent"],
     // The `kdrill` binary's commands.
     &["cli"],
 ];

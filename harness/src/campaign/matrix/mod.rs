@@ -93,10 +93,15 @@ pub fn expand_with(
     scenarios: &[String],
     setup: &Setup,
 ) -> Result<Vec<Case>, YamlError> {
-    let kernels: Vec<KernelSpec> = pick(kernels, kernel::list_ids(root))
-        .iter()
-        .map(|id| kernel::load(root, id))
-        .collect::<Result<_, _>>()?;
+    // A disk image boots its own kernel: its cases have that one entry.
+    let kernels: Vec<KernelSpec> = if setup.image.boots_own_kernel() {
+        vec![KernelSpec::own(0, 0)]
+    } else {
+        pick(kernels, kernel::list_ids(root))
+            .iter()
+            .map(|id| kernel::load(root, id))
+            .collect::<Result<_, _>>()?
+    };
     let every = scenarios.iter().any(|w| w == "all");
     let scenarios: Vec<Scenario> = pick(scenarios, scenario::list_ids(root))
         .iter()

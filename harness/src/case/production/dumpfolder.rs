@@ -30,6 +30,8 @@ pub enum Source<'a> {
     },
     /// kdrill's sshd received it here.
     Received(&'a Path),
+    /// A disk image's agent copied it onto the case disk; the host extracted that copy here.
+    Agent(&'a Path),
 }
 
 /// Finds, copies and judges the crash's folder; fills `result` (dump size, expectations, the
@@ -51,19 +53,22 @@ pub fn read(
     let copied = dir.join("dump-folder");
     std::fs::create_dir_all(&copied).map_err(|e| folder_err(e.to_string()))?;
     let (name, files, from) = match source {
-        Source::Received(receive) => {
+        Source::Received(receive) | Source::Agent(receive) => {
+            let agent = matches!(source, Source::Agent(_));
             let base = receive.join(coredir.trim_start_matches('/'));
             let name = newest_stamp(list_host(&base).iter().map(|l| l.name.as_str())).ok_or_else(
                 || {
-                    folder_err(format!(
-                        "nothing arrived at the ssh target ({})",
-                        base.display()
-                    ))
+                    folder_err(if agent {
+                        "the agent found no folder holding a dump after the crash (boot3-copy.txt, boot3-coredir-listing.txt)".to_string()
+                    } else {
+                        format!("nothing arrived at the ssh target ({})", base.display())
+                    })
                 },
             )?;
             let files = list_host(&base.join(&name));
             copy_tree(&base.join(&name), &copied.join(&name)).map_err(folder_err)?;
-            (name, files, "ssh".to_string())
+            let from = if agent { "agent" } else { "ssh" };
+            (name, files, from.to_string())
         }
         Source::Disks {
             root_qcow2,

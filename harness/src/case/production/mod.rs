@@ -8,8 +8,8 @@
 mod boots;
 pub mod diagnose;
 mod drilled;
-mod dumpfolder;
-mod prepare;
+pub(crate) mod dumpfolder;
+pub(crate) mod prepare;
 pub mod record;
 mod shaped;
 
@@ -304,7 +304,7 @@ fn split_serial(dir: &Path, restored: bool) {
 }
 
 /// The in-guest check's verdict into `result.json` (and a note everyone sees).
-fn record_check(dir: &Path, result: &mut CaseResult) {
+pub(crate) fn record_check(dir: &Path, result: &mut CaseResult) {
     let Some(json) = read_text(dir, "boot1-check.json") else {
         return;
     };
@@ -323,7 +323,7 @@ fn record_check(dir: &Path, result: &mut CaseResult) {
     }
 }
 
-fn read_text(dir: &Path, name: &str) -> Option<String> {
+pub(crate) fn read_text(dir: &Path, name: &str) -> Option<String> {
     std::fs::read(dir.join(name))
         .ok()
         .map(|b| String::from_utf8_lossy(&b).into_owned())

@@ -33,9 +33,29 @@ pub struct Production {
     /// `kdrill check --format json` in boot 1, before the crash (`boot1-check.json`).
     pub check: Option<CheckSummary>,
     pub dump_folder: Option<DumpFolder>,
+    /// An operator's disk image: the file, how it booted, and its sha256 before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskSeen>,
     /// kdrill's own Debian package the guest installed (a `drill` case), by file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kdrill_package: Option<String>,
+}
+
+/// A disk-image case's file and how kdrill booted it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskSeen {
+    pub file: String,
+    /// `qcow2` or `raw`.
+    pub format: String,
+    /// `bios` or `uefi`.
+    pub firmware: String,
+    /// How the agent went in: `cloud-init` or `libguestfs`.
+    pub inject: String,
+    pub sha256_before: String,
+    /// `None`: it could not be hashed again (the case fails).
+    pub sha256_after: Option<String>,
+    /// The kdump service the agent found (its status command and unit).
+    pub service: Option<String>,
 }
 
 /// One phase: what it waits for, its deadline, how long it took, why it failed.

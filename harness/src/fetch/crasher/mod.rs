@@ -148,7 +148,7 @@ pub fn build(
 ) -> Result<PathBuf, CrasherError> {
     let release = &files.release;
     let against = match &kernel.source {
-        KernelSource::Debian { .. } => match &files.packages {
+        KernelSource::Debian { .. } | KernelSource::Image => match &files.packages {
             Some(pinned) if !pinned.headers.is_empty() => Against::Debian {
                 kernel,
                 pinned,

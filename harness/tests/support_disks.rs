@@ -8,7 +8,7 @@
 //! its builder scripts, a variant's base's first), built when absent under a lock in that folder
 //! (two test processes never build it twice), written under a temporary name and renamed on
 //! success, its build log kept beside it as `<name>-<hash>.log`. Under TCG on 2 cores:
-//! golden-bios and golden-uefi about 2 min each, a variant under a minute (docs/measurements.md).
+//! golden-bios and golden-uefi 3–5 min each, a variant under 20 s (docs/measurements.md).
 //! Tests treat the image as read-only: boot it through a qcow2 overlay.
 
 use std::fs::File;

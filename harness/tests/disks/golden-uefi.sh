@@ -38,6 +38,7 @@ step "guestfish: partition, mkfs, tar-in, grub"
 rm -f "$disk"
 qemu-img create -q -f qcow2 "$disk" 4G
 # GPT types: C12A7328-… EFI system partition, 0FC63DAF-… Linux filesystem.
+# In `sh`, the partitions by name: /dev/sda inside the appliance is not always the image.
 timeout 1800 guestfish --format=qcow2 -a "$disk" <<GF
 set-smp 2
 run
@@ -54,7 +55,8 @@ mount /dev/sda2 /
 tar-in $tar / xattrs:true
 mkdir-p /boot/efi
 mount /dev/sda1 /boot/efi
-sh "printf 'UUID=%s / ext4 errors=remount-ro 0 1\nUUID=%s /boot/efi vfat umask=0077 0 1\n' \$(blkid -s UUID -o value /dev/sda2) \$(blkid -s UUID -o value /dev/sda1) > /etc/fstab"
+sh "printf 'UUID=%s / ext4 errors=remount-ro 0 1\nUUID=%s /boot/efi vfat umask=0077 0 1\n' \$(blkid -s UUID -o value /dev/disk/by-partlabel/root) \$(blkid -s UUID -o value /dev/disk/by-partlabel/esp) > /etc/fstab"
+sh "! grep -q 'UUID= ' /etc/fstab"
 sh "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable --no-nvram"
 sh "update-grub"
 sh "test -f /boot/efi/EFI/BOOT/BOOTX64.EFI"

@@ -112,7 +112,8 @@ impl Event {
 }
 
 /// Parses one line; anything that is not a well-formed status line of a known event gives `None`.
-/// Values run to the next ` key=` so reasons may contain spaces: `reason=kexec -p exited 1`.
+/// Values run to the next ` key=` so reasons may contain spaces: `reason=kexec -p exited 1`;
+/// `reason=` runs to the end of the line (it is always last), so it may quote `key=value` words.
 pub fn parse_line(line: &str) -> Option<Event> {
     let line = line.trim_end_matches(['\r', '\n']);
     let start = line.find("KDRILL ")?;
@@ -121,6 +122,13 @@ pub fn parse_line(line: &str) -> Option<Event> {
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
     let mut current: Option<String> = None;
     for word in words {
+        // `reason=` is the last field: it runs to the end of the line, `crashkernel=` and all.
+        if current.as_deref() == Some("reason") {
+            let value = fields.get_mut("reason")?;
+            value.push(' ');
+            value.push_str(word);
+            continue;
+        }
         match word.split_once('=') {
             Some((key, value))
                 if !key.is_empty()
@@ -189,6 +197,14 @@ mod tests {
             .unwrap();
         assert_eq!(e.field("phase"), Some("kexec"));
         assert_eq!(e.field("reason"), Some("kexec -p exited 1: Cannot load"));
+        // The reason runs to the end of the line, whatever words with `=` it quotes.
+        let e = parse_line("KDRILL fail t=9.1 phase=crashkernel reason=no crashkernel= on the command line (ro quiet=1)").unwrap();
+        assert_eq!(e.field("phase"), Some("crashkernel"));
+        assert_eq!(
+            e.field("reason"),
+            Some("no crashkernel= on the command line (ro quiet=1)")
+        );
+        assert_eq!(e.fields.len(), 2);
     }
 
     #[test]

@@ -64,6 +64,9 @@ impl Block {
 /// What a setup may not combine: an overlay needs the Debian image, a userspace the minimal
 /// one; `crashkernel=` must parse.
 pub fn check_setup(setup: &Setup) -> Result<(), String> {
+    if setup.overlay.is_some() && setup.image.boots_own_kernel() {
+        return Err(format!("an overlay is laid over kdrill's Debian images: the {} disk image is tested as it is, with its own /etc", setup.image));
+    }
     if setup.overlay.is_some() && !setup.image.takes_overlay() {
         return Err(format!("an overlay needs an image with its own kdump (`--image debian`, `image: debian-trixie`): the {} image has no /etc to put it in", setup.image));
     }

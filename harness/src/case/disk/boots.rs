@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use crate::case::budget::disk as limits;
 use crate::case::error::CaseError;
-use crate::case::production::record::Phase;
 use crate::case::verdict::CaseResult;
 use crate::host::process::last_lines;
 use crate::spec::scenario::Scenario;
@@ -50,23 +49,16 @@ impl Boots<'_> {
         wait: Wait,
         also: &[EventName],
     ) -> Result<(Instant, Event), CaseError> {
-        (self.progress)(name);
-        let got = self.watch.until_first(wait, also);
-        let now = Instant::now();
-        let phase = Phase {
-            name: name.into(),
-            deadline_seconds: self.watch.scaled(wait.limit).as_secs_f64(),
-            seconds: got
-                .as_ref()
-                .ok()
-                .map(|(at, _)| (*at - self.last).as_secs_f64()),
-            failure: got.as_ref().err().map(ToString::to_string),
-        };
-        self.last = got.as_ref().map(|(at, _)| *at).unwrap_or(now);
-        if let Some(p) = self.result.production.as_mut() {
-            p.phases.push(phase);
-        }
-        Ok(got?)
+        let (progress, last) = (self.progress, &mut self.last);
+        crate::case::production::boots::timed_phase(
+            self.watch,
+            progress,
+            last,
+            self.result,
+            name,
+            wait,
+            also,
+        )
     }
 
     fn serial_len(&self) -> Option<u64> {

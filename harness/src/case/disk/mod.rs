@@ -86,6 +86,9 @@ fn prepare(run: &Run, result: &mut CaseResult) -> Result<DiskGuest, CaseError> {
             detail: why,
         });
     }
+    if scenario.capture.makedumpfile != crate::spec::scenario::Capture::default().makedumpfile {
+        result.notes.push("the scenario's capture.makedumpfile does not apply: the image's own kdump service runs makedumpfile as it is configured".into());
+    }
     let qemu_bin = tools::require("qemu-system-x86_64").setup("host tools")?;
     let qemu_img = tools::require("qemu-img").setup("host tools")?;
     let recipe = recipe(run)?;

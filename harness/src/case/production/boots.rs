@@ -78,23 +78,8 @@ impl<'a> Boots<'a> {
         wait: Wait,
         also: &[EventName],
     ) -> Result<(Instant, Event), CaseError> {
-        (self.progress)(name);
-        let got = self.watch.until_first(wait, also);
-        let now = Instant::now();
-        let phase = Phase {
-            name: name.into(),
-            deadline_seconds: self.watch.scaled(wait.limit).as_secs_f64(),
-            seconds: got
-                .as_ref()
-                .ok()
-                .map(|(at, _)| (*at - self.last).as_secs_f64()),
-            failure: got.as_ref().err().map(ToString::to_string),
-        };
-        self.last = got.as_ref().map(|(at, _)| *at).unwrap_or(now);
-        if let Some(p) = self.result.production.as_mut() {
-            p.phases.push(phase);
-        }
-        Ok(got?)
+        let (progress, last) = (self.progress, &mut self.last);
+        timed_phase(self.watch, progress, last, self.result, name, wait, also)
     }
 
     /// Records a phase's failure found after its wait ended (a wrong event).
@@ -249,6 +234,33 @@ impl<'a> Boots<'a> {
         self.control = Some(restored.control);
         Ok(restored.qmp)
     }
+}
+
+/// Waits for `wait.event` (or one of `also`) as the phase `name` of a guest that reboots, timed
+/// from `last` (moved to its end), and records it in `result.production.phases`.
+pub(crate) fn timed_phase(
+    watch: &mut Watch,
+    progress: &dyn Fn(&str),
+    last: &mut Instant,
+    result: &mut CaseResult,
+    name: &str,
+    wait: Wait,
+    also: &[EventName],
+) -> Result<(Instant, Event), CaseError> {
+    progress(name);
+    let got = watch.until_first(wait, also);
+    let now = Instant::now();
+    let phase = Phase {
+        name: name.into(),
+        deadline_seconds: watch.scaled(wait.limit).as_secs_f64(),
+        seconds: got.as_ref().ok().map(|(at, _)| (*at - *last).as_secs_f64()),
+        failure: got.as_ref().err().map(ToString::to_string),
+    };
+    *last = got.as_ref().map(|(at, _)| *at).unwrap_or(now);
+    if let Some(p) = result.production.as_mut() {
+        p.phases.push(phase);
+    }
+    Ok(got?)
 }
 
 /// Boot 1's `boot` event from a disk no crash of kdrill's marked: a written image disk is refused.

@@ -5,7 +5,7 @@
 //! crash. `prepare` builds or reuses the image and the disks, `boots` follows the three boots,
 //! `dumpfolder` reads the dump folder off the disk, `diagnose` says why a capture failed.
 
-mod boots;
+pub(crate) mod boots;
 pub mod diagnose;
 mod drilled;
 pub(crate) mod dumpfolder;

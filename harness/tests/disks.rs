@@ -216,6 +216,30 @@ fn golden_bios_nocrashkernel() {
     );
 }
 
+/// An image without cloud-init given the cloud-init route: the agent never speaks, and the case
+/// says so with the console's last lines, at the boot deadline (scaled down here).
+fn golden_uefi_no_agent() {
+    let image = support_disks::golden("golden-uefi");
+    let out = tempfile::tempdir().unwrap();
+    let done = kdrill()
+        .args(["verify", "--image"])
+        .arg(&image)
+        .args(["--scenario", "sysrq", "--inject", "cloud-init", "--root"])
+        .arg(workspace())
+        .env("KDRILL_OUT", out.path())
+        .env("KDRILL_TIMEOUT_SCALE", "0.5")
+        .timeout(std::time::Duration::from_secs(1800))
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        stdout.contains("the image did not boot to kdrill's agent"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the console's last lines:"), "{stdout}");
+}
+
 /// Files that cannot boot are refused before any guest starts, each with why.
 fn not_bootable_files_are_refused_before_any_guest() {
     let dir = tempfile::tempdir().unwrap();
@@ -293,12 +317,13 @@ fn a_disk_image_takes_no_kernel_entry() {
 type Check = fn();
 
 /// Every VM trial: (name, check).
-const VM: [(&str, Check); 5] = [
+const VM: [(&str, Check); 6] = [
     ("golden-bios/sysrq", golden_bios_sysrq),
     ("golden-bios/nmi", golden_bios_nmi),
     ("golden-uefi/sysrq", golden_uefi_sysrq),
     ("golden-bios-nokdump/sysrq", golden_bios_nokdump),
     ("golden-bios-nocrashkernel/sysrq", golden_bios_nocrashkernel),
+    ("golden-uefi/no-agent", golden_uefi_no_agent),
 ];
 
 /// The `ci` set's one disk-image case (a golden image's first build and its three boots are

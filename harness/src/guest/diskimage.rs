@@ -366,6 +366,36 @@ mod tests {
             .contains("firmware: uefi"));
     }
 
+    /// A recipe's `url:` is fetched once into the cache and checked; curl reads `file://` too.
+    #[test]
+    fn a_download_is_checked_against_its_sha256_and_kept_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let served = dir.path().join("golden.qcow2");
+        std::fs::write(&served, b"a disk image's bytes").unwrap();
+        let sum = sha256(&served).unwrap();
+        let url = format!("file://{}", served.display());
+        let cache = dir.path().join("cache");
+        let limit = Duration::from_secs(60);
+        let got = download(&url, &sum, &cache, limit).unwrap();
+        assert_eq!(got, cache.join(format!("disks/{sum}.img")));
+        assert_eq!(std::fs::read(&got).unwrap(), b"a disk image's bytes");
+        // Kept: a second call does not fetch (the source may be gone).
+        std::fs::remove_file(&served).unwrap();
+        assert_eq!(download(&url, &sum, &cache, limit).unwrap(), got);
+        // Another file under the recipe's sha256 is refused, and nothing is kept.
+        std::fs::write(&served, b"another file").unwrap();
+        let wrong = "0".repeat(64);
+        let err = download(&url, &wrong, &cache, limit)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the server sent another file"), "{err}");
+        assert!(!cache.join(format!("disks/{wrong}.img")).exists());
+        assert!(!cache.join(format!("disks/{wrong}.part")).exists());
+        // A URL that serves nothing says so.
+        let gone = format!("file://{}/nothing.qcow2", dir.path().display());
+        assert!(download(&gone, &wrong, &cache, limit).is_err());
+    }
+
     #[test]
     fn a_file_that_is_not_a_disk_is_named_so() {
         let err = look(b"#!/bin/sh\necho hello\n").unwrap_err();

@@ -81,9 +81,6 @@ pub struct Hints {
     /// The kdump service's unit (`kdump-tools.service`, `kdump.service`).
     #[serde(default)]
     pub service: Option<String>,
-    /// The console the image writes to (`ttyS0`): kdrill's status channel is the next port.
-    #[serde(default)]
-    pub console: Option<String>,
 }
 
 /// Where the disk file comes from.

@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 
 use crate::guest::agent::{DUMP_COPY, EVIDENCE};
 use crate::host::process;
-use core::Readiness;
-use system::{
-    copy_folder, coredir, last, list_coredir, packages, release, run, status_command, sync,
-    unit_state,
-};
+use crate::readiness::kdumpconf::Flavour;
+use core::{status_command, Readiness};
+use system::{copy_folder, coredir, last, list_coredir, packages, release, run, sync, unit_state};
 
 /// Where the agent remembers, in the overlay, that it armed a crash (seconds since the epoch).
 const ARMED: &str = "/var/lib/kdrill/agent-armed";
@@ -179,15 +177,7 @@ impl Agent {
         let (ready, words) = self.wait_ready(flavour);
         self.keep("boot1-service-status.txt", &words);
         if let Readiness::NotReady(why) = ready {
-            return Err((
-                "kdump-service",
-                format!(
-                    "{} says it is not ready ({} is {}): {why}",
-                    status_command(flavour).join(" "),
-                    flavour.unit(),
-                    unit_state(flavour.unit())
-                ),
-            ));
+            return Err(("kdump-service", not_ready(flavour, &why)));
         }
         self.keep("packages.txt", &packages());
         let check = self.check("boot1-check.json", "boot1-check.stderr");
@@ -325,12 +315,7 @@ impl Agent {
         if let Readiness::NotReady(why) = ready {
             return Err((
                 "boot3",
-                format!(
-                    "after the crash {} says it is not ready ({} is {}): {why}",
-                    status_command(flavour).join(" "),
-                    flavour.unit(),
-                    unit_state(flavour.unit())
-                ),
+                format!("after the crash {}", not_ready(flavour, &why)),
             ));
         }
         self.status("ready", &["boot=3".into(), format!("dumps={copied}")]);
@@ -339,4 +324,14 @@ impl Agent {
         let _ = run(&["systemctl".into(), "poweroff".into()]);
         Ok(())
     }
+}
+
+/// `kdump-config status says it is not ready (kdump-tools.service is active): <its words>`.
+fn not_ready(flavour: Flavour, why: &str) -> String {
+    format!(
+        "{} says it is not ready ({} is {}): {why}",
+        status_command(flavour).join(" "),
+        flavour.unit(),
+        unit_state(flavour.unit())
+    )
 }

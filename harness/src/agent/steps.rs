@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::core::status_command;
 use super::core::{self, Readiness};
-use super::system::{last, run, status_command, sync, unit_state, which};
+use super::system::{last, run, sync, unit_state, which};
 use super::{Agent, ASKED, READY_WAIT};
 use crate::readiness::kdumpconf::Flavour;
 

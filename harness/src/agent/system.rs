@@ -6,11 +6,7 @@ use std::process::Command;
 
 use super::{core, COMMAND};
 use crate::host::process;
-use crate::readiness::kdumpconf::{self, Flavour, Target};
-
-pub(super) fn status_command(flavour: Flavour) -> &'static [&'static str] {
-    core::status_command(flavour)
-}
+use crate::readiness::kdumpconf::{self, Target};
 
 /// The dump folder the image's kdump configuration names (a hint first), else `/var/crash`.
 pub(super) fn coredir(hint: &str) -> String {
@@ -180,7 +176,4 @@ pub(super) fn last(out: &str) -> &str {
         .trim()
 }
 
-pub(super) fn sync() {
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
-}
+pub(super) use crate::host::atomic::flush_all as sync;

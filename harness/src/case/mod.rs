@@ -22,7 +22,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::host::interrupt;
 use crate::spec::kernel::KernelSpec;
-use crate::spec::scenario::{Scenario, Trigger};
+use crate::spec::scenario::Scenario;
 use crate::spec::setup::Setup;
 use crate::spec::userspace::Userspace;
 use error::CaseError;
@@ -116,13 +116,8 @@ impl Case {
                 self.scenario.id
             ));
         }
-        if image.boots_own_kernel() {
-            if let Some(why) = disk::settings::refuses(self.scenario.trigger) {
-                return Some(why);
-            }
-        }
         image.refuses(
-            self.scenario.trigger == Trigger::VmDump,
+            self.scenario.trigger,
             self.kernel.source.pinned_image().is_some() || self.kernel.source.is_tracking(),
         )
     }

@@ -233,8 +233,7 @@ pub fn crash(root: &Root, mut armed: Armed, route: Route, delay: u64) -> DrillEr
             why: format!("cannot write the marker to /dev/kmsg: {e}"),
         };
     }
-    // SAFETY: sync(2) takes no arguments and cannot fail.
-    unsafe { libc::sync() };
+    crate::host::atomic::flush_all();
     let (file, word) = route.trigger();
     let why = match std::fs::write(file, word) {
         Ok(()) => {

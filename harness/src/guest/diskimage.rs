@@ -295,7 +295,7 @@ pub fn inject(
 
 /// Runs `command` under `limit`; its stdout, or what failed.
 fn run(command: &mut Command, limit: Duration) -> Result<Vec<u8>, DiskImageError> {
-    let line = format!("{command:?}").replace('"', "");
+    let line = process::describe(command);
     let done = process::run(command, limit).map_err(|e| DiskImageError::Tool {
         command: line.clone(),
         detail: e.to_string(),

@@ -24,6 +24,12 @@ pub enum AtomicError {
     },
 }
 
+/// Every filesystem's dirty data to its disk (`sync(2)`), before a crash on purpose.
+pub fn flush_all() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
 /// Writes `bytes` to `path` atomically. The new file keeps the mode of the file it replaces, else
 /// it is 0644: world-readable, as node_exporter (user `prometheus`) must read a file root wrote.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), AtomicError> {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::trigger::Trigger;
 use crate::spec::yaml::{self, YamlError};
 
 /// How kdrill builds and follows a guest.
@@ -179,12 +180,22 @@ impl Image {
 
     /// Why a route cannot be proved on this image, if it cannot: a dump taken by the hypervisor
     /// proves nothing of the image's own kdump.
-    pub fn refuses(&self, hypervisor_dump: bool, has_deb: bool) -> Option<String> {
+    pub fn refuses(&self, trigger: Trigger, has_deb: bool) -> Option<String> {
         if !self.own_kdump() {
             return None;
         }
-        if hypervisor_dump {
+        if trigger == Trigger::VmDump {
             return Some(format!("vm-dump dumps the running guest from the hypervisor: there is no kdump-tools capture to prove on the {} image", self.name));
+        }
+        // A disk image boots a kernel kdrill has no headers or package of.
+        if self.boots_own_kernel() {
+            return match trigger {
+                Trigger::Crasher | Trigger::HangThenNmi => Some(
+                    "the crasher module is built against the kernel's headers, which a disk image does not give kdrill: on a disk image use sysrq, nmi, sysrq-serial, sysrq-keyboard or watchdog".into(),
+                ),
+                Trigger::Drill => Some("a drill runs kdrill's Debian package on the host: on a disk image, `verify --scenario sysrq` proves the same capture".into()),
+                _ => None,
+            };
         }
         if !has_deb && self.kind.builds_from_kernel() {
             return Some(format!(
@@ -381,12 +392,15 @@ mod tests {
             file: None,
         };
         assert!(trixie
-            .refuses(true, true)
+            .refuses(Trigger::VmDump, true)
             .unwrap()
             .contains("on the debian-trixie image"));
-        assert!(trixie.refuses(false, false).unwrap().contains(".deb"));
-        assert_eq!(trixie.refuses(false, true), None);
-        assert_eq!(Image::default().refuses(true, false), None);
+        assert!(trixie
+            .refuses(Trigger::Sysrq, false)
+            .unwrap()
+            .contains(".deb"));
+        assert_eq!(trixie.refuses(Trigger::Sysrq, true), None);
+        assert_eq!(Image::default().refuses(Trigger::VmDump, false), None);
     }
 
     #[test]
@@ -401,8 +415,16 @@ mod tests {
         assert_eq!(image.file(), Some(file.as_path()));
         assert!(image.own_kdump() && !image.takes_overlay() && !image.takes_userspace());
         // A disk image boots its own kernel: no .deb is needed; a hypervisor dump proves nothing.
-        assert_eq!(image.refuses(false, false), None);
-        assert!(image.refuses(true, false).is_some());
+        assert_eq!(image.refuses(Trigger::Sysrq, false), None);
+        assert!(image.refuses(Trigger::VmDump, false).is_some());
+        // Routes a disk image cannot take say why.
+        assert_eq!(image.refuses(Trigger::Nmi, false), None);
+        assert_eq!(image.refuses(Trigger::Watchdog, false), None);
+        assert!(image
+            .refuses(Trigger::Crasher, false)
+            .unwrap()
+            .contains("headers"));
+        assert!(image.refuses(Trigger::Drill, false).is_some());
         let err = registry.find("/no/such/golden.qcow2").unwrap_err();
         assert!(err.contains("no such disk image file"), "{err}");
     }

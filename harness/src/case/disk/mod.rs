@@ -9,7 +9,7 @@ mod boots;
 pub mod budget;
 pub mod settings;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::case::budget::disk as limits;
@@ -17,6 +17,7 @@ use crate::case::error::{CaseError, SetupContext};
 use crate::case::flow::Run;
 use crate::case::image::{ImageFlow, Launch, PreparedGuest};
 use crate::case::production::dumpfolder;
+use crate::case::production::prepare::drive;
 use crate::case::production::record::{DiskSeen, Production};
 use crate::case::verdict::CaseResult;
 use crate::guest::agent::EVIDENCE;
@@ -80,12 +81,6 @@ pub fn recipe(run: &Run) -> Result<DiskRecipe, CaseError> {
 fn prepare(run: &Run, result: &mut CaseResult) -> Result<DiskGuest, CaseError> {
     let case = run.case;
     let scenario = &case.scenario;
-    if let Some(why) = settings::refuses(scenario.trigger) {
-        return Err(CaseError::Setup {
-            what: "scenario",
-            detail: why,
-        });
-    }
     if scenario.capture.makedumpfile != crate::spec::scenario::Capture::default().makedumpfile {
         result.notes.push("the scenario's capture.makedumpfile does not apply: the image's own kdump service runs makedumpfile as it is configured".into());
     }
@@ -182,6 +177,8 @@ fn prepare(run: &Run, result: &mut CaseResult) -> Result<DiskGuest, CaseError> {
     let size = casedisk::size_mib(&files) + u64::from(memory_mib);
     casedisk::create(&case_disk, &s.join("case"), &files, size).setup("case disk")?;
 
+    // kdrill's helper kernel (cached): libguestfs's appliance boots it, and the KVM probe.
+    let helper = settings::helper_kernel(run.options, progress);
     let mut drives = vec![
         drive(&root, "qcow2", "writeback", false),
         drive(&case_disk, "raw", "unsafe", false),
@@ -196,7 +193,12 @@ fn prepare(run: &Run, result: &mut CaseResult) -> Result<DiskGuest, CaseError> {
         }
         Inject::Libguestfs => {
             progress("writing kdrill's unit into the overlay (libguestfs)");
-            let guestfs = settings::guestfs(run.options, progress)?;
+            let helper = helper.as_ref().map_err(|e| CaseError::Setup {
+                what: "libguestfs",
+                detail: e.to_string(),
+            })?;
+            let guestfs = crate::guest::guestfs::Guestfs::prepare(&run.options.cache, helper)
+                .setup("libguestfs")?;
             diskimage::inject(&guestfs, &root, s, limits::INJECT)
                 .setup("libguestfs (virt-customize into the overlay)")?;
         }
@@ -204,8 +206,8 @@ fn prepare(run: &Run, result: &mut CaseResult) -> Result<DiskGuest, CaseError> {
 
     // Whether KVM works is probed once per host boot with a kernel kdrill caches (the one
     // libguestfs's appliance boots): a /dev/kvm that opens may still run nothing.
-    let (accel, why) = match settings::probe_kernel(run.options, progress) {
-        Ok(vmlinuz) => crate::vm::accel::choose(&qemu_bin, &vmlinuz, &run.options.cache, s),
+    let (accel, why) = match &helper {
+        Ok(files) => crate::vm::accel::choose(&qemu_bin, &files.vmlinuz, &run.options.cache, s),
         Err(e) => (
             crate::vm::accel::Accel::Tcg,
             format!("TCG: no kernel to probe KVM with ({e})"),
@@ -270,18 +272,6 @@ fn prepare(run: &Run, result: &mut CaseResult) -> Result<DiskGuest, CaseError> {
     })
 }
 
-/// A virtio disk (`/dev/vdX` in the order given).
-fn drive(path: &Path, format: &str, cache: &str, readonly: bool) -> [String; 2] {
-    [
-        "-drive".into(),
-        format!(
-            "file={},format={format},if=virtio,cache={cache}{}",
-            path.display().to_string().replace(',', ",,"),
-            if readonly { ",readonly=on" } else { "" }
-        ),
-    ]
-}
-
 impl PreparedGuest for DiskGuest {
     fn launch(&self) -> Launch {
         Launch {
@@ -332,9 +322,7 @@ fn collect(
 ) -> Result<(), CaseError> {
     (run.progress)("reading the evidence");
     let read_started = Instant::now();
-    for name in EVIDENCE {
-        let _ = dumpdisk::extract(&guest.case_disk, name, &run.dir.join(name));
-    }
+    casedisk::collect_named(&guest.case_disk, run.dir, EVIDENCE);
     boots::split_serial(run.dir, &guest.cuts);
     crate::case::production::record_check(run.dir, result);
     let service = crate::case::production::read_text(run.dir, "agent-service.txt");

@@ -1,6 +1,6 @@
 //! A disk-image case's settings beyond its recipe: the command line's `--firmware` and
 //! `--inject` (exported as `KDRILL_DISK_FIRMWARE` and `KDRILL_DISK_INJECT`, so test processes
-//! see them too), the routes a disk image can take, what the agent is told, and libguestfs's
+//! see them too), the firmware's files, what the agent is told, and libguestfs's
 //! appliance kernel.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use crate::case::error::{CaseError, SetupContext};
 use crate::case::RunOptions;
 use crate::spec::disk::{DiskRecipe, Firmware, Inject};
-use crate::spec::scenario::Trigger;
 
 /// `--firmware` as the environment carries it.
 pub const FIRMWARE_VAR: &str = "KDRILL_DISK_FIRMWARE";
@@ -75,20 +74,6 @@ pub fn check_flags(
     Ok(())
 }
 
-/// Why a route cannot run on a disk image, if it cannot: the crasher module is built against
-/// the kernel's headers, which an operator's image does not give kdrill; a drill needs kdrill's
-/// package in the image; a hypervisor dump proves nothing of the image's kdump.
-pub fn refuses(trigger: Trigger) -> Option<String> {
-    match trigger {
-        Trigger::Crasher | Trigger::HangThenNmi => Some(
-            "the crasher module is built against the kernel's headers, which a disk image does not give kdrill: on a disk image use sysrq, nmi, sysrq-serial, sysrq-keyboard or watchdog".into(),
-        ),
-        Trigger::Drill => Some("a drill runs kdrill's Debian package on the host: on a disk image, `verify --scenario sysrq` proves the same capture".into()),
-        Trigger::VmDump => Some("vm-dump dumps the running guest from the hypervisor: there is no capture by the image's own kdump to prove".into()),
-        _ => None,
-    }
-}
-
 /// What the agent is told beyond the scenario's settings: the reservation to set through the
 /// bootloader (`--crashkernel`, opt-in), the recipe's hints.
 pub fn agent_env(recipe: &DiskRecipe, crashkernel: Option<&str>) -> String {
@@ -110,8 +95,9 @@ pub fn agent_env(recipe: &DiskRecipe, crashkernel: Option<&str>) -> String {
 /// `/boot` kernel of its own.
 pub const APPLIANCE_KERNEL: &str = "debian-6.1";
 
-/// [`APPLIANCE_KERNEL`]'s files, from kdrill's cache (fetched the first time).
-fn appliance_kernel(
+/// [`APPLIANCE_KERNEL`]'s files, from kdrill's cache (fetched the first time): the kernel
+/// libguestfs's appliance boots, and the KVM probe (`vm::accel`).
+pub fn helper_kernel(
     options: &RunOptions,
     progress: &dyn Fn(&str),
 ) -> Result<crate::fetch::kernel::KernelFiles, CaseError> {
@@ -122,23 +108,6 @@ fn appliance_kernel(
     let spec = crate::spec::kernel::load(&root, APPLIANCE_KERNEL).setup("helper kernel")?;
     progress("fetching kdrill's helper kernel");
     crate::fetch::kernel::resolve(&spec, &options.cache).setup("helper kernel")
-}
-
-/// The kernel the KVM probe boots (`vm::accel`): [`APPLIANCE_KERNEL`]'s.
-pub fn probe_kernel(
-    options: &RunOptions,
-    progress: &dyn Fn(&str),
-) -> Result<std::path::PathBuf, CaseError> {
-    Ok(appliance_kernel(options, progress)?.vmlinuz)
-}
-
-/// libguestfs set up for this host: the appliance boots [`APPLIANCE_KERNEL`] from kdrill's cache.
-pub fn guestfs(
-    options: &RunOptions,
-    progress: &dyn Fn(&str),
-) -> Result<crate::guest::guestfs::Guestfs, CaseError> {
-    let files = appliance_kernel(options, progress)?;
-    crate::guest::guestfs::Guestfs::prepare(&options.cache, &files).setup("libguestfs")
 }
 
 /// The agent's `packages.txt` (`<package> <version>` per line).
@@ -192,14 +161,6 @@ mod tests {
         let p = packages("makedumpfile 1:1.7.6-1\nkdump-tools 1:1.10.4\n\n");
         assert_eq!(p["makedumpfile"], "1:1.7.6-1");
         assert_eq!(p.len(), 2);
-    }
-
-    #[test]
-    fn routes_a_disk_image_cannot_take_say_why() {
-        assert!(refuses(Trigger::Sysrq).is_none() && refuses(Trigger::Nmi).is_none());
-        assert!(refuses(Trigger::Watchdog).is_none());
-        assert!(refuses(Trigger::Crasher).unwrap().contains("headers"));
-        assert!(refuses(Trigger::VmDump).is_some() && refuses(Trigger::Drill).is_some());
     }
 
     #[test]

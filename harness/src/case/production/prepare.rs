@@ -267,10 +267,10 @@ pub fn machine(
 /// the case disk, extra disks (part of a shape's key, with placeholder files).
 pub fn drives(root: &Path, case_disk: &Path, extra_disks: &[PathBuf]) -> Vec<String> {
     let mut args = Vec::new();
-    args.extend(drive(root, "qcow2", "writeback"));
-    args.extend(drive(case_disk, "raw", "unsafe"));
+    args.extend(drive(root, "qcow2", "writeback", false));
+    args.extend(drive(case_disk, "raw", "unsafe", false));
     for disk in extra_disks {
-        args.extend(drive(disk, "raw", "writeback"));
+        args.extend(drive(disk, "raw", "writeback", false));
     }
     args
 }
@@ -306,12 +306,13 @@ pub fn rebooting(mut args: Vec<String>) -> Vec<String> {
 }
 
 /// A virtio disk (`/dev/vdX` in the order given).
-fn drive(path: &Path, format: &str, cache: &str) -> [String; 2] {
+pub(crate) fn drive(path: &Path, format: &str, cache: &str, readonly: bool) -> [String; 2] {
     [
         "-drive".into(),
         format!(
-            "file={},format={format},if=virtio,cache={cache}",
-            path.display().to_string().replace(',', ",,")
+            "file={},format={format},if=virtio,cache={cache}{}",
+            path.display().to_string().replace(',', ",,"),
+            if readonly { ",readonly=on" } else { "" }
         ),
     ]
 }
@@ -325,7 +326,7 @@ mod tests {
         let args = rebooting(vec!["-nodefaults".into(), "-no-reboot".into(), "-m".into()]);
         assert_eq!(args, ["-nodefaults", "-m"]);
         assert_eq!(
-            drive(Path::new("/s/a,b.img"), "raw", "unsafe")[1],
+            drive(Path::new("/s/a,b.img"), "raw", "unsafe", false)[1],
             "file=/s/a,,b.img,format=raw,if=virtio,cache=unsafe"
         );
     }

@@ -81,9 +81,15 @@ pub fn create(disk: &Path, staging: &Path, files: &Files, size_mib: u64) -> Resu
     dumpdisk::create_from(disk, size_mib, "kdrill-case", staging).map_err(|e| e.to_string())
 }
 
-/// Copies the guest's evidence off the case disk into `dir`; the names found.
+/// Copies the guest's evidence ([`EVIDENCE`]) off the case disk into `dir`; the names found.
 pub fn collect(disk: &Path, dir: &Path) -> Vec<String> {
-    EVIDENCE
+    collect_named(disk, dir, EVIDENCE)
+}
+
+/// Copies the files `names` off the case disk into `dir` (a disk image's agent leaves its own
+/// list, `guest::agent::EVIDENCE`); the names found.
+pub fn collect_named(disk: &Path, dir: &Path, names: &[&str]) -> Vec<String> {
+    names
         .iter()
         .filter(|name| matches!(dumpdisk::extract(disk, name, &dir.join(name)), Ok(true)))
         .map(|name| name.to_string())
